@@ -1,0 +1,1 @@
+"""Cross-cutting plumbing only: settings, database sessions, errors."""

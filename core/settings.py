@@ -1,0 +1,134 @@
+"""The one settings object. Every knob is an environment variable with the ``DCO_`` prefix
+(``DCO_CONTENT_DIR``, ``DCO_DATABASE_URL`` …) or a ``.env`` entry.
+
+Content locations default to the parts of ``DCO_CONTENT_DIR`` (a folder laid out like
+``../shared``: ``attack/``, ``sigma/``, ``atomics/``, ``emulation-library/``,
+``security-datasets/``, ``evtx-samples/``); each can be pointed elsewhere on its own, so
+a deployment can use its own Sigma or Atomic Red Team checkout.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+from platformdirs import user_cache_dir, user_data_dir
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.errors import ConfigError
+
+OFFICIAL_ATTACK_URL = (
+    "https://raw.githubusercontent.com/mitre-attack/attack-stix-data/master/enterprise-attack/enterprise-attack.json"
+)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DCO_", env_file=".env", extra="ignore")
+
+    # -- content ---------------------------------------------------------------------------
+    content_dir: Path | None = Field(None, description="Folder laid out like ../shared (attack/, sigma/, …).")
+    attack_source: str | None = Field(
+        None,
+        description="ATT&CK source: a bundle file (.json or .json.gz), an https URL, or "
+        "taxii+https://server/api-root/collections/<id>/ . Defaults to the newest enterprise "
+        "bundle in the content folder, else the official attack-stix-data URL.",
+    )
+    attack_domain: str = Field("enterprise", description="enterprise, mobile or ics.")
+    sigma_dir: Path | None = None
+    atomics_dir: Path | None = None
+    emulation_dir: Path | None = None
+    datasets_dir: Path | None = None
+    evtx_dir: Path | None = None
+
+    # -- state -----------------------------------------------------------------------------
+    data_dir: Path = Field(default_factory=lambda: Path(user_data_dir("dcoflow")))
+    cache_dir: Path = Field(default_factory=lambda: Path(user_cache_dir("dcoflow")))
+    database_url: str | None = Field(None, description="SQLAlchemy URL; SQLite file in data_dir when unset.")
+    output_dir: Path = Field(Path("dco-demo"), description="Where exports are written.")
+
+    # -- HTTP --------------------------------------------------------------------------------
+    http_timeout_s: float = 30.0
+    http_retries: int = 3
+    http_backoff_s: float = 0.5
+
+    # -- SIEMs and other systems -----------------------------------------------------------------
+    elastic_url: str | None = None
+    elastic_index: str = "logs-*"
+    elastic_api_key: SecretStr | None = None
+    elastic_user: str | None = None
+    elastic_password: SecretStr | None = None
+    splunk_url: str | None = None
+    splunk_token: SecretStr | None = None
+    splunk_index: str = "main"
+    caldera_url: str | None = None
+    caldera_api_key: SecretStr | None = None
+    thehive_url: str | None = None
+    thehive_api_key: SecretStr | None = None
+    thehive_organisation: str | None = None
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+
+    # -- hunting limits ------------------------------------------------------------------------------
+    max_archive_member_bytes: int = Field(2 * 1024**3, description="Refuse zip members larger than this.")
+
+    # -- derived locations -----------------------------------------------------------------------------
+    def _part(self, explicit: Path | None, name: str) -> Path | None:
+        if explicit is not None:
+            return explicit
+        if self.content_dir is not None:
+            return self.content_dir / name
+        return None
+
+    def content_path(self, part: str) -> Path:
+        """Resolve a content part (``sigma``, ``atomics``, …) or say which setting to use."""
+        explicit = {
+            "attack": None,
+            "sigma": self.sigma_dir,
+            "atomics": self.atomics_dir,
+            "emulation-library": self.emulation_dir,
+            "security-datasets": self.datasets_dir,
+            "evtx-samples": self.evtx_dir,
+        }
+        if part not in explicit:
+            raise ConfigError(f"unknown content part {part!r}", object=part, hint=f"one of {sorted(explicit)}")
+        path = self._part(explicit[part], part)
+        env = "DCO_" + {"emulation-library": "EMULATION", "security-datasets": "DATASETS",
+                        "evtx-samples": "EVTX"}.get(part, part.upper()) + "_DIR"
+        if path is None:
+            raise ConfigError(
+                f"no location for {part} content",
+                object=part,
+                hint=f"set DCO_CONTENT_DIR to a folder laid out like ../shared, or {env}",
+            )
+        if not path.exists():
+            raise ConfigError(f"{path} does not exist", object=part, hint=f"check DCO_CONTENT_DIR or {env}")
+        return path
+
+    def default_attack_source(self, domain: str | None = None) -> str:
+        """The configured source, else the newest bundle of the domain in the content folder, else the URL."""
+        domain = domain or self.attack_domain
+        if self.attack_source:
+            return self.attack_source
+        if self.content_dir is not None and (self.content_dir / "attack").is_dir():
+            bundles = sorted(
+                (self.content_dir / "attack").glob(f"{domain}-attack-*.json*"),
+                key=lambda p: [int(x) for x in re.findall(r"\d+", p.name.split("attack-")[-1])],
+            )
+            if bundles:
+                return str(bundles[-1])
+        return OFFICIAL_ATTACK_URL.replace("enterprise", domain)
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{self.data_dir / 'dcoflow.db'}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings; tests call ``get_settings.cache_clear()`` after changing env."""
+    return Settings()

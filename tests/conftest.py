@@ -1,0 +1,40 @@
+"""Shared test fixtures.
+
+Real data lives in ``../shared`` (read-only). Tests reach it through ``shared_dir``
+(override with ``DCO_TEST_SHARED``), never by copying it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core.settings import Settings, get_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("DCO_TEST_SHARED", ROOT.parent / "shared")).resolve()
+ENTERPRISE_BUNDLE = SHARED / "attack" / "enterprise-attack-18.1.json.gz"
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        pytest.fail(f"shared content not found at {SHARED}; set DCO_TEST_SHARED")
+    return SHARED
+
+
+@pytest.fixture()
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_dir: Path) -> Iterator[Settings]:
+    """Settings pointing at the shared content and a private SQLite database and cache."""
+    monkeypatch.setenv("DCO_CONTENT_DIR", str(shared_dir))
+    monkeypatch.setenv("DCO_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("DCO_CACHE_DIR", str(os.environ.get("DCO_TEST_CACHE", tmp_path / "cache")))
+    monkeypatch.setenv("DCO_OUTPUT_DIR", str(tmp_path / "out"))
+    monkeypatch.delenv("DCO_DATABASE_URL", raising=False)
+    monkeypatch.delenv("DCO_ATTACK_SOURCE", raising=False)
+    get_settings.cache_clear()
+    yield get_settings()
+    get_settings.cache_clear()

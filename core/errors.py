@@ -22,7 +22,7 @@ class DcoError(Exception):
         reason: str,
         *,
         system: str | None = None,
-        object: str | None = None,  # noqa: A002 - the vocabulary of the design notes
+        object: str | None = None,
         retryable: bool = False,
         hint: str | None = None,
         details: dict[str, Any] | None = None,

@@ -1,0 +1,197 @@
+"""A Defensive Cyberspace Operation: the spec a coordinator writes (pydantic, validated at
+the edge: operation file, flow parameters, CLI) and the stored row with its state."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from sqlalchemy import JSON, Column
+from sqlmodel import Field as SqlField
+from sqlmodel import SQLModel
+
+from models.stix.markings import Tlp
+
+
+class DcoType(StrEnum):
+    THREAT_HUNT = "threat-hunt"
+    ADVERSARY_EMULATION = "adversary-emulation"
+    PURPLE_TEAM = "purple-team"
+    INCIDENT_RESPONSE_SUPPORT = "incident-response-support"
+
+    @property
+    def hunts(self) -> bool:
+        return self in (DcoType.THREAT_HUNT, DcoType.PURPLE_TEAM, DcoType.INCIDENT_RESPONSE_SUPPORT)
+
+    @property
+    def emulates(self) -> bool:
+        return self in (DcoType.ADVERSARY_EMULATION, DcoType.PURPLE_TEAM)
+
+
+class DcoState(StrEnum):
+    DRAFT = "draft"
+    PLANNED = "planned"
+    APPROVED = "approved"
+    CONDUCTING = "conducting"
+    ASSESSING = "assessing"
+    FOLLOW_UP = "follow-up"
+    CLOSED = "closed"
+
+
+class Role(StrEnum):
+    LEAD = "lead"
+    CONDUCT = "conduct"
+    SUPPORT = "support"
+    INFORMED = "informed"
+
+
+class Platform(StrEnum):
+    """ATT&CK platform names (as in x_mitre_platforms), lower-cased for matching."""
+
+    WINDOWS = "windows"
+    LINUX = "linux"
+    MACOS = "macos"
+    NETWORK = "network devices"
+    CONTAINERS = "containers"
+    IAAS = "iaas"
+    SAAS = "saas"
+    OFFICE = "office suite"
+    IDENTITY = "identity provider"
+    ESXI = "esxi"
+
+
+class Via(StrEnum):
+    """How a technique is attributed to a group: its own use, an attributed campaign, its software."""
+
+    DIRECT = "direct"
+    CAMPAIGNS = "campaigns"
+    SOFTWARE = "software"
+
+
+_Strict = ConfigDict(extra="forbid", use_enum_values=False)
+
+
+class Scope(BaseModel):
+    model_config = _Strict
+    enclaves: list[str] = Field(default_factory=list, description="Networks/enclaves in scope.")
+    asset_groups: list[str] = Field(default_factory=list, description="Asset groups in scope.")
+    platforms: list[Platform] = Field(default_factory=lambda: [Platform.WINDOWS], description="ATT&CK platforms.")
+    hosts: list[str] = Field(default_factory=list, description="Named hosts in scope (lab hosts for emulation).")
+
+    @field_validator("platforms", mode="before")
+    @classmethod
+    def _lower(cls, v: Any) -> Any:
+        return [p.lower() if isinstance(p, str) else p for p in v] if isinstance(v, list) else v
+
+
+class ThreatProfile(BaseModel):
+    model_config = _Strict
+    groups: list[str] = Field(default_factory=list, description="ATT&CK groups: id (G0016), name or alias.")
+    campaigns: list[str] = Field(default_factory=list, description="ATT&CK campaigns: id (C0024) or name.")
+    software: list[str] = Field(default_factory=list, description="ATT&CK software: id (S0154) or name.")
+    techniques: list[str] = Field(default_factory=list, description="Extra technique ids (T1059.001).")
+    emulation_plan: str | None = Field(None, description="Path to a CTID emulation plan YAML (format 1.0).")
+    via: list[Via] = Field(
+        default_factory=lambda: [Via.DIRECT, Via.CAMPAIGNS],
+        description="Which group attributions count: direct, campaigns, software.",
+    )
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> ThreatProfile:
+        if not (self.groups or self.campaigns or self.software or self.techniques or self.emulation_plan):
+            raise ValueError("name at least one group, campaign, software, technique or emulation_plan")
+        return self
+
+
+class Participant(BaseModel):
+    model_config = _Strict
+    organisation: str = Field(description="e.g. CyOC, JISD, NCIA, OCIO")
+    role: Role
+    contact: str | None = None
+
+
+class Window(BaseModel):
+    model_config = _Strict
+    start: datetime
+    end: datetime
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Window:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+class Marking(BaseModel):
+    model_config = _Strict
+    tlp: Tlp = Tlp.AMBER
+    classification: str | None = Field(None, description="e.g. NATO RESTRICTED")
+    releasability: str | None = Field(None, description="e.g. REL TO NATO")
+
+    @property
+    def statement(self) -> str | None:
+        parts = [p for p in (self.classification, self.releasability) if p]
+        return " — ".join(parts) or None
+
+
+class RulesOfEngagement(BaseModel):
+    model_config = _Strict
+    allowed_hosts: list[str] = Field(default_factory=list, description="Hosts emulation may run on.")
+    allowed_platforms: list[Platform] = Field(default_factory=list, description="Empty: the scope's platforms.")
+    allowed_executors: list[str] = Field(
+        default_factory=lambda: ["manual", "caldera", "sh", "bash"],
+        description="Executors emulation may use (manual, caldera, sh, bash, powershell, command_prompt).",
+    )
+    forbidden_techniques: list[str] = Field(default_factory=list)
+    destructive_allowed: bool = False
+    requires_elevation_allowed: bool = False
+    max_step_seconds: int = Field(300, gt=0)
+    deconfliction_contacts: list[str] = Field(default_factory=list, description="Who is told before a step.")
+    notes: str | None = None
+
+
+class DcoSpec(BaseModel):
+    """What a coordinator writes in an operation file or fills in the planning form."""
+
+    model_config = _Strict
+    name: str = Field(min_length=3, max_length=120)
+    objective: str = Field(min_length=3)
+    type: DcoType
+    scope: Scope = Field(default_factory=Scope)
+    threat_profile: ThreatProfile
+    participants: list[Participant] = Field(default_factory=list)
+    window: Window | None = None
+    marking: Marking = Field(default_factory=Marking)
+    rules_of_engagement: RulesOfEngagement = Field(default_factory=RulesOfEngagement)
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-")[:60]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Operation(SQLModel, table=True):
+    """A stored DCO. ``version`` increases on every write (optimistic locking)."""
+
+    __tablename__ = "operation"
+
+    id: str = SqlField(primary_key=True, max_length=64)
+    name: str = SqlField(index=True, unique=True, max_length=120)
+    type: DcoType
+    state: DcoState = DcoState.DRAFT
+    spec: dict[str, Any] = SqlField(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = SqlField(default_factory=utcnow)
+    updated_at: datetime = SqlField(default_factory=utcnow)
+    approved_by: str | None = None
+    approved_at: datetime | None = None
+    version: int = 1
+
+    @property
+    def dco(self) -> DcoSpec:
+        return DcoSpec.model_validate(self.spec)

@@ -1,0 +1,1 @@
+"""STIX 2.1: deterministic ids, markings, object builders and the object store table."""

@@ -55,3 +55,17 @@ class HuntOutcome:
     events_read: int = 0
     reports: list[BatchReport] = field(default_factory=list)  # bad records per input file
     duration_s: float = 0.0
+
+
+@dataclass(slots=True)
+class HuntSelection:
+    """Which rules a hunt runs. Empty fields select everything; all given fields must match."""
+
+    techniques: list[str] = field(default_factory=list)  # T1003 also selects T1003.001
+    tags: list[str] = field(default_factory=list)  # e.g. attack.credential-access, cve.2021-44228
+    products: list[str] = field(default_factory=list)  # logsource product
+    categories: list[str] = field(default_factory=list)  # logsource category
+    services: list[str] = field(default_factory=list)  # logsource service
+    statuses: list[str] = field(default_factory=list)  # stable, test, experimental
+    levels: list[str] = field(default_factory=list)  # informational … critical
+    rule_ids: list[str] = field(default_factory=list)

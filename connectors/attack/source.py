@@ -1,0 +1,190 @@
+"""Where ATT&CK comes from: a bundle file (.json or .json.gz), an https URL, or a TAXII 2.1 collection.
+
+Each source returns the bundle's JSON bytes (file, URL) or its objects (TAXII); parsing and
+indexing happen elsewhere. Remote sources go over ``httpx.Client`` (``transport=`` for tests)
+with timeouts and retries: transport errors, timeouts, 429 and 5xx are retried with backoff;
+401/403 raise ``AuthError`` at once; other 4xx raise a final ``ConnectorError``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from core.errors import AuthError, ConfigError, ConnectorError, ContentError
+
+if TYPE_CHECKING:
+    import httpx
+
+SourceKind = Literal["file", "url", "taxii"]
+SETTING = "DCO_ATTACK_SOURCE"
+TAXII_ACCEPT = "application/taxii+json;version=2.1"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpec:
+    """A parsed ``DCO_ATTACK_SOURCE`` value."""
+
+    kind: SourceKind
+    location: str  # a path, an https URL, or the TAXII collection URL (http[s]://…/collections/<id>/)
+    username: str | None = None
+    password: str | None = None
+
+    @property
+    def display(self) -> str:
+        """The location without credentials, for messages and cache keys."""
+        return self.location
+
+
+def parse_source(source: str) -> SourceSpec:
+    """``taxii+https://[user:pass@]host/api-root/collections/<id>/``, ``https://…``, or a path."""
+    text = source.strip()
+    if not text:
+        raise ConfigError("empty ATT&CK source", object=SETTING, hint=f"set {SETTING}")
+    scheme = text.split("://", 1)[0].lower() if "://" in text else ""
+    if scheme in ("taxii+https", "taxii+http", "taxii"):
+        parts = urlsplit(text)
+        real = {"taxii+http": "http", "taxii+https": "https", "taxii": "https"}[scheme]
+        host = parts.hostname or ""
+        netloc = host + (f":{parts.port}" if parts.port else "")
+        path = parts.path if parts.path.endswith("/") else parts.path + "/"
+        if "/collections/" not in path:
+            raise ConfigError(
+                f"TAXII source {text!r} names no collection",
+                object=SETTING,
+                hint="use taxii+https://server/api-root/collections/<collection-id>/",
+            )
+        return SourceSpec("taxii", urlunsplit((real, netloc, path, "", "")), parts.username, parts.password)
+    if scheme in ("http", "https"):
+        return SourceSpec("url", text)
+    if scheme and scheme != "file":
+        raise ConfigError(f"unsupported ATT&CK source scheme {scheme!r}", object=SETTING,
+                          hint="use a bundle path, an https:// URL or taxii+https://…/collections/<id>/")
+    return SourceSpec("file", text[len("file://"):] if scheme == "file" else text)
+
+
+def decompress_if_gzip(data: bytes, where: str) -> bytes:
+    """Bundles may come gzipped (by name or by magic bytes); a broken stream is a ContentError."""
+    if data[:2] != b"\x1f\x8b":
+        return data
+    try:
+        return gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ContentError(f"corrupt or truncated gzip data: {exc}", object=where,
+                           hint=f"download the bundle again, or point {SETTING} at another copy") from exc
+
+
+def read_file(path: Path) -> bytes:
+    """The bundle's JSON bytes (decompressed when gzipped)."""
+    if not path.is_file():
+        raise ConfigError(f"ATT&CK bundle {path} does not exist", object=str(path),
+                          hint=f"set {SETTING} to a bundle file, URL or TAXII collection, or DCO_CONTENT_DIR")
+    return decompress_if_gzip(path.read_bytes(), str(path))
+
+
+class HttpFetcher:
+    """GET with retries over one ``httpx.Client``."""
+
+    def __init__(
+        self,
+        *,
+        timeout_s: float = 30.0,
+        retries: int = 3,
+        backoff_s: float = 0.5,
+        transport: httpx.BaseTransport | None = None,
+        auth: tuple[str, str] | None = None,
+    ) -> None:
+        import httpx  # imported here: loading from the cache must not pay for httpx
+
+        self._httpx = httpx
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.client = httpx.Client(
+            timeout=httpx.Timeout(timeout_s), transport=transport, follow_redirects=True,
+            auth=httpx.BasicAuth(*auth) if auth else None,
+            headers={"User-Agent": "dcoflow-attack"},
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> HttpFetcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def get(self, url: str, *, headers: dict[str, str] | None = None,
+            params: dict[str, Any] | None = None, ok: tuple[int, ...] = (200,)) -> httpx.Response:
+        httpx = self._httpx
+        attempt = 0
+        while True:
+            attempt += 1
+            last: str
+            status: int | None = None
+            try:
+                resp = self.client.get(url, headers=headers, params=params)
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            else:
+                status = resp.status_code
+                if status in ok:
+                    return resp
+                if status in (401, 403):
+                    raise AuthError(f"GET {url} refused with HTTP {status}", status=status, object=url,
+                                    hint="check the credentials in the source URL")
+                if status != 429 and status < 500:
+                    raise ConnectorError(f"GET {url} failed with HTTP {status}", status=status, object=url,
+                                         hint=f"check {SETTING}")
+                last = f"HTTP {status}"
+            if attempt > self.retries:
+                raise ConnectorError(
+                    f"GET {url} failed after {attempt} attempts ({last})", status=status, object=url,
+                    retryable=True,
+                    hint=f"is the network reachable? Offline, set {SETTING} to a local bundle file "
+                    "or DCO_CONTENT_DIR to a content folder (see `dco sync-content`)",
+                )
+            time.sleep(self.backoff_s * 2 ** (attempt - 1))
+
+
+def fetch_url(fetcher: HttpFetcher, url: str, etag: str | None = None) -> tuple[bytes | None, str | None]:
+    """(bundle bytes, ETag); bytes are ``None`` when the server says the cached ``etag`` is current."""
+    headers = {"If-None-Match": etag} if etag else None
+    resp = fetcher.get(url, headers=headers, ok=(200, 304))
+    if resp.status_code == 304:
+        return None, etag
+    return decompress_if_gzip(resp.content, url), resp.headers.get("ETag")
+
+
+def fetch_taxii(fetcher: HttpFetcher, collection_url: str, page_size: int = 1000) -> list[dict[str, Any]]:
+    """All objects of a TAXII 2.1 collection, following ``more``/``next`` paging.
+
+    TAXII 2.1 §5.4 (Get Objects): ``GET {api-root}/collections/{id}/objects/`` with
+    ``Accept: application/taxii+json;version=2.1`` returns an envelope
+    ``{"more": bool, "next": str, "objects": [...]}``.
+    """
+    import orjson
+
+    url = collection_url + "objects/"
+    objects: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"limit": page_size}
+    headers = {"Accept": TAXII_ACCEPT}
+    for _ in range(100_000):
+        resp = fetcher.get(url, headers=headers, params=params)
+        try:
+            envelope = orjson.loads(resp.content) if resp.content else {}
+        except orjson.JSONDecodeError as exc:
+            raise ConnectorError(f"TAXII server sent invalid JSON: {exc}", object=url) from exc
+        if not isinstance(envelope, dict):
+            raise ConnectorError("TAXII server sent no envelope", object=url)
+        objects.extend(o for o in envelope.get("objects") or () if isinstance(o, dict))
+        nxt = envelope.get("next")
+        if not envelope.get("more") or not nxt:
+            return objects
+        params = {"limit": page_size, "next": nxt}
+    raise ConnectorError("TAXII paging did not end", object=url)

@@ -1,0 +1,31 @@
+"""The ATT&CK catalog: objects, the index built from a bundle, and queries (pure, no I/O)."""
+
+from models.attack.catalog import (
+    ALL_VIA,
+    DOMAINS,
+    Catalog,
+    Resolution,
+    SearchHit,
+    UnknownAttackIdWarning,
+    Via,
+)
+from models.attack.objects import (
+    Analytic,
+    AttackObject,
+    Campaign,
+    DataComponent,
+    DetectionStrategy,
+    Group,
+    Kind,
+    LogSource,
+    Mitigation,
+    Software,
+    Tactic,
+    Technique,
+)
+
+__all__ = [
+    "ALL_VIA", "DOMAINS", "Analytic", "AttackObject", "Campaign", "Catalog", "DataComponent",
+    "DetectionStrategy", "Group", "Kind", "LogSource", "Mitigation", "Resolution", "SearchHit",
+    "Software", "Tactic", "Technique", "UnknownAttackIdWarning", "Via",
+]

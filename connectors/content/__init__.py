@@ -1,0 +1,1 @@
+"""Readers for content files: operation files, Sigma rules, atomics, CTID plans, DeTT&CT, VECTR."""

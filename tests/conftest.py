@@ -38,3 +38,18 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_dir: Path) 
     get_settings.cache_clear()
     yield get_settings()
     get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def catalog(tmp_path_factory: pytest.TempPathFactory) -> object:
+    """The enterprise ATT&CK v18.1 catalog, built once per session into a private cache."""
+    from connectors.attack import load_catalog
+
+    cache = os.environ.get("DCO_TEST_CACHE") or str(tmp_path_factory.mktemp("attack-cache"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DCO_CACHE_DIR", cache)
+        get_settings.cache_clear()
+        try:
+            return load_catalog(str(ENTERPRISE_BUNDLE))
+        finally:
+            get_settings.cache_clear()

@@ -1,0 +1,74 @@
+"""The `dco` command line: one root app, one sub-app per area (each in its own module)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from flows.cli import ops
+from flows.cli.output import console, handle_errors, print_json
+
+app = typer.Typer(
+    help="dcoflow — plan, conduct, assess and follow up Defensive Cyberspace Operations.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(ops.app, name="ops")
+
+
+@app.command("plan")
+@handle_errors
+def plan(
+    file: Annotated[Path, typer.Argument(help="Operation file (YAML or JSON).")],
+    attack_source: Annotated[str | None, typer.Option("--attack", help="ATT&CK bundle file, URL or TAXII.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Export folder.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Plan a DCO from an operation file (runs the plan-dco flow) and show the plan."""
+    from connectors.content.operation_file import load_operation_file
+    from flows.plan import plan_dco
+
+    load_operation_file(file)  # fail fast, before Prefect starts, on a bad file
+    result = plan_dco(operation_file=str(file), attack_source=attack_source, output_dir=str(out) if out else None,
+                      actor=os.environ.get("USER", "cli"))
+    if as_json:
+        print_json(result)
+        return
+    ops.show(result["dco"], as_json=False)
+    console.print("exports: " + ", ".join(result["exports"]))
+
+
+@app.command("demo")
+@handle_errors
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Output folder (created).")] = Path("dco-demo"),
+    attack_source: Annotated[str | None, typer.Option("--attack")] = None,
+) -> None:
+    """Run the demo DCO's whole lifecycle on the content in DCO_CONTENT_DIR; writes exports to --out."""
+    from core.settings import get_settings
+    from flows.demo import DEMO_OPERATION
+
+    out = out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    # The demo keeps its own embedded SQLite database beside its exports unless one is configured.
+    os.environ.setdefault("DCO_DATABASE_URL", f"sqlite:///{out / 'dcoflow.db'}")
+    os.environ["DCO_OUTPUT_DIR"] = str(out)
+    get_settings.cache_clear()
+    from flows.lifecycle import dco_lifecycle
+
+    result = dco_lifecycle(
+        operation_file=str(DEMO_OPERATION), attack_source=attack_source, output_dir=str(out),
+        approver="demo coordinator (OCIO)",
+    )
+    ops.show(result["dco"], as_json=False)
+    console.print(f"\n[bold green]demo complete[/] — DCO {result['dco']} is {result.get('state')}; "
+                  f"outputs in [bold]{out}[/]")
+
+
+def main() -> None:
+    # A secure enterprise network: Prefect's local server must not try to phone home.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    app()

@@ -1,0 +1,139 @@
+"""`dco ops …` — create, plan, approve, move and inspect DCOs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from connectors.content.operation_file import load_operation_file
+from core.db import session_scope
+from flows.cli.output import console, handle_errors, print_json, table
+from models.operation import DcoState
+from models.plan import EmulationStep, HuntHypothesis, PlanRecord
+from models.repository import audit_trail, create_operation, get_operation, list_operations, transition
+
+app = typer.Typer(help="Create, plan, approve and inspect Defensive Cyberspace Operations.", no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+
+
+@app.command("create")
+@handle_errors
+def create(file: Path, actor: Annotated[str, typer.Option("--by")] = "cli", as_json: JsonOpt = False) -> None:
+    """Store a DCO from an operation file (YAML/JSON), in draft."""
+    spec = load_operation_file(file)
+    with session_scope() as s:
+        op = create_operation(s, spec, actor)
+        out = {"dco": op.id, "state": op.state.value, "version": op.version}
+    print_json(out) if as_json else console.print(f"DCO [bold]{out['dco']}[/] is {out['state']}")
+
+
+@app.command("list")
+@handle_errors
+def list_(as_json: JsonOpt = False) -> None:
+    """List DCOs with their state."""
+    with session_scope() as s:
+        rows = [
+            {"dco": o.id, "name": o.name, "type": o.type.value, "state": o.state.value,
+             "approved_by": o.approved_by, "updated": o.updated_at.isoformat()[:19]}
+            for o in list_operations(s)
+        ]
+    if as_json:
+        print_json(rows)
+    else:
+        table("DCOs", ["id", "type", "state", "approved by", "updated"],
+              [(r["dco"], r["type"], r["state"], r["approved_by"], r["updated"]) for r in rows])
+
+
+def _plan_view(dco: str) -> dict[str, Any]:
+    from sqlmodel import col, select
+
+    with session_scope() as s:
+        op = get_operation(s, dco)
+        rec = s.get(PlanRecord, op.id)
+        steps = s.exec(select(EmulationStep).where(EmulationStep.dco_id == op.id).order_by(col(EmulationStep.order)))
+        hyps = s.exec(select(HuntHypothesis).where(HuntHypothesis.dco_id == op.id))
+        return {
+            "dco": op.id, "name": op.name, "type": op.type.value, "state": op.state.value,
+            "approved_by": op.approved_by, "approved_at": op.approved_at,
+            "spec": op.spec,
+            "plan": None if rec is None else {
+                "attack": {"domain": rec.attack_domain, "version": rec.attack_version},
+                "summary": rec.summary, "warnings": rec.warnings,
+            },
+            "emulation_plan": [st.model_dump(mode="json") for st in steps],
+            "hunt_plan": [h.model_dump(mode="json") for h in hyps],
+        }
+
+
+@app.command("show")
+@handle_errors
+def show(dco: str, as_json: JsonOpt = False) -> None:
+    """Show a DCO, its plan summary, emulation steps and hunt hypotheses."""
+    view = _plan_view(dco)
+    if as_json:
+        print_json(view)
+        return
+    console.print(f"[bold]{view['name']}[/] ({view['dco']}) — {view['type']}, state [bold]{view['state']}[/]")
+    if view["plan"]:
+        s = view["plan"]["summary"]
+        console.print(f"ATT&CK {view['plan']['attack']['version']}: {s['techniques']} techniques, "
+                      f"{s['emulation_steps']} steps, {s['hypotheses']} hypotheses, {s['sigma_rules']} Sigma rules")
+        table("Techniques by tactic", ["tactic", "count"], s["by_tactic"].items())
+    if view["emulation_plan"]:
+        table("Emulation plan", ["#", "tactic", "technique", "procedure", "executor", "status"],
+              [(st["order"], st["tactic"], f"{st['technique_id']} {st['technique_name']}", st["procedure_name"],
+                st["executor"], st["status"]) for st in view["emulation_plan"]])
+    if view["hunt_plan"]:
+        table("Hunt plan", ["technique", "data components", "sigma rules", "telemetry"],
+              [(f"{h['technique_id']} {h['technique_name']}", ", ".join(h["data_components"][:3]),
+                len(h["sigma_rules"]), ", ".join(h["telemetry"][:3])) for h in view["hunt_plan"]])
+
+
+@app.command("approve")
+@handle_errors
+def approve(
+    dco: str,
+    by: Annotated[str, typer.Option("--by", help="Approver name and organisation.")],
+    comment: Annotated[str | None, typer.Option()] = None,
+    reject: Annotated[bool, typer.Option("--reject", help="Send the plan back instead.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Approve a planned DCO (or send it back), recorded with who and when."""
+    from tasks.lifecycle import change_state
+
+    out = change_state(dco, DcoState.PLANNED if reject else DcoState.APPROVED, by, comment)
+    print_json(out) if as_json else console.print(f"{out['dco']}: {out['from']} → {out['to']} by {by}")
+
+
+@app.command("move")
+@handle_errors
+def move(
+    dco: str,
+    state: Annotated[DcoState, typer.Argument(help="Target state.")],
+    by: Annotated[str, typer.Option("--by")],
+    reason: Annotated[str | None, typer.Option()] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Move a DCO to another state (the state machine decides whether it may)."""
+    with session_scope() as s:
+        op = get_operation(s, dco)
+        ev = transition(s, op, state, by, reason)
+        out = {"dco": op.id, "from": ev.from_state, "to": ev.to_state, "by": by}
+    print_json(out) if as_json else console.print(f"{out['dco']}: {out['from']} → {out['to']}")
+
+
+@app.command("audit")
+@handle_errors
+def audit(dco: str, as_json: JsonOpt = False) -> None:
+    """The append-only audit trail of a DCO."""
+    with session_scope() as s:
+        op = get_operation(s, dco)
+        rows = [e.model_dump(mode="json") for e in audit_trail(s, op.id)]
+    if as_json:
+        print_json(rows)
+    else:
+        table(f"Audit — {dco}", ["at", "actor", "action", "from", "to", "reason"],
+              [(r["at"][:19], r["actor"], r["action"], r["from_state"], r["to_state"], r["reason"]) for r in rows])

@@ -1,0 +1,103 @@
+"""Plan phase flows: ``plan_dco`` (threat profile + scope → plan, exports, artifact,
+optional approval wait) and ``approve_dco`` (the human approval step)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.flow_runs import pause_flow_run
+from prefect.input import RunInput
+from pydantic import Field
+
+from connectors.attack import load_catalog
+from connectors.content.operation_file import load_operation_file
+from core.db import session_scope
+from core.errors import ValidationError
+from core.settings import get_settings
+from models.operation import DcoSpec, DcoState
+from tasks.lifecycle import change_state, emit_dco_event, register_operation_task
+from tasks.plan.planning import (
+    export_plan_task,
+    load_content_task,
+    load_ctid_task,
+    make_plan_task,
+    plan_markdown,
+    store_plan,
+)
+
+
+class Approval(RunInput):
+    """What the approver fills in on the paused run in the Prefect UI."""
+
+    approve: bool = Field(description="Approve the plan (untick to send it back for re-planning).")
+    approver: str = Field(description="Your name and organisation, e.g. 'J. Smith (OCIO)'.")
+    comment: str | None = Field(None, description="Conditions or reasons.")
+
+
+def _spec(operation: DcoSpec | None, operation_file: str | None) -> DcoSpec:
+    if operation is not None:
+        return operation
+    if operation_file:
+        return load_operation_file(operation_file)
+    raise ValidationError("give either an operation (form) or an operation_file path", object="plan_dco")
+
+
+@flow(name="plan-dco", log_prints=False)
+def plan_dco(
+    operation: DcoSpec | None = None,
+    operation_file: str | None = None,
+    attack_source: str | None = None,
+    output_dir: str | None = None,
+    actor: str = "prefect",
+    wait_for_approval: bool = False,
+    approval_timeout_s: int = 24 * 3600,
+) -> dict[str, Any]:
+    """Plan a DCO: ATT&CK techniques from its threat profile, an emulation plan, a hunt plan, a summary.
+
+    Give the DCO through the form (``operation``) or as a path to a YAML/JSON operation file.
+    With ``wait_for_approval`` the run pauses until an approver answers in the UI (or `dco ops approve`).
+    """
+    logger = get_run_logger()
+    spec = _spec(operation, operation_file)
+    catalog = load_catalog(attack_source)
+    dco_id = register_operation_task(spec, actor)
+    ctid = load_ctid_task(spec)
+    atomics, rules, content_warnings = load_content_task()
+    plan = make_plan_task(dco_id, spec, catalog, atomics, rules, ctid)
+    plan.selection.warnings.extend(content_warnings)
+    with session_scope() as session:
+        store_plan(session, plan, actor)
+    emit_dco_event(dco_id, "phase.planned", {"summary": plan.summary})
+    for warning in plan.warnings[:20]:
+        logger.warning(warning)
+    out = Path(output_dir) if output_dir else get_settings().output_dir
+    paths = export_plan_task(plan, out)
+    create_markdown_artifact(plan_markdown(plan), key=f"plan-{dco_id}"[:100].lower(), description="DCO plan")
+    create_table_artifact(
+        [{"technique": t.attack_id, "name": t.name, "tactic": t.tactics[0], "why": "; ".join(t.reasons[:2])}
+         for t in plan.selection.techniques.values()],
+        key=f"plan-techniques-{dco_id}"[:100].lower(),
+    )
+    result: dict[str, Any] = {"dco": dco_id, "summary": plan.summary, "exports": [str(p) for p in paths]}
+    if wait_for_approval:
+        result["approval"] = _await_approval(dco_id, approval_timeout_s)
+    return result
+
+
+def _await_approval(dco_id: str, timeout_s: int) -> dict[str, Any]:
+    logger = get_run_logger()
+    logger.info("Waiting for approval of %s: resume this run in the UI or run `dco ops approve %s`", dco_id, dco_id)
+    answer = pause_flow_run(wait_for_input=Approval.with_initial_data(approve=True, approver=""), timeout=timeout_s)
+    if answer.approve:
+        return change_state(dco_id, DcoState.APPROVED, answer.approver or "unknown", answer.comment)
+    return change_state(dco_id, DcoState.PLANNED, answer.approver or "unknown", answer.comment or "sent back")
+
+
+@flow(name="approve-dco")
+def approve_dco(dco: str, approver: str, comment: str | None = None, approve: bool = True) -> dict[str, Any]:
+    """Record an approval decision for a planned DCO (the CLI and automations use this)."""
+    target = DcoState.APPROVED if approve else DcoState.PLANNED
+    return change_state(dco, target, approver, comment or ("approved" if approve else "sent back"))

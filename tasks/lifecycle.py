@@ -1,0 +1,50 @@
+"""State changes of a DCO as tasks: apply the transition, audit it, emit a Prefect event.
+
+The event (``dco.phase.<state>``, resource ``dco.<id>``) is what deployment triggers in
+prefect.yaml react to, e.g. follow-up work when a DCO enters follow-up.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+from prefect.events import emit_event
+
+from core.db import session_scope
+from models.operation import DcoSpec, DcoState
+from models.repository import create_operation, get_operation, transition
+
+
+def emit_dco_event(dco_id: str, name: str, payload: dict[str, Any] | None = None) -> None:
+    """Emit ``dco.<name>`` about a DCO; a no-op outside a Prefect-connected process."""
+    emit_event(
+        event=f"dco.{name}",
+        resource={"prefect.resource.id": f"dco.{dco_id}", "prefect.resource.name": dco_id},
+        payload=payload or {},
+    )
+
+
+def register_operation(spec: DcoSpec, actor: str) -> str:
+    """Store (or find, unchanged) the DCO described by ``spec``; returns its id."""
+    with session_scope() as session:
+        op = create_operation(session, spec, actor)
+        return op.id
+
+
+def change_state(dco: str, target: DcoState, actor: str, reason: str | None = None) -> dict[str, Any]:
+    """Move a DCO to ``target`` (a no-op if it is there already and the state allows no self-loop)."""
+    with session_scope() as session:
+        op = get_operation(session, dco)
+        previous = op.state
+        if previous == target and target not in (DcoState.PLANNED, DcoState.CONDUCTING, DcoState.ASSESSING,
+                                                 DcoState.FOLLOW_UP):
+            return {"dco": op.id, "from": previous.value, "to": target.value, "changed": False}
+        transition(session, op, target, actor, reason)
+        dco_id = op.id
+    emit_dco_event(dco_id, f"phase.{target.value}", {"from": previous.value, "actor": actor, "reason": reason})
+    return {"dco": dco_id, "from": previous.value, "to": target.value, "changed": True}
+
+
+register_operation_task = task(name="register-operation")(register_operation)
+change_state_task = task(name="change-state")(change_state)

@@ -1,0 +1,1 @@
+"""Plan phase: threat profile + scope → emulation plan, hunt plan, summary, exports."""

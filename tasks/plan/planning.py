@@ -1,0 +1,243 @@
+"""Planning work: load the content a plan needs, make the plan, store it, export it.
+
+Plain functions (tests call them directly) with thin Prefect task wrappers below. Tasks
+take the catalog as an argument, so they opt out of input hashing (NO_CACHE): hashing a
+24k-object index per call would cost more than the work.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from sqlmodel import Session, col, delete, select
+
+from connectors.content.atomics import AtomicsIndex, load_atomics
+from connectors.content.ctid import load_ctid_plan
+from connectors.content.sigma_rules import RuleIndex, load_rule_index
+from core.errors import ConfigError
+from core.settings import Settings, get_settings
+from models.attack.catalog import Catalog
+from models.navigator import planned_layer
+from models.operation import DcoSpec, DcoState, Operation
+from models.plan import EmulationStep, HuntHypothesis, PlanRecord, StepStatus
+from models.planning import (
+    TechniqueSelection,
+    emulation_steps,
+    hunt_hypotheses,
+    select_techniques,
+    summarise,
+)
+from models.procedures import CtidPlan
+from models.repository import record_event, transition
+
+SIGMA_RULE_FOLDERS = ("rules", "rules-threat-hunting", "rules-emerging-threats")
+
+
+@dataclass(slots=True)
+class Plan:
+    """A DCO's plan before it is stored."""
+
+    dco_id: str
+    spec: DcoSpec
+    selection: TechniqueSelection
+    steps: list[EmulationStep]
+    hypotheses: list[HuntHypothesis]
+    summary: dict[str, Any]
+    attack: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def warnings(self) -> list[str]:
+        return self.selection.warnings
+
+
+def load_content(settings: Settings | None = None) -> tuple[AtomicsIndex | None, RuleIndex | None, list[str]]:
+    """The atomics and Sigma indexes for planning; a missing content part is a warning, not a failure,
+    so a hunt-only cell without an atomics checkout can still plan."""
+    settings = settings or get_settings()
+    warnings: list[str] = []
+    atomics: AtomicsIndex | None = None
+    rules: RuleIndex | None = None
+    try:
+        base = settings.content_path("atomics")
+        atomics = load_atomics(base / "atomics" if (base / "atomics").is_dir() else base)
+    except ConfigError as exc:
+        warnings.append(f"no atomics: {exc.message}")
+    try:
+        sigma = settings.content_path("sigma")
+        folders = [sigma / f for f in SIGMA_RULE_FOLDERS if (sigma / f).is_dir()] or [sigma]
+        rules = load_rule_index(folders)
+    except ConfigError as exc:
+        warnings.append(f"no Sigma rules: {exc.message}")
+    return atomics, rules, warnings
+
+
+def resolve_plan_path(spec: DcoSpec, settings: Settings | None = None) -> Path | None:
+    """A CTID plan path as written, or relative to the emulation-library content folder."""
+    ref = spec.threat_profile.emulation_plan
+    if not ref:
+        return None
+    path = Path(ref).expanduser()
+    if path.exists():
+        return path
+    settings = settings or get_settings()
+    candidate = settings.content_path("emulation-library") / ref
+    return candidate if candidate.exists() else path  # load_ctid_plan reports the missing file
+
+
+def make_plan(
+    dco_id: str,
+    spec: DcoSpec,
+    catalog: Catalog,
+    atomics: AtomicsIndex | None,
+    rules: RuleIndex | None,
+    ctid: CtidPlan | None = None,
+) -> Plan:
+    selection = select_techniques(spec, catalog, ctid)
+    steps = emulation_steps(dco_id, spec, selection, catalog, atomics, ctid) if spec.type.emulates else []
+    hypotheses = hunt_hypotheses(dco_id, selection, catalog, rules) if spec.type.hunts else []
+    return Plan(
+        dco_id=dco_id,
+        spec=spec,
+        selection=selection,
+        steps=steps,
+        hypotheses=hypotheses,
+        summary=summarise(selection, steps, hypotheses),
+        attack={"domain": catalog.domain, "version": catalog.version, "hash": catalog.content_hash},
+    )
+
+
+def store_plan(session: Session, plan: Plan, actor: str) -> PlanRecord:
+    """Upsert the plan and move the DCO to planned. Steps already run are kept as they are;
+    pending steps no longer in the plan are removed (a re-plan replaces what has not started)."""
+    op = session.get(Operation, plan.dco_id)
+    if op is None:
+        raise ConfigError("store the DCO before planning it", object=plan.dco_id)
+    step_ids = {s.id for s in plan.steps}
+    session.exec(
+        delete(EmulationStep).where(
+            col(EmulationStep.dco_id) == plan.dco_id,
+            col(EmulationStep.status) == StepStatus.PENDING,
+            col(EmulationStep.id).not_in(step_ids),
+        )
+    )
+    started = set(session.exec(
+        select(EmulationStep.id).where(
+            col(EmulationStep.dco_id) == plan.dco_id, col(EmulationStep.status) != StepStatus.PENDING
+        )
+    ))
+    for step in plan.steps:
+        if step.id not in started:
+            session.merge(step)
+    hyp_ids = {h.id for h in plan.hypotheses}
+    session.exec(
+        delete(HuntHypothesis).where(
+            col(HuntHypothesis.dco_id) == plan.dco_id, col(HuntHypothesis.id).not_in(hyp_ids)
+        )
+    )
+    for hyp in plan.hypotheses:
+        session.merge(hyp)
+    record = PlanRecord(
+        dco_id=plan.dco_id,
+        attack_domain=plan.attack["domain"],
+        attack_version=plan.attack["version"],
+        attack_hash=plan.attack["hash"],
+        techniques=sorted(plan.selection.techniques),
+        summary=plan.summary,
+        warnings=plan.warnings,
+    )
+    record = session.merge(record)
+    record_event(session, plan.dco_id, actor, "plan", {"summary": plan.summary, "warnings": plan.warnings[:50]})
+    if op.state in (DcoState.DRAFT, DcoState.PLANNED, DcoState.APPROVED):
+        transition(session, op, DcoState.PLANNED, actor, "plan made" if op.state != DcoState.APPROVED else "re-planned")
+    return record
+
+
+def plan_document(plan: Plan) -> dict[str, Any]:
+    """The plan as one JSON document (the export and the CLI's --json)."""
+    return {
+        "dco": plan.dco_id,
+        "name": plan.spec.name,
+        "type": plan.spec.type.value,
+        "attack": plan.attack,
+        "summary": plan.summary,
+        "warnings": plan.warnings,
+        "techniques": [
+            {"id": t.attack_id, "name": t.name, "tactics": t.tactics, "known": t.known, "reasons": t.reasons}
+            for t in plan.selection.techniques.values()
+        ],
+        "emulation_plan": [s.model_dump(mode="json", exclude={"version"}) for s in plan.steps],
+        "hunt_plan": [h.model_dump(mode="json", exclude={"version"}) for h in plan.hypotheses],
+    }
+
+
+def export_plan(plan: Plan, out_dir: Path) -> list[Path]:
+    """Write the plan JSON and a Navigator layer (4.5) of the planned techniques."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plan_path = out_dir / f"{plan.dco_id}-plan.json"
+    plan_path.write_text(json.dumps(plan_document(plan), indent=2, default=str), encoding="utf-8")
+    layer = planned_layer(
+        name=f"{plan.spec.name} — planned techniques",
+        catalog_version=plan.attack["version"],
+        technique_ids=[t for t, p in plan.selection.techniques.items() if p.known],
+        description=plan.spec.objective,
+    )
+    layer_path = out_dir / f"{plan.dco_id}-planned-layer.json"
+    layer_path.write_text(json.dumps(layer, indent=2), encoding="utf-8")
+    return [plan_path, layer_path]
+
+
+def plan_markdown(plan: Plan, limit: int = 60) -> str:
+    s = plan.summary
+    lines = [
+        f"# Plan — {plan.spec.name}",
+        "",
+        f"*{plan.spec.type.value}* · ATT&CK {plan.attack['domain']} {plan.attack['version']} · "
+        f"{s['techniques']} techniques · {s['emulation_steps']} emulation steps · {s['hypotheses']} hypotheses · "
+        f"{s['sigma_rules']} Sigma rules",
+        "",
+        "| tactic | techniques |",
+        "|---|---|",
+        *[f"| {t} | {n} |" for t, n in s["by_tactic"].items()],
+        "",
+    ]
+    if plan.steps:
+        lines += ["## Emulation steps", "", "| # | tactic | technique | procedure | executor |"]
+        lines += ["|---|---|---|---|---|"]
+        lines += [
+            f"| {st.order} | {st.tactic} | {st.technique_id} {st.technique_name} | {st.procedure_name} | "
+            f"{st.executor or ''} |"
+            for st in plan.steps[:limit]
+        ]
+        lines.append("")
+    if plan.hypotheses:
+        lines += ["## Hunt hypotheses", "", "| technique | data components | Sigma rules |", "|---|---|---|"]
+        lines += [
+            f"| {h.technique_id} {h.technique_name} | {', '.join(h.data_components[:3])} | {len(h.sigma_rules)} |"
+            for h in plan.hypotheses[:limit]
+        ]
+        lines.append("")
+    lines += [
+        f"**Without procedure ({len(s['without_procedure'])}):** {', '.join(s['without_procedure'][:40]) or '—'}",
+        "",
+        f"**Without hunt content ({len(s['without_hunt_content'])}):** "
+        f"{', '.join(s['without_hunt_content'][:40]) or '—'}",
+    ]
+    if plan.warnings:
+        lines += ["", f"## Warnings ({len(plan.warnings)})", "", *[f"- {w}" for w in plan.warnings[:30]]]
+    return "\n".join(lines)
+
+
+load_content_task = task(name="load-content", cache_policy=NO_CACHE)(load_content)
+make_plan_task = task(name="make-plan", cache_policy=NO_CACHE)(make_plan)
+export_plan_task = task(name="export-plan", cache_policy=NO_CACHE)(export_plan)
+
+
+@task(name="load-ctid-plan", cache_policy=NO_CACHE)
+def load_ctid_task(spec: DcoSpec) -> CtidPlan | None:
+    path = resolve_plan_path(spec)
+    return load_ctid_plan(path) if path is not None else None

@@ -7,12 +7,20 @@ Real data lives in ``../shared`` (read-only). Tests reach it through ``shared_di
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
+# Prefect gets its own home, no analytics, and time to start its ephemeral server on a
+# loaded 2-core CI machine — set before anything imports prefect.
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="dco-prefect-"))
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "60")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
-from core.settings import Settings, get_settings
+import pytest  # noqa: E402
+
+from core.settings import Settings, get_settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("DCO_TEST_SHARED", ROOT.parent / "shared")).resolve()
@@ -53,3 +61,12 @@ def catalog(tmp_path_factory: pytest.TempPathFactory) -> object:
             return load_catalog(str(ENTERPRISE_BUNDLE))
         finally:
             get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One Prefect test server for the whole session (about 9 s to start); flows run against it."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

@@ -110,10 +110,11 @@ def select_techniques(spec: DcoSpec, catalog: Catalog, ctid: CtidPlan | None = N
     for tid in prof.techniques:
         _add_technique_id(sel, catalog, tid, "listed in the threat profile")
     if ctid is not None:
-        setup = [s for s in ctid.steps if not s.is_technique]
-        if setup:
+        sel.warnings.extend(f"CTID {ctid.adversary_name}: {w}" for w in ctid.warnings)
+        if ctid.attack_version.split(".")[0] != catalog.version.split(".")[0]:
             sel.warnings.append(
-                f"CTID {ctid.adversary_name}: {len(setup)} setup step(s) name no ATT&CK technique; kept as steps only"
+                f"CTID {ctid.adversary_name} was written for ATT&CK {ctid.attack_version}; "
+                f"its ids were checked against {catalog.version}"
             )
         for step in (s for s in ctid.steps if s.is_technique):
             _add_technique_id(

@@ -1,0 +1,60 @@
+"""The planning flow on a real Prefect server: artifact, exports, and approval as a paused run
+resumed with typed input (what an approver does in the UI)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from prefect.client.orchestration import get_client
+from prefect.flow_runs import resume_flow_run
+
+from core.db import session_scope
+from flows.demo import DEMO_OPERATION
+from flows.plan import plan_dco
+from models.repository import audit_trail, get_operation
+
+
+def _flow_run_id(name_prefix: str, state: str, timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            for run in client.read_flow_runs(limit=50):
+                if run.state is not None and run.state.type.value == state and run.flow_id is not None:
+                    flow = client.read_flow(run.flow_id)
+                    if flow.name == name_prefix:
+                        return run.id
+            time.sleep(0.5)
+    raise AssertionError(f"no {name_prefix} run reached {state}")
+
+
+def test_plan_flow_exports_and_waits_for_approval(prefect_harness: None, settings: Any, tmp_path: Path) -> None:
+    out = tmp_path / "exports"
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        result.update(plan_dco(operation_file=str(DEMO_OPERATION), output_dir=str(out), actor="planner",
+                               wait_for_approval=True, approval_timeout_s=120))
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    run_id = _flow_run_id("plan-dco", "PAUSED")
+    resume_flow_run(run_id, run_input={"approve": True, "approver": "C. Lead (OCIO)", "comment": "go"})
+    worker.join(timeout=120)
+    assert not worker.is_alive()
+
+    assert result["approval"]["to"] == "approved"
+    with session_scope() as s:
+        op = get_operation(s, result["dco"])
+        assert op.state.value == "approved" and op.approved_by == "C. Lead (OCIO)"
+        assert [e.action for e in audit_trail(s, op.id)][:3] == ["create", "plan", "transition"]
+    layer = json.loads((out / f"{result['dco']}-planned-layer.json").read_text())
+    assert layer["versions"]["layer"] == "4.5" and len(layer["techniques"]) >= result["summary"]["techniques"] - 1
+    plan = json.loads((out / f"{result['dco']}-plan.json").read_text())
+    assert plan["summary"] == result["summary"]
+    with get_client(sync_client=True) as client:
+        art = client.read_artifacts()
+        assert any((a.key or "").startswith("plan-apt29") for a in art)

@@ -1,0 +1,120 @@
+"""Planning on the real catalog and content: technique selection with reasons, emulation steps
+filtered by platform, hunt hypotheses with data components and Sigma rules, and bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connectors.content.atomics import load_atomics
+from connectors.content.ctid import load_ctid_plan
+from connectors.content.sigma_rules import load_rule_index
+from core.errors import ValidationError
+from models.operation import DcoSpec
+from models.plan import ProcedureSource
+from models.planning import emulation_steps, hunt_hypotheses, select_techniques, summarise
+
+
+def spec(**profile: Any) -> DcoSpec:
+    return DcoSpec.model_validate({
+        "name": "Test DCO", "objective": "test", "type": "purple-team",
+        "scope": {"platforms": ["windows"]}, "threat_profile": profile,
+    })
+
+
+@pytest.fixture(scope="module")
+def atomics(shared_dir: Path) -> Any:
+    return load_atomics(shared_dir / "atomics" / "atomics")
+
+
+@pytest.fixture(scope="module")
+def rules(shared_dir: Path) -> Any:
+    return load_rule_index([shared_dir / "sigma" / "rules", shared_dir / "sigma" / "rules-threat-hunting"])
+
+
+def test_group_selection_counts_what_it_says(catalog: Any) -> None:
+    direct = select_techniques(spec(groups=["G0016"], via=["direct"]), catalog)
+    with_campaigns = select_techniques(spec(groups=["APT29"], via=["direct", "campaigns"]), catalog)
+    assert len(direct.techniques) == 66
+    assert len(with_campaigns.techniques) == 119
+    assert all(any("G0016" in r for r in t.reasons) for t in with_campaigns.techniques.values())
+    # a technique only used through a campaign says so
+    via_campaign = [t for t in with_campaigns.techniques.values() if "direct" not in " ".join(t.reasons)]
+    assert via_campaign and all("campaigns" in " ".join(t.reasons) for t in via_campaign)
+
+
+def test_unknown_group_names_the_field_and_suggests(catalog: Any) -> None:
+    with pytest.raises(ValidationError) as err:
+        select_techniques(spec(groups=["FIN7", "APT-29"]), catalog)
+    assert err.value.field == "threat_profile.groups[1]"
+    assert "APT29" in err.value.suggestions
+
+
+def test_ids_from_other_releases_are_kept_and_reported(catalog: Any) -> None:
+    sel = select_techniques(spec(techniques=["T1685", "T1086", "T1059.001"]), catalog)
+    assert "T1685" in sel.techniques and not sel.techniques["T1685"].known
+    assert "T1059.001" in sel.techniques and "T1086" not in sel.techniques  # revoked → replacement
+    text = " ".join(sel.warnings)
+    assert "T1685" in text and "T1086" in text and "T1059.001" in text
+
+
+def test_emulation_steps_follow_kill_chain_and_scope(catalog: Any, atomics: Any) -> None:
+    s = spec(groups=["APT29"])
+    sel = select_techniques(s, catalog)
+    steps = emulation_steps("d1", s, sel, catalog, atomics)
+    ranks = [catalog.tactic_rank(st.tactic) for st in steps]
+    assert ranks == sorted(ranks)
+    atomic_steps = [st for st in steps if st.source == ProcedureSource.ATOMIC]
+    assert atomic_steps, "APT29 techniques have windows atomics"
+    for st in atomic_steps:
+        assert "windows" in [p.lower() for p in atomics.get(st.procedure_ref).platforms]
+    # deterministic ids: planning twice gives the same steps
+    again = emulation_steps("d1", s, select_techniques(s, catalog), catalog, atomics)
+    assert [x.id for x in again] == [x.id for x in steps]
+
+
+def test_hunt_hypotheses_carry_detection_chain_and_rules(catalog: Any, rules: Any) -> None:
+    s = spec(techniques=["T1003.001", "T1059.001"])
+    sel = select_techniques(s, catalog)
+    hyps = {h.technique_id: h for h in hunt_hypotheses("d1", sel, catalog, rules)}
+    lsass = hyps["T1003.001"]
+    assert lsass.sigma_rules and all(r["rule_id"] for r in lsass.sigma_rules)
+    assert "windows/process_access" in lsass.telemetry or any("windows" in t for t in lsass.telemetry)
+    assert "AN1252" in hyps["T1059.001"].analytics
+    assert "Process Creation" in hyps["T1059.001"].data_components
+    summary = summarise(sel, [], list(hyps.values()))
+    assert summary["techniques"] == 2 and summary["without_hunt_content"] == []
+
+
+def test_ctid_plan_from_old_release(catalog: Any, atomics: Any, shared_dir: Path) -> None:
+    plan = load_ctid_plan(shared_dir / "emulation-library" / "apt29" / "Emulation_Plan" / "yaml" / "APT29.yaml")
+    s = spec(emulation_plan="apt29/Emulation_Plan/yaml/APT29.yaml")
+    sel = select_techniques(s, catalog, plan)
+    steps = emulation_steps("d1", s, sel, catalog, atomics, plan)
+    assert len(steps) == len(plan.steps)
+    assert [st.order for st in steps] == list(range(1, len(steps) + 1))
+    assert all(st.source == ProcedureSource.CTID for st in steps)
+    assert steps[1].depends_on == [steps[0].id]
+    assert any("written for ATT&CK 8.1" in w for w in sel.warnings)
+
+
+def test_ctid_plan_with_revoked_and_unknown_ids(catalog: Any, atomics: Any, shared_dir: Path, tmp_path: Path) -> None:
+    """An old plan naming a since-revoked id (T1086) and an id no release knows: kept, reported, resolved."""
+    text = (shared_dir / "emulation-library" / "fin7" / "Emulation_Plan" / "yaml" / "Fin7.yaml").read_text()
+    first = load_ctid_plan(shared_dir / "emulation-library" / "fin7" / "Emulation_Plan" / "yaml" / "Fin7.yaml")
+    old_ids = [first.steps[0].technique_id, first.steps[1].technique_id]
+    text = text.replace(f"attack_id: {old_ids[0]}", "attack_id: T1086", 1)
+    text = text.replace(f"attack_id: {old_ids[1]}", "attack_id: T1999", 1)
+    path = tmp_path / "old-plan.yaml"
+    path.write_text(text)
+    plan = load_ctid_plan(path)
+    s = spec(emulation_plan=str(path))
+    sel = select_techniques(s, catalog, plan)
+    steps = emulation_steps("d1", s, sel, catalog, atomics, plan)
+    assert len(steps) == len(plan.steps)  # nothing dropped
+    assert steps[0].technique_id == "T1059.001"  # revoked T1086 → its replacement
+    assert steps[1].technique_id == "T1999" and not sel.techniques["T1999"].known
+    joined = " ".join(sel.warnings)
+    assert "T1086" in joined and "T1999" in joined

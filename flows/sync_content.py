@@ -1,0 +1,54 @@
+"""The ``sync_content`` flow: fill a content folder (``DCO_CONTENT_DIR`` layout) from upstream."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+
+from connectors.content_sync import sync_content_dir
+from core.errors import ConfigError
+from core.settings import get_settings
+
+
+def sync_part(dest: str, part: str, domains: list[str], attack_version: str | None,
+              sigma_ref: str, atomics_ref: str) -> list[dict[str, str]]:
+    settings = get_settings()
+    results = sync_content_dir(
+        Path(dest), parts=(part,), domains=tuple(domains), attack_version=attack_version,
+        sigma_ref=sigma_ref, atomics_ref=atomics_ref, timeout_s=settings.http_timeout_s,
+        retries=settings.http_retries, backoff_s=settings.http_backoff_s,
+        max_member_bytes=settings.max_archive_member_bytes,
+    )
+    return [{"part": r.part, "path": r.path, "detail": r.detail} for r in results]
+
+
+sync_part_task = task(name="sync-content-part", retries=1)(sync_part)
+
+
+@flow(name="sync-content")
+def sync_content(
+    content_dir: str | None = None,
+    parts: list[str] | None = None,
+    domains: list[str] | None = None,
+    attack_version: str | None = None,
+    sigma_ref: str = "latest",
+    atomics_ref: str = "master",
+) -> list[dict[str, str]]:
+    """Download ATT&CK bundles, Sigma rules and atomics into the content folder, one task per part.
+
+    ``content_dir`` defaults to DCO_CONTENT_DIR; ``parts`` to attack, sigma, atomics; ``domains`` to
+    enterprise, mobile, ics; ``attack_version`` (e.g. 18.1) to the newest; ``sigma_ref`` / ``atomics_ref``
+    are tags or branches (``latest`` = the newest GitHub release).
+    """
+    dest = content_dir or (str(get_settings().content_dir) if get_settings().content_dir else None)
+    if dest is None:
+        raise ConfigError("no content folder to sync into", object="DCO_CONTENT_DIR",
+                          hint="set DCO_CONTENT_DIR or pass content_dir")
+    results: list[dict[str, str]] = []
+    for part in parts or ["attack", "sigma", "atomics"]:
+        results += sync_part_task(dest, part, domains or ["enterprise", "mobile", "ics"], attack_version,
+                                  sigma_ref, atomics_ref)
+    for r in results:
+        get_run_logger().info("%s: %s (%s)", r["part"], r["path"], r["detail"])
+    return results

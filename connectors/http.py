@@ -1,0 +1,144 @@
+"""The HTTP behaviour every dcoflow connector shares (SIEMs, Caldera, TheHive, webhooks).
+
+Subclass :class:`HttpConnector`, set ``system`` (the name errors carry) and call
+:meth:`HttpConnector.request` (or :meth:`get_json` / :meth:`post_json`). It gives:
+
+- one ``httpx.Client`` per connector with a base URL, default headers and a timeout;
+  ``transport=`` swaps the network for ``httpx.MockTransport`` in tests;
+- retries with exponential backoff (``backoff_s * 2**attempt``, capped by ``max_backoff_s``,
+  honouring a numeric ``Retry-After``) for 5xx, 429, timeouts and transport errors;
+- :class:`~core.errors.AuthError` at once on 401/403 (retrying rejected credentials only locks
+  accounts), :class:`~core.errors.ConnectorError` with ``retryable=False`` on other 4xx;
+- errors that name the system, the method + URL and the status, with the start of the body.
+
+``sleep`` is injectable so tests of the retry path do not wait.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+
+from core.errors import AuthError, ConnectorError
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_BODY_PREVIEW = 300
+
+
+class HttpConnector:
+    """Base class for clients of one remote system over HTTP(S)."""
+
+    system: str = "http"
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        auth: httpx.Auth | tuple[str, str] | None = None,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 30.0,
+        retries: int = 3,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+        verify: bool | str = True,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not base_url:
+            raise ConnectorError("no base URL configured", system=self.system, hint="set the system's URL setting")
+        self.base_url = base_url.rstrip("/")
+        self.retries = max(0, retries)
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self._sleep = sleep
+        self._client = httpx.Client(
+            base_url=self.base_url,
+            headers=dict(headers or {}),
+            auth=auth,
+            transport=transport,
+            timeout=timeout,
+            verify=verify,
+        )
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> HttpConnector:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- requests --------------------------------------------------------------------------------
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Send one request with the shared retry and error policy; returns a 2xx/3xx response."""
+        url = f"{self.base_url}{path if path.startswith('/') else '/' + path}"
+        where = f"{method} {url}"
+        attempt = 0
+        while True:
+            try:
+                response = self._client.request(method, path, **kwargs)
+            except httpx.TimeoutException as exc:
+                failure: ConnectorError = ConnectorError(
+                    f"timed out: {where} ({type(exc).__name__})", system=self.system, object=url, retryable=True
+                )
+                retry_after = None
+            except httpx.TransportError as exc:
+                failure = ConnectorError(
+                    f"cannot reach {where}: {exc}", system=self.system, object=url, retryable=True
+                )
+                retry_after = None
+            else:
+                status = response.status_code
+                if status < 400:
+                    return response
+                body = response.text[:_BODY_PREVIEW]
+                if status in (401, 403):
+                    raise AuthError(
+                        f"{where} was refused with HTTP {status}: credentials rejected or lacking permission",
+                        system=self.system, object=url, status=status,
+                        hint="check the API key/token or user and password for " + self.system,
+                        details={"body": body},
+                    )
+                retryable = status in RETRY_STATUSES
+                failure = ConnectorError(
+                    f"{where} failed with HTTP {status}: {body}",
+                    system=self.system, object=url, status=status, retryable=retryable,
+                )
+                retry_after = _retry_after(response)
+            if not failure.retryable or attempt >= self.retries:
+                if failure.retryable:
+                    failure.details["attempts"] = attempt + 1
+                raise failure
+            delay = retry_after if retry_after is not None else self.backoff_s * (2**attempt)
+            self._sleep(min(delay, self.max_backoff_s))
+            attempt += 1
+
+    def get_json(self, path: str, **kwargs: Any) -> Any:
+        return self._decode(self.request("GET", path, **kwargs))
+
+    def post_json(self, path: str, **kwargs: Any) -> Any:
+        return self._decode(self.request("POST", path, **kwargs))
+
+    def _decode(self, response: httpx.Response) -> Any:
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ConnectorError(
+                f"{response.request.method} {response.request.url} returned non-JSON: {response.text[:_BODY_PREVIEW]}",
+                system=self.system, object=str(response.request.url), status=response.status_code,
+            ) from exc
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP date: fall back to our own backoff

@@ -1,0 +1,119 @@
+"""Splunk search client for hunts (REST API v2 search jobs).
+
+Splunk REST API reference, "Search endpoint descriptions":
+``POST /services/search/v2/jobs`` (form: ``search``, ``earliest_time``, ``latest_time``,
+``output_mode=json``) → ``{"sid": "…"}``; ``GET /services/search/v2/jobs/{sid}?output_mode=json`` →
+``{"entry": [{"content": {"dispatchState": "QUEUED|PARSING|RUNNING|FINALIZING|DONE|FAILED", "isDone":
+…, "resultCount": …, "messages": […]}}]}``; ``GET /services/search/v2/jobs/{sid}/results?output_mode=json
+&count=&offset=`` → ``{"results": [{field: value}], …}``. Authentication: ``Authorization: Bearer <token>``
+(Splunk authentication tokens).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any, Literal
+
+import httpx
+
+from connectors.http import HttpConnector
+from connectors.siem import iso
+from core.errors import ConnectorError, ValidationError
+from core.settings import Settings, get_settings
+
+JOBS = "/services/search/v2/jobs"
+FINAL_STATES = frozenset({"DONE", "FAILED"})
+
+
+class SplunkClient(HttpConnector):
+    system = "splunk"
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 30,
+        retries: int = 3,
+        backoff_s: float = 0.5,
+        poll_s: float = 1.0,
+        max_wait_s: float = 600.0,
+        verify: bool | str = True,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not token:
+            raise ConnectorError("no Splunk token configured", system=self.system, hint="set DCO_SPLUNK_TOKEN")
+        self.poll_s = poll_s
+        self.max_wait_s = max_wait_s
+        super().__init__(base_url, headers={"Authorization": f"Bearer {token}"}, transport=transport,
+                         timeout=timeout, retries=retries, backoff_s=backoff_s, verify=verify, sleep=sleep)
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings | None = None, *, token: str | None = None, **kwargs: Any
+    ) -> SplunkClient:
+        """A client from ``DCO_SPLUNK_*`` settings; ``token`` (e.g. from a Prefect Secret) wins."""
+        s = settings or get_settings()
+        if not s.splunk_url:
+            raise ConnectorError("no Splunk URL configured", system=cls.system, hint="set DCO_SPLUNK_URL")
+        tok = token or (s.splunk_token.get_secret_value() if s.splunk_token else "")
+        return cls(s.splunk_url, tok, timeout=s.http_timeout_s, retries=s.http_retries, backoff_s=s.http_backoff_s,
+                   **kwargs)
+
+    def search(
+        self,
+        index: str,
+        query: str,
+        *,
+        language: Literal["spl"] = "spl",
+        start: datetime,
+        end: datetime,
+        page_size: int = 1000,
+    ) -> Iterator[dict[str, Any]]:
+        """Every result of ``search index=<index> <query>`` in ``[start, end)``."""
+        if language != "spl":
+            raise ValidationError(f"Splunk runs SPL, not {language!r}", field="language", suggestions=["spl"])
+        spl = query if query.lstrip().startswith(("search ", "|")) else f"search index={index} {query}"
+        sid = self.create_job(spl, start, end)
+        self.wait(sid)
+        return self.results(sid, page_size)
+
+    def create_job(self, spl: str, start: datetime, end: datetime) -> str:
+        body = self.post_json(JOBS, data={"search": spl, "earliest_time": iso(start), "latest_time": iso(end),
+                                          "output_mode": "json"})
+        sid = body.get("sid") if isinstance(body, dict) else None
+        if not sid:
+            raise ConnectorError(f"search job created without a sid: {body!r:.200}", system=self.system, object=JOBS)
+        return str(sid)
+
+    def wait(self, sid: str) -> dict[str, Any]:
+        """Poll the job until DONE; FAILED or a timeout raise with Splunk's own messages."""
+        waited = 0.0
+        while True:
+            body = self.get_json(f"{JOBS}/{sid}", params={"output_mode": "json"})
+            content: dict[str, Any] = (body.get("entry") or [{}])[0].get("content", {})
+            state = str(content.get("dispatchState", ""))
+            if state == "DONE":
+                return content
+            if state == "FAILED" or content.get("isFailed"):
+                messages = "; ".join(str(m.get("text", m)) for m in content.get("messages", []) if m) or "no message"
+                raise ConnectorError(f"search job {sid} failed: {messages}", system=self.system, object=sid)
+            if waited >= self.max_wait_s:
+                raise ConnectorError(f"search job {sid} not done after {self.max_wait_s:.0f} s (state {state})",
+                                     system=self.system, object=sid, retryable=True)
+            self._sleep(self.poll_s)
+            waited += self.poll_s
+
+    def results(self, sid: str, page_size: int = 1000) -> Iterator[dict[str, Any]]:
+        offset = 0
+        while True:
+            body = self.get_json(f"{JOBS}/{sid}/results",
+                                 params={"output_mode": "json", "count": page_size, "offset": offset})
+            rows = body.get("results", [])
+            yield from rows
+            if len(rows) < page_size:
+                return
+            offset += len(rows)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from flows.cli import ops
+from flows.cli import attack, ops
 from flows.cli.output import console, handle_errors, print_json
 
 app = typer.Typer(
@@ -17,6 +17,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(ops.app, name="ops")
+app.add_typer(attack.app, name="attack")
 
 
 @app.command("plan")

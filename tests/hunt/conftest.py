@@ -16,7 +16,7 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "60")
 
 import pytest
 
-from core.db import session_scope
+from core.db import get_engine, session_scope
 from core.settings import Settings
 from models.hunting import RuleInfo
 from models.operation import DcoSpec
@@ -35,6 +35,15 @@ def prefect_harness() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=60):
         yield
+
+
+@pytest.fixture(autouse=True)
+def _fresh_engine() -> Iterator[None]:
+    """``get_engine()`` memoises on its argument (None), not on the settings' URL: forget the engine
+    around each test so every test gets the private database its ``settings`` fixture points at."""
+    get_engine.cache_clear()
+    yield
+    get_engine.cache_clear()
 
 
 @pytest.fixture()
@@ -70,5 +79,5 @@ def sysmon_event(record: int, *, host: str = "WKS01.corp.local", image: str = r"
         "EventRecordID": record, "UtcTime": when, "Image": image, "CommandLine": cmd,
         "ProcessId": 4242 + record, "ProcessGuid": f"{{guid-{record}}}",
         "ParentImage": r"C:\Windows\System32\cmd.exe", "ParentProcessId": 1000,
-        "User": r"CORP\alice", "Hashes": "SHA1=AA,MD5=BB,SHA256=CC,IMPHASH=DD", **extra,
+        "User": r"CORP\alice", "Hashes": f"SHA1={'a' * 40},MD5={'B' * 32},SHA256={'c' * 64},IMPHASH=DD", **extra,
     }

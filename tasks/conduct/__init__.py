@@ -1,0 +1,1 @@
+"""Conduct phase: hunts (local engine, SIEM back ends), their recording and triage; emulation."""

@@ -1,0 +1,520 @@
+"""Recording a hunt: the HuntRun row, the STIX evidence, the audit event, and its summary.
+
+Idempotent by construction: the run id is deterministic per (DCO, hunt key), STIX ids are
+deterministic per natural key, and ``settle_versions`` keeps the stored timestamps of an object
+whose content did not change, so recording the same outcome twice writes nothing new. A hunt
+recorded in rule batches (``run_hunt_batches``) commits each batch; when a batch fails the run is
+marked failed with everything before it kept, and a re-run with the same key skips the rules
+already recorded and completes it.
+
+Exercise separation: an event is activity of the DCO's own emulation when it carries the DCO's
+marker (``DCO-<dco_id>``, which the emulation side puts in its commands) or falls on a host and in
+the time window of a recorded emulation step. ``is_exercise`` is a pure function over one event
+and such markers/windows; ``exercise_markers_for`` reads them from the store.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from prefect import task
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from core.db import session_scope
+from core.errors import NotFoundError
+from models.attack.catalog import Catalog
+from models.hunt_run import HuntRun, HuntStatus, hunt_run_id
+from models.hunting import HuntOutcome, RuleInfo
+from models.repository import get_operation, record_event
+from models.stix import hunt_objects as ho
+from models.stix.store import StixObjectRow, latest_objects, put_objects, stix_now, stix_time
+
+# -- exercise separation ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ExerciseWindow:
+    """When (and optionally where) one emulation step ran; events inside it are exercise activity."""
+
+    start: datetime
+    end: datetime
+    host: str | None = None
+    step_id: str | None = None
+
+
+ExerciseMarker = str | ExerciseWindow
+
+
+def dco_marker(dco_id: str) -> str:
+    """The string the emulation side puts in every step it runs for a DCO."""
+    return f"DCO-{dco_id}"
+
+
+def _strings(value: Any) -> Iterable[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from _strings(v)
+
+
+def _short_host(name: str) -> str:
+    return name.lower().split(".", 1)[0]
+
+
+def is_exercise(event: Mapping[str, Any], markers: Sequence[ExerciseMarker]) -> bool:
+    """Whether an event is the DCO's own emulation: it carries a marker string (case-insensitive,
+    anywhere in its values) or falls inside a step window (on the step's host when it names one)."""
+    if not markers:
+        return False
+    tags = [m.lower() for m in markers if isinstance(m, str) and m]
+    if tags and any(tag in text.lower() for text in _strings(event) for tag in tags):
+        return True
+    windows = [m for m in markers if isinstance(m, ExerciseWindow)]
+    if not windows:
+        return False
+    view = ho.EventView.of(event)
+    moment = ho.event_time(view)
+    if moment is None:
+        return False
+    host = ho.event_host(view)
+    for w in windows:
+        start = w.start if w.start.tzinfo else w.start.replace(tzinfo=UTC)
+        end = w.end if w.end.tzinfo else w.end.replace(tzinfo=UTC)
+        on_host = w.host is None or (host is not None and _short_host(w.host) == _short_host(host))
+        if on_host and start <= moment <= end:
+            return True
+    return False
+
+
+def exercise_markers_for(session: Session, dco_id: str) -> list[ExerciseMarker]:
+    """The DCO's marker plus a window per recorded emulation outcome (sightings with ``x_dco_step_id``)."""
+    markers: list[ExerciseMarker] = [dco_marker(dco_id)]
+    for obj in latest_objects(session, dco_id, ["sighting"]):
+        if not obj.get("x_dco_step_id") or not obj.get("first_seen"):
+            continue
+        start = ho.parse_time(obj["first_seen"])
+        end = ho.parse_time(obj.get("last_seen") or obj["first_seen"])
+        if start and end:
+            markers.append(ExerciseWindow(start, end, obj.get("x_dco_target"), obj["x_dco_step_id"]))
+    return markers
+
+
+# -- ATT&CK references ----------------------------------------------------------------------------------
+
+
+def technique_refs(catalog: Catalog | None, technique_ids: Iterable[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Tagged technique id → attack-pattern STIX id (revoked ids follow their replacement), and the
+    ids the catalog does not know with why (kept on the objects, reported, never dropped)."""
+    refs: dict[str, str] = {}
+    unknown: dict[str, str] = {}
+    for tid in dict.fromkeys(t.upper() for t in technique_ids):
+        if catalog is None:
+            unknown[tid] = "no ATT&CK catalog loaded"
+            continue
+        res = catalog.resolve(tid, warn=False)
+        tech = catalog.get_technique(res.attack_id) if res.attack_id else None
+        if tech is None:
+            unknown[tid] = res.note or f"{tid} is unknown"
+        else:
+            refs[tid] = tech.stix_id
+    return refs, unknown
+
+
+# -- versions ---------------------------------------------------------------------------------------
+
+_TIMESTAMPS = ("created", "modified", "valid_from")
+
+
+def _content(obj: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in obj.items() if k not in _TIMESTAMPS}
+
+
+def _next_modified(previous: str, now: str) -> str:
+    if now > previous:
+        return now
+    prev = ho.parse_time(previous) or datetime.now(UTC)
+    return stix_time(prev + timedelta(milliseconds=1))
+
+
+def settle_versions(session: Session, dco_id: str, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Give objects that already exist (for this DCO) their stored timestamps when nothing changed,
+    else keep ``created`` (and ``valid_from``) and make a strictly newer ``modified``."""
+    ids = [o["id"] for o in objects if "modified" in o]
+    stored: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        newest = (
+            select(StixObjectRow.id, func.max(StixObjectRow.modified).label("m"))
+            .where(col(StixObjectRow.id).in_(chunk), StixObjectRow.dco_id == dco_id)
+            .group_by(StixObjectRow.id)
+            .subquery()
+        )
+        stmt = select(StixObjectRow).join(
+            newest, (col(StixObjectRow.id) == newest.c.id) & (col(StixObjectRow.modified) == newest.c.m)
+        )
+        for row in session.exec(stmt):
+            stored[row.id] = row.object
+    for obj in objects:
+        prev = stored.get(obj["id"])
+        if prev is None:
+            continue
+        if _content(prev) == _content(obj):
+            for key in _TIMESTAMPS:
+                if key in prev:
+                    obj[key] = prev[key]
+        else:
+            obj["created"] = prev.get("created", obj.get("created"))
+            if "valid_from" in prev:
+                obj["valid_from"] = prev["valid_from"]
+            obj["modified"] = _next_modified(prev["modified"], obj["modified"])
+    return objects
+
+
+# -- hunt runs ----------------------------------------------------------------------------------------
+
+
+def start_hunt_run(
+    session: Session,
+    dco_id: str,
+    *,
+    hunt_key: str,
+    source: str,
+    rules: Sequence[RuleInfo] = (),
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> HuntRun:
+    """The run for (DCO, hunt key), created as running if new; a failed run goes back to running."""
+    get_operation(session, dco_id)  # the DCO must exist
+    run_id = hunt_run_id(dco_id, hunt_key)
+    run = session.get(HuntRun, run_id)
+    is_new = run is None
+    if run is None:
+        run = HuntRun(id=run_id, dco_id=dco_id, hunt_key=hunt_key, source=source, window_start=start,
+                      window_end=end)
+    changed = False
+    new_ids = [r.rule_id for r in rules if r.rule_id not in run.rule_ids]
+    if new_ids:
+        run.rule_ids = [*run.rule_ids, *new_ids]
+        run.rule_count = len(run.rule_ids)
+        changed = True
+    if run.status == HuntStatus.FAILED:
+        run.status, run.error = HuntStatus.RUNNING, None
+        changed = True
+    if changed and not is_new:
+        run.version += 1
+    session.add(run)
+    session.flush()
+    return run
+
+
+def fail_hunt_run(session: Session, dco_id: str, hunt_key: str, error: str, *, actor: str = "dcoflow") -> HuntRun:
+    run = session.get(HuntRun, hunt_run_id(dco_id, hunt_key))
+    if run is None:
+        raise NotFoundError("no such hunt run", object=hunt_key)
+    run.status, run.error = HuntStatus.FAILED, error[:2000]
+    run.finished_at = datetime.now(UTC)
+    run.version += 1
+    session.add(run)
+    record_event(session, dco_id, actor, "hunt-failed", {"hunt_run": run.id, "error": run.error})
+    return run
+
+
+def _merge_skipped(existing: list[dict[str, Any]], outcome: HuntOutcome) -> list[dict[str, Any]]:
+    by_key = {(s["path"], s.get("rule_id")): s for s in existing}
+    for s in outcome.skipped:
+        by_key[(s.path, s.rule_id)] = {"path": s.path, "rule_id": s.rule_id, "reason": s.reason}
+    return sorted(by_key.values(), key=lambda s: (s["path"], s.get("rule_id") or ""))
+
+
+def _snapshot(run: HuntRun) -> tuple[Any, ...]:
+    return (run.status, run.hits, run.exercise_hits, run.events_read, run.bad_records, run.skipped,
+            run.no_logsource, run.rule_stats, run.recorded_rules, run.unknown_techniques, run.inputs,
+            run.rule_ids, run.error)
+
+
+def record_hunt(
+    session: Session,
+    dco_id: str,
+    outcome: HuntOutcome,
+    *,
+    hunt_key: str,
+    catalog: Catalog | None,
+    exercise_markers: Sequence[ExerciseMarker] | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    complete: bool = True,
+    actor: str = "dcoflow",
+) -> HuntRun:
+    """Record one hunt outcome (or one batch of it) for a DCO; see the module doc for idempotency.
+
+    ``exercise_markers`` defaults to what the store knows (``exercise_markers_for``).
+    ``complete=False`` records a batch and leaves the run running.
+    """
+    op = get_operation(session, dco_id)
+    markers = list(exercise_markers) if exercise_markers is not None else exercise_markers_for(session, dco_id)
+    run = start_hunt_run(session, dco_id, hunt_key=hunt_key, source=outcome.source, rules=outcome.rules_run,
+                         start=start, end=end)
+    before = _snapshot(run)
+    previous_status = run.status
+    refs, definitions = ho.marking_refs(op.dco.marking)
+    source_identity = ho.data_source_identity(outcome.source, dco_id)
+    ctx = ho.StixContext(dco_id, tuple(refs), source_identity["id"], stix_now())
+
+    tech_refs, unknown = technique_refs(catalog, (t for r in outcome.rules_run for t in r.technique_ids))
+    objects: list[dict[str, Any]] = [ho.dcoflow_identity(), source_identity, *definitions]
+    grouped: list[str] = []
+    for rule in outcome.rules_run:
+        ind = ho.indicator(rule, ctx)
+        rels = ho.indicates(rule, tech_refs, ctx)
+        objects += [ind, *rels]
+        grouped += [ind["id"], *(r["id"] for r in rels)]
+
+    stats: dict[str, Any] = dict(run.rule_stats)
+    for rule in outcome.rules_run:
+        stats[rule.rule_id] = {"rule_id": rule.rule_id, "title": rule.title, "technique_ids": rule.technique_ids,
+                               "hits": 0, "exercise_hits": 0, "hosts": {}, "logsource": rule.logsource}
+    for match in outcome.matches:
+        rule = match.rule
+        hosts: Counter[str] = Counter()
+        exercise_n = 0
+        for event in match.events:
+            scos = ho.observables(event, ctx)
+            od = ho.observed_data(event, scos, ctx) if scos else None
+            exercise = is_exercise(event, markers)
+            exercise_n += exercise
+            sig = ho.sighting(rule, event, od["id"] if od else None, ctx, hunt_run_id=run.id, exercise=exercise)
+            hosts[sig["x_dco_host"] or "(unknown)"] += 1
+            objects += [*scos, *([od] if od else []), sig]
+            grouped += [sig["id"], *([od["id"]] if od else [])]
+        stats[rule.rule_id] = {"rule_id": rule.rule_id, "title": rule.title, "technique_ids": rule.technique_ids,
+                               "hits": match.count, "exercise_hits": exercise_n, "hosts": dict(hosts),
+                               "logsource": rule.logsource}
+
+    run.rule_stats = stats
+    run.hits = sum(int(s["hits"]) for s in stats.values())
+    run.exercise_hits = sum(int(s["exercise_hits"]) for s in stats.values())
+    run.events_read = max(run.events_read, outcome.events_read)
+    run.bad_records = max(run.bad_records, sum(r.skipped for r in outcome.reports))
+    run.inputs = {**run.inputs, **{r.source: r.read for r in outcome.reports}} or {outcome.source: run.events_read}
+    run.skipped = _merge_skipped(run.skipped, outcome)
+    run.no_logsource = sorted({*run.no_logsource, *(r.rule_id for r in outcome.no_logsource)})
+    run.unknown_techniques = sorted({*run.unknown_techniques, *unknown})
+    newly = [r.rule_id for r in outcome.rules_run if r.rule_id not in run.recorded_rules]
+    if newly:
+        run.duration_s += outcome.duration_s
+    done = [*outcome.rules_run, *outcome.no_logsource]
+    run.recorded_rules = sorted({*run.recorded_rules, *(r.rule_id for r in done),
+                                 *(s.rule_id for s in outcome.skipped if s.rule_id)})
+
+    previous_grouping = [o for o in latest_objects(session, dco_id, ["grouping"])
+                         if o.get("x_dco_hunt_run") == run.id]
+    if previous_grouping:
+        grouped += previous_grouping[0].get("object_refs", [])
+    rule_list = [{"rule_id": s["rule_id"], "technique_ids": s["technique_ids"], "hits": s["hits"]}
+                 for s in sorted(stats.values(), key=lambda s: str(s["rule_id"]))]
+    objects.append(ho.hunt_grouping(run.id, ctx, name=f"Hunt {run.hunt_key[:12]} on {run.source}"[:250],
+                                    object_refs=grouped, rules=rule_list, channels=run.inputs, source=run.source))
+    put_objects(session, settle_versions(session, dco_id, objects), dco_id)
+
+    if complete:
+        run.status = HuntStatus.COMPLETED
+        run.error = None
+        if previous_status != HuntStatus.COMPLETED or run.finished_at is None:
+            run.finished_at = datetime.now(UTC)
+    if _snapshot(run) != before:
+        run.version += 1
+        if complete and previous_status != HuntStatus.COMPLETED:
+            record_event(session, dco_id, actor, "hunt-run", {
+                "hunt_run": run.id, "hunt_key": run.hunt_key, "source": run.source, "rules": run.rule_count,
+                "hits": run.hits, "exercise_hits": run.exercise_hits, "events_read": run.events_read,
+                "skipped": len(run.skipped), "unknown_techniques": unknown,
+            })
+    session.add(run)
+    session.flush()
+    return run
+
+
+def complete_hunt_run(session: Session, dco_id: str, hunt_key: str, *, actor: str = "dcoflow") -> HuntRun:
+    run = session.get(HuntRun, hunt_run_id(dco_id, hunt_key))
+    if run is None:
+        raise NotFoundError("no such hunt run", object=hunt_key)
+    if run.status != HuntStatus.COMPLETED:
+        run.status, run.error, run.finished_at = HuntStatus.COMPLETED, None, datetime.now(UTC)
+        run.version += 1
+        session.add(run)
+        record_event(session, dco_id, actor, "hunt-run", {
+            "hunt_run": run.id, "hunt_key": run.hunt_key, "source": run.source, "rules": run.rule_count,
+            "hits": run.hits, "exercise_hits": run.exercise_hits, "events_read": run.events_read,
+            "skipped": len(run.skipped), "unknown_techniques": run.unknown_techniques,
+        })
+    return run
+
+
+SessionFactory = Callable[[], AbstractContextManager[Session]]
+
+
+def run_hunt_batches(
+    dco_id: str,
+    rules: Sequence[RuleInfo],
+    engine: Callable[[list[RuleInfo]], HuntOutcome],
+    *,
+    hunt_key: str,
+    source: str,
+    catalog: Catalog | None,
+    exercise_markers: Sequence[ExerciseMarker] | None = None,
+    batch_size: int = 50,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    session_factory: SessionFactory = session_scope,
+    actor: str = "dcoflow",
+) -> HuntRun:
+    """Run ``engine`` over the rules in batches, committing each batch's evidence as it comes.
+
+    A failing batch marks the run failed (the error names it) and re-raises; everything recorded
+    before stays. Calling again with the same key skips the rules already recorded.
+    """
+    with session_factory() as s:
+        run = start_hunt_run(s, dco_id, hunt_key=hunt_key, source=source, rules=rules, start=start, end=end)
+        done = set(run.recorded_rules)
+        if exercise_markers is None:
+            exercise_markers = exercise_markers_for(s, dco_id)
+    todo = [r for r in rules if r.rule_id not in done]
+    for i in range(0, len(todo), max(1, batch_size)):
+        batch = todo[i:i + batch_size]
+        try:
+            outcome = engine(batch)
+        except Exception as exc:
+            with session_factory() as s:
+                fail_hunt_run(s, dco_id, hunt_key, f"{type(exc).__name__}: {exc}", actor=actor)
+            raise
+        with session_factory() as s:
+            record_hunt(s, dco_id, outcome, hunt_key=hunt_key, catalog=catalog, exercise_markers=exercise_markers,
+                        start=start, end=end, complete=False, actor=actor)
+    with session_factory() as s:
+        return complete_hunt_run(s, dco_id, hunt_key, actor=actor)
+
+
+# -- summaries ----------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class HuntSummary:
+    """What a hunt found, for people: hits by technique, rule and host, and the visibility gaps."""
+
+    source: str
+    rules_run: int
+    events_read: int
+    bad_records: int
+    hits: int
+    exercise_hits: int = 0
+    by_technique: dict[str, int] = field(default_factory=dict)
+    by_rule: list[dict[str, Any]] = field(default_factory=list)
+    by_host: dict[str, int] = field(default_factory=dict)
+    gaps: list[dict[str, Any]] = field(default_factory=list)  # rules with no matching log source
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    unknown_techniques: list[str] = field(default_factory=list)
+    run_id: str | None = None
+    status: str | None = None
+
+
+def _by_technique(rules: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    counts: Counter[str] = Counter()
+    for r in rules:
+        for tid in r["technique_ids"] or ["(untagged)"]:
+            counts[tid] += int(r["hits"])
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def summarize_outcome(outcome: HuntOutcome, exercise_markers: Sequence[ExerciseMarker] = ()) -> HuntSummary:
+    """The summary of an unrecorded outcome (ad-hoc hunts from the CLI); hosts come from the sampled events."""
+    hits = {m.rule.rule_id: m for m in outcome.matches}
+    rules = [{"rule_id": r.rule_id, "title": r.title, "technique_ids": r.technique_ids, "tags": r.tags,
+              "hits": hits[r.rule_id].count if r.rule_id in hits else 0} for r in outcome.rules_run]
+    hosts: Counter[str] = Counter()
+    exercise = 0
+    for m in outcome.matches:
+        for ev in m.events:
+            hosts[ho.event_host(ev) or "(unknown)"] += 1
+            exercise += is_exercise(ev, exercise_markers)
+    return HuntSummary(
+        source=outcome.source, rules_run=len(outcome.rules_run), events_read=outcome.events_read,
+        bad_records=sum(r.skipped for r in outcome.reports), hits=sum(m.count for m in outcome.matches),
+        exercise_hits=exercise, by_technique=_by_technique(rules),
+        by_rule=sorted(rules, key=lambda r: (-int(r["hits"]), str(r["rule_id"]))),
+        by_host=dict(hosts.most_common()),
+        gaps=[{"rule_id": r.rule_id, "title": r.title, "logsource": r.logsource} for r in outcome.no_logsource],
+        skipped=[{"path": s.path, "rule_id": s.rule_id, "reason": s.reason} for s in outcome.skipped],
+    )
+
+
+def hunt_summary(run: HuntRun) -> HuntSummary:
+    """The summary of a recorded run (hosts counted over the sampled, recorded events)."""
+    stats = list(run.rule_stats.values())
+    hosts: Counter[str] = Counter()
+    for s in stats:
+        hosts.update({h: int(n) for h, n in s.get("hosts", {}).items()})
+    return HuntSummary(
+        source=run.source, rules_run=len(stats), events_read=run.events_read, bad_records=run.bad_records,
+        hits=run.hits, exercise_hits=run.exercise_hits, by_technique=_by_technique(stats),
+        by_rule=sorted(({k: s[k] for k in ("rule_id", "title", "technique_ids", "hits")} for s in stats),
+                       key=lambda r: (-int(r["hits"]), str(r["rule_id"]))),
+        by_host=dict(hosts.most_common()), gaps=[{"rule_id": r} for r in run.no_logsource],
+        skipped=list(run.skipped), unknown_techniques=list(run.unknown_techniques), run_id=run.id,
+        status=str(run.status),
+    )
+
+
+def summary_markdown(summary: HuntSummary, *, top: int = 25) -> str:
+    """The hunt summary as markdown (Prefect artifact, reports)."""
+    lines = [
+        f"# Hunt summary{f' — run `{summary.run_id}`' if summary.run_id else ''}",
+        "",
+        f"- source: `{summary.source}`",
+        f"- rules run: {summary.rules_run}; events read: {summary.events_read}; bad records: {summary.bad_records}",
+        f"- hits: {summary.hits} (of which exercise activity in the samples: {summary.exercise_hits})",
+    ]
+    if summary.status:
+        lines.append(f"- status: {summary.status}")
+    if summary.unknown_techniques:
+        lines.append(f"- technique ids unknown to the loaded ATT&CK release: {', '.join(summary.unknown_techniques)}")
+    lines += ["", "## Hits by technique", "", "| technique | hits |", "|---|---:|"]
+    lines += [f"| {t} | {n} |" for t, n in list(summary.by_technique.items())[:top]]
+    lines += ["", "## Hits by rule", "", "| rule | title | techniques | hits |", "|---|---|---|---:|"]
+    lines += [f"| `{r['rule_id']}` | {r['title']} | {', '.join(r['technique_ids'])} | {r['hits']} |"
+              for r in summary.by_rule[:top] if r["hits"]]
+    lines += ["", "## Hits by host (sampled events)", "", "| host | hits |", "|---|---:|"]
+    lines += [f"| {h} | {n} |" for h, n in list(summary.by_host.items())[:top]]
+    lines += ["", f"## Visibility gaps ({len(summary.gaps)} rules with no matching log source)", ""]
+    lines += [f"- `{g['rule_id']}` {g.get('title', '')} {g.get('logsource', '')}".rstrip() for g in summary.gaps[:top]]
+    if summary.skipped:
+        lines += ["", f"## Skipped rules ({len(summary.skipped)})", ""]
+        lines += [f"- `{s.get('rule_id') or s['path']}`: {s['reason']}" for s in summary.skipped[:top]]
+    return "\n".join(lines) + "\n"
+
+
+def list_hunt_runs(session: Session, dco_id: str | None = None) -> list[HuntRun]:
+    stmt = select(HuntRun).order_by(col(HuntRun.started_at))
+    if dco_id is not None:
+        stmt = stmt.where(HuntRun.dco_id == dco_id)
+    return list(session.exec(stmt))
+
+
+def _record_in_new_session(dco_id: str, outcome: HuntOutcome, hunt_key: str, catalog: Catalog | None,
+                           start: datetime | None = None, end: datetime | None = None) -> HuntRun:
+    with session_scope() as s:
+        return record_hunt(s, dco_id, outcome, hunt_key=hunt_key, catalog=catalog, start=start, end=end)
+
+
+# Prefect wrappers: coarse (a whole hunt or batch run), retried for database hiccups only.
+record_hunt_task = task(name="record-hunt", retries=2, retry_delay_seconds=2)(_record_in_new_session)
+run_hunt_batches_task = task(name="hunt-batches")(run_hunt_batches)

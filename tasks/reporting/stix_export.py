@@ -1,0 +1,68 @@
+"""Export a DCO's evidence as one validated STIX 2.1 bundle file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import stix2
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from sqlmodel import Session
+
+from core.errors import ContentError
+from models.attack.catalog import Catalog
+from models.attack.objects import Technique
+from models.repository import get_operation
+from models.stix.bundle import dco_bundle
+from models.stix.hunt_objects import dcoflow_identity, marking_refs
+from models.stix.store import latest_objects, stix_now
+
+
+def build_dco_bundle(session: Session, dco: str, catalog: Catalog, published: str | None = None) -> dict[str, Any]:
+    op = get_operation(session, dco)
+    spec = op.dco
+    refs, definitions = marking_refs(spec.marking)
+
+    def technique(stix_id: str) -> Technique | None:
+        obj = catalog.by_stix_id(stix_id)
+        return obj if isinstance(obj, Technique) else None
+
+    return dco_bundle(
+        dco_id=op.id,
+        name=f"DCO {spec.name}",
+        description=f"{spec.objective} (state: {op.state.value})",
+        published=published or stix_now(),
+        objects=latest_objects(session, op.id),
+        technique_by_stix_id=technique,
+        identity=dcoflow_identity(),
+        marking_refs=refs,
+        extra_markings=definitions,
+    )
+
+
+def validate_bundle(bundle: dict[str, Any]) -> None:
+    """Every object must parse as STIX 2.1 (custom x_dco_ properties allowed) before it leaves."""
+    for obj in bundle["objects"]:
+        try:
+            stix2.parse(obj, allow_custom=True, version="2.1")
+        except Exception as exc:  # stix2 raises many unrelated exception types
+            raise ContentError(f"invalid STIX object: {exc}", system="stix", object=obj.get("id")) from exc
+
+
+def export_dco_bundle(session: Session, dco: str, catalog: Catalog, out_dir: Path) -> Path:
+    bundle = build_dco_bundle(session, dco, catalog)
+    validate_bundle(bundle)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{bundle['objects'][0]['x_dco_id']}-stix-bundle.json"
+    path.write_text(json.dumps(bundle, indent=1), encoding="utf-8")
+    return path
+
+
+@task(name="export-stix-bundle", cache_policy=NO_CACHE)
+def export_dco_bundle_task(dco: str, catalog: Catalog, out_dir: Path) -> Path:
+    from core.db import session_scope
+
+    with session_scope() as session:
+        return export_dco_bundle(session, dco, catalog, out_dir)

@@ -1,0 +1,290 @@
+"""Assess a DCO: read its evidence once, score every technique, rank the gaps, log the scores.
+
+Technique ids in evidence come from many releases (Sigma and atomics already use v19 ids, emulation
+plans v7–13): each distinct id is resolved once against the catalog; revoked ids move to their
+replacement, unknown and deprecated ids are kept under their own id, and all are reported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from prefect import task
+from sqlalchemy import case
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col, func, select
+
+from core.db import upsert
+from core.errors import DcoError
+from models.assessment import (
+    DEFAULT_HALF_LIFE_DAYS,
+    Evidence,
+    Gap,
+    Relevance,
+    TechniqueAssessment,
+    assess_evidence,
+    rank_gaps,
+    threat_relevance,
+)
+from models.assessment_rows import AssessmentRun, TechniqueScore
+from models.attack import Catalog
+from models.operation import Operation
+from models.repository import get_operation, list_operations
+from models.stix.ids import stix_id
+from tasks.assess.evidence import EvidenceSet, evidence_from_catalog, load_evidence
+
+
+@dataclass(slots=True, frozen=True)
+class IdNote:
+    """A technique id that did not map one-to-one onto the loaded release."""
+
+    requested: str
+    status: str  # revoked / deprecated / unknown / not-found (threat profile entries)
+    attack_id: str | None
+    note: str
+    records: int = 0
+
+
+@dataclass(slots=True)
+class AssessmentResult:
+    dco_id: str
+    run_id: str
+    assessed_at: datetime
+    attack_version: str
+    half_life_days: float
+    assessments: dict[str, TechniqueAssessment]
+    gaps: list[Gap]
+    relevance: dict[str, Relevance]
+    id_report: list[IdNote] = field(default_factory=list)
+    evidence_report: str = ""
+    evidence_count: int = 0
+    unmapped_channels: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def real_hits(self) -> int:
+        return sum(a.real_hits for a in self.assessments.values())
+
+    @property
+    def exercise_hits(self) -> int:
+        return sum(a.exercise_hits for a in self.assessments.values())
+
+    def summary(self) -> dict[str, Any]:
+        scores = list(self.assessments.values())
+        n = len(scores) or 1
+        return {
+            "techniques": len(scores),
+            "evidence": self.evidence_count,
+            "mean_visibility": round(sum(a.visibility.value for a in scores) / n, 2),
+            "mean_detection": round(sum(a.detection.value for a in scores) / n, 2),
+            "detected": sum(1 for a in scores if a.detection.value >= 1),
+            "visible": sum(1 for a in scores if a.visibility.value >= 1),
+            "gaps": len(self.gaps),
+            "real_hits": self.real_hits,
+            "exercise_hits": self.exercise_hits,
+            "ids_reported": len(self.id_report),
+        }
+
+
+def resolve_evidence(evidence: list[Evidence], catalog: Catalog) -> tuple[list[Evidence], list[IdNote]]:
+    """Map evidence onto the catalog's ids: one resolve per distinct id, a copy only for moved records."""
+    counts: dict[str, int] = {}
+    for ev in evidence:
+        counts[ev.technique_id] = counts.get(ev.technique_id, 0) + 1
+    moved: dict[str, str] = {}
+    notes: list[IdNote] = []
+    for tid in sorted(counts):
+        res = catalog.resolve(tid, warn=False)
+        if res.status == "current" and res.attack_id == tid:
+            continue
+        notes.append(IdNote(tid, res.status, res.attack_id, res.note, counts[tid]))
+        if res.attack_id is not None and res.attack_id != tid:
+            moved[tid] = res.attack_id
+    if not moved:
+        return evidence, notes
+    out = [dataclasses.replace(ev, technique_id=moved[ev.technique_id], detail=f"{ev.detail} (as {ev.technique_id})")
+           if ev.technique_id in moved else ev for ev in evidence]
+    return out, notes
+
+
+def _profile_relevance(op: Operation, catalog: Catalog, planned: Iterable[str]) -> tuple[dict[str, Relevance],
+                                                                                         list[IdNote]]:
+    profile = op.dco.threat_profile
+    notes: list[IdNote] = []
+    groups, campaigns = [], []
+    for ref in profile.groups:
+        try:
+            groups.append(catalog.group(ref).attack_id)
+        except DcoError as exc:
+            notes.append(IdNote(ref, "not-found", None, exc.message))
+    for ref in profile.campaigns:
+        try:
+            campaigns.append(catalog.campaign(ref).attack_id)
+        except DcoError as exc:
+            notes.append(IdNote(ref, "not-found", None, exc.message))
+    extra = []
+    for tid in profile.techniques:
+        res = catalog.resolve(tid, warn=False)
+        if res.attack_id is None or res.status != "current":
+            notes.append(IdNote(tid, res.status, res.attack_id, res.note))
+        extra.append(res.attack_id or tid.upper())
+    relevance = threat_relevance(catalog, groups, campaigns, [str(v) for v in profile.via], [*planned, *extra])
+    return relevance, notes
+
+
+def assess_operation(
+    session: Session,
+    op: Operation,
+    catalog: Catalog,
+    now: datetime | None = None,
+    *,
+    half_life_days: float = DEFAULT_HALF_LIFE_DAYS,
+    evidence: EvidenceSet | None = None,
+    write: bool = True,
+) -> AssessmentResult:
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    evset = evidence if evidence is not None else load_evidence(session, op.id, catalog)
+    items, id_notes = resolve_evidence(evset.evidence, catalog)
+    planned = [catalog.resolve(t, warn=False).attack_id or t for t in evset.planned]
+    relevance, profile_notes = _profile_relevance(op, catalog, planned)
+    techniques = set(relevance) | {ev.technique_id for ev in items}
+    items = items + evidence_from_catalog(catalog, sorted(techniques), now)
+    assessments = assess_evidence(items, now, half_life_days, techniques)
+    result = AssessmentResult(
+        dco_id=op.id,
+        run_id=stix_id("assessment", op.id, now.isoformat()).split("--")[1],
+        assessed_at=now,
+        attack_version=catalog.version,
+        half_life_days=half_life_days,
+        assessments=assessments,
+        gaps=rank_gaps(assessments, relevance),
+        relevance=relevance,
+        id_report=id_notes + profile_notes,
+        evidence_report=evset.report.summary(),
+        evidence_count=len(evset.evidence),
+        unmapped_channels=evset.unmapped_channels,
+    )
+    if write:
+        write_scores(session, result)
+    return result
+
+
+def assess_dco(
+    session: Session,
+    dco_id: str,
+    catalog: Catalog,
+    now: datetime | None = None,
+    *,
+    half_life_days: float = DEFAULT_HALF_LIFE_DAYS,
+    write: bool = True,
+) -> AssessmentResult:
+    """Score every technique of a DCO (threat profile, plan, evidence), rank gaps, log the scores."""
+    return assess_operation(session, get_operation(session, dco_id), catalog, now,
+                            half_life_days=half_life_days, write=write)
+
+
+def assess_all(
+    session: Session, catalog: Catalog, now: datetime | None = None, *, half_life_days: float = DEFAULT_HALF_LIFE_DAYS
+) -> list[AssessmentResult]:
+    """Every DCO, with the same ``now`` so their runs line up in the trend."""
+    now = now or datetime.now(UTC)
+    return [assess_operation(session, op, catalog, now, half_life_days=half_life_days)
+            for op in list_operations(session)]
+
+
+def write_scores(session: Session, result: AssessmentResult) -> int:
+    """One AssessmentRun and one TechniqueScore per technique; re-running the same assessment is a no-op."""
+    gaps = {g.technique_id: g for g in result.gaps}
+    rows = []
+    for tid, a in result.assessments.items():
+        gap = gaps.get(tid)
+        rows.append({
+            "id": stix_id("technique-score", result.dco_id, tid, result.assessed_at.isoformat()).split("--")[1],
+            "dco_id": result.dco_id, "run_id": result.run_id, "technique_id": tid,
+            "visibility": a.visibility.value, "detection": a.detection.value,
+            "priority": gap.priority if gap else 0.0, "relevance": gap.relevance if gap else 0.0,
+            "evidence_count": a.evidence_count, "assessed_at": result.assessed_at,
+            "explanation": {"visibility": a.visibility.explanation, "detection": a.detection.explanation,
+                            "outcomes": a.outcomes, "real_hits": a.real_hits, "exercise_hits": a.exercise_hits},
+        })
+    upsert(session, AssessmentRun, [{
+        "id": result.run_id, "dco_id": result.dco_id, "assessed_at": result.assessed_at,
+        "attack_version": result.attack_version, "half_life_days": result.half_life_days,
+        "techniques": len(result.assessments), "evidence": result.evidence_count, "summary": result.summary(),
+        "id_report": [dataclasses.asdict(n) for n in result.id_report],
+    }], keys=("id",))
+    return upsert(session, TechniqueScore, rows, keys=("id",))
+
+
+# -- reading the score log ------------------------------------------------------------------------
+
+def runs(session: Session, dco_id: str | None = None) -> list[AssessmentRun]:
+    stmt = select(AssessmentRun).order_by(col(AssessmentRun.assessed_at))
+    if dco_id is not None:
+        stmt = stmt.where(AssessmentRun.dco_id == dco_id)
+    return list(session.exec(stmt))
+
+
+def run_scores(session: Session, run_id: str) -> list[TechniqueScore]:
+    stmt = select(TechniqueScore).where(TechniqueScore.run_id == run_id).order_by(col(TechniqueScore.technique_id))
+    return list(session.exec(stmt))
+
+
+def latest_scores(session: Session, dco_id: str, back: int = 0) -> list[TechniqueScore]:
+    """The scores of the DCO's newest assessment (``back=1``: the one before it)."""
+    found = runs(session, dco_id)
+    if len(found) <= back:
+        return []
+    return run_scores(session, found[-1 - back].id)
+
+
+def score_history(session: Session, dco_id: str, technique_id: str) -> list[TechniqueScore]:
+    stmt = (select(TechniqueScore).where(TechniqueScore.dco_id == dco_id, TechniqueScore.technique_id == technique_id)
+            .order_by(col(TechniqueScore.assessed_at)))
+    return list(session.exec(stmt))
+
+
+@dataclass(slots=True, frozen=True)
+class TrendPoint:
+    dco_id: str
+    assessed_at: datetime
+    techniques: int
+    mean_visibility: float
+    mean_detection: float
+    detected: int
+
+
+def trend(session: Session, dco_ids: Sequence[str] | None = None) -> list[TrendPoint]:
+    """One point per assessment run, across DCOs, oldest first (one aggregate query)."""
+    detected = func.sum(case((col(TechniqueScore.detection) >= 1, 1), else_=0))
+    query = (
+        sa_select(col(TechniqueScore.dco_id), col(TechniqueScore.assessed_at), func.count(),
+               func.avg(col(TechniqueScore.visibility)), func.avg(col(TechniqueScore.detection)), detected)
+        .group_by(col(TechniqueScore.dco_id), col(TechniqueScore.assessed_at))
+        .order_by(col(TechniqueScore.assessed_at))
+    )
+    if dco_ids:
+        query = query.where(col(TechniqueScore.dco_id).in_(list(dco_ids)))
+    return [
+        TrendPoint(d, at if at.tzinfo else at.replace(tzinfo=UTC), int(n), round(float(v or 0), 2),
+                   round(float(det or 0), 2), int(k or 0))
+        for d, at, n, v, det, k in session.execute(query).all()
+    ]
+
+
+# -- Prefect wrappers ---------------------------------------------------------------------------------
+
+def _assess_task(dco_id: str, half_life_days: float = DEFAULT_HALF_LIFE_DAYS) -> dict[str, Any]:
+    from connectors.attack import load_catalog
+    from core.db import session_scope
+
+    catalog = load_catalog()
+    with session_scope() as session:
+        result = assess_dco(session, dco_id, catalog, half_life_days=half_life_days)
+        return {"dco_id": result.dco_id, "run_id": result.run_id, **result.summary()}
+
+
+assess_dco_task = task(name="assess-dco", retries=1)(_assess_task)

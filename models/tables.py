@@ -1,7 +1,6 @@
 """Importing this module registers every SQLModel table (core.db.init_db relies on it)."""
 
 from models.assessment_rows import AssessmentRun, TechniqueScore  # noqa: F401  (registers the tables)
-from models.assessment_rows import AssessmentRun, TechniqueScore  # noqa: F401  (registers the tables)
 from models.audit import AuditEvent
 from models.followup import Action, Incident, Retest, Risk, RiskDecision  # noqa: F401  (follow-up)
 from models.hunt_run import HuntRun, TriageVerdict  # noqa: F401  (hunt runs and triage)

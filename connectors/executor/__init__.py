@@ -1,0 +1,1 @@
+"""Executors that run emulation procedures: the local lab-host executor (sh/bash)."""

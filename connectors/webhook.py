@@ -1,0 +1,80 @@
+"""Outgoing webhooks (deconfliction notices now, escalations later).
+
+Each POST carries a JSON body ``{"event", "sent_at", "payload"}``, an ``Idempotency-Key`` header
+(the receiver drops repeats, so our retries never notify twice) and, when a secret is set, an
+``X-Dco-Signature: sha256=<hex>`` HMAC-SHA256 of ``<timestamp>.<body>`` with the timestamp in
+``X-Dco-Timestamp`` (GitHub/Stripe-style signing: the receiver recomputes it to check the
+sender and refuse replays). Retries and error mapping come from ``connectors.http``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import orjson
+
+from connectors.http import HttpConnector
+from core.errors import ConnectorError
+
+SIGNATURE_HEADER = "X-Dco-Signature"
+TIMESTAMP_HEADER = "X-Dco-Timestamp"
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+def verify(secret: str, timestamp: str, body: bytes, signature: str) -> bool:
+    return hmac.compare_digest(sign(secret, timestamp, body), signature)
+
+
+class WebhookClient(HttpConnector):
+    system = "webhook"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        secret: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 15.0,
+        retries: int = 3,
+        backoff_s: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConnectorError("webhook URL must be http(s)://host/…", system=self.system, object=url)
+        super().__init__(f"{parts.scheme}://{parts.netloc}", transport=transport, timeout=timeout,
+                         retries=retries, backoff_s=backoff_s, sleep=sleep)
+        self.path = parts.path or "/"
+        if parts.query:
+            self.path += "?" + parts.query
+        self.secret = secret
+        self._clock = clock
+
+    def post(self, event: str, payload: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
+        """Deliver one event; returns the receiver's JSON answer (or its status when it sent none)."""
+        timestamp = str(int(self._clock()))
+        body = orjson.dumps({"event": event, "sent_at": timestamp, "payload": payload},
+                            option=orjson.OPT_SORT_KEYS, default=str)
+        headers = {"Content-Type": "application/json", "Idempotency-Key": idempotency_key,
+                   TIMESTAMP_HEADER: timestamp, "X-Dco-Event": event}
+        if self.secret:
+            headers[SIGNATURE_HEADER] = sign(self.secret, timestamp, body)
+        response = self.request("POST", self.path, content=body, headers=headers)
+        if not response.content:
+            return {"status": response.status_code}
+        try:
+            answer = response.json()
+        except ValueError:
+            return {"status": response.status_code, "text": response.text[:300]}
+        return answer if isinstance(answer, dict) else {"status": response.status_code, "answer": answer}

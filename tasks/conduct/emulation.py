@@ -1,0 +1,686 @@
+"""Conducting emulation: deconflict a step, execute it (local lab host, Caldera, or by hand),
+record each defensive tool's outcome (row + STIX + audit), and move outcomes in and out of
+VECTR CSV and Caldera reports.
+
+Plain functions over a Session that tests call directly; thin Prefect task wrappers at the
+bottom open their own session. The step's ``status`` in the database is the source of truth
+for resuming: pending → running (executed or handed to the operator, awaiting outcomes) →
+done (at least one outcome recorded); failed/skipped with the reason in an execution record.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from connectors.caldera import CalderaClient
+from connectors.content.atomics import AtomicsIndex
+from connectors.content.caldera_report import CalderaReport, load_caldera_report
+from connectors.content.vectr import VectrTestCase, read_vectr_csv, write_vectr_csv
+from connectors.executor.local import ExecutionResult, LocalExecutor
+from connectors.webhook import WebhookClient
+from core.db import session_scope, upsert
+from core.errors import ConnectorError, DcoError, ExecutionError, NotFoundError, ValidationError
+from core.settings import get_settings
+from models.attack.catalog import Catalog
+from models.emulation import (
+    Deconfliction,
+    EmulationExecution,
+    EmulationOutcome,
+    ExecutionStatus,
+    Outcome,
+    OutcomeInput,
+    OutcomeSource,
+    Severity,
+    aware,
+    dco_marker,
+)
+from models.operation import Operation, utcnow
+from models.plan import EmulationStep, ProcedureSource, StepStatus
+from models.procedures import CtidPlan
+from models.repository import get_operation, record_event
+from models.stix.emulation_objects import EvidenceContext, outcome_objects, sighting_id
+from models.stix.ids import stix_id
+from models.stix.store import put_objects
+
+CONNECTORS = ("manual", "local", "caldera")
+SEVERITY_ORDER = list(Severity)
+
+
+# -- steps ------------------------------------------------------------------------------------------
+
+
+def load_steps(session: Session, dco_id: str) -> list[EmulationStep]:
+    stmt = select(EmulationStep).where(EmulationStep.dco_id == dco_id).order_by(col(EmulationStep.order))
+    return list(session.exec(stmt))
+
+
+def get_step(session: Session, dco_id: str, ref: str) -> EmulationStep:
+    """A step by id, by order number (``3``) or by technique id (when it is unique in the plan)."""
+    step = session.get(EmulationStep, ref)
+    if step is not None and step.dco_id == dco_id:
+        return step
+    steps = load_steps(session, dco_id)
+    if ref.isdigit():
+        match = [s for s in steps if s.order == int(ref)]
+    else:
+        match = [s for s in steps if s.technique_id.upper() == ref.upper()]
+    if len(match) == 1:
+        return match[0]
+    known = [s.id for s in steps]
+    close = difflib.get_close_matches(ref, known, n=3, cutoff=0.5)
+    raise NotFoundError(
+        "no such emulation step" + (f" ({len(match)} steps match; use the step id)" if match else ""),
+        system="emulation", object=f"step {ref} of DCO {dco_id}",
+        hint=("did you mean: " + ", ".join(close)) if close else "see `dco emulate steps DCO`",
+    )
+
+
+def steps_without_procedure(session: Session, dco_id: str) -> list[EmulationStep]:
+    """Steps that have nothing an executor could run (an operator performs them by hand)."""
+    return [s for s in load_steps(session, dco_id) if not (s.command and s.command.strip())]
+
+
+def ready(step: EmulationStep, statuses: Mapping[str, StepStatus]) -> bool:
+    """A step may start when every step it depends on is done (or skipped by decision)."""
+    return all(statuses.get(d) in (StepStatus.DONE, StepStatus.SKIPPED) for d in step.depends_on)
+
+
+def _set_status(session: Session, step: EmulationStep, status: StepStatus) -> None:
+    if step.status != status:
+        step.status = status
+        step.version += 1
+        session.add(step)
+
+
+# -- deconfliction -----------------------------------------------------------------------------------
+
+
+def deconflict_step(
+    session: Session,
+    op: Operation,
+    step: EmulationStep,
+    *,
+    webhook: WebhookClient | None = None,
+    actor: str = "dcoflow",
+) -> list[Deconfliction]:
+    """Tell the rules of engagement's deconfliction contacts that ``step`` is about to run.
+
+    One row per (step, contact); a contact already told is not told again. Without a webhook the
+    notice is recorded (channel ``record``) for the operator to pass on. A webhook failure is
+    recorded on the row and raised as ExecutionError naming the step: the step must not run
+    unannounced.
+    """
+    contacts = op.dco.rules_of_engagement.deconfliction_contacts
+    marker = dco_marker(op.id)
+    rows: list[Deconfliction] = []
+    for contact in contacts:
+        row_id = stix_id("x-dco-deconfliction", op.id, step.id, contact).split("--")[1]
+        existing = session.get(Deconfliction, row_id)
+        if existing is not None and existing.status in ("sent", "recorded"):
+            rows.append(existing)
+            continue
+        row = existing or Deconfliction(id=row_id, dco_id=op.id, step_id=step.id, notified=contact,
+                                        channel="webhook" if webhook else "record", marker=marker)
+        row.notified_at = utcnow()
+        if webhook is None:
+            row.status, row.error = "recorded", None
+        else:
+            payload = {
+                "dco": op.id, "dco_name": op.name, "step": step.id, "order": step.order,
+                "technique": step.technique_id, "procedure": step.procedure_name, "contact": contact,
+                "marker": marker, "hosts": op.dco.rules_of_engagement.allowed_hosts,
+            }
+            try:
+                answer = webhook.post("emulation.step.starting", payload, idempotency_key=row_id)
+            except ConnectorError as exc:
+                row.status, row.error = "failed", exc.message
+                session.add(row)
+                session.flush()
+                raise ExecutionError(
+                    f"deconfliction notice to {contact} failed: {exc.reason}", object=f"step {step.id}",
+                    retryable=exc.retryable, hint="the step was not run; retry once the receiver is reachable",
+                ) from exc
+            row.status, row.error = "sent", None
+            row.receipt = str(answer.get("id") or answer.get("receipt") or answer.get("status") or "accepted")
+        session.add(row)
+        rows.append(row)
+    if rows:
+        record_event(session, op.id, actor, "emulation-deconflicted",
+                     {"step": step.id, "contacts": [r.notified for r in rows], "marker": marker})
+    return rows
+
+
+# -- execution ---------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class StepExecution:
+    """What ``execute_step`` did: the execution record (None for manual steps) and the step's new status."""
+
+    step_id: str
+    connector: str
+    status: StepStatus
+    execution: EmulationExecution | None = None
+    message: str = ""
+
+
+def _record_execution(session: Session, dco_id: str, connector: str, result: ExecutionResult) -> EmulationExecution:
+    row = EmulationExecution(
+        dco_id=dco_id, step_id=result.step_id, connector=connector, status=result.status, marker=result.marker,
+        host=result.host, command=result.command, cleanup_command=result.cleanup_command,
+        exit_code=result.exit_code, cleanup_exit_code=result.cleanup_exit_code, stdout=result.stdout,
+        stderr=result.stderr, started_at=result.started_at, finished_at=result.finished_at, details=result.details,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def _refusal(session: Session, op: Operation, step: EmulationStep, connector: str, exc: DcoError) -> None:
+    session.add(EmulationExecution(
+        dco_id=op.id, step_id=step.id, connector=connector, status=ExecutionStatus.REFUSED,
+        marker=dco_marker(op.id), command=step.command, finished_at=utcnow(),
+        details={"error": exc.as_dict()},
+    ))
+
+
+def _elevation(step: EmulationStep, atomics: AtomicsIndex | None) -> bool:
+    if atomics is None or step.source != ProcedureSource.ATOMIC or not step.procedure_ref:
+        return False
+    try:
+        return atomics.get(step.procedure_ref).elevation_required
+    except NotFoundError:
+        return False
+
+
+def execute_step(
+    session: Session,
+    step: EmulationStep,
+    op: Operation,
+    *,
+    connector: str | None = None,
+    dry_run: bool = True,
+    executor: LocalExecutor | None = None,
+    caldera: CalderaClient | None = None,
+    caldera_group: str = "",
+    caldera_timeout_s: float = 600.0,
+    atomics: AtomicsIndex | None = None,
+    args: Mapping[str, Any] | None = None,
+    actor: str = "dcoflow",
+) -> StepExecution:
+    """Run one step with ``connector`` (default: the step's own). Manual steps run nothing: they
+    move to running and wait for the operator's outcomes. A refusal by the rules of engagement
+    is recorded (execution status refused, step skipped) and raised as ExecutionError."""
+    chosen = (connector or step.connector or "manual").lower()
+    if chosen not in CONNECTORS:
+        raise ValidationError(f"unknown connector {chosen!r}", field="connector", suggestions=list(CONNECTORS),
+                              object=f"step {step.id}")
+    if chosen == "manual":
+        if not dry_run:
+            _set_status(session, step, StepStatus.RUNNING)
+        return StepExecution(step.id, chosen, step.status, None, "performed by the operator; awaiting outcomes")
+
+    if chosen == "local":
+        runner = executor or LocalExecutor(op.id, op.dco.rules_of_engagement, op.dco.scope,
+                                           sandbox=get_settings().data_dir / "sandbox")
+        try:
+            result = runner.run(step, args, dry_run=dry_run, elevation_required=_elevation(step, atomics))
+        except ExecutionError as exc:
+            _refusal(session, op, step, chosen, exc)
+            _set_status(session, step, StepStatus.SKIPPED)
+            record_event(session, op.id, actor, "emulation-refused", {"step": step.id, "reason": exc.reason})
+            session.flush()
+            raise
+        row = _record_execution(session, op.id, chosen, result)
+    else:
+        row = _run_caldera(session, step, op, caldera, dry_run=dry_run, group=caldera_group,
+                           timeout_s=caldera_timeout_s)
+
+    if row.status == ExecutionStatus.DRY_RUN:
+        return StepExecution(step.id, chosen, step.status, row, "dry run: nothing was executed")
+    ok = row.status == ExecutionStatus.SUCCEEDED
+    _set_status(session, step, StepStatus.RUNNING if ok else StepStatus.FAILED)
+    record_event(session, op.id, actor, "emulation-executed",
+                 {"step": step.id, "connector": chosen, "status": row.status.value, "exit_code": row.exit_code})
+    message = "executed; awaiting outcomes" if ok else f"execution {row.status.value} (exit {row.exit_code})"
+    return StepExecution(step.id, chosen, step.status, row, message)
+
+
+def _run_caldera(
+    session: Session, step: EmulationStep, op: Operation, client: CalderaClient | None, *,
+    dry_run: bool, group: str, timeout_s: float,
+) -> EmulationExecution:
+    if step.source != ProcedureSource.CALDERA or not step.procedure_ref:
+        raise ExecutionError("step has no Caldera ability to run", object=f"step {step.id} ({step.technique_id})",
+                             hint="set the step's procedure to a Caldera ability id, or run it manually")
+    name = f"dcoflow {op.id} {step.id}"
+    started = utcnow()
+    if dry_run or client is None:
+        if not dry_run:
+            raise ExecutionError("no Caldera client configured", object=f"step {step.id}",
+                                 hint="set DCO_CALDERA_URL and DCO_CALDERA_API_KEY")
+        return _record_execution(session, op.id, "caldera", ExecutionResult(
+            step_id=step.id, status=ExecutionStatus.DRY_RUN, marker=dco_marker(op.id), host=group or "caldera",
+            command=f"caldera: adversary {name!r} = [{step.procedure_ref}], operation group {group!r}",
+            cleanup_command=None, started_at=started, finished_at=started,
+        ))
+    adversary = client.ensure_adversary(name, [step.procedure_ref], description=f"{op.name}: {step.procedure_name}")
+    operation = client.create_operation(f"{name} {started:%Y%m%dT%H%M%S}", str(adversary["adversary_id"]),
+                                        group=group)
+    client.wait(str(operation["id"]), timeout_s=timeout_s)
+    links = [lk for lk in client.operation_links(str(operation["id"])) if lk.ability_id == step.procedure_ref]
+    statuses = [lk.execution_status for lk in links if lk.execution_status is not None]
+    status = (ExecutionStatus.SUCCEEDED if ExecutionStatus.SUCCEEDED in statuses
+              else statuses[0] if statuses else ExecutionStatus.FAILED)
+    return _record_execution(session, op.id, "caldera", ExecutionResult(
+        step_id=step.id, status=status, marker=dco_marker(op.id),
+        host=next((lk.host for lk in links if lk.host), None) or group or "caldera",
+        command="\n".join(lk.command for lk in links), cleanup_command=None,
+        started_at=started, finished_at=utcnow(),
+        exit_code=0 if status == ExecutionStatus.SUCCEEDED else None,
+        stdout="\n".join(lk.output or "" for lk in links),
+        details={"operation": operation["id"], "links": [{"id": lk.link_id, "status": int(lk.status),
+                                                            "paw": lk.paw} for lk in links]},
+    ))
+
+
+def latest_execution(session: Session, dco_id: str, step_id: str) -> EmulationExecution | None:
+    stmt = (select(EmulationExecution)
+            .where(EmulationExecution.dco_id == dco_id, EmulationExecution.step_id == step_id,
+                   col(EmulationExecution.status).in_([ExecutionStatus.SUCCEEDED, ExecutionStatus.FAILED,
+                                                       ExecutionStatus.TIMED_OUT]))
+            .order_by(col(EmulationExecution.id).desc()))
+    return session.exec(stmt).first()
+
+
+# -- outcomes -----------------------------------------------------------------------------------------
+
+
+def attack_pattern_ref(catalog: Catalog | None, technique_id: str) -> str | None:
+    """The ATT&CK STIX id of a technique (revoked ids follow their replacement); None when unknown."""
+    if catalog is None:
+        return None
+    res = catalog.resolve(technique_id, warn=False)
+    tech = catalog.get_technique(res.attack_id) if res.attack_id else None
+    return tech.stix_id if tech is not None else None
+
+
+def outcome_history(
+    session: Session, dco_id: str, step_id: str | None = None, tool: str | None = None
+) -> list[EmulationOutcome]:
+    stmt = select(EmulationOutcome).where(EmulationOutcome.dco_id == dco_id)
+    if step_id is not None:
+        stmt = stmt.where(EmulationOutcome.step_id == step_id)
+    if tool is not None:
+        stmt = stmt.where(EmulationOutcome.tool == tool)
+    return list(session.exec(stmt.order_by(col(EmulationOutcome.step_id), col(EmulationOutcome.tool),
+                                           col(EmulationOutcome.version))))
+
+
+def current_outcomes(session: Session, dco_id: str) -> list[EmulationOutcome]:
+    """The latest version per (step, tool): a corrected outcome wins, its history stays."""
+    newest = (select(EmulationOutcome.step_id, EmulationOutcome.tool,
+                     func.max(EmulationOutcome.version).label("v"))
+              .where(EmulationOutcome.dco_id == dco_id)
+              .group_by(EmulationOutcome.step_id, EmulationOutcome.tool).subquery())
+    stmt = (select(EmulationOutcome)
+            .join(newest, (col(EmulationOutcome.step_id) == newest.c.step_id)
+                  & (col(EmulationOutcome.tool) == newest.c.tool) & (col(EmulationOutcome.version) == newest.c.v))
+            .where(EmulationOutcome.dco_id == dco_id)
+            .order_by(col(EmulationOutcome.step_id), col(EmulationOutcome.tool)))
+    return list(session.exec(stmt))
+
+
+def record_outcome(
+    session: Session,
+    dco_id: str,
+    step_id: str,
+    data: OutcomeInput | Mapping[str, Any],
+    *,
+    source: OutcomeSource = OutcomeSource.MANUAL,
+    catalog: Catalog | None = None,
+    actor: str | None = None,
+) -> EmulationOutcome:
+    """Record one tool's outcome for one step: a new version row (unless nothing changed), the
+    STIX sighting/observed-data/note, and an audit event. The step becomes done."""
+    op = get_operation(session, dco_id)
+    step = get_step(session, op.id, step_id)
+    given = data if isinstance(data, OutcomeInput) else OutcomeInput.parse(step.id, dict(data))
+    # Attack times and target default to what the executor recorded, so sightings line up with telemetry.
+    run = latest_execution(session, op.id, step.id)
+    if run is not None:
+        given = given.model_copy(update={
+            "attack_start": given.attack_start or aware(run.started_at),
+            "attack_stop": given.attack_stop or aware(run.finished_at),
+            "target_host": given.target_host or run.host,
+        })
+    history = outcome_history(session, op.id, step.id, given.tool)
+    latest = history[-1] if history else None
+    if latest is not None and latest.same_as(given):
+        return latest
+    row = EmulationOutcome(
+        dco_id=op.id, step_id=step.id, technique_id=step.technique_id, tool=given.tool,
+        version=(latest.version + 1) if latest else 1, outcome=given.outcome, severity=given.severity,
+        attack_start=given.attack_start, attack_stop=given.attack_stop, detected_at=given.detected_at,
+        operator=given.operator, target_host=given.target_host, notes=given.notes, source=source,
+        telemetry=given.telemetry, sighting_id=sighting_id(op.id, step.id, given.tool),
+    )
+    session.add(row)
+    session.flush()
+    ctx = EvidenceContext.for_operation(op)
+    first = history[0].recorded_at if history else row.recorded_at
+    objects = outcome_objects(ctx, row, attack_pattern_ref=attack_pattern_ref(catalog, step.technique_id),
+                              technique_name=step.technique_name, first_recorded=first)
+    put_objects(session, objects, op.id)
+    _set_status(session, step, StepStatus.DONE)
+    record_event(session, op.id, actor or given.operator, "emulation-outcome", {
+        "step": step.id, "technique": step.technique_id, "tool": row.tool, "outcome": row.outcome.value,
+        "version": row.version, "source": source.value,
+    })
+    return row
+
+
+# -- import of procedures into an existing plan -------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ImportSummary:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"created": self.created, "updated": self.updated, "unchanged": self.unchanged,
+                "warnings": self.warnings}
+
+
+def import_atomics_into_plan(
+    session: Session, dco_id: str, atomics: AtomicsIndex, *, actor: str = "dcoflow"
+) -> ImportSummary:
+    """Give every pending step without a procedure the first atomic that fits the DCO's
+    platforms and allowed executors (e.g. after updating the atomics checkout)."""
+    op = get_operation(session, dco_id)
+    spec = op.dco
+    platforms = [p.value for p in spec.scope.platforms]
+    allowed = {e.lower() for e in spec.rules_of_engagement.allowed_executors}
+    summary = ImportSummary()
+    for step in steps_without_procedure(session, op.id):
+        if step.status != StepStatus.PENDING:
+            continue
+        tests = [t for t in atomics.for_technique(step.technique_id, platforms)
+                 if t.executor in allowed and t.command]
+        if not tests:
+            summary.unchanged += 1
+            summary.warnings.append(f"step {step.order} {step.technique_id}: no atomic for "
+                                    f"{', '.join(platforms)} with an allowed executor")
+            continue
+        chosen = tests[0]
+        step.source, step.procedure_ref, step.procedure_name = ProcedureSource.ATOMIC, chosen.guid, chosen.name
+        step.platform = next((p for p in platforms if chosen.supports(p)), step.platform)
+        step.executor, step.command, step.cleanup_command = chosen.executor, chosen.command, chosen.cleanup_command
+        step.input_arguments = {k: a.default for k, a in chosen.input_arguments.items()}
+        step.candidates = [{"guid": t.guid, "name": t.name, "executor": t.executor} for t in tests[1:10]]
+        step.version += 1
+        session.add(step)
+        summary.updated += 1
+    record_event(session, op.id, actor, "emulation-atomics-imported", summary.as_dict())
+    return summary
+
+
+def import_ctid_plan(
+    session: Session, dco_id: str, plan: CtidPlan, *, catalog: Catalog | None = None, actor: str = "dcoflow"
+) -> ImportSummary:
+    """Append a CTID emulation plan's steps to the DCO's plan, in the plan's order, each depending on
+    the one before. Ids match the planning flow's (``x-dco-step`` over dco, ``ctid``, procedure id),
+    so importing twice changes nothing. Steps whose technique is not an ATT&CK id, or one the
+    catalog does not know, are kept and reported."""
+    op = get_operation(session, dco_id)
+    platforms = [p.value for p in op.dco.scope.platforms]
+    allowed = [e.lower() for e in op.dco.rules_of_engagement.allowed_executors]
+    existing = {s.id: s for s in load_steps(session, op.id)}
+    next_order = max((s.order for s in existing.values()), default=0) + 1
+    summary = ImportSummary(warnings=list(plan.warnings))
+    previous: str | None = None
+    rows: list[dict[str, Any]] = []
+    for cstep in plan.steps:
+        sid = stix_id("x-dco-step", op.id, "ctid", cstep.id).split("--")[1]
+        tid = cstep.technique_id
+        if cstep.is_technique and catalog is not None:
+            res = catalog.resolve(tid, warn=False)
+            if res.attack_id and catalog.get_technique(res.attack_id) is not None:
+                tid = res.attack_id
+            else:
+                summary.warnings.append(f"{cstep.label}: technique {tid} is not in ATT&CK "
+                                        f"{catalog.version} (kept)")
+        if sid in existing:
+            summary.unchanged += 1
+            previous = sid
+            continue
+        platform = next((p for p in platforms if p in cstep.platforms), None)
+        executors = cstep.platforms.get(platform, {}) if platform else {}
+        executor = next((e for e in executors if e in allowed), next(iter(executors), None))
+        if platform is None:
+            summary.warnings.append(f"{cstep.label}: no command for the DCO's platforms "
+                                    f"({', '.join(platforms)}); kept as a manual step")
+        rows.append({
+            "id": sid, "dco_id": op.id, "order": next_order, "tactic": cstep.tactic or "unknown",
+            "technique_id": tid, "technique_name": cstep.technique_name, "source": ProcedureSource.CTID,
+            "procedure_ref": cstep.id, "procedure_name": cstep.name, "platform": platform,
+            "executor": executor or "manual", "command": executors.get(executor) if executor else None,
+            "cleanup_command": cstep.cleanup.get(platform or "", {}).get(executor or ""),
+            "input_arguments": {k: a.default for k, a in cstep.input_arguments.items()},
+            "depends_on": [previous] if previous else [], "connector": "manual", "status": StepStatus.PENDING,
+            "candidates": [], "version": 1,
+        })
+        next_order += 1
+        previous = sid
+        summary.created += 1
+    upsert(session, EmulationStep, rows, keys=("id",))
+    record_event(session, op.id, actor, "emulation-ctid-imported",
+                 {"adversary": plan.adversary_name, "source": plan.source, **summary.as_dict()})
+    return summary
+
+
+# -- VECTR and Caldera reports ------------------------------------------------------------------------------
+
+
+def vectr_cases(session: Session, dco_id: str) -> list[VectrTestCase]:
+    op = get_operation(session, dco_id)
+    by_step: dict[str, list[EmulationOutcome]] = {}
+    for row in current_outcomes(session, op.id):
+        by_step.setdefault(row.step_id, []).append(row)
+    orgs = sorted({p.organisation for p in op.dco.participants})
+    cases: list[VectrTestCase] = []
+    for step in load_steps(session, op.id):
+        rows = by_step.get(step.id, [])
+        starts = [r.attack_start for r in rows if r.attack_start]
+        stops = [r.attack_stop for r in rows if r.attack_stop]
+        detections = [r.detected_at for r in rows if r.detected_at]
+        severities = [r.severity for r in rows if r.severity]
+        cases.append(VectrTestCase(
+            assessment=op.name, campaign=op.name, name=f"{step.order}. {step.procedure_name}",
+            technique_id=step.technique_id, tactic=step.tactic, method=step.technique_name,
+            status="Completed" if step.status == StepStatus.DONE else "Not Performed"
+            if step.status == StepStatus.SKIPPED else "In Progress",
+            tool_outcomes={r.tool: r.outcome for r in rows},
+            severity=max(severities, key=SEVERITY_ORDER.index).value if severities else None,
+            notes=" | ".join(f"{r.tool}: {r.notes}" for r in rows if r.notes),
+            target_assets=sorted({r.target_host for r in rows if r.target_host}),
+            start=min(starts) if starts else None, stop=max(stops) if stops else None,
+            detected_at=min(detections) if detections else None,
+            operator=", ".join(sorted({r.operator for r in rows})), organizations=orgs,
+            tags=[f"dco:{op.id}"], command=step.command or "", step_id=step.id,
+        ))
+    return cases
+
+
+def export_vectr(session: Session, dco_id: str, path: Path) -> int:
+    return write_vectr_csv(path, vectr_cases(session, dco_id))
+
+
+def import_vectr(
+    session: Session, dco_id: str, path: Path, *, catalog: Catalog | None = None, actor: str = "vectr-import"
+) -> ImportSummary:
+    """Outcomes from a VECTR CSV: rows match steps by our step column, else by technique id and
+    test case name. Rows that match no step, or carry invalid values, are reported and skipped."""
+    op = get_operation(session, dco_id)
+    cases, report = read_vectr_csv(path)
+    summary = ImportSummary(warnings=[f"{b.location}: {b.reason}" for b in report.bad])
+    steps = load_steps(session, op.id)
+    for case in cases:
+        step = _match_case(case, steps)
+        if step is None:
+            summary.warnings.append(f"test case {case.name!r} ({case.technique_id}) matches no step of {op.id}")
+            continue
+        for tool, outcome in sorted(case.tool_outcomes.items()):
+            data = {"tool": tool, "outcome": outcome.value, "severity": case.severity,
+                    "attack_start": case.start, "attack_stop": case.stop,
+                    "detected_at": case.detected_at if outcome != Outcome.NONE else None,
+                    "operator": case.operator or actor, "target_host": ",".join(case.target_assets) or None,
+                    "notes": case.notes or None}
+            try:
+                before = len(outcome_history(session, op.id, step.id, tool))
+                record_outcome(session, op.id, step.id, data, source=OutcomeSource.VECTR, catalog=catalog,
+                               actor=actor)
+                after = len(outcome_history(session, op.id, step.id, tool))
+            except ValidationError as exc:
+                summary.warnings.append(f"test case {case.name!r}: {exc.message}")
+                continue
+            if after == before:
+                summary.unchanged += 1
+            elif before:
+                summary.updated += 1
+            else:
+                summary.created += 1
+    return summary
+
+
+def _match_case(case: VectrTestCase, steps: Sequence[EmulationStep]) -> EmulationStep | None:
+    if case.step_id:
+        for s in steps:
+            if s.id == case.step_id:
+                return s
+    same = [s for s in steps if s.technique_id.upper() == case.technique_id.upper()]
+    if len(same) == 1:
+        return same[0]
+    named = [s for s in same if s.procedure_name.lower() in case.name.lower()]
+    return named[0] if len(named) == 1 else None
+
+
+def import_caldera_report(
+    session: Session,
+    dco_id: str,
+    report: CalderaReport | Path,
+    *,
+    tool: str | None = None,
+    outcome: Outcome | None = None,
+    catalog: Catalog | None = None,
+    actor: str = "caldera-import",
+) -> ImportSummary:
+    """Execution records from a Caldera operation report, matched to steps by ability id (then by
+    technique). Caldera knows what ran, not what the defence saw: outcomes are recorded only when
+    the operator gives the verdict of a ``tool`` for the operation (``outcome``)."""
+    op = get_operation(session, dco_id)
+    rep = load_caldera_report(report) if isinstance(report, Path) else report
+    summary = ImportSummary(warnings=[f"{b.location}: {b.reason}" for b in rep.report.bad])
+    steps = load_steps(session, op.id)
+    for link in rep.steps:
+        step = next((s for s in steps if s.procedure_ref == link.ability_id), None)
+        if step is None:
+            same = [s for s in steps if link.technique_id and s.technique_id == link.technique_id]
+            step = same[0] if len(same) == 1 else None
+        if step is None:
+            summary.warnings.append(f"link {link.link_id} ({link.name}, {link.technique_id}) matches no step")
+            continue
+        status = link.status.execution_status
+        if status is None:
+            summary.warnings.append(f"link {link.link_id} ({link.name}) has not finished (status {int(link.status)})")
+            continue
+        key = f"caldera-link:{link.link_id}"
+        seen = session.exec(select(EmulationExecution).where(
+            EmulationExecution.dco_id == op.id, EmulationExecution.step_id == step.id)).all()
+        if any(e.details.get("link") == key for e in seen):
+            summary.unchanged += 1
+        else:
+            session.add(EmulationExecution(
+                dco_id=op.id, step_id=step.id, connector="caldera", status=status, marker=dco_marker(op.id),
+                host=link.host or link.paw, command=link.command, exit_code=0 if status == ExecutionStatus.SUCCEEDED
+                else None, stdout=link.output or "", started_at=link.delegated or utcnow(),
+                finished_at=link.finished, details={"link": key, "operation": rep.name, "paw": link.paw,
+                                                    "caldera_status": int(link.status)},
+            ))
+            session.flush()
+            summary.created += 1
+            if status == ExecutionStatus.SUCCEEDED and step.status == StepStatus.PENDING:
+                _set_status(session, step, StepStatus.RUNNING)
+        if tool and outcome is not None and status == ExecutionStatus.SUCCEEDED:
+            record_outcome(session, op.id, step.id, {
+                "tool": tool, "outcome": outcome.value, "operator": actor,
+                "attack_start": link.delegated, "attack_stop": link.finished or link.delegated,
+                "target_host": link.host or link.paw,
+            }, source=OutcomeSource.CALDERA, catalog=catalog, actor=actor)
+    record_event(session, op.id, actor, "emulation-caldera-imported", {"report": rep.name, **summary.as_dict()})
+    return summary
+
+
+# -- Prefect task wrappers (own session each) ------------------------------------------------------------------
+
+
+def _deconflict_in_session(dco_id: str, step: EmulationStep, webhook_url: str | None = None,
+                           webhook_secret: str | None = None) -> int:
+    with session_scope() as session:
+        op = get_operation(session, dco_id)
+        fresh = get_step(session, op.id, step.id)
+        hook = WebhookClient(webhook_url, secret=webhook_secret) if webhook_url else None
+        try:
+            return len(deconflict_step(session, op, fresh, webhook=hook))
+        finally:
+            if hook is not None:
+                hook.close()
+
+
+def _execute_in_session(dco_id: str, step: EmulationStep, connector: str | None, dry_run: bool,
+                        atomics: AtomicsIndex | None = None, executor: LocalExecutor | None = None,
+                        caldera: CalderaClient | None = None) -> dict[str, Any]:
+    with session_scope() as session:
+        op = get_operation(session, dco_id)
+        fresh = get_step(session, op.id, step.id)
+        done = execute_step(session, fresh, op, connector=connector, dry_run=dry_run, atomics=atomics,
+                            executor=executor, caldera=caldera)
+        ex = done.execution
+        return {"step": done.step_id, "order": fresh.order, "technique": fresh.technique_id,
+                "connector": done.connector, "status": done.status.value, "message": done.message,
+                "command": ex.command if ex else None, "cleanup_command": ex.cleanup_command if ex else None,
+                "exit_code": ex.exit_code if ex else None,
+                "execution": ex.status.value if ex else None}
+
+
+def _record_in_session(dco_id: str, step: EmulationStep, outcomes: Iterable[Mapping[str, Any]],
+                       source: OutcomeSource = OutcomeSource.MANUAL, catalog: Catalog | None = None) -> list[str]:
+    with session_scope() as session:
+        return [f"{r.tool}={r.outcome.value} v{r.version}"
+                for r in (record_outcome(session, dco_id, step.id, o, source=source, catalog=catalog)
+                          for o in outcomes)]
+
+
+deconflict_step_task = task(name="deconflict-step", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE,
+                            task_run_name="deconflict-{step.order}-{step.technique_id}")(_deconflict_in_session)
+execute_step_task = task(name="execute-step", cache_policy=NO_CACHE,
+                         task_run_name="step-{step.order}-{step.technique_id}")(_execute_in_session)
+record_outcome_task = task(name="record-outcome", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE,
+                           task_run_name="outcome-{step.order}-{step.technique_id}")(_record_in_session)
+
+
+def normalise_connector(name: str) -> str:
+    key = name.strip().lower()
+    return {"atomic": "local", "sh": "local", "bash": "local"}.get(key, key)

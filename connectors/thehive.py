@@ -1,0 +1,132 @@
+"""TheHive 5 over its REST API v1 (https://docs.strangebee.com/thehive/api-docs/).
+
+- ``POST /api/v1/alert`` creates an alert (type, source, sourceRef, title, description, severity
+  1–4, tlp 0–4, pap 0–3, tags, observables [{dataType, data}]); TheHive keeps (type, source,
+  sourceRef) unique and answers a duplicate with HTTP 400.
+- ``POST /api/v1/query`` with ``[{"_name": "listAlert"}, {"_name": "filter", …}]`` finds alerts.
+- ``GET /api/v1/alert/{id}`` reads one; ``POST /api/v1/alert/{id}/case`` promotes it to a case.
+- ``Authorization: Bearer <api key>``; ``X-Organisation`` picks the organisation for users in several.
+
+:meth:`TheHiveClient.create_alert` is idempotent by sourceRef: it looks the alert up first and
+treats a duplicate refusal as "already created", returning the existing alert.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import httpx
+
+from connectors.http import HttpConnector
+from core.errors import ConnectorError
+
+# TheHive 5 scales.
+SEVERITY = {"low": 1, "medium": 2, "high": 3, "critical": 4}
+TLP = {"clear": 0, "white": 0, "green": 1, "amber": 2, "amber+strict": 3, "red": 4}
+PAP = {"clear": 0, "white": 0, "green": 1, "amber": 2, "red": 3}
+
+
+class TheHiveClient(HttpConnector):
+    system = "thehive"
+
+    def __init__(
+        self,
+        url: str,
+        api_key: str,
+        *,
+        organisation: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 30.0,
+        retries: int = 3,
+        backoff_s: float = 0.5,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
+        if organisation:
+            headers["X-Organisation"] = organisation
+        extra: dict[str, Any] = {"sleep": sleep} if sleep is not None else {}
+        super().__init__(
+            url, headers=headers, transport=transport, timeout=timeout, retries=retries, backoff_s=backoff_s, **extra
+        )
+
+    def find_alert(
+        self, source_ref: str, *, source: str | None = None, alert_type: str | None = None
+    ) -> dict[str, Any] | None:
+        """The alert with this sourceRef (and source/type when given), or None."""
+        # Equality filters as {"_field", "_value"} combined with "_and" (TheHive query syntax,
+        # https://docs.strangebee.com/thehive/user-guides/query-syntax/).
+        conditions: list[dict[str, Any]] = [{"_field": "sourceRef", "_value": source_ref}]
+        if source:
+            conditions.append({"_field": "source", "_value": source})
+        if alert_type:
+            conditions.append({"_field": "type", "_value": alert_type})
+        query = [
+            {"_name": "listAlert"},
+            {"_name": "filter", "_and": conditions},
+            {"_name": "page", "from": 0, "to": 1},
+        ]
+        found = self.post_json("/api/v1/query", params={"name": "dcoflow-find-alert"}, json={"query": query})
+        if not isinstance(found, list):
+            raise ConnectorError(
+                f"query for alert {source_ref} returned {type(found).__name__}, expected a list",
+                system=self.system, object=source_ref,
+            )
+        return found[0] if found else None
+
+    def create_alert(
+        self,
+        *,
+        source_ref: str,
+        title: str,
+        description: str,
+        alert_type: str = "dco-finding",
+        source: str = "dcoflow",
+        severity: str = "high",
+        tlp: str = "amber",
+        pap: str = "amber",
+        tags: Sequence[str] = (),
+        observables: Sequence[dict[str, Any]] = (),
+    ) -> dict[str, Any]:
+        """Create the alert unless it exists; either way return TheHive's alert (``_id`` …)."""
+        existing = self.find_alert(source_ref, source=source, alert_type=alert_type)
+        if existing is not None:
+            return existing
+        body: dict[str, Any] = {
+            "type": alert_type,
+            "source": source,
+            "sourceRef": source_ref,
+            "title": title,
+            "description": description,
+            "severity": SEVERITY[severity],
+            "tlp": TLP[tlp],
+            "pap": PAP[pap],
+            "tags": list(tags),
+            "observables": list(observables),
+        }
+        try:
+            created = self.post_json("/api/v1/alert", json=body)
+        except ConnectorError as exc:
+            # A concurrent or earlier attempt created it between our lookup and this call.
+            if exc.status == 400:
+                again = self.find_alert(source_ref, source=source, alert_type=alert_type)
+                if again is not None:
+                    return again
+            raise
+        if not isinstance(created, dict) or "_id" not in created:
+            raise ConnectorError(
+                f"alert creation for {source_ref} returned no _id", system=self.system, object=source_ref
+            )
+        return created
+
+    def get_alert(self, alert_id: str) -> dict[str, Any]:
+        found = self.get_json(f"/api/v1/alert/{alert_id}")
+        if not isinstance(found, dict):
+            raise ConnectorError(f"alert {alert_id} is not an object", system=self.system, object=alert_id)
+        return found
+
+    def promote_to_case(self, alert_id: str, fields: dict[str, Any] | None = None) -> dict[str, Any]:
+        case = self.post_json(f"/api/v1/alert/{alert_id}/case", json=fields or {})
+        if not isinstance(case, dict):
+            raise ConnectorError(f"promoting alert {alert_id} returned no case", system=self.system, object=alert_id)
+        return case

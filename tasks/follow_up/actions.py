@@ -1,0 +1,271 @@
+"""Actions: remediation from the technique's ATT&CK mitigations, detection engineering from gaps —
+each with an owner organisation, a priority-driven SLA and due date, a status and an overdue flag.
+Every action is also a STIX course-of-action (``mitigates`` → the technique) in the store."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from prefect import task
+from sqlmodel import Session, col, select
+
+from core.db import session_scope
+from core.errors import BatchReport, NotFoundError, StateError
+from models.attack.catalog import Catalog
+from models.followup import (
+    Action,
+    ActionKind,
+    ActionStatus,
+    DetectionTask,
+    FindingInput,
+    GapInput,
+    Priority,
+    Risk,
+    as_utc,
+    check_action_transition,
+    due_date_for,
+    followup_id,
+    is_overdue,
+    priority_for_score,
+)
+from models.operation import Operation, Role, utcnow
+from models.repository import get_operation, record_event
+from models.stix.followup_objects import StixContext, action_objects
+from models.stix.store import put_objects
+
+
+@dataclass(frozen=True, slots=True)
+class Owners:
+    """Who owns which kind of action. Organisations are data: taken from the DCO's participants
+    (support → remediation, e.g. the network owner; conduct → detection engineering), else these."""
+
+    remediation: str = "NCIA"
+    detection: str = "CyOC"
+
+    @classmethod
+    def for_operation(cls, op: Operation, default: Owners | None = None) -> Owners:
+        base = default or cls()
+        by_role: dict[Role, str] = {}
+        for p in op.dco.participants:
+            by_role.setdefault(p.role, p.organisation)
+        return cls(
+            remediation=by_role.get(Role.SUPPORT, base.remediation),
+            detection=by_role.get(Role.CONDUCT, base.detection),
+        )
+
+
+def detection_task_for(visibility: int, detection: int) -> DetectionTask | None:
+    """What detection engineering a gap needs: see it first, then detect it, then detect it well."""
+    if visibility <= 1:
+        return DetectionTask.ONBOARD_DATA_SOURCE
+    if detection <= 1:
+        return DetectionTask.WRITE_SIGMA
+    if detection <= 3:
+        return DetectionTask.TUNE_SIGMA
+    return None
+
+
+@dataclass(slots=True)
+class _Proposal:
+    kind: ActionKind
+    title: str
+    technique_id: str
+    mitigation_id: str | None
+    detection_task: DetectionTask | None
+    data_components: list[str]
+    owner: str
+    priority: Priority
+    risk_id: str | None
+
+
+def plan_actions(
+    session: Session,
+    dco_id: str,
+    gaps: Sequence[GapInput],
+    findings: Sequence[FindingInput],
+    catalog: Catalog,
+    *,
+    owners: Owners | None = None,
+    today: date | None = None,
+) -> tuple[list[Action], BatchReport]:
+    """Create the actions the gaps and findings call for (existing ones are kept as they are)."""
+    op = get_operation(session, dco_id)
+    owners = Owners.for_operation(op, owners)
+    today = today or utcnow().date()
+    report = BatchReport(source=f"follow-up actions for {op.id}")
+    risks = {r.source_key: r for r in session.exec(select(Risk).where(Risk.dco_id == op.id))}
+    proposals: list[_Proposal] = []
+    for gap in gaps:
+        report.read += 1
+        risk = risks.get(f"gap|{gap.technique_id}")
+        found = _technique(catalog, gap.technique_id, report, f"gap {gap.technique_id}")
+        if found is None:
+            continue
+        tid, tech = found
+        priority = priority_for_score(risk.score if risk else 1)
+        proposals += _remediations(catalog, tid, tech.mitigation_ids, owners.remediation, priority, risk)
+        detection = detection_task_for(gap.visibility, gap.detection)
+        if detection is not None:
+            components = [_component_name(catalog, d) for d in tech.data_component_ids]
+            proposals.append(_Proposal(
+                ActionKind.DETECTION_ENGINEERING, _detection_title(detection, tid, tech.name, components), tid, None,
+                detection, components, owners.detection, priority, risk.id if risk else None,
+            ))
+        report.kept += 1
+    for finding in findings:
+        report.read += 1
+        if not finding.escalates:
+            continue
+        risk = risks.get(f"finding|{finding.key}")
+        found = _technique(catalog, finding.technique_id, report, f"finding {finding.key}")
+        if found is None:
+            continue
+        tid, tech = found
+        priority = priority_for_score(risk.score if risk else 25)
+        proposals += _remediations(catalog, tid, tech.mitigation_ids, owners.remediation, priority, risk)
+        report.kept += 1
+    actions = [_upsert_action(session, op.id, p, today) for p in proposals]
+    session.flush()
+    _store_stix(session, op, actions, catalog)
+    return actions, report
+
+
+def _technique(catalog: Catalog, technique_id: str, report: BatchReport, where: str) -> tuple[str, Any] | None:
+    resolution = catalog.resolve(technique_id, warn=False)
+    tech = catalog.get_technique(resolution.attack_id) if resolution.attack_id else None
+    if tech is None:
+        report.skip(where, f"technique {technique_id} is {resolution.status} in the loaded ATT&CK release")
+        return None
+    return tech.attack_id, tech
+
+
+def _remediations(
+    catalog: Catalog, tid: str, mitigation_ids: Sequence[str], owner: str, priority: Priority, risk: Risk | None
+) -> list[_Proposal]:
+    out = []
+    for mid in mitigation_ids:
+        name = catalog.mitigation(mid).name
+        out.append(_Proposal(
+            ActionKind.REMEDIATION, f"{mid} {name} against {tid}", tid, mid, None, [], owner, priority,
+            risk.id if risk else None,
+        ))
+    return out
+
+
+def _component_name(catalog: Catalog, component_id: str) -> str:
+    try:
+        return catalog.data_component(component_id).name
+    except NotFoundError:
+        return component_id
+
+
+def _detection_title(task_: DetectionTask, tid: str, name: str, components: list[str]) -> str:
+    if task_ == DetectionTask.ONBOARD_DATA_SOURCE:
+        what = ", ".join(components[:3]) or "the telemetry it needs"
+        return f"Onboard {what} to see {tid} {name}"
+    verb = "Write" if task_ == DetectionTask.WRITE_SIGMA else "Tune"
+    return f"{verb} a Sigma rule detecting {tid} {name}"
+
+
+def _upsert_action(session: Session, dco_id: str, p: _Proposal, today: date) -> Action:
+    action_id = followup_id("act", dco_id, p.kind.value, p.technique_id, p.mitigation_id or p.detection_task or "")
+    action = session.get(Action, action_id)
+    if action is not None:
+        return action  # the owner may have changed status, owner or due date: keep it
+    action = Action(
+        id=action_id, dco_id=dco_id, risk_id=p.risk_id, kind=p.kind, title=p.title, technique_id=p.technique_id,
+        mitigation_id=p.mitigation_id, detection_task=p.detection_task, data_components=p.data_components,
+        owner=p.owner, priority=p.priority, sla_days=(due_date_for(p.priority, today) - today).days,
+        due_date=due_date_for(p.priority, today),
+    )
+    session.add(action)
+    return action
+
+
+def _store_stix(session: Session, op: Operation, actions: Sequence[Action], catalog: Catalog | None) -> None:
+    ctx = StixContext.for_operation(op)
+    objects: list[dict[str, Any]] = []
+    for a in actions:
+        tech = catalog.get_technique(a.technique_id) if catalog else None
+        mit = catalog.mitigation(a.mitigation_id) if catalog and a.mitigation_id else None
+        objects += action_objects(
+            ctx, a, tech.stix_id if tech else None, mit.stix_id if mit else None, mit.name if mit else None
+        )
+    put_objects(session, objects, op.id)
+
+
+def get_action(session: Session, action_id: str) -> Action:
+    action = session.get(Action, action_id)
+    if action is None:
+        raise NotFoundError("no such action", object=action_id, hint="see `dco followup actions`")
+    return action
+
+
+def update_action_status(
+    session: Session,
+    action_id: str,
+    status: ActionStatus,
+    actor: str,
+    *,
+    expected_version: int | None = None,
+    now: datetime | None = None,
+) -> Action:
+    """An owner moves an action (open → in-progress → done); verification is the re-test's job."""
+    action = get_action(session, action_id)
+    if expected_version is not None and action.version != expected_version:
+        raise StateError(
+            f"action changed since it was read (version {action.version}, expected {expected_version})",
+            object=action.id,
+        )
+    check_action_transition(action.id, action.status, status)
+    previous = action.status
+    action.status = status
+    # STIX versions are keyed by modified: each change must be a later instant.
+    action.updated_at = max(as_utc(now or utcnow()), as_utc(action.updated_at) + timedelta(milliseconds=1))
+    action.version += 1
+    session.add(action)
+    session.flush()
+    record_event(session, action.dco_id, actor, "action-status", {
+        "action": action.id, "from": previous.value, "to": status.value,
+    })
+    _store_stix(session, get_operation(session, action.dco_id), [action], None)
+    return action
+
+
+def list_actions(
+    session: Session, *, dco_id: str | None = None, overdue_only: bool = False, today: date | None = None
+) -> list[Action]:
+    today = today or utcnow().date()
+    stmt = select(Action).order_by(col(Action.due_date), col(Action.id))
+    if dco_id is not None:
+        stmt = stmt.where(Action.dco_id == dco_id)
+    actions = list(session.exec(stmt))
+    return [a for a in actions if a.overdue(today)] if overdue_only else actions
+
+
+def action_row(a: Action, today: date | None = None) -> dict[str, Any]:
+    today = today or utcnow().date()
+    return {
+        "id": a.id, "dco": a.dco_id, "kind": a.kind.value, "title": a.title, "technique": a.technique_id,
+        "mitigation": a.mitigation_id, "detection_task": a.detection_task.value if a.detection_task else None,
+        "owner": a.owner, "priority": a.priority.value, "sla_days": a.sla_days, "due": a.due_date.isoformat(),
+        "status": a.status.value, "overdue": is_overdue(a.status, a.due_date, today),
+        "verified_by": a.verified_by, "version": a.version, "updated": as_utc(a.updated_at).isoformat(),
+    }
+
+
+# -- Prefect wrappers ------------------------------------------------------------------------------------
+
+
+def plan_actions_batch(
+    dco_id: str, gaps: list[GapInput], findings: list[FindingInput], catalog: Catalog
+) -> dict[str, Any]:
+    with session_scope() as session:
+        actions, report = plan_actions(session, dco_id, gaps, findings, catalog)
+        return {"actions": [action_row(a) for a in actions], "report": report.summary()}
+
+
+plan_actions_task = task(name="plan-actions", retries=2)(plan_actions_batch)

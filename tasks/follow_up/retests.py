@@ -1,0 +1,246 @@
+"""Re-tests: schedule them (a Prefect scheduled flow run when a deployment exists, else a row the
+due-retests sweep picks up), read their result from new evidence, and close or reopen actions.
+
+A re-test adds evidence; it never overwrites what the first test found. Its verdict per
+technique comes from sightings recorded after it was scheduled (models.followup.retest_verdict).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from prefect import task
+from sqlmodel import Session, col, select
+
+from core.db import session_scope
+from core.errors import NotFoundError, StateError
+from models.followup import (
+    Action,
+    ActionStatus,
+    Retest,
+    RetestStatus,
+    RetestVerdict,
+    Risk,
+    RiskStatus,
+    as_utc,
+    followup_id,
+    retest_verdict,
+)
+from models.operation import utcnow
+from models.repository import record_event
+from models.stix.store import latest_objects
+
+
+class RetestSubmitter(Protocol):
+    """Creates a scheduled flow run of ``deployment``; returns its id, or None when the deployment does not exist."""
+
+    def __call__(
+        self, deployment: str, parameters: dict[str, Any], scheduled_time: datetime, idempotency_key: str
+    ) -> str | None: ...
+
+
+def submit_with_prefect(
+    deployment: str, parameters: dict[str, Any], scheduled_time: datetime, idempotency_key: str
+) -> str | None:
+    """``run_deployment(..., scheduled_time=…, timeout=0)``: create the scheduled run and return at once.
+
+    The idempotency key makes a re-submission return the same flow run instead of a second one.
+    """
+    from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        run = run_deployment(
+            deployment, parameters=parameters, scheduled_time=scheduled_time, timeout=0,
+            idempotency_key=idempotency_key, as_subflow=False,
+        )
+    except ObjectNotFound:
+        return None
+    if inspect.isawaitable(run):  # called from async code: run_deployment returned its coroutine
+        raise StateError("submit re-tests from synchronous code", object=deployment)
+    return str(run.id)
+
+
+def schedule_retest(
+    session: Session,
+    dco_id: str,
+    technique_ids: Sequence[str],
+    reason: str,
+    when: datetime,
+    *,
+    deployment: str | None = None,
+    submit: RetestSubmitter | None = None,
+) -> Retest:
+    """The re-test for ``reason`` (one per reason: a re-run returns the existing one)."""
+    retest_id = followup_id("retest", dco_id, reason)
+    existing = session.get(Retest, retest_id)
+    if existing is not None:
+        return existing
+    retest = Retest(
+        id=retest_id, dco_id=dco_id, reason=reason, technique_ids=sorted({t.upper() for t in technique_ids}),
+        scheduled_for=as_utc(when),
+    )
+    if deployment:
+        run_id = (submit or submit_with_prefect)(
+            deployment, {"retest_id": retest_id}, as_utc(when), retest_id
+        )
+        if run_id is not None:
+            retest.deployment, retest.flow_run_id = deployment, run_id
+    session.add(retest)
+    session.flush()
+    record_event(session, dco_id, "dcoflow", "retest-scheduled", {
+        "retest": retest.id, "techniques": retest.technique_ids, "scheduled_for": retest.scheduled_for.isoformat(),
+        "reason": reason, "flow_run_id": retest.flow_run_id,
+    })
+    return retest
+
+
+def get_retest(session: Session, retest_id: str) -> Retest:
+    retest = session.get(Retest, retest_id)
+    if retest is None:
+        raise NotFoundError("no such re-test", object=retest_id, hint="see `dco followup retests`")
+    return retest
+
+
+def list_retests(session: Session, *, dco_id: str | None = None) -> list[Retest]:
+    stmt = select(Retest).order_by(col(Retest.scheduled_for), col(Retest.id))
+    if dco_id is not None:
+        stmt = stmt.where(Retest.dco_id == dco_id)
+    return list(session.exec(stmt))
+
+
+def due_retests(session: Session, now: datetime) -> list[Retest]:
+    open_ = [r for r in list_retests(session) if r.status in (RetestStatus.SCHEDULED, RetestStatus.RUNNING)]
+    return [r for r in open_ if as_utc(r.scheduled_for) <= as_utc(now)]
+
+
+def record_retest_result(
+    session: Session, retest: Retest, verdicts: dict[str, RetestVerdict], now: datetime | None = None
+) -> dict[str, list[str]]:
+    """Apply a re-test's verdicts: a passed technique verifies its done actions; a failed one reopens
+    done and verified actions. Risks whose actions are all verified close. Returns what changed."""
+    now = now or utcnow()
+    changed: dict[str, list[str]] = {"verified": [], "reopened": [], "closed_risks": []}
+    actions = list(session.exec(
+        select(Action).where(Action.dco_id == retest.dco_id, col(Action.technique_id).in_(list(verdicts)))
+    ))
+    for action in actions:
+        verdict = verdicts[action.technique_id]
+        if verdict == "pass" and action.status == ActionStatus.DONE:
+            action.status, action.verified_by = ActionStatus.VERIFIED, retest.id
+            changed["verified"].append(action.id)
+        elif verdict == "fail" and action.status in (ActionStatus.DONE, ActionStatus.VERIFIED):
+            action.status, action.verified_by = ActionStatus.REOPENED, None
+            changed["reopened"].append(action.id)
+        else:
+            continue
+        action.updated_at = now
+        action.version += 1
+        session.add(action)
+    session.flush()
+    changed["closed_risks"] = _close_verified_risks(session, retest, verdicts, now)
+    retest.results = dict(sorted(verdicts.items()))
+    retest.status = RetestStatus.PASSED if all(v == "pass" for v in verdicts.values()) else RetestStatus.FAILED
+    retest.completed_at = now
+    session.add(retest)
+    record_event(session, retest.dco_id, "dcoflow", "retest-result", {
+        "retest": retest.id, "status": retest.status.value, "results": retest.results, **changed,
+    })
+    session.flush()
+    return changed
+
+
+def _close_verified_risks(
+    session: Session, retest: Retest, verdicts: dict[str, RetestVerdict], now: datetime
+) -> list[str]:
+    closed = []
+    for risk in session.exec(select(Risk).where(Risk.dco_id == retest.dco_id, Risk.status == RiskStatus.OPEN)):
+        if not risk.technique_ids or any(verdicts.get(t) != "pass" for t in risk.technique_ids):
+            continue
+        actions = list(session.exec(
+            select(Action).where(Action.dco_id == risk.dco_id, col(Action.technique_id).in_(risk.technique_ids))
+        ))
+        if actions and all(a.status == ActionStatus.VERIFIED for a in actions):
+            risk.status = RiskStatus.CLOSED
+            # Verified controls: what remains is the rare case of a bypass of a detected technique.
+            risk.residual_likelihood, risk.residual_impact = 1, risk.impact
+            risk.updated_at, risk.version = now, risk.version + 1
+            session.add(risk)
+            closed.append(risk.id)
+    return closed
+
+
+ConductStarter = Callable[[str, list[str]], None]
+
+
+def run_due_retests(
+    session: Session,
+    now: datetime | None = None,
+    *,
+    retest_id: str | None = None,
+    start_conduct: ConductStarter | None = None,
+) -> list[dict[str, Any]]:
+    """Evaluate every due re-test (or one) against the evidence recorded since it was scheduled.
+
+    Complete evidence → verdicts applied. Missing evidence → conduct is started for the missing
+    techniques once (``start_conduct``, e.g. the conduct deployment) and the re-test waits (running).
+    """
+    now = now or utcnow()
+    retests = [get_retest(session, retest_id)] if retest_id else due_retests(session, now)
+    report = []
+    for retest in retests:
+        if retest.status in (RetestStatus.PASSED, RetestStatus.FAILED):
+            report.append({"retest": retest.id, "status": retest.status.value, "changed": {}})
+            continue
+        sightings = latest_objects(session, retest.dco_id, ["sighting"])
+        verdicts: dict[str, RetestVerdict] = {}
+        missing = []
+        for tid in retest.technique_ids:
+            verdict = retest_verdict(tid, sightings, retest.created_at)
+            if verdict is None:
+                missing.append(tid)
+            else:
+                verdicts[tid] = verdict
+        if missing:
+            if retest.status == RetestStatus.SCHEDULED and start_conduct is not None:
+                start_conduct(retest.dco_id, missing)
+                retest.status = RetestStatus.RUNNING
+                session.add(retest)
+            report.append({"retest": retest.id, "status": retest.status.value, "waiting_for": missing})
+            continue
+        changed = record_retest_result(session, retest, verdicts, now)
+        report.append({"retest": retest.id, "status": retest.status.value, "changed": changed})
+    session.flush()
+    return report
+
+
+def retest_row(r: Retest) -> dict[str, Any]:
+    return {
+        "id": r.id, "dco": r.dco_id, "reason": r.reason, "techniques": r.technique_ids,
+        "scheduled_for": as_utc(r.scheduled_for).isoformat(), "deployment": r.deployment,
+        "flow_run_id": r.flow_run_id, "status": r.status.value, "results": r.results,
+    }
+
+
+# -- Prefect wrappers ------------------------------------------------------------------------------------
+
+
+def run_due_retests_batch(retest_id: str | None = None, conduct_deployment: str | None = None) -> list[dict[str, Any]]:
+    starter: ConductStarter | None = None
+    if conduct_deployment:
+        deployment = conduct_deployment
+
+        def starter(dco_id: str, techniques: list[str]) -> None:
+            submit_with_prefect(
+                deployment, {"dco": dco_id, "techniques": techniques}, utcnow(),
+                f"retest-conduct|{dco_id}|{','.join(techniques)}",
+            )
+
+    with session_scope() as session:
+        return run_due_retests(session, retest_id=retest_id, start_conduct=starter)
+
+
+run_due_retests_task = task(name="run-due-retests", retries=2)(run_due_retests_batch)

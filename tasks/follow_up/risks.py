@@ -1,0 +1,231 @@
+"""Risks from gaps and findings, decisions on them, and what expired acceptances trigger."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+from prefect import task
+from sqlmodel import Session, col, select
+
+from core.db import session_scope
+from core.errors import NotFoundError
+from models.followup import (
+    DecisionPolicy,
+    FindingInput,
+    GapInput,
+    Retest,
+    Risk,
+    RiskDecision,
+    RiskDraft,
+    RiskStatus,
+    ScopeImpact,
+    Treatment,
+    as_utc,
+    expired_acceptances,
+    needs_decision,
+    risk_from_finding,
+    risk_from_gap,
+    validate_decision,
+)
+from models.operation import Operation, utcnow
+from models.repository import get_operation, record_event
+from tasks.follow_up.retests import RetestSubmitter, schedule_retest
+
+
+def scope_impact(op: Operation, criticality: int = 3) -> ScopeImpact:
+    """Impact inputs from the DCO's scope: the coordinator's criticality and how many enclaves it spans."""
+    return ScopeImpact(criticality=criticality, enclaves=len(op.dco.scope.enclaves))
+
+
+def risk_owner(op: Operation) -> str:
+    """The organisation that owns the DCO's risks: its lead participant, else the DCO itself."""
+    for p in op.dco.participants:
+        if p.role.value == "lead":
+            return p.organisation
+    return op.id
+
+
+def derive_risks(
+    session: Session,
+    dco_id: str,
+    gaps: Sequence[GapInput],
+    findings: Sequence[FindingInput],
+    *,
+    criticality: int = 3,
+    today: date | None = None,
+    policy: DecisionPolicy | None = None,
+) -> list[Risk]:
+    """Store one risk per gap and per finding; a re-run updates scores in place (new version), never duplicates."""
+    policy = policy or DecisionPolicy()
+    op = get_operation(session, dco_id)
+    today = today or utcnow().date()
+    scope, owner = scope_impact(op, criticality), risk_owner(op)
+    drafts: list[RiskDraft] = [risk_from_gap(op.id, g, scope, owner, today) for g in gaps]
+    drafts += [risk_from_finding(op.id, f, scope, owner, today) for f in findings]
+    risks = []
+    for draft in drafts:
+        risks.append(_upsert_risk(session, draft, policy))
+    session.flush()
+    return risks
+
+
+def _upsert_risk(session: Session, draft: RiskDraft, policy: DecisionPolicy) -> Risk:
+    risk = session.get(Risk, draft.id)
+    if risk is None:
+        risk = Risk(
+            id=draft.id, dco_id=draft.dco_id, source_key=draft.source_key, statement=draft.statement,
+            technique_ids=draft.technique_ids, likelihood=draft.likelihood, impact=draft.impact, score=draft.score,
+            owner=draft.owner, review_date=draft.review_date, decision_body=policy.body_for(draft.score),
+        )
+        session.add(risk)
+        return risk
+    if risk.status != RiskStatus.CLOSED and (risk.likelihood, risk.impact, risk.statement) != (
+        draft.likelihood, draft.impact, draft.statement
+    ):
+        risk.likelihood, risk.impact, risk.score = draft.likelihood, draft.impact, draft.score
+        risk.statement = draft.statement
+        risk.decision_body = policy.body_for(draft.score)
+        risk.updated_at = utcnow()
+        risk.version += 1
+        session.add(risk)
+    return risk
+
+
+def get_risk(session: Session, risk_id: str) -> Risk:
+    risk = session.get(Risk, risk_id)
+    if risk is None:
+        raise NotFoundError("no such risk", object=risk_id, hint="see `dco followup risks`")
+    return risk
+
+
+def decisions_for(session: Session, risk_ids: Sequence[str] | None = None) -> list[RiskDecision]:
+    stmt = select(RiskDecision).order_by(col(RiskDecision.id))
+    if risk_ids is not None:
+        stmt = stmt.where(col(RiskDecision.risk_id).in_(list(risk_ids)))
+    return list(session.exec(stmt))
+
+
+def record_decision(
+    session: Session,
+    risk_id: str,
+    decision: Treatment,
+    authority: str,
+    rationale: str,
+    actor: str,
+    *,
+    expires_at: datetime | None = None,
+    now: datetime | None = None,
+    policy: DecisionPolicy | None = None,
+    residual: tuple[int, int] | None = None,
+) -> RiskDecision:
+    """Record a decision by ``authority`` (checked against the policy) and apply it to the risk."""
+    policy = policy or DecisionPolicy()
+    now = now or utcnow()
+    risk = get_risk(session, risk_id)
+    validate_decision(risk, decision, authority, expires_at, now, policy)
+    row = RiskDecision(
+        risk_id=risk.id, decision=decision, authority=authority, decided_by=actor, decided_at=now,
+        expires_at=expires_at, rationale=rationale,
+    )
+    session.add(row)
+    risk.treatment = decision
+    risk.status = RiskStatus.ACCEPTED if decision == Treatment.ACCEPT else RiskStatus.OPEN
+    if residual is not None:
+        risk.residual_likelihood, risk.residual_impact = residual
+    risk.updated_at = now
+    risk.version += 1
+    session.add(risk)
+    session.flush()
+    record_event(session, risk.dco_id, actor, "risk-decision", {
+        "risk": risk.id, "decision": decision.value, "authority": authority,
+        "expires_at": expires_at.isoformat() if expires_at else None, "rationale": rationale,
+    })
+    return row
+
+
+def risks_needing_decision(
+    session: Session, now: datetime | None = None, *, dco_id: str | None = None, policy: DecisionPolicy | None = None
+) -> list[tuple[Risk, str]]:
+    """Risks with no decision in force that need one, with the body that must decide, worst first."""
+    policy = policy or DecisionPolicy()
+    now = now or utcnow()
+    risks = list_risks(session, dco_id=dco_id)
+    by_risk: dict[str, list[RiskDecision]] = {}
+    for d in decisions_for(session, [r.id for r in risks]):
+        by_risk.setdefault(d.risk_id, []).append(d)
+    out = []
+    for risk in risks:
+        body = needs_decision(risk, by_risk.get(risk.id, []), now, policy)
+        if body is not None:
+            out.append((risk, body))
+    return out
+
+
+def list_risks(session: Session, *, dco_id: str | None = None) -> list[Risk]:
+    stmt = select(Risk).order_by(col(Risk.score).desc(), col(Risk.id))
+    if dco_id is not None:
+        stmt = stmt.where(Risk.dco_id == dco_id)
+    return list(session.exec(stmt))
+
+
+def handle_expired_acceptances(
+    session: Session,
+    now: datetime | None = None,
+    *,
+    deployment: str | None = None,
+    submit: RetestSubmitter | None = None,
+) -> list[Retest]:
+    """Every acceptance whose expiry passed puts its risk back for review and schedules a re-test
+    of its techniques (once: the decision remembers it was handled)."""
+    now = now or utcnow()
+    retests = []
+    for decision in expired_acceptances(decisions_for(session), now):
+        risk = get_risk(session, decision.risk_id)
+        retest = schedule_retest(
+            session, risk.dco_id, risk.technique_ids, f"acceptance-expired|{decision.id}", now,
+            deployment=deployment, submit=submit,
+        )
+        decision.expiry_handled_at = now
+        risk.status = RiskStatus.REVIEW
+        risk.updated_at = now
+        risk.version += 1
+        session.add_all([decision, risk])
+        record_event(session, risk.dco_id, "dcoflow", "acceptance-expired", {
+            "risk": risk.id, "decision": decision.id, "authority": decision.authority,
+            "expired_at": as_utc(decision.expires_at).isoformat() if decision.expires_at else None,
+            "retest": retest.id,
+        })
+        retests.append(retest)
+    session.flush()
+    return retests
+
+
+def risk_row(risk: Risk, body: str | None = None) -> dict[str, Any]:
+    return {
+        "id": risk.id, "dco": risk.dco_id, "statement": risk.statement, "techniques": risk.technique_ids,
+        "likelihood": risk.likelihood, "impact": risk.impact, "score": risk.score, "owner": risk.owner,
+        "treatment": risk.treatment.value, "status": risk.status.value, "residual": risk.residual_score,
+        "review_date": risk.review_date.isoformat(), "decision_body": body or risk.decision_body,
+        "version": risk.version,
+    }
+
+
+# -- Prefect wrappers ------------------------------------------------------------------------------------
+
+
+def derive_risks_batch(
+    dco_id: str, gaps: list[GapInput], findings: list[FindingInput], criticality: int = 3
+) -> list[dict[str, Any]]:
+    with session_scope() as session:
+        return [risk_row(r) for r in derive_risks(session, dco_id, gaps, findings, criticality=criticality)]
+
+
+def expire_acceptances_batch(deployment: str | None = None) -> list[str]:
+    with session_scope() as session:
+        return [r.id for r in handle_expired_acceptances(session, deployment=deployment)]
+
+
+derive_risks_task = task(name="derive-risks", retries=2)(derive_risks_batch)
+expire_acceptances_task = task(name="expire-acceptances", retries=2)(expire_acceptances_batch)

@@ -1,0 +1,38 @@
+"""Fixtures for follow-up tests: a stored DCO in the temp SQLite database of ``settings``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from core.db import get_engine, session_scope
+from core.settings import Settings
+from models.operation import DcoSpec
+from models.repository import create_operation
+
+SPEC = {
+    "name": "Follow-up exercise",
+    "objective": "Close the gaps found in the purple team",
+    "type": "purple-team",
+    "scope": {"enclaves": ["blue", "lab"], "platforms": ["windows"]},
+    "threat_profile": {"techniques": ["T1059.001", "T1003.001"]},
+    "participants": [
+        {"organisation": "OCIO", "role": "lead"},
+        {"organisation": "NCIA", "role": "support"},
+        {"organisation": "CyOC", "role": "conduct"},
+    ],
+    "marking": {"tlp": "amber", "classification": "NATO UNCLASSIFIED"},
+}
+
+
+@pytest.fixture()
+def dco(settings: Settings) -> Iterator[str]:
+    # get_engine() memoises on its argument (None), not on the settings' URL: forget the
+    # previous test's engine so each test gets its own temp database.
+    get_engine.cache_clear()
+    with session_scope() as s:
+        op = create_operation(s, DcoSpec.model_validate(SPEC), "test")
+        dco_id = op.id
+    yield dco_id
+    get_engine.cache_clear()

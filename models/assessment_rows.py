@@ -41,3 +41,23 @@ class AssessmentRun(SQLModel, table=True):
     evidence: int = 0
     summary: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     id_report: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class ImportedEvidence(SQLModel, table=True):
+    """Evidence brought in from outside the DCO's own STIX record (DeTT&CT administration files).
+
+    Keyed by (source, technique, kind, date, detail), so re-importing the same file adds nothing and a
+    newer logbook entry adds a row beside the older ones.
+    """
+
+    __tablename__ = "imported_evidence"
+
+    id: str = Field(primary_key=True, max_length=80)
+    dco_id: str = Field(index=True, max_length=64)
+    technique_id: str = Field(index=True, max_length=16)
+    kind: str = Field(max_length=32)
+    observed_at: datetime
+    source_ref: str
+    value: float | None = None
+    weight: float = 1.0
+    detail: str = ""

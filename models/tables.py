@@ -1,6 +1,6 @@
 """Importing this module registers every SQLModel table (core.db.init_db relies on it)."""
 
-from models.assessment_rows import AssessmentRun, TechniqueScore  # noqa: F401  (registers the tables)
+from models.assessment_rows import AssessmentRun, ImportedEvidence, TechniqueScore  # noqa: F401  (assessment)
 from models.audit import AuditEvent
 from models.emulation import Deconfliction, EmulationExecution, EmulationOutcome  # noqa: F401  (emulation)
 from models.followup import Action, Incident, Retest, Risk, RiskDecision  # noqa: F401  (follow-up)

@@ -26,6 +26,7 @@ from sqlmodel import Session, col, select
 
 from core.errors import BatchReport
 from models.assessment import Evidence, EvidenceKind
+from models.assessment_rows import ImportedEvidence
 from models.attack import Catalog
 from models.plan import HuntHypothesis, PlanRecord
 from models.stix.store import StixObjectRow
@@ -361,4 +362,26 @@ def load_evidence(session: Session, dco_id: str | None, catalog: Catalog | None)
         planned_at = plan.created_at if plan is not None else datetime.now(UTC)
         out.evidence.extend(evidence_from_plan(hyps, planned_at))
     out.planned = sorted({t.upper() for p in plans.values() for t in p.techniques})
+    imp_stmt = select(ImportedEvidence)
+    if dco_id is not None:
+        imp_stmt = imp_stmt.where(ImportedEvidence.dco_id == dco_id)
+    for row in session.exec(imp_stmt):
+        at = row.observed_at if row.observed_at.tzinfo else row.observed_at.replace(tzinfo=UTC)  # SQLite: naive
+        out.evidence.append(Evidence(row.technique_id, EvidenceKind(row.kind), at, row.source_ref, weight=row.weight,
+                                     value=row.value, detail=row.detail, dco_id=row.dco_id))
     return out
+
+
+def store_imported(session: Session, dco_id: str, evidence: Iterable[Evidence]) -> int:
+    """Keep imported evidence (DeTT&CT) for a DCO; re-importing the same entries is a no-op."""
+    from core.db import upsert
+    from models.stix.ids import stix_id
+
+    rows = {}
+    for ev in evidence:
+        key = stix_id("evidence", dco_id, ev.source_ref, ev.technique_id, ev.kind.value, ev.observed_at.isoformat(),
+                      ev.detail, ev.value).split("--")[1]
+        rows[key] = {"id": key, "dco_id": dco_id, "technique_id": ev.technique_id, "kind": ev.kind.value,
+                     "observed_at": ev.observed_at, "source_ref": ev.source_ref, "value": ev.value,
+                     "weight": ev.weight, "detail": ev.detail}
+    return upsert(session, ImportedEvidence, list(rows.values()), keys=("id",))

@@ -1,0 +1,7 @@
+"""Streaming telemetry readers (JSON lines, zipped JSON lines, EVTX, CSV) with field normalisation."""
+
+from connectors.telemetry.fields import canonical_channel, normalise_event
+from connectors.telemetry.readers import TELEMETRY_SUFFIXES, iter_data_files, iter_events, iter_file_events
+
+__all__ = ["TELEMETRY_SUFFIXES", "canonical_channel", "iter_data_files", "iter_events", "iter_file_events",
+           "normalise_event"]

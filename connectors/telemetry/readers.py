@@ -1,0 +1,240 @@
+"""Streaming readers for telemetry files: JSON lines, zipped JSON lines, EVTX and CSV.
+
+Every reader is a generator over one file that yields normalised event dicts one at a
+time, so memory stays bounded by one record (one zip member is streamed, never
+extracted). Bad records (truncated lines, binary junk, wrong encoding, a corrupt EVTX
+chunk) are counted in the caller's ``BatchReport`` with their location and skipped; an
+empty file and an oversized archive member are reported the same way. Only a path that
+does not exist raises (``ContentError``), because that is a caller mistake, not bad data.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import evtx
+import orjson
+
+from connectors.telemetry.fields import normalise_event
+from core.errors import BatchReport, ContentError
+
+JSON_SUFFIXES = (".json", ".jsonl", ".ndjson", ".log")
+TELEMETRY_SUFFIXES = (*JSON_SUFFIXES, ".zip", ".evtx", ".csv")
+_MAX_REASON = 120
+# Content catalogues that sit beside telemetry in shared folders; never events.
+_METADATA_NAMES = frozenset({"manifest.csv"})
+
+
+def iter_data_files(paths: Path | Sequence[Path]) -> Iterator[Path]:
+    """Telemetry files below ``paths`` (files as given, folders searched by suffix), sorted."""
+    for p in [paths] if isinstance(paths, Path | str) else paths:
+        path = Path(p)
+        if path.is_file():
+            yield path
+        elif path.is_dir():
+            yield from sorted(f for f in path.rglob("*") if f.suffix.lower() in TELEMETRY_SUFFIXES
+                              and f.name.lower() not in _METADATA_NAMES and f.is_file())
+        else:
+            raise ContentError("telemetry path does not exist", system="telemetry", object=str(path),
+                               hint="pass a telemetry file (.json, .jsonl, .zip, .evtx, .csv) or a folder of them")
+
+
+def iter_file_events(path: Path, report: BatchReport, *, max_member_bytes: int) -> Iterator[dict[str, Any]]:
+    """Events of one telemetry file, chosen by suffix; bad records go to ``report``."""
+    suffix = path.suffix.lower()
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        report.skip(str(path), f"cannot read: {exc.strerror or exc}")
+        return
+    if size == 0:
+        report.skip(str(path), "empty file")
+        return
+    try:
+        if suffix == ".zip":
+            yield from _iter_zip(path, report, max_member_bytes)
+        elif suffix == ".evtx":
+            yield from _iter_evtx(path, report)
+        elif suffix == ".csv":
+            with path.open("rb") as fh:
+                yield from _iter_csv(fh, str(path), report)
+        else:
+            with path.open("rb") as fh:
+                yield from _iter_json_lines(fh, str(path), report)
+    except OSError as exc:
+        report.skip(str(path), f"cannot read: {exc.strerror or exc}")
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:_MAX_REASON] if str(exc) else type(exc).__name__
+
+
+def _iter_json_lines(fh: IO[bytes], where: str, report: BatchReport) -> Iterator[dict[str, Any]]:
+    seen = False
+    for lineno, line in enumerate(fh, 1):
+        if not line.strip():
+            continue
+        seen = True
+        report.read += 1
+        try:
+            doc = orjson.loads(line)  # rejects invalid UTF-8, truncation and junk alike
+        except orjson.JSONDecodeError as exc:
+            report.skip(f"{where}:{lineno}", f"not a JSON record: {_reason(exc)}")
+            continue
+        if not isinstance(doc, dict):
+            report.skip(f"{where}:{lineno}", f"JSON {type(doc).__name__}, not an object")
+            continue
+        report.kept += 1
+        yield normalise_event(doc)
+    if not seen:
+        report.skip(where, "no records (empty)")
+
+
+def _iter_csv(fh: IO[bytes], where: str, report: BatchReport) -> Iterator[dict[str, Any]]:
+    text = io.TextIOWrapper(fh, encoding="utf-8", errors="strict", newline="")
+    try:
+        reader = csv.DictReader(text)
+        lineno = 1
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except (UnicodeDecodeError, csv.Error) as exc:
+                report.read += 1
+                report.skip(f"{where}:{reader.line_num}", f"unreadable CSV row: {_reason(exc)}")
+                if isinstance(exc, UnicodeDecodeError):
+                    return  # the decoder cannot resynchronise after a bad byte
+                continue
+            lineno = reader.line_num
+            report.read += 1
+            if None in row:
+                report.skip(f"{where}:{lineno}", "more values than header columns")
+                continue
+            report.kept += 1
+            yield normalise_event({k: v for k, v in row.items() if v not in (None, "")})
+        if reader.line_num <= 1:
+            report.skip(where, "no records (header only or empty)")
+    finally:
+        text.detach()
+
+
+def _iter_zip(path: Path, report: BatchReport, max_member_bytes: int) -> Iterator[dict[str, Any]]:
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        report.skip(str(path), f"not a readable zip archive: {_reason(exc)}")
+        return
+    with archive:
+        for info in archive.infolist():
+            if info.is_dir():
+                continue
+            where = f"{path}!{info.filename}"
+            if info.file_size > max_member_bytes:
+                report.skip(where, f"archive member is {info.file_size} bytes, over the "
+                                   f"{max_member_bytes}-byte limit (max_archive_member_bytes)")
+                continue
+            suffix = Path(info.filename).suffix.lower()
+            try:
+                with archive.open(info) as member:
+                    if suffix == ".csv":
+                        yield from _iter_csv(member, where, report)
+                    elif suffix in JSON_SUFFIXES or suffix == "":
+                        yield from _iter_json_lines(member, where, report)
+                    else:
+                        report.skip(where, f"unsupported archive member type {suffix!r}")
+            except (zipfile.BadZipFile, OSError, EOFError, RuntimeError) as exc:
+                report.skip(where, f"corrupt archive member: {_reason(exc)}")
+
+
+def _evtx_flatten(doc: dict[str, Any]) -> dict[str, Any]:
+    """EVTX JSON (``Event.System``/``EventData``/``UserData``) → one flat Windows event dict."""
+    event = doc.get("Event", doc)
+    flat: dict[str, Any] = {}
+    system = event.get("System") or {}
+    for key, value in system.items():
+        if key == "Provider":
+            attrs = (value or {}).get("#attributes", {})
+            if "Name" in attrs:
+                flat["Provider_Name"] = attrs["Name"]
+        elif key == "TimeCreated":
+            flat["TimeCreated"] = ((value or {}).get("#attributes") or {}).get("SystemTime")
+        elif key == "Execution":
+            for a, v in ((value or {}).get("#attributes") or {}).items():
+                flat[f"Execution_{a}"] = v
+        elif key == "Security":
+            uid = ((value or {}).get("#attributes") or {}).get("UserID") if isinstance(value, dict) else None
+            if uid:
+                flat["Security_UserID"] = uid
+        elif isinstance(value, dict):
+            flat[key] = value.get("#text", value)
+        elif value is not None:
+            flat[key] = value
+    for section in ("EventData", "UserData"):
+        data = event.get(section)
+        if not isinstance(data, dict):
+            continue
+        if section == "UserData" and len(data) == 1:
+            data = next(iter(data.values()))
+            if not isinstance(data, dict):
+                continue
+        for key, value in data.items():
+            if key == "#attributes":
+                continue
+            if key == "Data" and isinstance(value, list):
+                flat.update({f"Data_{i}": v for i, v in enumerate(value)})
+            elif isinstance(value, dict):
+                flat[key] = value.get("#text", orjson.dumps(value).decode())
+            else:
+                flat.setdefault(key, value)
+    return flat
+
+
+def _iter_evtx(path: Path, report: BatchReport) -> Iterator[dict[str, Any]]:
+    try:
+        parser = evtx.PyEvtxParser(str(path))
+        records: Iterable[Any] = parser.records_json()
+        iterator = iter(records)
+    except (OSError, RuntimeError, ValueError) as exc:
+        report.skip(str(path), f"not a readable EVTX file: {_reason(exc)}")
+        return
+    index = 0
+    while True:
+        index += 1
+        try:
+            record = next(iterator)
+        except StopIteration:
+            break
+        except (OSError, RuntimeError, ValueError) as exc:
+            report.read += 1
+            report.skip(f"{path}#{index}", f"corrupt EVTX record: {_reason(exc)}")
+            continue
+        report.read += 1
+        try:
+            doc = orjson.loads(record["data"])
+        except orjson.JSONDecodeError as exc:
+            report.skip(f"{path}#{record.get('event_record_id', index)}", f"corrupt EVTX record: {_reason(exc)}")
+            continue
+        report.kept += 1
+        yield normalise_event(_evtx_flatten(doc))
+    if report.read == 0 and not report.bad:
+        report.skip(str(path), "no records in EVTX file")
+
+
+def iter_events(
+    paths: Path | Sequence[Path], *, max_member_bytes: int, reports: list[BatchReport] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Events of every telemetry file below ``paths``; one ``BatchReport`` per file is appended to ``reports``."""
+    for file in iter_data_files(paths):
+        report = BatchReport(source=str(file))
+        if reports is not None:
+            reports.append(report)
+        yield from iter_file_events(file, report, max_member_bytes=max_member_bytes)
+
+
+__all__ = ["TELEMETRY_SUFFIXES", "iter_data_files", "iter_events", "iter_file_events"]

@@ -1,0 +1,1 @@
+"""Sigma rules compiled to fast Python evaluators (pure: no I/O)."""

@@ -73,15 +73,18 @@ def schedule_retest(
     *,
     deployment: str | None = None,
     submit: RetestSubmitter | None = None,
+    now: datetime | None = None,
 ) -> Retest:
-    """The re-test for ``reason`` (one per reason: a re-run returns the existing one)."""
+    """The re-test for ``reason`` (one per reason: a re-run returns the existing one).
+
+    Its verdict counts only evidence recorded after ``now`` (when it was asked for)."""
     retest_id = followup_id("retest", dco_id, reason)
     existing = session.get(Retest, retest_id)
     if existing is not None:
         return existing
     retest = Retest(
         id=retest_id, dco_id=dco_id, reason=reason, technique_ids=sorted({t.upper() for t in technique_ids}),
-        scheduled_for=as_utc(when),
+        scheduled_for=as_utc(when), created_at=as_utc(now or utcnow()),
     )
     if deployment:
         run_id = (submit or submit_with_prefect)(

@@ -185,7 +185,7 @@ def handle_expired_acceptances(
         risk = get_risk(session, decision.risk_id)
         retest = schedule_retest(
             session, risk.dco_id, risk.technique_ids, f"acceptance-expired|{decision.id}", now,
-            deployment=deployment, submit=submit,
+            deployment=deployment, submit=submit, now=now,
         )
         decision.expiry_handled_at = now
         risk.status = RiskStatus.REVIEW

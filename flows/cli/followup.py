@@ -1,0 +1,140 @@
+"""`dco followup …` — actions, risks and decisions, incidents, re-tests."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time
+from typing import Annotated
+
+import typer
+
+from core.db import session_scope
+from core.errors import ValidationError
+from flows.cli.output import console, handle_errors, print_json, table
+from models.followup import ActionStatus, Treatment
+from tasks.follow_up.actions import action_row, list_actions, update_action_status
+from tasks.follow_up.escalation import escalate as escalate_findings
+from tasks.follow_up.escalation import incident_payload, list_incidents
+from tasks.follow_up.retests import list_retests, retest_row
+from tasks.follow_up.risks import list_risks, record_decision, risk_row, risks_needing_decision
+
+app = typer.Typer(help="Follow up a DCO: actions, risks and decisions, incidents, re-tests.", no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+DcoOpt = Annotated[str | None, typer.Option("--dco", help="Only this DCO (id).")]
+
+
+@app.command("actions")
+@handle_errors
+def actions(dco: DcoOpt = None, overdue: Annotated[bool, typer.Option("--overdue")] = False,
+            as_json: JsonOpt = False) -> None:
+    """List actions with owner, due date, status and the overdue flag."""
+    with session_scope() as s:
+        rows = [action_row(a) for a in list_actions(s, dco_id=dco, overdue_only=overdue)]
+    if as_json:
+        print_json(rows)
+        return
+    table("Actions", ["id", "kind", "technique", "title", "owner", "priority", "due", "status", "overdue"],
+          [[r["id"], r["kind"], r["technique"], r["title"], r["owner"], r["priority"], r["due"], r["status"],
+            "OVERDUE" if r["overdue"] else ""] for r in rows])
+
+
+@app.command("action-update")
+@handle_errors
+def action_update(
+    action_id: str,
+    status: Annotated[ActionStatus, typer.Option("--status", help="open, in-progress, done or reopened.")],
+    actor: Annotated[str, typer.Option("--by")] = "cli",
+    version: Annotated[int | None, typer.Option("--version", help="Refuse if the action changed since.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Move an action (verification happens through a re-test)."""
+    with session_scope() as s:
+        row = action_row(update_action_status(s, action_id, status, actor, expected_version=version))
+    print_json(row) if as_json else console.print(f"action [bold]{row['id']}[/] is {row['status']}")
+
+
+@app.command("risks")
+@handle_errors
+def risks(dco: DcoOpt = None, needs_decision: Annotated[bool, typer.Option("--needs-decision")] = False,
+          as_json: JsonOpt = False) -> None:
+    """List risks (worst first), or only those awaiting a decision with the body that must decide."""
+    with session_scope() as s:
+        if needs_decision:
+            rows = [risk_row(r, body) for r, body in risks_needing_decision(s, dco_id=dco)]
+        else:
+            rows = [risk_row(r) for r in list_risks(s, dco_id=dco)]
+    if as_json:
+        print_json(rows)
+        return
+    table("Risks", ["id", "score", "L×I", "treatment", "status", "decide", "review", "statement"],
+          [[r["id"], r["score"], f"{r['likelihood']}×{r['impact']}", r["treatment"], r["status"],
+            r["decision_body"], r["review_date"], r["statement"]] for r in rows])
+
+
+@app.command("decide")
+@handle_errors
+def decide(
+    risk_id: str,
+    decision: Annotated[Treatment, typer.Option("--decision")],
+    authority: Annotated[str, typer.Option("--authority", help="The deciding body, e.g. CRMG, BCISOA.")],
+    rationale: Annotated[str, typer.Option("--rationale")],
+    expires: Annotated[str | None, typer.Option("--expires", help="YYYY-MM-DD; required to accept.")] = None,
+    actor: Annotated[str, typer.Option("--by")] = "cli",
+    as_json: JsonOpt = False,
+) -> None:
+    """Record a decision on a risk (an acceptance needs an authority and an expiry)."""
+    expires_at = None
+    if expires:
+        try:
+            expires_at = datetime.combine(datetime.strptime(expires, "%Y-%m-%d").date(), time(23, 59), tzinfo=UTC)
+        except ValueError:
+            raise ValidationError(f"{expires!r} is not a date", field="expires", hint="YYYY-MM-DD") from None
+    with session_scope() as s:
+        row = record_decision(s, risk_id, decision, authority, rationale, actor, expires_at=expires_at)
+        out = {"risk": row.risk_id, "decision": row.decision.value, "authority": row.authority,
+               "expires_at": row.expires_at.isoformat() if row.expires_at else None, "id": row.id}
+    print_json(out) if as_json else console.print(
+        f"risk [bold]{out['risk']}[/]: {out['decision']} by {out['authority']}"
+        + (f" until {expires}" if expires else "")
+    )
+
+
+@app.command("incidents")
+@handle_errors
+def incidents(dco: DcoOpt = None, as_json: JsonOpt = False) -> None:
+    """List incidents with their delivery status."""
+    with session_scope() as s:
+        rows = [incident_payload(i) for i in list_incidents(s, dco_id=dco)]
+    if as_json:
+        print_json(rows)
+        return
+    table("Incidents", ["id", "dco", "technique", "severity", "status", "attempts", "thehive", "last error"],
+          [[r["id"], r["dco"], r["technique_id"], r["severity"], r["status"], r["attempts"], r["external_ref"],
+            r["last_error"]] for r in rows])
+
+
+@app.command("escalate")
+@handle_errors
+def escalate(dco: str, force: Annotated[bool, typer.Option("--force", help="Ignore backoff.")] = False,
+             as_json: JsonOpt = False) -> None:
+    """Open incidents for a DCO's confirmed findings and deliver the pending ones now."""
+    rows = escalate_findings(dco, force=force)
+    if as_json:
+        print_json(rows)
+        return
+    table("Incidents", ["id", "status", "attempts", "last error"],
+          [[r["id"], r["status"], r["attempts"], r["last_error"]] for r in rows])
+
+
+@app.command("retests")
+@handle_errors
+def retests(dco: DcoOpt = None, as_json: JsonOpt = False) -> None:
+    """List re-tests: techniques, when, how (flow run or sweep), status and results."""
+    with session_scope() as s:
+        rows = [retest_row(r) for r in list_retests(s, dco_id=dco)]
+    if as_json:
+        print_json(rows)
+        return
+    table("Re-tests", ["id", "dco", "techniques", "scheduled for", "flow run", "status", "results"],
+          [[r["id"], r["dco"], ", ".join(r["techniques"]), r["scheduled_for"][:16], r["flow_run_id"] or "sweep",
+            r["status"], ", ".join(f"{k}:{v}" for k, v in r["results"].items())] for r in rows])

@@ -1,0 +1,85 @@
+"""The `dco hunt` CLI (typer CliRunner) and the `hunt` Prefect flow over real Security-Datasets telemetry."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import select
+from typer.testing import CliRunner
+
+from core.db import session_scope
+from models.hunt_run import HuntRun, HuntStatus
+from models.plan import HuntHypothesis
+from models.stix.store import latest_objects
+
+LSASS_ZIP = "security-datasets/data/atomic/windows/credential_access/host/psh_lsass_memory_dump_comsvcs.zip"
+COMSVCS_RULE = "a49fa4d5-11db-418c-8473-1e014a8dd462"  # Lsass Memory Dump via Comsvcs DLL
+
+
+def test_cli_hunt_json_record_runs_and_triage(shared_dir: Path, dco: str, catalog: Any) -> None:
+    from flows.cli.hunt import app
+
+    runner = CliRunner()
+    args = ["--rules", str(shared_dir / "sigma/rules/windows"), "--data", str(shared_dir / LSASS_ZIP),
+            "--technique", "T1003.001", "--json"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["events_read"] == 184 and doc["bad_records"] == 0
+    comsvcs = next(r for r in doc["rules"] if r["id"] == COMSVCS_RULE)
+    assert comsvcs["matches"] == 2 and "attack.t1003.001" in comsvcs["tags"] and comsvcs["title"]
+    assert all(r["technique_ids"] and any(t.startswith("T1003") for t in r["technique_ids"]) for r in doc["rules"])
+    assert doc["no_logsource"] and doc["hunt_run"] is None
+
+    res = runner.invoke(app, [*args, "--dco", dco])
+    assert res.exit_code == 0, res.output
+    run_id = json.loads(res.stdout)["hunt_run"]
+    res = runner.invoke(app, ["runs", "--dco", dco, "--json"])
+    runs = json.loads(res.stdout)
+    assert [r["id"] for r in runs] == [run_id] and runs[0]["status"] == "completed" and runs[0]["hits"] >= 2
+
+    with session_scope() as s:
+        sid = next(o["id"] for o in latest_objects(s, dco, ["sighting"]) if o["x_dco_rule_id"] == COMSVCS_RULE)
+    res = runner.invoke(app, ["triage", sid, "--verdict", "true-positive", "--note", "comsvcs MiniDump",
+                              "--analyst", "alice", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["version"] == 1
+    res = runner.invoke(app, ["triage", sid, "--verdict", "probably"])
+    assert res.exit_code == 2 and "did you mean" in res.output
+
+
+def _plan(dco: str) -> None:
+    with session_scope() as s:
+        s.add(HuntHypothesis(id=f"{dco}-T1003.001", dco_id=dco, technique_id="T1003.001",
+                             technique_name="LSASS Memory", statement="LSASS is dumped",
+                             sigma_rules=[{"rule_id": COMSVCS_RULE, "title": "Lsass Memory Dump via Comsvcs DLL"}]))
+
+
+@pytest.mark.prefect
+def test_hunt_flow_uses_the_dco_hunt_plan(prefect_harness: None, shared_dir: Path, dco: str, catalog: Any) -> None:
+    from prefect.artifacts import Artifact
+
+    from flows.hunt import HuntParameters, hunt
+
+    _plan(dco)
+    params = HuntParameters(dco=dco, data=[str(shared_dir / LSASS_ZIP)],
+                            rules_path=[str(shared_dir / "sigma/rules/windows")],
+                            attack_source=str(shared_dir / "attack/enterprise-attack-18.1.json.gz"))
+    result = hunt(params)
+    assert result["rules"] == 1 and result["hits"] == 2 and result["by_technique"] == {"T1003.001": 2}
+    assert result["status"] == "completed"
+    with session_scope() as s:
+        run = s.exec(select(HuntRun)).one()
+        assert run.status == HuntStatus.COMPLETED and run.rule_ids == [COMSVCS_RULE] and run.events_read == 184
+        sightings = latest_objects(s, dco, ["sighting"])
+        assert len(sightings) == 2 and all(not o["x_dco_exercise"] for o in sightings)
+    artifact = Artifact.get(f"hunt-{dco}")
+    assert artifact is not None and "| T1003.001 | 2 |" in str(artifact.data)
+    # the same hunt again resumes/reuses the same run and records nothing twice
+    again = hunt(params)
+    assert again["run_id"] == result["run_id"]
+    with session_scope() as s:
+        assert len(list(s.exec(select(HuntRun)))) == 1 and len(latest_objects(s, dco, ["sighting"])) == 2

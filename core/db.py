@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Engine, event
@@ -15,9 +14,26 @@ from sqlmodel import Session, SQLModel, create_engine
 from core.settings import get_settings
 
 
-@lru_cache(maxsize=8)
-def get_engine(url: str | None = None) -> Engine:
-    url = url or get_settings().db_url
+class _EngineRegistry:
+    """``get_engine(url=None)``: the engine for ``url`` (default: the settings' database), one per
+    URL per process; ``get_engine.cache_clear()`` disposes of them all (tests, dropping a database)."""
+
+    def __call__(self, url: str | None = None) -> Engine:
+        return _engine(url or get_settings().db_url)
+
+    def cache_clear(self) -> None:
+        dispose_engines()
+
+
+get_engine = _EngineRegistry()
+
+
+_ENGINES: dict[str, Engine] = {}
+
+
+def _engine(url: str) -> Engine:
+    if url in _ENGINES:
+        return _ENGINES[url]
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
@@ -31,6 +47,7 @@ def get_engine(url: str | None = None) -> Engine:
     else:
         engine = create_engine(url, pool_pre_ping=True)
     init_db(engine)
+    _ENGINES[url] = engine
     return engine
 
 
@@ -81,3 +98,10 @@ def upsert(
             stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
         session.execute(stmt)
     return len(rows)
+
+
+def dispose_engines() -> None:
+    """Close every pooled connection and forget the engines (tests, and before dropping a database)."""
+    for engine in _ENGINES.values():
+        engine.dispose()
+    _ENGINES.clear()

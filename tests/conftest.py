@@ -20,6 +20,7 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 import pytest
 
+from core.db import dispose_engines
 from core.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,6 +47,7 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_dir: Path) 
     get_settings.cache_clear()
     yield get_settings()
     get_settings.cache_clear()
+    dispose_engines()
 
 
 @pytest.fixture(scope="session")

@@ -39,10 +39,9 @@ def db_url(request: pytest.FixtureRequest, settings: Any, tmp_path: Path) -> Ite
     try:
         yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
     finally:
-        from core.db import get_engine
+        from core.db import dispose_engines
 
-        get_engine(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}").dispose()
-        get_engine.cache_clear()
+        dispose_engines()
         with admin.connect() as c:
             c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 

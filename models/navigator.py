@@ -132,6 +132,7 @@ def build_layer(
         layer["filters"] = {"platforms": [_platform_label(p) for p in platforms]}
     if gradient is not None:
         colors, low, high = gradient
+        high = max(high, low + len(colors) - 1)  # a narrower span leaves gradient segments with no colours
         layer["gradient"] = {"colors": list(colors), "minValue": low, "maxValue": high}
     return layer
 

@@ -277,14 +277,33 @@ def trend(session: Session, dco_ids: Sequence[str] | None = None) -> list[TrendP
 
 # -- Prefect wrappers ---------------------------------------------------------------------------------
 
-def _assess_task(dco_id: str, half_life_days: float = DEFAULT_HALF_LIFE_DAYS) -> dict[str, Any]:
+def _assess_task(
+    dco_id: str, half_life_days: float = DEFAULT_HALF_LIFE_DAYS, attack_source: str | None = None
+) -> dict[str, Any]:
+    """Assess one DCO and log its scores; returns the summary, the id report and the follow-up gaps."""
     from connectors.attack import load_catalog
     from core.db import session_scope
 
-    catalog = load_catalog()
+    catalog = load_catalog(attack_source)
     with session_scope() as session:
         result = assess_dco(session, dco_id, catalog, half_life_days=half_life_days)
-        return {"dco_id": result.dco_id, "run_id": result.run_id, **result.summary()}
+        return {"dco_id": result.dco_id, "run_id": result.run_id, **result.summary(),
+                "id_report": [dataclasses.asdict(n) for n in result.id_report],
+                "evidence_report": result.evidence_report,
+                "follow_up_gaps": gaps_for_follow_up(result, catalog)}
 
 
 assess_dco_task = task(name="assess-dco", retries=1)(_assess_task)
+
+
+def gaps_for_follow_up(result: AssessmentResult, catalog: Catalog, limit: int = 50) -> list[dict[str, Any]]:
+    """The ranked gaps in the shape follow-up takes (``models.followup.GapInput``): integer scores,
+    relevance as a 0–1 share of the most-used technique's users, rank 1 = worst."""
+    top = max((g.relevance for g in result.gaps), default=1.0) or 1.0
+    out = []
+    for rank, g in enumerate(result.gaps[:limit], start=1):
+        tech = catalog.get_technique(g.technique_id)
+        out.append({"technique_id": g.technique_id, "technique_name": tech.name if tech else "",
+                    "visibility": max(0, min(4, round(g.visibility))), "detection": max(-1, min(5, round(g.detection))),
+                    "relevance": round(min(1.0, g.relevance / top), 4), "rank": rank})
+    return out

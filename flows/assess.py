@@ -1,0 +1,40 @@
+"""The assessment flow: score a DCO's (or every DCO's) techniques from the evidence, log the
+scores, publish the coverage table, charts, Navigator layers and Prefect artifacts."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from prefect import flow, get_run_logger
+from pydantic import Field
+
+from core.db import session_scope
+from core.settings import get_settings
+from models.assessment import DEFAULT_HALF_LIFE_DAYS
+from models.repository import get_operation, list_operations
+from tasks.assess.outputs import publish_task
+from tasks.assess.scoring import assess_dco_task
+
+
+@flow(name="assess-dco")
+def assess_dco(
+    dco: Annotated[str, Field(description="DCO id or name (ignored when all_dcos).")],
+    all_dcos: Annotated[bool, Field(description="Assess every DCO, for the trend across DCOs.")] = False,
+    output_dir: Annotated[str | None, Field(description="Where files go; DCO_OUTPUT_DIR when empty.")] = None,
+    half_life_days: Annotated[float, Field(gt=0, description="Evidence half-life: older evidence counts less.")] = (
+        DEFAULT_HALF_LIFE_DAYS),
+    attack_source: Annotated[str | None, Field(description="ATT&CK bundle; the configured one when empty.")] = None,
+) -> dict[str, Any]:
+    """Visibility/detection per technique, ranked gaps, and the files that show them."""
+    log = get_run_logger()
+    with session_scope() as session:
+        ids = [op.id for op in list_operations(session)] if all_dcos else [get_operation(session, dco).id]
+    out = output_dir or str(get_settings().output_dir)
+    results: dict[str, Any] = {}
+    for dco_id in ids:
+        summary = assess_dco_task(dco_id, half_life_days, attack_source)
+        summary["files"] = publish_task(dco_id, out, attack_source)
+        log.info("%s: %d techniques, %d gaps, %d ids reported", dco_id, summary["techniques"], summary["gaps"],
+                 summary["ids_reported"])
+        results[dco_id] = summary
+    return results

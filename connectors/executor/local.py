@@ -177,7 +177,10 @@ class LocalExecutor:
         if not step.command or not step.command.strip():
             raise self._refuse(step, "step has no command to run")
         workdir = self.sandbox / self.dco_id / _safe(step.id)
-        values = {"sandbox": str(workdir), **argument_values(step.input_arguments), **argument_values(args or {})}
+        # ``#{sandbox}`` (also inside argument values) is the step's working directory: atomics that
+        # write files (e.g. /tmp/T1082.txt) can be pointed into the sandbox.
+        merged = {**argument_values(step.input_arguments), **argument_values(args or {})}
+        values = {"sandbox": str(workdir), **{k: fill(v, {"sandbox": str(workdir)}) or "" for k, v in merged.items()}}
         missing = [n for t in (step.command, step.cleanup_command) for n in placeholders(t) if n not in values]
         if missing:
             raise self._refuse(step, "missing input argument(s) " + ", ".join(dict.fromkeys(missing)),

@@ -543,22 +543,24 @@ def import_vectr(
             summary.warnings.append(f"test case {case.name!r} ({case.technique_id}) matches no step of {op.id}")
             continue
         for tool, outcome in sorted(case.tool_outcomes.items()):
+            history = outcome_history(session, op.id, step.id, tool)
+            # A VECTR row is per test case, not per tool: only the tool's verdict is authoritative,
+            # so re-importing our own export changes nothing.
+            if history and history[-1].outcome == outcome:
+                summary.unchanged += 1
+                continue
             data = {"tool": tool, "outcome": outcome.value, "severity": case.severity,
                     "attack_start": case.start, "attack_stop": case.stop,
                     "detected_at": case.detected_at if outcome != Outcome.NONE else None,
                     "operator": case.operator or actor, "target_host": ",".join(case.target_assets) or None,
                     "notes": case.notes or None}
             try:
-                before = len(outcome_history(session, op.id, step.id, tool))
                 record_outcome(session, op.id, step.id, data, source=OutcomeSource.VECTR, catalog=catalog,
                                actor=actor)
-                after = len(outcome_history(session, op.id, step.id, tool))
             except ValidationError as exc:
                 summary.warnings.append(f"test case {case.name!r}: {exc.message}")
                 continue
-            if after == before:
-                summary.unchanged += 1
-            elif before:
+            if history:
                 summary.updated += 1
             else:
                 summary.created += 1

@@ -1,0 +1,195 @@
+"""`dco emulate …`: list steps, run the conduct-emulation flow, record outcomes by hand, move
+outcomes through VECTR CSV and Caldera reports, and browse procedures for a technique."""
+
+from __future__ import annotations
+
+import getpass
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from flows.cli.output import console, handle_errors, print_json, table
+
+app = typer.Typer(help="Adversary emulation: steps, runs, outcomes, VECTR/Caldera exchange.", no_args_is_help=True)
+
+
+def _actor() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "cli"
+
+
+@app.command("steps")
+@handle_errors
+def steps(dco: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The DCO's emulation steps in order, with status and current outcomes per tool."""
+    from core.db import session_scope
+    from models.repository import get_operation
+    from tasks.conduct.emulation import current_outcomes, load_steps
+
+    with session_scope() as session:
+        op = get_operation(session, dco)
+        outcomes: dict[str, list[str]] = {}
+        for row in current_outcomes(session, op.id):
+            outcomes.setdefault(row.step_id, []).append(f"{row.tool}={row.outcome.value}")
+        rows: list[dict[str, Any]] = [{"id": s.id, "order": s.order, "tactic": s.tactic, "technique": s.technique_id,
+                 "procedure": s.procedure_name, "source": s.source.value, "executor": s.executor,
+                 "connector": s.connector, "status": s.status.value, "depends_on": s.depends_on,
+                 "outcomes": outcomes.get(s.id, [])} for s in load_steps(session, op.id)]
+    if as_json:
+        print_json(rows)
+        return
+    table(f"emulation steps of {dco}", ["#", "technique", "procedure", "executor", "status", "outcomes", "id"],
+          [(r["order"], r["technique"], r["procedure"], r["executor"], r["status"], ", ".join(r["outcomes"]),
+            r["id"]) for r in rows])
+
+
+@app.command("run")
+@handle_errors
+def run(
+    dco: str,
+    dry_run: Annotated[bool, typer.Option("--dry-run/--execute", help="Show commands only (default).")] = True,
+    connector: Annotated[str, typer.Option(help="For manual steps: manual, local or caldera.")] = "manual",
+    no_pause: Annotated[bool, typer.Option("--no-pause", help="Do not wait for outcomes; record later.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Run the conduct-emulation flow for a DCO."""
+    from flows.conduct_emulation import conduct_emulation
+
+    result = conduct_emulation(dco=dco, connector_default=connector, dry_run=dry_run,
+                               pause_for_input=not no_pause, operator=_actor())
+    if as_json:
+        print_json(result)
+        return
+    table(f"emulation of {result['dco']}" + (" (dry run)" if dry_run else ""),
+          ["#", "technique", "connector", "status", "detail"],
+          [(r["order"], r["technique"], r.get("connector", ""), r["status"],
+            r.get("error") or r.get("message") or (r.get("command") or "")[:200]) for r in result["steps"]])
+    console.print(result["status_counts"])
+
+
+@app.command("record")
+@handle_errors
+def record(
+    dco: str,
+    step: Annotated[str, typer.Argument(help="Step id, order number or technique id.")],
+    tool: Annotated[str, typer.Option(help="Defensive tool.")],
+    outcome: Annotated[str, typer.Option(help="prevented, alerted, logged or none.")],
+    severity: Annotated[str | None, typer.Option()] = None,
+    note: Annotated[str | None, typer.Option()] = None,
+    start: Annotated[datetime | None, typer.Option(help="Attack start (ISO time).")] = None,
+    stop: Annotated[datetime | None, typer.Option(help="Attack stop (ISO time).")] = None,
+    detected: Annotated[datetime | None, typer.Option(help="Detection time (ISO time).")] = None,
+    target: Annotated[str | None, typer.Option(help="Target host.")] = None,
+    operator: Annotated[str | None, typer.Option()] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Record one tool's outcome for one step (a correction is a new version; history is kept)."""
+    from connectors.attack import load_catalog
+    from core.db import session_scope
+    from core.errors import DcoError
+    from tasks.conduct.emulation import record_outcome
+
+    data: dict[str, Any] = {"tool": tool, "outcome": outcome, "severity": severity, "notes": note,
+                            "attack_start": start, "attack_stop": stop, "detected_at": detected,
+                            "target_host": target, "operator": operator or _actor()}
+    try:
+        catalog = load_catalog()
+    except DcoError:
+        catalog = None
+    with session_scope() as session:
+        row = record_outcome(session, dco, step, {k: v for k, v in data.items() if v is not None}, catalog=catalog)
+        out = {"step": row.step_id, "tool": row.tool, "outcome": row.outcome.value, "version": row.version,
+               "sighting": row.sighting_id}
+    if as_json:
+        print_json(out)
+    else:
+        console.print(f"recorded {out['tool']}={out['outcome']} for step {out['step']} (version {out['version']})")
+
+
+@app.command("export-vectr")
+@handle_errors
+def export_vectr_cmd(dco: str, path: Path) -> None:
+    """Write the DCO's outcomes as a VECTR campaign CSV."""
+    from core.db import session_scope
+    from tasks.conduct.emulation import export_vectr
+
+    with session_scope() as session:
+        n = export_vectr(session, dco, path)
+    console.print(f"wrote {n} test cases to {path}")
+
+
+def _summary(result: Any, as_json: bool) -> None:
+    data = result.as_dict()
+    if as_json:
+        print_json(data)
+        return
+    console.print(f"created {data['created']}, updated {data['updated']}, unchanged {data['unchanged']}")
+    for w in data["warnings"][:50]:
+        console.print(f"[yellow]warning:[/] {w}")
+
+
+@app.command("import-vectr")
+@handle_errors
+def import_vectr_cmd(dco: str, path: Path, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Record outcomes from a VECTR CSV (rows are matched to steps; unmatched rows are reported)."""
+    from core.db import session_scope
+    from tasks.conduct.emulation import import_vectr
+
+    with session_scope() as session:
+        result = import_vectr(session, dco, path, actor=_actor())
+    _summary(result, as_json)
+
+
+@app.command("import-caldera")
+@handle_errors
+def import_caldera_cmd(
+    dco: str,
+    report: Path,
+    tool: Annotated[str | None, typer.Option(help="Record this tool's verdict for the links that ran.")] = None,
+    outcome: Annotated[str | None, typer.Option(help="The tool's verdict: prevented, alerted, logged, none.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Import a Caldera operation report JSON (executions; outcomes when --tool/--outcome are given)."""
+    from core.db import session_scope
+    from core.errors import ValidationError
+    from models.emulation import OUTCOME_ALIASES, Outcome
+    from tasks.conduct.emulation import import_caldera_report
+
+    verdict = None
+    if outcome is not None:
+        verdict = OUTCOME_ALIASES.get(outcome.strip().lower())
+        if verdict is None:
+            raise ValidationError(f"unknown outcome {outcome!r}", field="outcome",
+                                  suggestions=[o.value for o in Outcome])
+    if (tool is None) != (verdict is None):
+        raise ValidationError("give --tool and --outcome together", field="tool")
+    with session_scope() as session:
+        result = import_caldera_report(session, dco, report, tool=tool, outcome=verdict, actor=_actor())
+    _summary(result, as_json)
+
+
+@app.command("procedures")
+@handle_errors
+def procedures(
+    technique: str,
+    platform: Annotated[list[str] | None, typer.Option(help="windows, linux, macos … (repeatable).")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Atomic Red Team tests for a technique (from DCO_CONTENT_DIR or DCO_ATOMICS_DIR)."""
+    from connectors.content.atomics import load_atomics
+    from core.settings import get_settings
+
+    index = load_atomics(get_settings().content_path("atomics"))
+    tests = index.for_technique(technique, platform or None)
+    if as_json:
+        print_json([{**asdict(t), "input_arguments": {k: asdict(a) for k, a in t.input_arguments.items()},
+                     "dependencies": [asdict(d) for d in t.dependencies]} for t in tests])
+        return
+    table(f"atomics for {technique.upper()}", ["guid", "name", "platforms", "executor", "elevation", "arguments"],
+          [(t.guid, t.name, ",".join(t.platforms), t.executor, "yes" if t.elevation_required else "",
+            ", ".join(t.input_arguments)) for t in tests])

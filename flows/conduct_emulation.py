@@ -1,0 +1,201 @@
+"""Flow ``conduct-emulation``: run a DCO's emulation plan step by step.
+
+Steps run in ``order`` once the steps they depend on are done. Before each step the
+deconfliction contacts are told; then the step runs (local lab host, Caldera, or by hand), and
+each defensive tool's outcome is recorded — from ``manual_outcomes`` when given (demo,
+automation), else by pausing the flow run for typed input (the Prefect UI shows a form; the CLI
+equivalent is ``dco emulate record``). The step status in the database is the source of truth:
+a re-run (after a crash or a refused step) skips done steps and never re-executes a step that
+already ran — it only waits for that step's outcomes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.flow_runs import pause_flow_run
+from prefect.input import RunInput
+from pydantic import BaseModel, Field
+
+from connectors.attack import load_catalog
+from connectors.caldera import CalderaClient
+from connectors.content.atomics import AtomicsIndex, load_atomics
+from core.db import session_scope
+from core.errors import ConfigError, DcoError
+from core.settings import get_settings
+from models.attack.catalog import Catalog
+from models.emulation import Outcome, OutcomeInput, Severity
+from models.plan import EmulationStep, StepStatus
+from models.repository import get_operation
+from tasks.conduct.emulation import (
+    CONNECTORS,
+    deconflict_step_task,
+    execute_step_task,
+    latest_execution,
+    load_steps,
+    normalise_connector,
+    ready,
+    record_outcome_task,
+)
+
+
+class ToolOutcome(BaseModel):
+    tool: str = Field(description="Defensive tool, e.g. EDR, SIEM, Sysmon.")
+    outcome: Outcome = Field(description="prevented, alerted, logged or none (not detected).")
+    severity: Severity | None = None
+    notes: str | None = None
+
+
+class ManualOutcomeForm(RunInput):
+    """What the operator fills in when the flow pauses on a step."""
+
+    operator: str = Field(description="Who performed/observed the step.")
+    outcomes: list[ToolOutcome] = Field(description="One verdict per defensive tool.")
+    skip: bool = Field(False, description="Tick to skip the step (it did not run).")
+
+
+def _outcome_dicts(raw: Any, operator: str) -> list[dict[str, Any]]:
+    items = raw if isinstance(raw, list) else [raw]
+    out: list[dict[str, Any]] = []
+    for item in items:
+        data = item.model_dump(mode="json") if isinstance(item, BaseModel) else dict(item)
+        data.setdefault("operator", operator)
+        out.append(data)
+    return out
+
+
+def _answer_for(step: EmulationStep, manual_outcomes: dict[str, Any]) -> Any:
+    for key in (step.id, str(step.order), step.technique_id):
+        if key in manual_outcomes:
+            return manual_outcomes[key]
+    return None
+
+
+@flow(name="conduct-emulation", log_prints=True)
+def conduct_emulation(
+    dco: str,
+    connector_default: str = "manual",
+    dry_run: bool = True,
+    manual_outcomes: dict[str, Any] | None = None,
+    pause_for_input: bool = True,
+    pause_timeout_s: int = 3600,
+    operator: str = "operator",
+    webhook_url: str | None = None,
+    attack_source: str | None = None,
+) -> dict[str, Any]:
+    """Run the plan's steps of DCO ``dco``.
+
+    connector_default: used for steps whose connector is ``manual`` — manual, local or caldera.
+    dry_run: show the exact commands without running them (nothing is recorded as executed).
+    manual_outcomes: answers keyed by step id, order number or technique id; each a tool outcome
+    ({"tool", "outcome", "severity"?, "notes"?}) or a list of them. Steps without an answer pause
+    for typed input when ``pause_for_input``; otherwise they stay running, awaiting ``dco emulate record``.
+    """
+    log = get_run_logger()
+    default = normalise_connector(connector_default)
+    if default not in CONNECTORS:
+        raise ConfigError(f"unknown connector {connector_default!r}", object="connector_default",
+                          hint="one of " + ", ".join(CONNECTORS))
+    settings = get_settings()
+    answers = manual_outcomes or {}
+    catalog: Catalog | None = None
+    try:
+        catalog = load_catalog(attack_source)
+    except DcoError as exc:
+        log.warning("no ATT&CK catalog (%s): outcomes reference fallback attack-patterns", exc.message)
+    atomics: AtomicsIndex | None = None
+    try:
+        atomics = load_atomics(settings.content_path("atomics"))
+    except DcoError as exc:
+        log.info("no atomics index (%s): elevation is judged from the command alone", exc.message)
+    caldera = (CalderaClient(settings.caldera_url, settings.caldera_api_key.get_secret_value())
+               if settings.caldera_url and settings.caldera_api_key else None)
+    hook_url = webhook_url or settings.webhook_url
+    hook_secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+
+    with session_scope() as session:
+        op = get_operation(session, dco)
+        dco_id = op.id
+        steps = load_steps(session, dco_id)
+    results: list[dict[str, Any]] = []
+    statuses = {s.id: s.status for s in steps}
+    for step in steps:
+        entry: dict[str, Any] = {"step": step.id, "order": step.order, "technique": step.technique_id}
+        if statuses[step.id] in (StepStatus.DONE, StepStatus.SKIPPED):
+            results.append({**entry, "status": statuses[step.id].value, "message": "already settled"})
+            continue
+        if not ready(step, statuses):
+            results.append({**entry, "status": statuses[step.id].value, "message": "waiting for " +
+                            ", ".join(d for d in step.depends_on if statuses.get(d) != StepStatus.DONE)})
+            continue
+        connector = normalise_connector(step.connector) if step.connector not in ("", "manual") else default
+        try:
+            with session_scope() as session:
+                already_ran = latest_execution(session, dco_id, step.id) is not None
+            if statuses[step.id] == StepStatus.PENDING or not already_ran:
+                if not dry_run:
+                    deconflict_step_task(dco_id, step, hook_url, hook_secret)
+                run = execute_step_task(dco_id, step, connector, dry_run, atomics,
+                                        caldera=caldera if connector == "caldera" else None)
+                entry.update(run)
+            else:
+                entry.update({"connector": connector, "message": "ran before; awaiting outcomes"})
+        except DcoError as exc:
+            with session_scope() as session:
+                statuses[step.id] = _status(session, step.id)
+            results.append({**entry, "status": statuses[step.id].value, "error": exc.message})
+            log.warning("step %s: %s", step.order, exc.message)
+            continue
+        if dry_run:
+            results.append({**entry, "status": statuses[step.id].value})
+            continue
+        if entry.get("execution") in ("failed", "timed-out"):
+            statuses[step.id] = StepStatus.FAILED
+            results.append({**entry, "status": StepStatus.FAILED.value})
+            continue
+        answer = _answer_for(step, answers)
+        if answer is None and pause_for_input:
+            form = pause_flow_run(wait_for_input=ManualOutcomeForm.with_initial_data(
+                description=f"Step {step.order}: {step.technique_id} {step.procedure_name}", operator=operator,
+                outcomes=[]), timeout=pause_timeout_s, key=f"step-{step.id}")
+            if form.skip:
+                with session_scope() as session:
+                    row = session.get(EmulationStep, step.id)
+                    if row is not None:
+                        row.status = StepStatus.SKIPPED
+                        session.add(row)
+                statuses[step.id] = StepStatus.SKIPPED
+                results.append({**entry, "status": "skipped", "message": f"skipped by {form.operator}"})
+                continue
+            answer = [o.model_dump(mode="json") for o in form.outcomes]
+            op_name = form.operator
+        else:
+            op_name = operator
+        if answer is None:
+            statuses[step.id] = StepStatus.RUNNING
+            results.append({**entry, "status": "running", "message": "awaiting outcomes (dco emulate record)"})
+            continue
+        outcomes = _outcome_dicts(answer, op_name)
+        try:
+            for item in outcomes:
+                OutcomeInput.parse(step.id, item)  # check every answer before anything is written
+        except DcoError as exc:
+            statuses[step.id] = StepStatus.RUNNING
+            results.append({**entry, "status": "running", "error": exc.message})
+            log.warning("step %s: %s", step.order, exc.message)
+            continue
+        recorded = record_outcome_task(dco_id, step, outcomes, catalog=catalog)
+        statuses[step.id] = StepStatus.DONE
+        results.append({**entry, "status": "done", "outcomes": recorded})
+    if caldera is not None:
+        caldera.close()
+    counts: dict[str, int] = {}
+    for s in statuses.values():
+        counts[s.value] = counts.get(s.value, 0) + 1
+    return {"dco": dco_id, "dry_run": dry_run, "steps": results, "status_counts": counts}
+
+
+def _status(session: Any, step_id: str) -> StepStatus:
+    row = session.get(EmulationStep, step_id)
+    return row.status if row is not None else StepStatus.FAILED

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from core.db import get_engine, session_scope
+from core.db import session_scope
 from core.settings import Settings
 from models.operation import DcoSpec
 from models.repository import create_operation
@@ -28,11 +28,7 @@ SPEC = {
 
 @pytest.fixture()
 def dco(settings: Settings) -> Iterator[str]:
-    # get_engine() memoises on its argument (None), not on the settings' URL: forget the
-    # previous test's engine so each test gets its own temp database.
-    get_engine.cache_clear()
     with session_scope() as s:
         op = create_operation(s, DcoSpec.model_validate(SPEC), "test")
         dco_id = op.id
     yield dco_id
-    get_engine.cache_clear()

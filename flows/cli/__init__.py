@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from flows.cli import attack, hunt, ops
+from flows.cli import assess, attack, hunt, ops
 from flows.cli.output import console, handle_errors, print_json
 
 app = typer.Typer(
@@ -19,6 +19,7 @@ app = typer.Typer(
 app.add_typer(ops.app, name="ops")
 app.add_typer(attack.app, name="attack")
 app.add_typer(hunt.app, name="hunt")
+app.add_typer(assess.app, name="assess")
 
 
 @app.command("plan")

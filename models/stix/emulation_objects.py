@@ -8,66 +8,32 @@ Ids are deterministic: the sighting by (dco, step, tool), so a corrected outcome
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from models.emulation import EmulationOutcome, Outcome
-from models.operation import Operation
+from models.stix.common import DcoContext, system_identity, system_identity_id
 from models.stix.ids import sco_id, stix_id
-from models.stix.markings import TLP2_IDS, Tlp, statement_marking
 from models.stix.store import stix_time
-
-DCOFLOW_IDENTITY = stix_id("identity", "dcoflow")
-
-
-@dataclass(frozen=True, slots=True)
-class EvidenceContext:
-    """What every object of one DCO carries (docs/STIX.md): its id and its markings."""
-
-    dco_id: str
-    marking_refs: list[str] = field(default_factory=lambda: [TLP2_IDS[Tlp.AMBER]])
-
-    @classmethod
-    def for_operation(cls, op: Operation) -> EvidenceContext:
-        marking = op.dco.marking
-        refs = [TLP2_IDS[marking.tlp]]
-        if marking.statement:
-            refs.append(statement_marking(marking.statement)["id"])
-        return cls(dco_id=op.id, marking_refs=refs)
-
-    def base(self, stix_type: str, object_id: str, created: datetime, modified: datetime) -> dict[str, Any]:
-        return {
-            "type": stix_type,
-            "spec_version": "2.1",
-            "id": object_id,
-            "created": stix_time(created),
-            "modified": stix_time(max(created, modified)),
-            "created_by_ref": DCOFLOW_IDENTITY,
-            "object_marking_refs": list(self.marking_refs),
-            "x_dco_id": self.dco_id,
-        }
 
 
 def tool_identity_id(tool: str) -> str:
-    return stix_id("identity", tool)
+    return system_identity_id(tool)
 
 
-def tool_identity(ctx: EvidenceContext, tool: str, created: datetime) -> dict[str, Any]:
+def tool_identity(ctx: DcoContext, tool: str, created: datetime) -> dict[str, Any]:
     """The defensive tool as an ``identity`` (identity_class ``system``), keyed by its name."""
-    obj = ctx.base("identity", tool_identity_id(tool), created, created)
-    obj.update({"name": tool, "identity_class": "system"})
-    return obj
+    return system_identity(tool, created=stix_time(created), **ctx.properties())
 
 
 def sighting_id(dco_id: str, step_id: str, tool: str) -> str:
     return stix_id("sighting", dco_id, step_id, tool)
 
 
-def fallback_attack_pattern(ctx: EvidenceContext, technique_id: str, name: str, created: datetime) -> dict[str, Any]:
+def fallback_attack_pattern(ctx: DcoContext, technique_id: str, name: str, created: datetime) -> dict[str, Any]:
     """An attack-pattern for a technique the loaded ATT&CK release does not know (e.g. a v19 id):
     kept, with its ATT&CK external id, so the evidence is not lost."""
-    obj = ctx.base("attack-pattern", stix_id("attack-pattern", technique_id), created, created)
+    obj = ctx.sdo("attack-pattern", stix_id("attack-pattern", technique_id), created, created)
     obj.update(
         {
             "name": name or technique_id,
@@ -86,7 +52,7 @@ def _sco(item: dict[str, Any], key: tuple[object, ...]) -> dict[str, Any]:
 
 
 def outcome_objects(
-    ctx: EvidenceContext,
+    ctx: DcoContext,
     row: EmulationOutcome,
     *,
     attack_pattern_ref: str | None,
@@ -108,7 +74,7 @@ def outcome_objects(
         attack_pattern_ref = pattern["id"]
 
     sid = sighting_id(ctx.dco_id, row.step_id, row.tool)
-    sighting = ctx.base("sighting", sid, created, row.recorded_at)
+    sighting = ctx.sdo("sighting", sid, created, row.recorded_at)
     sighting.update(
         {
             "sighting_of_ref": attack_pattern_ref,
@@ -137,7 +103,7 @@ def outcome_objects(
         scos = [_sco(item, (ctx.dco_id, row.step_id, row.tool, i)) for i, item in enumerate(row.telemetry)]
         first = row.attack_start or row.recorded_at
         last = row.attack_stop or row.detected_at or first
-        observed = ctx.base(
+        observed = ctx.sdo(
             "observed-data", stix_id("observed-data", ctx.dco_id, row.step_id, row.tool), created, row.recorded_at
         )
         observed.update(
@@ -156,7 +122,7 @@ def outcome_objects(
 
     if row.notes:
         n = note_index if note_index is not None else row.version
-        note = ctx.base("note", stix_id("note", sid, n), row.recorded_at, row.recorded_at)
+        note = ctx.sdo("note", stix_id("note", sid, n), row.recorded_at, row.recorded_at)
         note.update({"content": row.notes, "authors": [row.operator], "object_refs": [sid]})
         objects.append(note)
     return objects

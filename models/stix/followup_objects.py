@@ -4,20 +4,17 @@ sighting and observed-data. Plain dicts with deterministic ids; pure, no I/O."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from models.followup import Action, ActionKind, Incident, IncidentStatus, Severity
-from models.operation import Operation
+from models.stix.common import DcoContext
 from models.stix.ids import stix_id
-from models.stix.markings import TLP2_IDS, Tlp, statement_marking
 from models.stix.store import stix_time
 
 # The STIX incident core extension (STIX Incident Working Group, oasis-open/cti-stix-common-objects,
 # extension-definition-specifications/incident-core): property-extension on the incident SDO.
 INCIDENT_EXTENSION = "extension-definition--ef765651-680c-498d-9894-99799f2fa126"
-DCOFLOW_IDENTITY = stix_id("identity", "dcoflow")
 ATTACK_SOURCE = "mitre-attack"
 
 # investigation_status vocabulary of the extension: new, open, closed.
@@ -31,43 +28,14 @@ _INVESTIGATION = {
 _CRITICALITY = {Severity.LOW: 25, Severity.MEDIUM: 50, Severity.HIGH: 75, Severity.CRITICAL: 95}
 
 
-@dataclass(frozen=True, slots=True)
-class StixContext:
-    """What every object of one DCO carries: its id and markings (docs/STIX.md)."""
-
-    dco_id: str
-    marking_refs: list[str] = field(default_factory=lambda: [TLP2_IDS[Tlp.AMBER]])
-
-    @classmethod
-    def for_operation(cls, op: Operation) -> StixContext:
-        marking = op.dco.marking
-        refs = [TLP2_IDS[marking.tlp]]
-        if marking.statement:
-            refs.append(statement_marking(marking.statement)["id"])
-        return cls(dco_id=op.id, marking_refs=refs)
-
-    def common(self, stix_type: str, object_id: str, created: datetime) -> dict[str, Any]:
-        stamp = stix_time(created)
-        return {
-            "type": stix_type,
-            "spec_version": "2.1",
-            "id": object_id,
-            "created": stamp,
-            "modified": stamp,
-            "created_by_ref": DCOFLOW_IDENTITY,
-            "object_marking_refs": list(self.marking_refs),
-            "x_dco_id": self.dco_id,
-        }
-
-
-def _relationship(ctx: StixContext, kind: str, source: str, target: str, created: datetime) -> dict[str, Any]:
-    rel = ctx.common("relationship", stix_id("relationship", kind, source, target), created)
+def _relationship(ctx: DcoContext, kind: str, source: str, target: str, created: datetime) -> dict[str, Any]:
+    rel = ctx.sdo("relationship", stix_id("relationship", kind, source, target), created)
     rel.update({"relationship_type": kind, "source_ref": source, "target_ref": target})
     return rel
 
 
 def action_objects(
-    ctx: StixContext, action: Action, technique_stix_id: str | None, mitigation_stix_id: str | None = None,
+    ctx: DcoContext, action: Action, technique_stix_id: str | None, mitigation_stix_id: str | None = None,
     mitigation_name: str | None = None,
 ) -> list[dict[str, Any]]:
     """A course-of-action for the action (referencing the ATT&CK mitigation by external id) and
@@ -76,7 +44,7 @@ def action_objects(
     ``modified`` follows the action's last update, so a status change is a new version of the
     same object and history is kept.
     """
-    coa = ctx.common("course-of-action", stix_id("course-of-action", ctx.dco_id, action.id), action.created_at)
+    coa = ctx.sdo("course-of-action", stix_id("course-of-action", ctx.dco_id, action.id), action.created_at)
     coa["modified"] = stix_time(max(action.updated_at, action.created_at))
     coa.update({
         "name": action.title,
@@ -120,12 +88,12 @@ def incident_id(finding_key: str) -> str:
     return stix_id("incident", finding_key)
 
 
-def incident_objects(ctx: StixContext, incident: Incident, technique_stix_id: str | None) -> list[dict[str, Any]]:
+def incident_objects(ctx: DcoContext, incident: Incident, technique_stix_id: str | None) -> list[dict[str, Any]]:
     """The incident (core extension: determination confirmed, investigation status from our
     delivery status, criticality from severity), ``x_dco_sighting_ref`` to its sighting and
     ``related-to`` relationships to its observed-data and technique. ``modified`` moves with the
     incident's status."""
-    obj = ctx.common("incident", incident.stix_id, incident.created_at)
+    obj = ctx.sdo("incident", incident.stix_id, incident.created_at)
     obj["modified"] = stix_time(max(incident.updated_at, incident.created_at))
     detection = "automated-tool" if incident.kind == "true-positive-hit" else "exercise"
     obj.update({

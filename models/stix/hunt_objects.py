@@ -24,54 +24,22 @@ from typing import Any
 import orjson
 
 from models.hunting import RuleInfo
-from models.operation import Marking
+from models.stix.common import DcoContext, common_properties, system_identity
 from models.stix.ids import sco_id, stix_id
-from models.stix.markings import TLP2_IDS, statement_marking
 from models.stix.store import stix_time
-
-DCOFLOW_IDENTITY_ID = stix_id("identity", "dcoflow")
-# Identities never change, so they carry a fixed timestamp and are written once.
-FIXED_CREATED = "2024-01-01T00:00:00.000Z"
 
 
 @dataclass(frozen=True, slots=True)
-class StixContext:
-    """What every object of one recording shares: DCO, markings, the data source and 'now'."""
+class StixContext(DcoContext):
+    """A hunt recording's context: the DCO's (id, markings) plus the data source and 'now'."""
 
-    dco_id: str
-    marking_refs: tuple[str, ...]
     source_identity_id: str
     now: str
 
 
-def marking_refs(marking: Marking) -> tuple[list[str], list[dict[str, Any]]]:
-    """The DCO's marking refs (TLP 2.0 + statement) and the definitions we own (the statement one)."""
-    refs = [TLP2_IDS[marking.tlp]]
-    definitions: list[dict[str, Any]] = []
-    if marking.statement:
-        stmt = statement_marking(marking.statement)
-        refs.append(stmt["id"])
-        definitions.append(stmt)
-    return refs, definitions
-
-
-def _common(ctx: StixContext) -> dict[str, Any]:
-    return {"created_by_ref": DCOFLOW_IDENTITY_ID, "object_marking_refs": list(ctx.marking_refs),
-            "x_dco_id": ctx.dco_id}
-
-
-def dcoflow_identity() -> dict[str, Any]:
-    return {"type": "identity", "spec_version": "2.1", "id": DCOFLOW_IDENTITY_ID, "created": FIXED_CREATED,
-            "modified": FIXED_CREATED, "name": "dcoflow", "identity_class": "system"}
-
-
 def data_source_identity(name: str, ctx_dco: str | None = None) -> dict[str, Any]:
     """The system the events came from (a telemetry file set, a SIEM index), as an identity."""
-    obj = {"type": "identity", "spec_version": "2.1", "id": stix_id("identity", name), "created": FIXED_CREATED,
-           "modified": FIXED_CREATED, "name": name, "identity_class": "system", "created_by_ref": DCOFLOW_IDENTITY_ID}
-    if ctx_dco:
-        obj["x_dco_id"] = ctx_dco
-    return obj
+    return system_identity(name, **({"x_dco_id": ctx_dco} if ctx_dco else {}))
 
 
 # -- rules ------------------------------------------------------------------------------------------
@@ -89,7 +57,7 @@ def indicator(rule: RuleInfo, ctx: StixContext) -> dict[str, Any]:
         "external_references": [{"source_name": "sigma", "external_id": rule.rule_id}],
         "x_dco_rule_id": rule.rule_id,
         "x_dco_technique_ids": [t.upper() for t in rule.technique_ids],
-        **_common(ctx),
+        **ctx.properties(),
     }
     if rule.level:
         obj["x_dco_level"] = rule.level
@@ -104,7 +72,7 @@ def indicates(rule: RuleInfo, technique_refs: Mapping[str, str], ctx: StixContex
         out.append({
             "type": "relationship", "spec_version": "2.1", "id": stix_id("relationship", "indicates", source, target),
             "created": ctx.now, "modified": ctx.now, "relationship_type": "indicates",
-            "source_ref": source, "target_ref": target, **_common(ctx),
+            "source_ref": source, "target_ref": target, **ctx.properties(),
         })
     return out
 
@@ -304,7 +272,7 @@ def observed_data(event: Mapping[str, Any], scos: Sequence[Mapping[str, Any]], c
     return {
         "type": "observed-data", "spec_version": "2.1", "id": stix_id("observed-data", ctx.dco_id, event_key(event)),
         "created": ctx.now, "modified": ctx.now, "first_observed": when, "last_observed": when,
-        "number_observed": 1, "object_refs": [s["id"] for s in scos], **_common(ctx),
+        "number_observed": 1, "object_refs": [s["id"] for s in scos], **ctx.properties(),
     }
 
 
@@ -328,7 +296,7 @@ def sighting(
         "where_sighted_refs": [ctx.source_identity_id], "count": 1,
         "x_dco_rule_id": rule.rule_id, "x_dco_technique_ids": [t.upper() for t in rule.technique_ids],
         "x_dco_hunt_run": hunt_run_id, "x_dco_exercise": exercise, "x_dco_host": event_host(event),
-        **_common(ctx),
+        **ctx.properties(),
     }
     if observed_data_id:
         obj["observed_data_refs"] = [observed_data_id]
@@ -353,7 +321,7 @@ def hunt_grouping(
         "type": "grouping", "spec_version": "2.1", "id": stix_id("grouping", ctx.dco_id, run_id),
         "created": ctx.now, "modified": ctx.now, "name": name, "context": "suspicious-activity",
         "object_refs": refs, "x_dco_hunt_run": run_id, "x_dco_rules": [dict(r) for r in rules],
-        "x_dco_channels": dict(channels), "x_dco_source": source, **_common(ctx),
+        "x_dco_channels": dict(channels), "x_dco_source": source, **ctx.properties(),
     }
 
 
@@ -369,7 +337,5 @@ def opinion(
         "created": created, "modified": modified, "opinion": OPINION_FOR_VERDICT[verdict],
         "explanation": note or f"{verdict} ({analyst})", "authors": [analyst],
         "object_refs": [sighting_obj["id"]], "x_dco_verdict": verdict,
-        "created_by_ref": DCOFLOW_IDENTITY_ID,
-        "object_marking_refs": list(sighting_obj.get("object_marking_refs", [])),
-        "x_dco_id": sighting_obj.get("x_dco_id"),
+        **common_properties(sighting_obj["x_dco_id"], sighting_obj.get("object_marking_refs", [])),
     }

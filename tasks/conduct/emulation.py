@@ -47,7 +47,8 @@ from models.operation import Operation, utcnow
 from models.plan import EmulationStep, ProcedureSource, StepStatus
 from models.procedures import CtidPlan
 from models.repository import get_operation, record_event
-from models.stix.emulation_objects import EvidenceContext, outcome_objects, sighting_id
+from models.stix.common import DcoContext
+from models.stix.emulation_objects import outcome_objects, sighting_id
 from models.stix.ids import stix_id
 from models.stix.store import put_objects
 
@@ -376,7 +377,7 @@ def record_outcome(
     )
     session.add(row)
     session.flush()
-    ctx = EvidenceContext.for_operation(op)
+    ctx = DcoContext.for_operation(op)
     first = history[0].recorded_at if history else row.recorded_at
     objects = outcome_objects(ctx, row, attack_pattern_ref=attack_pattern_ref(catalog, step.technique_id),
                               technique_name=step.technique_name, first_recorded=first)

@@ -33,6 +33,7 @@ from models.hunt_run import HuntRun, HuntStatus, hunt_run_id
 from models.hunting import HuntOutcome, RuleInfo
 from models.repository import get_operation, record_event
 from models.stix import hunt_objects as ho
+from models.stix.common import dcoflow_identity, marking_refs
 from models.stix.store import StixObjectRow, latest_objects, put_objects, stix_now, stix_time
 
 # -- exercise separation ---------------------------------------------------------------------------
@@ -266,12 +267,12 @@ def record_hunt(
                          start=start, end=end)
     before = _snapshot(run)
     previous_status = run.status
-    refs, definitions = ho.marking_refs(op.dco.marking)
+    refs, definitions = marking_refs(op.dco.marking)
     source_identity = ho.data_source_identity(outcome.source, dco_id)
     ctx = ho.StixContext(dco_id, tuple(refs), source_identity["id"], stix_now())
 
     tech_refs, unknown = technique_refs(catalog, (t for r in outcome.rules_run for t in r.technique_ids))
-    objects: list[dict[str, Any]] = [ho.dcoflow_identity(), source_identity, *definitions]
+    objects: list[dict[str, Any]] = [dcoflow_identity(), source_identity, *definitions]
     grouped: list[str] = []
     for rule in outcome.rules_run:
         ind = ho.indicator(rule, ctx)

@@ -33,7 +33,8 @@ from models.followup import (
 )
 from models.operation import Operation, Role, utcnow
 from models.repository import get_operation, record_event
-from models.stix.followup_objects import StixContext, action_objects
+from models.stix.common import DcoContext
+from models.stix.followup_objects import action_objects
 from models.stix.store import put_objects
 
 
@@ -186,7 +187,7 @@ def _upsert_action(session: Session, dco_id: str, p: _Proposal, today: date) -> 
 
 
 def _store_stix(session: Session, op: Operation, actions: Sequence[Action], catalog: Catalog | None) -> None:
-    ctx = StixContext.for_operation(op)
+    ctx = DcoContext.for_operation(op)
     objects: list[dict[str, Any]] = []
     for a in actions:
         tech = catalog.get_technique(a.technique_id) if catalog else None

@@ -32,7 +32,8 @@ from models.followup import (
 )
 from models.operation import utcnow
 from models.repository import get_operation, record_event
-from models.stix.followup_objects import StixContext, incident_id, incident_objects
+from models.stix.common import DcoContext
+from models.stix.followup_objects import incident_id, incident_objects
 from models.stix.store import latest_objects, put_objects
 
 # -- findings from the evidence store ------------------------------------------------------------------
@@ -109,7 +110,7 @@ def open_incidents(
     keys = [f.key for f in escalating]
     incidents = list(session.exec(select(Incident).where(col(Incident.finding_key).in_(keys)))) if keys else []
     fresh = [i for i in incidents if i.attempts == 0 and i.status == IncidentStatus.PENDING]
-    ctx = StixContext.for_operation(op)
+    ctx = DcoContext.for_operation(op)
     stix_ids = technique_stix_ids or {}
     put_objects(session, [o for i in fresh for o in incident_objects(ctx, i, stix_ids.get(i.technique_id))], op.id)
     for i in fresh:
@@ -236,7 +237,7 @@ def deliver_incidents(
     touched = []
     for incident in deliverable(session, now, dco_id=dco_id, force=force):
         op = get_operation(session, incident.dco_id)
-        ctx = StixContext.for_operation(op)
+        ctx = DcoContext.for_operation(op)
         objects = [o for o in latest_objects(session, op.id, ["incident", "relationship"])
                    if o["id"] == incident.stix_id or o.get("source_ref") == incident.stix_id]
         deliveries = dict(incident.deliveries)

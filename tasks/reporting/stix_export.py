@@ -16,7 +16,7 @@ from models.attack.catalog import Catalog
 from models.attack.objects import Technique
 from models.repository import get_operation
 from models.stix.bundle import dco_bundle
-from models.stix.hunt_objects import dcoflow_identity, marking_refs
+from models.stix.common import dcoflow_identity, marking_refs
 from models.stix.store import latest_objects, stix_now
 
 

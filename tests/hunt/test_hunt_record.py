@@ -16,7 +16,7 @@ from core.errors import NotFoundError, ValidationError
 from models.audit import AuditEvent
 from models.hunt_run import HuntRun, HuntStatus, TriageVerdict, Verdict, derive_hunt_key
 from models.hunting import HuntOutcome, RuleInfo, RuleMatch, SkippedRule
-from models.stix import hunt_objects as ho
+from models.stix.common import DCOFLOW_IDENTITY_ID
 from models.stix.markings import TLP2_IDS, Tlp
 from models.stix.store import StixObjectRow, count_objects, latest_objects, object_history, put_objects
 from tasks.conduct.hunt_record import (
@@ -66,7 +66,7 @@ def test_objects_validate_with_stix2(dco: str, rules: dict[str, RuleInfo], catal
     assert ind["pattern_type"] == "sigma" and ind["pattern"].startswith("title: Procdump Execution")
     assert ind["x_dco_technique_ids"] == ["T1036", "T1003.001"]
     assert TLP2_IDS[Tlp.AMBER] in ind["object_marking_refs"] and len(ind["object_marking_refs"]) == 2
-    assert ind["x_dco_id"] == dco and ind["created_by_ref"] == ho.DCOFLOW_IDENTITY_ID
+    assert ind["x_dco_id"] == dco and ind["created_by_ref"] == DCOFLOW_IDENTITY_ID
     # indicates → the ATT&CK stix ids of the known techniques; v19's T1685 is kept and reported
     targets = {r["target_ref"] for r in by_type["relationship"]}
     assert targets == {catalog.get_technique("T1036").stix_id, catalog.get_technique("T1003.001").stix_id}

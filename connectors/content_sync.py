@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import orjson
 
 from connectors.attack.cache import atomic_write
-from connectors.attack.source import HttpFetcher, decompress_if_gzip
+from connectors.attack.source import decompress_if_gzip
+from connectors.http import HttpConnector
 from core.errors import ConnectorError, ContentError, ValidationError
 
 if TYPE_CHECKING:
@@ -56,8 +57,10 @@ class SyncResult:
     detail: str
 
 
-class ContentSync:
-    """Writes into ``dest`` (the content folder); one ``httpx.Client`` for all downloads."""
+class ContentSync(HttpConnector):
+    """Writes into ``dest`` (the content folder); one connector (shared retry/error policy) for all downloads."""
+
+    system = "content-sync"
 
     def __init__(
         self,
@@ -71,22 +74,14 @@ class ContentSync:
         max_total_bytes: int = 8 * 1024**3,
         github_token: str | None = None,
     ) -> None:
+        super().__init__(GITHUB_API, headers={"User-Agent": "dcoflow-content-sync"}, transport=transport,
+                         timeout=timeout_s, retries=retries, backoff_s=backoff_s, follow_redirects=True)
         self.dest = dest
         self.max_member_bytes = max_member_bytes
         self.max_total_bytes = max_total_bytes
-        self.fetcher = HttpFetcher(timeout_s=timeout_s, retries=retries, backoff_s=backoff_s, transport=transport)
         self.github_headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
         if github_token:
             self.github_headers["Authorization"] = f"Bearer {github_token}"
-
-    def close(self) -> None:
-        self.fetcher.close()
-
-    def __enter__(self) -> ContentSync:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- ATT&CK -------------------------------------------------------------------------------------
     def sync_attack(self, domain: str, version: str | None = None) -> SyncResult:
@@ -96,7 +91,7 @@ class ContentSync:
                                   suggestions=["enterprise", "mobile", "ics"])
         name = f"{domain}-attack" + (f"-{version}" if version else "")
         url = ATTACK_RAW.format(domain=domain, name=name)
-        data = decompress_if_gzip(self.fetcher.get(url).content, url)
+        data = decompress_if_gzip(self.request("GET", url).content, url)
         try:
             bundle = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
@@ -115,7 +110,7 @@ class ContentSync:
 
     # -- repository archives -----------------------------------------------------------------------------
     def latest_release(self, repo: str) -> str:
-        resp = self.fetcher.get(f"{GITHUB_API}/repos/{repo}/releases/latest", headers=self.github_headers)
+        resp = self.request("GET", f"/repos/{repo}/releases/latest", headers=self.github_headers)
         tag = resp.json().get("tag_name") if resp.content else None
         if not tag:
             raise ConnectorError(f"no release tag for {repo}", object=repo)
@@ -124,11 +119,11 @@ class ContentSync:
     def sync_archive(self, part: ArchivePart, ref: str = "latest") -> SyncResult:
         spec = ARCHIVES[part]
         tag = self.latest_release(spec.repo) if ref == "latest" else ref
-        url = f"{GITHUB_API}/repos/{spec.repo}/zipball/{tag}"
+        url = f"/repos/{spec.repo}/zipball/{tag}"
         self.dest.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.dest, prefix=f".{part}.sync-") as tmp:
             archive = Path(tmp) / "archive.zip"
-            archive.write_bytes(self.fetcher.get(url, headers=self.github_headers).content)
+            archive.write_bytes(self.request("GET", url, headers=self.github_headers).content)
             staged = Path(tmp) / part
             count = self.extract(archive, staged, spec.keep)
             stamp = time.strftime("%Y-%m-%d")

@@ -4,7 +4,8 @@ Subclass :class:`HttpConnector`, set ``system`` (the name errors carry) and call
 :meth:`HttpConnector.request` (or :meth:`get_json` / :meth:`post_json`). It gives:
 
 - one ``httpx.Client`` per connector with a base URL, default headers and a timeout;
-  ``transport=`` swaps the network for ``httpx.MockTransport`` in tests;
+  ``transport=`` swaps the network for ``httpx.MockTransport`` in tests; a request path that is
+  an absolute ``http(s)://`` URL is sent as is (downloaders that hop between hosts);
 - retries with exponential backoff (``backoff_s * 2**attempt``, capped by ``max_backoff_s``,
   honouring a numeric ``Retry-After``) for 5xx, 429, timeouts and transport errors;
 - :class:`~core.errors.AuthError` at once on 401/403 (retrying rejected credentials only locks
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -45,6 +46,7 @@ class HttpConnector:
         backoff_s: float = 0.5,
         max_backoff_s: float = 30.0,
         verify: bool | str = True,
+        follow_redirects: bool = False,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if not base_url:
@@ -61,13 +63,14 @@ class HttpConnector:
             transport=transport,
             timeout=timeout,
             verify=verify,
+            follow_redirects=follow_redirects,
         )
 
     # -- lifecycle ------------------------------------------------------------------------------
     def close(self) -> None:
         self._client.close()
 
-    def __enter__(self) -> HttpConnector:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *_exc: object) -> None:
@@ -76,7 +79,10 @@ class HttpConnector:
     # -- requests --------------------------------------------------------------------------------
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """Send one request with the shared retry and error policy; returns a 2xx/3xx response."""
-        url = f"{self.base_url}{path if path.startswith('/') else '/' + path}"
+        if path.startswith(("http://", "https://")):
+            url = path
+        else:
+            url = f"{self.base_url}{path if path.startswith('/') else '/' + path}"
         where = f"{method} {url}"
         attempt = 0
         while True:

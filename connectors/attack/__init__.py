@@ -137,7 +137,8 @@ def _remember(cache: CatalogCache, key: str, **entry: Any) -> None:
 
 def _load_remote(spec: SourceSpec, cache: CatalogCache, *, transport: httpx.BaseTransport | None,
                  refresh: bool, settings: Any) -> Catalog:
-    from connectors.attack.source import HttpFetcher, fetch_taxii, fetch_url
+    from connectors.attack.remote import AttackHttp
+    from connectors.attack.source import fetch_taxii, fetch_url
 
     key = f"{spec.kind}:{spec.display}"
     entry = cache.source_entry(key)
@@ -147,23 +148,23 @@ def _load_remote(spec: SourceSpec, cache: CatalogCache, *, transport: httpx.Base
             return hit
     auth = (spec.username, spec.password or "") if spec.username else None
     try:
-        with HttpFetcher(timeout_s=settings.http_timeout_s, retries=settings.http_retries,
-                         backoff_s=settings.http_backoff_s, transport=transport, auth=auth) as fetcher:
+        with AttackHttp(spec.location, timeout_s=settings.http_timeout_s, retries=settings.http_retries,
+                        backoff_s=settings.http_backoff_s, transport=transport, auth=auth) as http:
             if spec.kind == "url":
                 etag = entry.get("etag") if entry else None
-                data, new_etag = fetch_url(fetcher, spec.location, etag if entry else None)
+                data, new_etag = fetch_url(http, spec.location, etag if entry else None)
                 if data is None and entry:
                     hit = _from_cache(str(entry["hash"]), cache)
                     if hit is not None:
                         _remember(cache, key, hash=entry["hash"], etag=new_etag, checked=time.time())
                         return hit
-                    data, new_etag = fetch_url(fetcher, spec.location)
+                    data, new_etag = fetch_url(http, spec.location)
                 assert data is not None
                 content_hash = hashlib.sha256(data).hexdigest()
                 catalog = _from_cache(content_hash, cache) or _build(data, content_hash, spec.display, cache)
                 _remember(cache, key, hash=content_hash, etag=new_etag, checked=time.time())
                 return catalog
-            objects = fetch_taxii(fetcher, spec.location)
+            objects = fetch_taxii(http, spec.location)
     except ConnectorError as exc:
         if exc.retryable and entry:
             hit = _from_cache(str(entry["hash"]), cache)

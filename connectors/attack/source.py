@@ -1,25 +1,25 @@
 """Where ATT&CK comes from: a bundle file (.json or .json.gz), an https URL, or a TAXII 2.1 collection.
 
 Each source returns the bundle's JSON bytes (file, URL) or its objects (TAXII); parsing and
-indexing happen elsewhere. Remote sources go over ``httpx.Client`` (``transport=`` for tests)
-with timeouts and retries: transport errors, timeouts, 429 and 5xx are retried with backoff;
+indexing happen elsewhere. Remote sources go over the shared ``connectors.http.HttpConnector``
+(``transport=`` for tests): transport errors, timeouts, 429 and 5xx are retried with backoff;
 401/403 raise ``AuthError`` at once; other 4xx raise a final ``ConnectorError``.
 """
 
 from __future__ import annotations
 
 import gzip
-import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from core.errors import AuthError, ConfigError, ConnectorError, ContentError
+from core.errors import ConfigError, ConnectorError, ContentError
 
 if TYPE_CHECKING:
-    import httpx
+
+    from connectors.http import HttpConnector
 
 SourceKind = Literal["file", "url", "taxii"]
 SETTING = "DCO_ATTACK_SOURCE"
@@ -87,81 +87,16 @@ def read_file(path: Path) -> bytes:
     return decompress_if_gzip(path.read_bytes(), str(path))
 
 
-class HttpFetcher:
-    """GET with retries over one ``httpx.Client``."""
-
-    def __init__(
-        self,
-        *,
-        timeout_s: float = 30.0,
-        retries: int = 3,
-        backoff_s: float = 0.5,
-        transport: httpx.BaseTransport | None = None,
-        auth: tuple[str, str] | None = None,
-    ) -> None:
-        import httpx  # imported here: loading from the cache must not pay for httpx
-
-        self._httpx = httpx
-        self.retries = retries
-        self.backoff_s = backoff_s
-        self.client = httpx.Client(
-            timeout=httpx.Timeout(timeout_s), transport=transport, follow_redirects=True,
-            auth=httpx.BasicAuth(*auth) if auth else None,
-            headers={"User-Agent": "dcoflow-attack"},
-        )
-
-    def close(self) -> None:
-        self.client.close()
-
-    def __enter__(self) -> HttpFetcher:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def get(self, url: str, *, headers: dict[str, str] | None = None,
-            params: dict[str, Any] | None = None, ok: tuple[int, ...] = (200,)) -> httpx.Response:
-        httpx = self._httpx
-        attempt = 0
-        while True:
-            attempt += 1
-            last: str
-            status: int | None = None
-            try:
-                resp = self.client.get(url, headers=headers, params=params)
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
-                last = f"{type(exc).__name__}: {exc}"
-            else:
-                status = resp.status_code
-                if status in ok:
-                    return resp
-                if status in (401, 403):
-                    raise AuthError(f"GET {url} refused with HTTP {status}", status=status, object=url,
-                                    hint="check the credentials in the source URL")
-                if status != 429 and status < 500:
-                    raise ConnectorError(f"GET {url} failed with HTTP {status}", status=status, object=url,
-                                         hint=f"check {SETTING}")
-                last = f"HTTP {status}"
-            if attempt > self.retries:
-                raise ConnectorError(
-                    f"GET {url} failed after {attempt} attempts ({last})", status=status, object=url,
-                    retryable=True,
-                    hint=f"is the network reachable? Offline, set {SETTING} to a local bundle file "
-                    "or DCO_CONTENT_DIR to a content folder (see `dco sync-content`)",
-                )
-            time.sleep(self.backoff_s * 2 ** (attempt - 1))
-
-
-def fetch_url(fetcher: HttpFetcher, url: str, etag: str | None = None) -> tuple[bytes | None, str | None]:
+def fetch_url(http: HttpConnector, url: str, etag: str | None = None) -> tuple[bytes | None, str | None]:
     """(bundle bytes, ETag); bytes are ``None`` when the server says the cached ``etag`` is current."""
     headers = {"If-None-Match": etag} if etag else None
-    resp = fetcher.get(url, headers=headers, ok=(200, 304))
+    resp = http.request("GET", url, headers=headers)
     if resp.status_code == 304:
         return None, etag
     return decompress_if_gzip(resp.content, url), resp.headers.get("ETag")
 
 
-def fetch_taxii(fetcher: HttpFetcher, collection_url: str, page_size: int = 1000) -> list[dict[str, Any]]:
+def fetch_taxii(http: HttpConnector, collection_url: str, page_size: int = 1000) -> list[dict[str, Any]]:
     """All objects of a TAXII 2.1 collection, following ``more``/``next`` paging.
 
     TAXII 2.1 §5.4 (Get Objects): ``GET {api-root}/collections/{id}/objects/`` with
@@ -175,7 +110,7 @@ def fetch_taxii(fetcher: HttpFetcher, collection_url: str, page_size: int = 1000
     params: dict[str, Any] = {"limit": page_size}
     headers = {"Accept": TAXII_ACCEPT}
     for _ in range(100_000):
-        resp = fetcher.get(url, headers=headers, params=params)
+        resp = http.request("GET", url, headers=headers, params=params)
         try:
             envelope = orjson.loads(resp.content) if resp.content else {}
         except orjson.JSONDecodeError as exc:

@@ -14,7 +14,7 @@ import pytest
 
 from connectors.attack import load_catalog
 from connectors.content_sync import ContentSync, sync_content_dir
-from core.errors import ContentError, ValidationError
+from core.errors import AuthError, ConnectorError, ContentError, ValidationError
 from core.settings import Settings
 
 SIGMA_RULE = b"title: Test\nid: 0e0c0a3a-1111-4c1e-8f5e-2c6f7b0d1a11\ntags:\n  - attack.t1059.001\n"
@@ -109,3 +109,24 @@ def test_oversized_member_and_bad_inputs(tmp_path: Path, small_bundle_bytes: byt
             sync.sync_attack("cloud")
         with pytest.raises(Exception, match="404"):
             sync.sync_attack("mobile")
+
+
+def test_downloads_share_the_connector_retry_and_error_policy(tmp_path: Path, small_bundle_bytes: bytes) -> None:
+    """5xx is retried; a final 4xx is a ConnectorError naming the URL; 401 is an AuthError at once."""
+    calls: list[str] = []
+    github = _github(small_bundle_bytes, {})
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        calls.append(str(request.url))
+        return httpx.Response(503) if len(calls) == 1 else github.handle_request(request)
+
+    with ContentSync(tmp_path, transport=httpx.MockTransport(flaky), backoff_s=0) as sync:
+        assert sync.sync_attack("enterprise").detail.startswith("enterprise 18.1")
+        assert len(calls) == 2
+        with pytest.raises(ConnectorError) as err:
+            sync.sync_attack("mobile")
+        assert err.value.status == 404 and not err.value.retryable
+        assert "mobile-attack/mobile-attack.json" in str(err.value)
+    refused = httpx.MockTransport(lambda r: httpx.Response(401))
+    with ContentSync(tmp_path, transport=refused, backoff_s=0) as sync, pytest.raises(AuthError):
+        sync.latest_release("SigmaHQ/sigma")

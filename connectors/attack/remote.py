@@ -1,0 +1,29 @@
+"""The HTTP connector of remote ATT&CK sources (bundle URLs, TAXII collections).
+
+Kept apart from ``connectors.attack.source`` so that loading a catalog from the cache never imports httpx.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from connectors.http import HttpConnector
+
+
+class AttackHttp(HttpConnector):
+    """The shared retry and error policy (``connectors.http``), following redirects as GitHub raw URLs need."""
+
+    system = "attack"
+
+    def __init__(
+        self,
+        location: str,
+        *,
+        timeout_s: float = 30.0,
+        retries: int = 3,
+        backoff_s: float = 0.5,
+        transport: httpx.BaseTransport | None = None,
+        auth: tuple[str, str] | None = None,
+    ) -> None:
+        super().__init__(location, headers={"User-Agent": "dcoflow-attack"}, auth=auth, transport=transport,
+                         timeout=timeout_s, retries=retries, backoff_s=backoff_s, follow_redirects=True)

@@ -1,0 +1,138 @@
+"""Briefs carry the stored numbers (read back independently here), the marking in header and footer,
+the decisions needed; the executive brief names every technique it mentions."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+from sqlmodel import select
+
+from core.db import session_scope
+from models.attack import Catalog
+from models.followup import is_overdue
+from models.hunt_run import HuntRun
+from tasks.assess.scoring import latest_scores
+from tasks.conduct.emulation import current_outcomes
+from tasks.follow_up.actions import list_actions
+from tasks.follow_up.risks import risks_needing_decision
+from tasks.reporting.briefing import (
+    executive_brief,
+    gather_facts,
+    key_risks,
+    technical_brief,
+    technique_name,
+    write_briefs,
+)
+
+from .conftest import NOW, Built
+
+BANNER = "TLP:AMBER — NATO UNCLASSIFIED — REL TO DCO CELL"
+TECHNIQUE_ID = re.compile(r"\bT\d{4}(?:\.\d{3})?\b")
+
+
+def test_briefs_report_the_stored_evidence(built: Built, catalog: Catalog) -> None:
+    with session_scope() as s:
+        facts = gather_facts(s, built.dco_id, catalog, now=NOW)
+        [run] = s.exec(select(HuntRun).where(HuntRun.dco_id == built.dco_id)).all()
+        outcomes = current_outcomes(s, built.dco_id)
+        now_scores, before_scores = latest_scores(s, built.dco_id), latest_scores(s, built.dco_id, back=1)
+        awaiting = risks_needing_decision(s, NOW, dco_id=built.dco_id)
+        actions = list_actions(s, dco_id=built.dco_id)
+    tech = technical_brief(facts)
+
+    # hunts: the run as stored, split real / exercise
+    assert run.hits == built.hunt_hits > 0 and run.events_read == built.events_read == 184
+    assert (f"read {run.events_read} events with {run.rule_count} rules: {run.hits} hits, of which "
+            f"{run.hits - run.exercise_hits} real and {run.exercise_hits} exercise") in tech
+    fired = {st["rule_id"]: st for st in run.rule_stats.values() if st["hits"]}
+    for rule_id, st in fired.items():
+        assert f"| `{rule_id}` | {st['title']} |" in tech
+    lsass = sum(int(st["hits"]) for st in fired.values() if "T1003.001" in st["technique_ids"])
+    assert f"| T1003.001 | OS Credential Dumping: LSASS Memory | {lsass} | 0 |" in tech
+
+    # emulation outcomes by defensive tool, counted from the outcome rows
+    by_tool: dict[str, Counter[str]] = {}
+    for o in outcomes:
+        by_tool.setdefault(o.tool, Counter())[o.outcome.value] += 1
+    assert set(by_tool) == {"EDR", "Sysmon+SIEM"}
+    for tool, c in by_tool.items():
+        assert f"| {tool} | {c['prevented']} | {c['alerted']} | {c['logged']} | {c['none']} |" in tech
+
+    # coverage before and after, from the two assessments in the score log
+    for label, scores in (("before", before_scores), ("now", now_scores)):
+        detected = sum(1 for x in scores if x.detection >= 1)
+        mean_det = sum(x.detection for x in scores) / len(scores)
+        assert re.search(rf"\| {label} \| [^|]+ \| {len(scores)} \| [-\d.]+ \| {mean_det:.2f} \| {detected} \|", tech)
+    lsass_score = next(x for x in now_scores if x.technique_id == "T1003.001")
+    assert lsass_score.detection >= 4  # the EDR alert counts
+    row = next(ln for ln in tech.splitlines() if ln.startswith("| T1003.001 | OS Credential Dumping: LSASS Memory | c"))
+    assert f"| {lsass_score.detection:.1f} |" in row
+
+    # gaps with data components, detection-engineering actions
+    top_gap = facts.gaps[0]
+    comps = [catalog.data_component(c).name for c in catalog.technique(top_gap.technique_id).data_component_ids]
+    assert ", ".join(comps) in tech
+    engineering = [a for a in actions if a.kind.value == "detection-engineering"]
+    assert engineering and all(a.title in tech for a in engineering)
+
+    # decisions needed: every risk the register says awaits one, with its body
+    assert awaiting and {r.id for r, _ in awaiting} == {d.id for d in facts.decisions}
+    for risk, body in awaiting:
+        assert re.search(rf"\| `{risk.id}` \| {risk.score} \(.*\| {body} \| {risk.review_date.isoformat()} \|", tech)
+
+    # overdue actions, by the follow-up rule
+    overdue = [a for a in actions if is_overdue(a.status, a.due_date, NOW.date())]
+    assert overdue and len(facts.overdue_actions) == len(overdue)
+    assert facts.rag.level == "red" and f"{len([a for a in overdue if a.priority.value in ('critical', 'high')])} " \
+        "urgent action(s) overdue" in facts.rag.reasons
+    assert len(facts.incidents) == 1 and facts.incidents[0].technique_id == "T1003.001"
+
+    # the marking heads and closes the document
+    lines = tech.strip().splitlines()
+    assert BANNER in lines[0] and BANNER in lines[-1]
+
+
+def test_executive_brief_speaks_plainly(built: Built, catalog: Catalog) -> None:
+    with session_scope() as s:
+        facts = gather_facts(s, built.dco_id, catalog, now=NOW)
+    md = executive_brief(facts)
+    lines = md.strip().splitlines()
+    assert BANNER in lines[0] and BANNER in lines[-1]
+    assert "## Bottom line up front" in md and "**Status: RED**" in md
+    cov = facts.coverage_now
+    assert cov is not None and f"Today we would raise an alert for {cov.detected} of {cov.techniques}" in md
+    assert f"{built.real_hits} matches came from real activity" in md
+
+    risks = key_risks(facts)
+    assert 3 <= len(risks) <= 5
+    worst = risks[0]
+    assert worst.score == max(d.score for d in facts.decisions)
+    assert f"Decision needed from **{worst.authority}** by **{worst.decide_by.isoformat()}**" in md
+    assert "steal passwords and account credentials" in md  # LSASS dumping, in business terms
+
+    # every technique id comes right after its name (never a bare code); no tactic jargon
+    found = list(TECHNIQUE_ID.finditer(md))
+    assert found
+    for m in found:
+        name = technique_name(catalog, m.group())
+        assert md[:m.start()].endswith(f"{name} (ATT&CK "), f"{m.group()} without its name"
+    assert "credential-access" not in md and "lateral-movement" not in md
+    assert "MITRE ATT&CK is a public catalogue" in md
+
+
+def test_html_briefs_are_self_contained_and_marked(built: Built, catalog: Catalog, tmp_path: Path) -> None:
+    with session_scope() as s:
+        facts = gather_facts(s, built.dco_id, catalog, now=NOW)
+    files = write_briefs(facts, tmp_path, "both")
+    assert sorted(files) == ["executive-html", "executive-md", "technical-html", "technical-md"]
+    for key in ("executive-html", "technical-html"):
+        html = files[key].read_text(encoding="utf-8")
+        assert html.count("NATO UNCLASSIFIED — REL TO DCO CELL") >= 2 and html.count("TLP:AMBER") >= 3
+        assert html.index('role="banner"') < html.index("<main>") < html.index('role="contentinfo"')
+        assert "<script" not in html and "<link" not in html and 'src="http' not in html
+    # HTML escapes what analysts typed
+    assert "ATT&amp;CK" in files["executive-html"].read_text(encoding="utf-8")
+    only_exec = write_briefs(facts, tmp_path / "exec", "executive")
+    assert sorted(only_exec) == ["executive-html", "executive-md"]

@@ -13,7 +13,7 @@ from core.errors import ExecutionError
 from models.emulation import ExecutionStatus
 from models.plan import EmulationStep, ProcedureSource
 
-from .conftest import ENV_DISCOVERY, LIST_OS_INFO, USER_DISCOVERY, atomic_step, spec
+from .helpers import ENV_DISCOVERY, LIST_OS_INFO, USER_DISCOVERY, atomic_step, spec
 
 DCO = "lab-dco"
 

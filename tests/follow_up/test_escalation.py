@@ -20,8 +20,7 @@ from models.stix.ids import stix_id
 from models.stix.store import latest_objects, object_history
 from tasks.follow_up.escalation import TheHiveChannel, WebhookChannel, escalate, findings_from_store
 
-from .helpers import hunt_hit, outcome, store, triage
-from .test_thehive import FakeHive
+from .helpers import FakeHive, hunt_hit, outcome, store, triage
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 

@@ -31,7 +31,7 @@ from tasks.conduct.hunt_record import (
 )
 from tasks.conduct.triage import triage_history, triage_hit
 
-from .conftest import sysmon_event
+from .helpers import sysmon_event
 
 
 def _outcome(rules: dict[str, RuleInfo], *, marker: str | None = None) -> HuntOutcome:

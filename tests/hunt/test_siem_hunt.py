@@ -16,7 +16,7 @@ from core.errors import AuthError
 from models.hunting import RuleInfo
 from tasks.conduct.siem_hunt import convert_rule, run_siem_hunt
 
-from .conftest import sysmon_event
+from .helpers import sysmon_event
 
 START, END = datetime(2024, 5, 1, tzinfo=UTC), datetime(2024, 5, 2, tzinfo=UTC)
 

@@ -696,7 +696,7 @@ def environment(html: bool) -> jinja2.Environment:
             autoescape=html, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
             keep_trailing_newline=True,
         )
-        env.filters.update(cell=_cell, num=_num, date=_date)
+        env.filters.update(cell=_cell, num=_num, date=_date, day=lambda v: _date(v)[:10])
         _ENVS[html] = env
     return env
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from flows.cli import assess, attack, hunt, ops
+from flows.cli import assess, attack, brief, emulate, followup, hunt, ops
 from flows.cli.output import console, handle_errors, print_json
 
 app = typer.Typer(
@@ -19,7 +19,10 @@ app = typer.Typer(
 app.add_typer(ops.app, name="ops")
 app.add_typer(attack.app, name="attack")
 app.add_typer(hunt.app, name="hunt")
+app.add_typer(emulate.app, name="emulate")
 app.add_typer(assess.app, name="assess")
+app.add_typer(followup.app, name="followup")
+app.add_typer(brief.app)
 
 
 @app.command("plan")
@@ -51,24 +54,53 @@ def demo(
     attack_source: Annotated[str | None, typer.Option("--attack")] = None,
 ) -> None:
     """Run the demo DCO's whole lifecycle on the content in DCO_CONTENT_DIR; writes exports to --out."""
+    import secrets
+
     from core.settings import get_settings
-    from flows.demo import DEMO_OPERATION
+    from flows.demo import DEMO_OPERATION, demo_answers
+    from flows.demo.incident_inbox import incident_inbox
 
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     # The demo keeps its own embedded SQLite database beside its exports unless one is configured.
     os.environ.setdefault("DCO_DATABASE_URL", f"sqlite:///{out / 'dcoflow.db'}")
     os.environ["DCO_OUTPUT_DIR"] = str(out)
-    get_settings.cache_clear()
-    from flows.lifecycle import dco_lifecycle
+    outcomes, verdicts = demo_answers()
+    secret = os.environ.get("DCO_WEBHOOK_SECRET") or secrets.token_hex(16)
+    with incident_inbox(out / "incident-inbox", secret) as inbox_url:
+        if not os.environ.get("DCO_WEBHOOK_URL"):  # no incident manager configured: the demo's own inbox
+            os.environ["DCO_WEBHOOK_URL"], os.environ["DCO_WEBHOOK_SECRET"] = inbox_url, secret
+        get_settings.cache_clear()
+        from flows.lifecycle import dco_lifecycle
 
-    result = dco_lifecycle(
-        operation_file=str(DEMO_OPERATION), attack_source=attack_source, output_dir=str(out),
-        approver="demo coordinator (OCIO)",
-    )
+        result = dco_lifecycle(
+            operation_file=str(DEMO_OPERATION), attack_source=attack_source, output_dir=str(out),
+            approver="demo coordinator (OCIO)", emulation_outcomes=outcomes, triage_verdicts=verdicts,
+            actor="dco-demo",
+        )
+    _demo_summary(result, out)
+
+
+def _demo_summary(result: dict[str, Any], out: Path) -> None:
+    from flows.cli.output import table
+
     ops.show(result["dco"], as_json=False)
+    rows = [(k, v) for k, v in (
+        ("hunt", result.get("hunt")), ("triage", result.get("triage")), ("emulation", result.get("emulation")),
+        ("assessment", result.get("assessment")), ("follow-up", result.get("follow_up")),
+        ("STIX bundle", result.get("stix_bundle")),
+    ) if v is not None]
+    table("Lifecycle", ["phase", "result"], [(k, _short(v)) for k, v in rows])
+    files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file() and not p.name.startswith("dcoflow.db"))
+    console.print("\n".join(f"  {p}" for p in files))
     console.print(f"\n[bold green]demo complete[/] — DCO {result['dco']} is {result.get('state')}; "
                   f"outputs in [bold]{out}[/]")
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_short(v)}" for k, v in list(value.items())[:8] if not isinstance(v, (dict, list)))
+    return str(value)
 
 
 def main() -> None:

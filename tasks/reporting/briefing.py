@@ -542,7 +542,9 @@ def _snapshot(scores: Sequence[TechniqueScore]) -> CoverageSnapshot | None:
         assessed_at=as_utc(scores[0].assessed_at), techniques=n,
         mean_visibility=round(sum(s.visibility for s in scores) / n, 2),
         mean_detection=round(sum(s.detection for s in scores) / n, 2),
-        detected=sum(1 for s in scores if s.detection >= 1), visible=sum(1 for s in scores if s.visibility >= 1),
+        # Scores are aged (continuous); a level counts when the score rounds to it, as in the layers.
+        detected=sum(1 for s in scores if round(s.detection) >= 1),
+        visible=sum(1 for s in scores if round(s.visibility) >= 1),
     )
 
 

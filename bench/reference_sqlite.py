@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from sigma.backends.sqlite import sqliteBackend
+from sigma.backends.sqlite.sqlite import sqliteBackend
 from sigma.collection import SigmaCollection
-from sigma.pipelines.sysmon import sysmon_pipeline
-from sigma.pipelines.windows import windows_audit_pipeline, windows_logsource_pipeline
+from sigma.pipelines.sysmon.sysmon import sysmon_pipeline
+from sigma.pipelines.windows.windows import windows_audit_pipeline, windows_logsource_pipeline
 
 from models.hunting import RuleInfo
 from models.sigma.logsource import _AUDIT_EVENTS
@@ -40,7 +40,8 @@ class ReferenceRule:
 def _convert(text: str, audit: bool) -> list[str]:
     # a fresh collection per conversion: pySigma pipelines mutate the rule objects in place
     pipeline = (windows_audit_pipeline() if audit else sysmon_pipeline()) + windows_logsource_pipeline()
-    out = sqliteBackend(pipeline).convert(SigmaCollection.from_yaml(text))
+    out = sqliteBackend(pipeline).convert(  # type: ignore[no-untyped-call]  # pySigma backend is untyped
+        SigmaCollection.from_yaml(text))
     return [str(q) for q in out]
 
 

@@ -1,7 +1,13 @@
 """Streaming telemetry readers (JSON lines, zipped JSON lines, EVTX, CSV) with field normalisation."""
 
-from connectors.telemetry.fields import canonical_channel, normalise_event
-from connectors.telemetry.readers import TELEMETRY_SUFFIXES, iter_data_files, iter_events, iter_file_events
+from connectors.telemetry.fields import canonical_channel, match_view, normalise_event
+from connectors.telemetry.readers import (
+    TELEMETRY_SUFFIXES,
+    iter_data_files,
+    iter_events,
+    iter_file_events,
+    iter_file_records,
+)
 
 __all__ = ["TELEMETRY_SUFFIXES", "canonical_channel", "iter_data_files", "iter_events", "iter_file_events",
-           "normalise_event"]
+           "iter_file_records", "match_view", "normalise_event"]

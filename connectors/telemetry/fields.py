@@ -65,6 +65,23 @@ def normalise_event(raw: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def match_view(raw: dict[str, Any]) -> dict[str, Any]:
+    """The event as the Sigma matcher reads it: ``normalise_event(raw)`` with lower-case keys.
+
+    Lower-casing already merges the case variants that ``normalise_event`` renames, so a flat record
+    whose keys stay distinct when lower-cased takes one dict comprehension; records with nested
+    mappings or colliding keys (``ProcessId`` and ``ProcessID``) take the full normalisation, which
+    keeps both values. The hunt normalises an event fully only when it keeps it as a sample.
+    """
+    view = {k.lower(): v for k, v in raw.items()}
+    if len(view) != len(raw) or dict in set(map(type, raw.values())):
+        return {k.lower(): v for k, v in normalise_event(raw).items()}
+    channel = view.get("channel")
+    if channel.__class__ is str:
+        view["channel"] = _CHANNEL_BY_LOWER.get(channel.lower(), channel)
+    return view
+
+
 def _flatten(prefix: str, value: dict[str, Any]) -> list[tuple[str, Any]]:
     items: list[tuple[str, Any]] = []
     for k, v in value.items():

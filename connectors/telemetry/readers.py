@@ -1,8 +1,11 @@
 """Streaming readers for telemetry files: JSON lines, zipped JSON lines, EVTX and CSV.
 
-Every reader is a generator over one file that yields normalised event dicts one at a
-time, so memory stays bounded by one record (one zip member is streamed, never
-extracted). Bad records (truncated lines, binary junk, wrong encoding, a corrupt EVTX
+Every reader is a generator over one file that yields event dicts one at a time, so memory
+stays bounded by one read chunk (1 MiB; one zip member is streamed in chunks, never
+extracted, and a line longer than ``MAX_LINE_BYTES`` is reported and skipped).
+``iter_file_records`` yields the records as read (flat for EVTX), for the hunt, which
+normalises lazily (``fields.match_view``); ``iter_file_events`` and ``iter_events`` yield
+normalised events. Bad records (truncated lines, binary junk, wrong encoding, a corrupt EVTX
 chunk) are counted in the caller's ``BatchReport`` with their location and skipped; an
 empty file and an oversized archive member are reported the same way. Only a path that
 does not exist raises (``ContentError``), because that is a caller mistake, not bad data.
@@ -26,6 +29,9 @@ from core.errors import BatchReport, ContentError
 JSON_SUFFIXES = (".json", ".jsonl", ".ndjson", ".log")
 TELEMETRY_SUFFIXES = (*JSON_SUFFIXES, ".zip", ".evtx", ".csv")
 _MAX_REASON = 120
+_CHUNK = 1 << 20
+MAX_LINE_BYTES = 64 << 20
+_OVERSIZED = object()  # stands for a line over MAX_LINE_BYTES in the line stream
 # Content catalogues that sit beside telemetry in shared folders; never events.
 _METADATA_NAMES = frozenset({"manifest.csv"})
 
@@ -45,7 +51,13 @@ def iter_data_files(paths: Path | Sequence[Path]) -> Iterator[Path]:
 
 
 def iter_file_events(path: Path, report: BatchReport, *, max_member_bytes: int) -> Iterator[dict[str, Any]]:
-    """Events of one telemetry file, chosen by suffix; bad records go to ``report``."""
+    """Normalised events of one telemetry file, chosen by suffix; bad records go to ``report``."""
+    for record in iter_file_records(path, report, max_member_bytes=max_member_bytes):
+        yield normalise_event(record)
+
+
+def iter_file_records(path: Path, report: BatchReport, *, max_member_bytes: int) -> Iterator[dict[str, Any]]:
+    """Records of one telemetry file as read (not normalised), chosen by suffix; bad records go to ``report``."""
     suffix = path.suffix.lower()
     try:
         size = path.stat().st_size
@@ -74,23 +86,50 @@ def _reason(exc: Exception) -> str:
     return str(exc).splitlines()[0][:_MAX_REASON] if str(exc) else type(exc).__name__
 
 
+def _lines(fh: IO[bytes]) -> Iterator[bytes | object]:
+    """Lines of a byte stream without their ``\\n``, read in chunks and split in C (a zip member's
+    ``readline`` is pure Python); a line over ``MAX_LINE_BYTES`` comes out as ``_OVERSIZED``."""
+    rest = b""
+    dropping = False  # inside an oversized line: discard up to its end
+    while chunk := fh.read(_CHUNK):
+        if dropping:
+            cut = chunk.find(b"\n")
+            if cut < 0:
+                continue
+            chunk, dropping = chunk[cut + 1:], False
+        lines = (rest + chunk if rest else chunk).split(b"\n")
+        rest = lines.pop()
+        yield from lines
+        if len(rest) > MAX_LINE_BYTES:
+            yield _OVERSIZED
+            rest, dropping = b"", True
+    if rest:
+        yield rest
+
+
 def _iter_json_lines(fh: IO[bytes], where: str, report: BatchReport) -> Iterator[dict[str, Any]]:
     seen = False
-    for lineno, line in enumerate(fh, 1):
-        if not line.strip():
+    loads = orjson.loads
+    for lineno, line in enumerate(_lines(fh), 1):
+        if not isinstance(line, bytes):
+            seen = True
+            report.read += 1
+            report.skip(f"{where}:{lineno}", f"line longer than {MAX_LINE_BYTES} bytes")
+            continue
+        if not line or line.isspace():
             continue
         seen = True
         report.read += 1
         try:
-            doc = orjson.loads(line)  # rejects invalid UTF-8, truncation and junk alike
+            doc = loads(line)  # rejects invalid UTF-8, truncation and junk alike
         except orjson.JSONDecodeError as exc:
             report.skip(f"{where}:{lineno}", f"not a JSON record: {_reason(exc)}")
             continue
-        if not isinstance(doc, dict):
+        if doc.__class__ is not dict:
             report.skip(f"{where}:{lineno}", f"JSON {type(doc).__name__}, not an object")
             continue
         report.kept += 1
-        yield normalise_event(doc)
+        yield doc
     if not seen:
         report.skip(where, "no records (empty)")
 
@@ -117,7 +156,7 @@ def _iter_csv(fh: IO[bytes], where: str, report: BatchReport) -> Iterator[dict[s
                 report.skip(f"{where}:{lineno}", "more values than header columns")
                 continue
             report.kept += 1
-            yield normalise_event({k: v for k, v in row.items() if v not in (None, "")})
+            yield {k: v for k, v in row.items() if v not in (None, "")}
         if reader.line_num <= 1:
             report.skip(where, "no records (header only or empty)")
     finally:
@@ -221,7 +260,7 @@ def _iter_evtx(path: Path, report: BatchReport) -> Iterator[dict[str, Any]]:
             report.skip(f"{path}#{record.get('event_record_id', index)}", f"corrupt EVTX record: {_reason(exc)}")
             continue
         report.kept += 1
-        yield normalise_event(_evtx_flatten(doc))
+        yield _evtx_flatten(doc)
     if report.read == 0 and not report.bad:
         report.skip(str(path), "no records in EVTX file")
 
@@ -237,4 +276,5 @@ def iter_events(
         yield from iter_file_events(file, report, max_member_bytes=max_member_bytes)
 
 
-__all__ = ["TELEMETRY_SUFFIXES", "iter_data_files", "iter_events", "iter_file_events"]
+__all__ = ["MAX_LINE_BYTES", "TELEMETRY_SUFFIXES", "iter_data_files", "iter_events", "iter_file_events",
+           "iter_file_records"]

@@ -32,6 +32,8 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import count
+from operator import itemgetter
 from typing import Any
 
 import ahocorasick  # type: ignore[import-not-found]  # pyahocorasick ships no type stubs
@@ -208,43 +210,71 @@ def _compare_test(op: CompareOperators, bound: float) -> Callable[[str], bool]:
 # -- code generation --------------------------------------------------------------------------------
 
 
+_EMISSIONS = count()  # numbers each emission so constants of many rules can share one namespace
+
+
+def _var(name: str) -> str:
+    """Variable suffix of a lower-case field name: injective, a valid identifier, the same in every group."""
+    return "_" + name.encode().hex()
+
+
 @dataclass
 class _Gen:
-    """Shared state while generating one group's source: field slots and constants."""
+    """State while emitting one rule variant: the fields it reads, its constants and ``contains`` words.
 
+    Nothing here depends on the group the variant ends up in, so a variant is emitted once (when the
+    rule is compiled) and a group function is only the concatenation of its variants' expressions.
+    """
+
+    prefix: str = field(default_factory=lambda: f"k{next(_EMISSIONS)}_")
     consts: dict[str, Any] = field(default_factory=dict)
-    fields: dict[str, int] = field(default_factory=dict)  # lower-case event key → slot
+    fields: dict[str, str] = field(default_factory=dict)  # lower-case event key → variable suffix
     uses_keywords: bool = False
-    # slot → literal → id: long ``contains`` lists of every rule in the group share one
-    # Aho-Corasick automaton per field, so a long text is scanned once per event, not once per rule
-    ac_words: dict[int, dict[str, int]] = field(default_factory=dict)
+    # suffix → ``contains`` literals: every rule of a group shares one Aho-Corasick automaton per
+    # field, so a long text is scanned once per event, not once per rule
+    ac_words: dict[str, set[str]] = field(default_factory=dict)
 
-    def ac_ids(self, slot: int, lits: Sequence[str]) -> frozenset[int]:
-        words = self.ac_words.setdefault(slot, {})
-        for lit in lits:
-            words.setdefault(lit, len(words))
-        return frozenset(words[lit] for lit in lits)
-
-    def slot(self, name: str) -> int:
+    def slot(self, name: str) -> str:
         key = name.lower()
-        if key not in self.fields:
-            self.fields[key] = len(self.fields)
-        return self.fields[key]
+        suffix = self.fields.get(key)
+        if suffix is None:
+            suffix = self.fields[key] = _var(key)
+        return suffix
 
     def const(self, value: Any) -> str:
-        name = f"k{len(self.consts)}"
+        name = f"{self.prefix}{len(self.consts)}"
         self.consts[name] = value
         return name
 
 
+@dataclass(frozen=True, slots=True)
+class Emitted:
+    """One rule variant as a Python expression over the group function's field variables."""
+
+    expr: str
+    consts: dict[str, Any]
+    fields: dict[str, str]
+    ac_words: dict[str, frozenset[str]]
+    uses_keywords: bool
+
+
+def emit(variant: Variant, tree: Any) -> Emitted:
+    """The variant's test (its extra field conditions AND the rule's condition); raises ``RuleCompileError``."""
+    gen = _Gen()
+    expr = _Emitter(gen, variant).node(tree)
+    for fname, allowed in variant.conditions:
+        s = gen.slot(fname)
+        expr = f"(l{s} in {gen.const(frozenset(a.lower() for a in allowed))} and {expr})"
+    return Emitted(expr, gen.consts, gen.fields, {k: frozenset(v) for k, v in gen.ac_words.items()},
+                   gen.uses_keywords)
+
+
 @dataclass
 class _RuleCode:
-    """One variant of one rule, ready to be emitted into a group function."""
+    """One emitted variant of one rule, ready to be placed into a group function."""
 
     rule_index: int
-    variant: Variant
-    tree: Any
-    event_ids: frozenset[str] | None
+    code: Emitted
 
 
 class _Emitter:
@@ -252,7 +282,7 @@ class _Emitter:
         self.g = gen
         self.v = variant
 
-    def field(self, name: str) -> int:
+    def field(self, name: str) -> str:
         if name in self.v.unsupported_fields:
             raise RuleCompileError(f"field {name} has no equivalent in {self.v.name} events")
         return self.g.slot(self.v.field_map.get(name, name))
@@ -306,10 +336,10 @@ class _Emitter:
         if kind in ("startswith", "endswith"):
             arg = repr(lits[0]) if len(lits) == 1 else repr(tuple(lits))
             return f"l{s}.{kind}({arg})"
-        ids = self.g.ac_ids(s, lits)
-        if len(ids) == 1:
-            return f"{next(iter(ids))} in h{s}"
-        return f"not {self.g.const(self.g.ac_ids(s, lits))}.isdisjoint(h{s})"
+        self.g.ac_words.setdefault(s, set()).update(lits)
+        if len(lits) == 1:
+            return f"{lits[0]!r} in h{s}"
+        return f"not {self.g.const(frozenset(lits))}.isdisjoint(h{s})"
 
     def leaf(self, fname: str | None, value: Any) -> str:
         if fname is None:
@@ -421,11 +451,12 @@ def required_event_ids(tree: Any, field_map: dict[str, str] | None = None) -> fr
 
 @dataclass(slots=True)
 class CompiledRule:
-    """A rule checked for local evaluation: its variants with their condition trees."""
+    """A rule checked for local evaluation: its variants with their condition trees, emitted once."""
 
     info: RuleInfo
     codes: list[tuple[Variant, Any, frozenset[str] | None]]
     dropped_variants: list[str] = field(default_factory=list)
+    emitted: list[Emitted] = field(default_factory=list)  # aligned with ``codes``
 
     @property
     def channels(self) -> frozenset[str]:
@@ -433,7 +464,7 @@ class CompiledRule:
 
 
 def compile_rule(info: RuleInfo) -> CompiledRule:
-    """Parse and check one rule; raises ``RuleCompileError`` with the reason it cannot run locally.
+    """Parse, check and emit one rule; raises ``RuleCompileError`` with the reason it cannot run locally.
 
     Rules whose logsource has no Windows event mapping compile to no variants (they can never
     see an event here: the hunt reports them as visibility gaps).
@@ -441,11 +472,12 @@ def compile_rule(info: RuleInfo) -> CompiledRule:
     rule = parse_rule(info.yaml)
     tree = condition_tree(rule)
     codes: list[tuple[Variant, Any, frozenset[str] | None]] = []
+    emitted: list[Emitted] = []
     dropped: list[str] = []
     last_error: RuleCompileError | None = None
     for variant in variants_for(info.logsource):
         try:
-            _Emitter(_Gen(), variant).node(tree)  # validate every construct now, not at first event
+            code = emit(variant, tree)  # every construct is checked now, not at the first event
         except RuleCompileError as exc:
             dropped.append(f"{variant.name}: {exc}")
             last_error = exc
@@ -454,12 +486,13 @@ def compile_rule(info: RuleInfo) -> CompiledRule:
         if variant.event_ids is not None:
             ids = variant.event_ids if ids is None else ids & variant.event_ids
         codes.append((variant, tree, ids))
+        emitted.append(code)
     if not codes and last_error is not None:
         raise last_error
     if not codes:
         # still validate semantics so unsupported constructs are reported, not silently ignored
-        _Emitter(_Gen(), Variant("none", frozenset())).node(tree)
-    return CompiledRule(info, codes, dropped)
+        emit(Variant("none", frozenset()), tree)
+    return CompiledRule(info, codes, dropped, emitted)
 
 
 GroupFn = Callable[[dict[str, Any]], list[int]]
@@ -476,17 +509,21 @@ def _tostr(value: Any) -> str:
 
 def build_group(entries: Sequence[_RuleCode]) -> GroupFn:
     """One generated function testing every entry against a lower-case-keyed event dict."""
-    gen = _Gen()
+    namespace: dict[str, Any] = {"_tostr": _tostr, "_EMPTY": frozenset(), "_set": set, "_map": map,
+                                 "_second": itemgetter(1)}
+    fields: dict[str, str] = {}
+    words: dict[str, set[str]] = {}
+    uses_keywords = False
     body: list[str] = []
     for e in entries:
-        em = _Emitter(gen, e.variant)
-        expr = em.node(e.tree)
-        for fname, allowed in e.variant.conditions:
-            s = gen.slot(fname)
-            expr = f"(l{s} in {gen.const(frozenset(a.lower() for a in allowed))} and {expr})"
-        body.append(f"    if {expr}: r.append({e.rule_index})")
+        namespace.update(e.code.consts)
+        fields.update(e.code.fields)
+        for s, lits in e.code.ac_words.items():
+            words.setdefault(s, set()).update(lits)
+        uses_keywords = uses_keywords or e.code.uses_keywords
+        body.append(f"    if {e.code.expr}: r.append({e.rule_index})")
     head = ["def _group(ev):"]
-    for name, s in gen.fields.items():
+    for name, s in fields.items():
         head += [
             f"    o{s} = ev.get({name!r})",
             f"    if o{s} is None: p{s} = False; l{s} = ''",
@@ -494,57 +531,75 @@ def build_group(entries: Sequence[_RuleCode]) -> GroupFn:
             f"        if o{s}.__class__ is not str: o{s} = _tostr(o{s})",
             f"        p{s} = True; l{s} = o{s}.lower()",
         ]
-    for s, words in gen.ac_words.items():
+    for s, ws in words.items():
         automaton = ahocorasick.Automaton()
-        for word, ident in words.items():
-            automaton.add_word(word, ident)
+        for word in sorted(ws):
+            automaton.add_word(word, word)
         automaton.make_automaton()
-        head.append(f"    h{s} = {{i for _, i in {gen.const(automaton.iter)}(l{s})}} if p{s} else _EMPTY")
-    if gen.uses_keywords:
+        namespace[f"_ac{s}"] = automaton.iter
+        head.append(f"    h{s} = _set(_map(_second, _ac{s}(l{s}))) if p{s} else _EMPTY")  # all C-level
+    if uses_keywords:
         head.append("    KW = [(v if v.__class__ is str else _tostr(v)).lower() for v in ev.values() if v is not None]")
     head.append("    r = []")
     source = "\n".join([*head, *body, "    return r"])
-    namespace: dict[str, Any] = {"_tostr": _tostr, "_EMPTY": frozenset(), **gen.consts}
     exec(compile(source, "<sigma-group>", "exec"), namespace)
     fn: GroupFn = namespace["_group"]
     return fn
 
 
+def dispatch_key(view: dict[str, Any]) -> tuple[str, str] | None:
+    """(lower-case channel, lower-case event id) of a lower-case-keyed event, None without a channel."""
+    channel = view.get("channel")
+    if channel is None:
+        return None
+    eid = view.get("eventid")
+    return str(channel).lower(), "" if eid is None else str(eid).lower()
+
+
 class RuleSet:
-    """Compiled rules dispatched by (channel, event id); ``match`` returns indices into ``rules``."""
+    """Compiled rules dispatched by (channel, event id); ``match`` returns indices into ``rules``.
+
+    Group functions are built on first use and kept for the life of the rule set (a rule set reused
+    across hunts, or inherited by forked hunt workers, builds each group once).
+    """
 
     def __init__(self, rules: Iterable[CompiledRule]) -> None:
         self.rules: list[CompiledRule] = list(rules)
         # channel → event id (None = any) → entries
         self._by_channel: dict[str, dict[str | None, list[_RuleCode]]] = {}
         for i, cr in enumerate(self.rules):
-            for variant, tree, ids in cr.codes:
+            for (variant, _, ids), code in zip(cr.codes, cr.emitted, strict=True):
                 for ch in variant.channels:
                     slots = self._by_channel.setdefault(ch, {})
                     for eid in (ids if ids is not None else [None]):
-                        slots.setdefault(eid, []).append(_RuleCode(i, variant, tree, ids))
-        self._groups: dict[tuple[str, str], GroupFn | None] = {}
+                        slots.setdefault(eid, []).append(_RuleCode(i, code))
+        # keyed by (channel, event id or None when no rule names that id): bounded by the rules
+        self._groups: dict[tuple[str, str | None], GroupFn | None] = {}
 
     @property
     def channels(self) -> frozenset[str]:
         return frozenset(self._by_channel)
 
     def group_for(self, channel: str, event_id: str) -> GroupFn | None:
-        key = (channel, event_id)
+        """The group function for a lower-case channel and event id (None: no rule can match)."""
+        slots = self._by_channel.get(channel)
+        if slots is None:
+            return None
+        key = (channel, event_id if event_id in slots else None)
         if key not in self._groups:
-            slots = self._by_channel.get(channel)
-            entries = [] if slots is None else [*slots.get(event_id, []), *slots.get(None, [])]
+            entries = [*slots.get(key[1], []), *slots.get(None, [])] if key[1] is not None else slots.get(None, [])
             self._groups[key] = build_group(sorted(entries, key=lambda e: e.rule_index)) if entries else None
         return self._groups[key]
 
-    def match(self, event: dict[str, Any]) -> list[int]:
-        """Indices of the rules that match one (normalised) event."""
-        channel = event.get("Channel")
-        if channel is None:
-            return []
-        eid = event.get("EventID")
-        fn = self.group_for(str(channel).lower(), "" if eid is None else str(eid).lower())
+    def match_view(self, view: dict[str, Any]) -> list[int]:
+        """Indices of the rules that match one event given with lower-case keys (see ``match_view``)."""
+        key = dispatch_key(view)
+        fn = None if key is None else self.group_for(*key)
         if fn is None:
             return []
-        hits = fn({k.lower(): v for k, v in event.items()})
+        hits = fn(view)
         return sorted(set(hits)) if len(hits) > 1 else hits
+
+    def match(self, event: dict[str, Any]) -> list[int]:
+        """Indices of the rules that match one (normalised) event."""
+        return self.match_view({k.lower(): v for k, v in event.items()})

@@ -5,25 +5,43 @@
 each event only against the rules whose logsource can apply to it. Rules that cannot be
 parsed or evaluated come back as ``SkippedRule`` with file and reason; rules that saw no
 event of their logsource come back in ``no_logsource`` (visibility gaps).
+
+Per event the hunt builds one lower-case-keyed view of the record (``match_view``) and
+normalises the record fully only when a matching rule still keeps samples.
+
+The unit of work is one input file (``hunt_file``). With ``workers`` > 1 the files are shared
+by a pool of forked processes that inherit the compiled rules (nothing is recompiled or
+pickled on the way in); each returns its file's counts, capped samples, seen channels and
+``BatchReport``, and the merge keeps, per rule, the first ``sample`` events in file order, so
+the outcome is the same as with one worker. A file whose work fails, or whose worker process
+dies, is reported in its ``BatchReport`` and the other files are still hunted.
 """
 
 from __future__ import annotations
 
+import gc
+import multiprocessing
+import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from prefect import task
 
 from connectors.content.sigma_rules import load_rule_index
-from connectors.telemetry import iter_events
+from connectors.telemetry import iter_data_files, iter_file_records, match_view, normalise_event
 from core.errors import BatchReport
 from core.settings import get_settings
 from models.hunting import HuntOutcome, HuntSelection, RuleMatch, SkippedRule
-from models.sigma.compiler import CompiledRule, RuleCompileError, RuleSet, compile_rule
+from models.sigma.compiler import CompiledRule, GroupFn, RuleCompileError, RuleSet, compile_rule, dispatch_key
 
 _PROGRESS_EVERY = 10_000
+# Below this much input a forked pool costs more than it saves.
+_MIN_PARALLEL_BYTES = 256 * 1024
 
 
 def _as_paths(value: Path | Sequence[Path]) -> list[Path]:
@@ -45,6 +63,135 @@ def compile_selection(
     return compiled, skipped, index.report
 
 
+@dataclass(slots=True)
+class FileHunt:
+    """What hunting one file found: per-rule counts and samples (rule index → …), seen (channel, event id)."""
+
+    report: BatchReport
+    events: int = 0
+    counts: dict[int, int] = field(default_factory=dict)
+    samples: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    seen: set[tuple[str, str]] = field(default_factory=set)
+
+
+def hunt_file(ruleset: RuleSet, path: Path, *, sample: int, max_member_bytes: int,
+              progress: Callable[[int], None] | None = None) -> FileHunt:
+    """Match every record of one file; an unexpected failure is recorded in the file's report."""
+    out = FileHunt(BatchReport(source=str(path)))
+    counts, samples = out.counts, out.samples
+    # per-file dispatch cache, keyed by the raw (channel, event id) values; its keys are what was seen
+    groups: dict[tuple[Any, Any], tuple[tuple[str, str] | None, GroupFn | None]] = {}
+    try:
+        for raw in iter_file_records(path, out.report, max_member_bytes=max_member_bytes):
+            out.events += 1
+            view = match_view(raw)
+            key = (view.get("channel"), view.get("eventid"))
+            try:
+                found = groups.get(key)
+            except TypeError:  # an unhashable channel or event id (a JSON list): dispatch on its text
+                key = (str(key[0]), str(key[1]))
+                found = groups.get(key)
+            if found is None:
+                dk = dispatch_key(view)
+                found = groups[key] = (dk, None if dk is None else ruleset.group_for(*dk))
+            fn = found[1]
+            if fn is not None:
+                hits = fn(view)
+                if hits:
+                    event: dict[str, Any] | None = None
+                    for i in (set(hits) if len(hits) > 1 else hits):
+                        counts[i] = counts.get(i, 0) + 1
+                        kept = samples.get(i)
+                        if kept is None:
+                            kept = samples[i] = []
+                        if len(kept) < sample:
+                            if event is None:
+                                event = normalise_event(raw)
+                            kept.append(event)
+            if progress is not None and out.events % _PROGRESS_EVERY == 0:
+                progress(out.events)
+    except Exception as exc:  # a reader or rule bug must not lose the other files' results
+        out.report.skip(str(path), f"hunt failed after {out.events} records: {type(exc).__name__}: {exc}")
+    out.seen = {dk for dk, _ in groups.values() if dk is not None}
+    return out
+
+
+# -- worker processes -----------------------------------------------------------------------------
+
+_WORKER: list[tuple[RuleSet, int, int]] = []  # filled in each forked worker by its initializer
+
+
+def _init_worker(ruleset: RuleSet, sample: int, max_member_bytes: int) -> None:
+    _WORKER[:] = [(ruleset, sample, max_member_bytes)]  # inherited through fork, never pickled
+
+
+def _work(path: Path) -> FileHunt:
+    ruleset, sample, max_member = _WORKER[0]
+    return hunt_file(ruleset, path, sample=sample, max_member_bytes=max_member)
+
+
+def default_workers(files: Sequence[Path]) -> int:
+    """min(2, CPUs, files); 1 when fork is unavailable or the input is too small to gain from a pool."""
+    if "fork" not in multiprocessing.get_all_start_methods() or len(files) < 2:
+        return 1
+    total = 0
+    for f in files:
+        try:
+            total += f.stat().st_size
+        except OSError:
+            continue
+    if total < _MIN_PARALLEL_BYTES:
+        return 1
+    return max(1, min(2, os.cpu_count() or 1, len(files)))
+
+
+def _hunt_in_pool(ruleset: RuleSet, files: Sequence[Path], workers: int, sample: int, max_member: int,
+                  done: Callable[[int, FileHunt], None]) -> None:
+    """Hunt ``files`` (by position) in forked workers, calling ``done`` as each finishes.
+
+    Largest files go first so the workers finish together. When a worker process dies, every
+    unfinished file is retried alone in a fresh worker, so only the file that kills its worker
+    is lost (and reported).
+    """
+    ctx = multiprocessing.get_context("fork")
+    # Objects that exist now are shared copy-on-write with the workers; keep the collector from
+    # walking them there (which would touch, and so copy, every page of the compiled rules).
+    gc.freeze()
+    try:
+        _run_pool(ctx, ruleset, files, workers, sample, max_member, done)
+    finally:
+        gc.unfreeze()
+
+
+def _run_pool(ctx: Any, ruleset: RuleSet, files: Sequence[Path], workers: int, sample: int, max_member: int,
+              done: Callable[[int, FileHunt], None]) -> None:
+    sizes = []
+    for i, f in enumerate(files):
+        try:
+            sizes.append((-f.stat().st_size, i))
+        except OSError:
+            sizes.append((0, i))
+    pending = [i for _, i in sorted(sizes)]
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(ruleset, sample, max_member)) as pool:
+        futures: dict[int, Future[FileHunt]] = {i: pool.submit(_work, files[i]) for i in pending}
+        broken: list[int] = []
+        for i in pending:
+            try:
+                done(i, futures[i].result())
+            except BrokenProcessPool:
+                broken.append(i)
+    for i in broken:
+        with ProcessPoolExecutor(1, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(ruleset, sample, max_member)) as alone:
+            try:
+                done(i, alone.submit(_work, files[i]).result())
+            except BrokenProcessPool as exc:
+                report = BatchReport(source=str(files[i]))
+                report.skip(str(files[i]), f"hunt worker process died while reading this file: {exc}")
+                done(i, FileHunt(report))
+
+
 def run_local_hunt(
     rules: Path | Sequence[Path],
     data: Path | Sequence[Path],
@@ -52,57 +199,103 @@ def run_local_hunt(
     *,
     sample: int = 20,
     progress: Callable[[int], None] | None = None,
+    workers: int | None = None,
 ) -> HuntOutcome:
     """Run the selected Sigma rules over every telemetry file below ``data``.
 
     ``sample`` caps the events kept per matching rule (counts are always complete);
-    ``progress`` is called with the number of events read so far, every 10,000 events and
-    at the end. Missing rule or data paths raise ``ContentError`` naming the path.
+    ``progress`` is called with the number of events read so far (every 10,000 events with one
+    worker, after each file with several) and at the end. ``workers`` is the number of processes
+    sharing the files (default ``default_workers``); the outcome does not depend on it. Missing
+    rule or data paths raise ``ContentError`` naming the path.
     """
     started = time.perf_counter()
     data_paths = _as_paths(data)
+    files = list(iter_data_files(data_paths))
     compiled, skipped, _ = compile_selection(rules, selection)
-    ruleset = RuleSet(compiled)
-    counts = [0] * len(compiled)
-    samples: list[list[dict[str, Any]]] = [[] for _ in compiled]
-    seen_channels: set[tuple[str, str]] = set()
-    reports: list[BatchReport] = []
-    events = 0
+    outcome = hunt_compiled(RuleSet(compiled), files, sample=sample, progress=progress, workers=workers)
+    outcome.source = ", ".join(str(p) for p in data_paths)
+    outcome.skipped = skipped
+    outcome.duration_s = time.perf_counter() - started
+    return outcome
+
+
+def hunt_compiled(
+    ruleset: RuleSet,
+    files: Sequence[Path],
+    *,
+    sample: int = 20,
+    progress: Callable[[int], None] | None = None,
+    workers: int | None = None,
+) -> HuntOutcome:
+    """Hunt already compiled rules over ``files`` (the read + match part of ``run_local_hunt``)."""
+    started = time.perf_counter()
+    compiled = ruleset.rules
+    n_workers = default_workers(files) if workers is None else max(1, min(workers, len(files)))
+    if "fork" not in multiprocessing.get_all_start_methods():
+        n_workers = 1
     max_member = get_settings().max_archive_member_bytes
-    for event in iter_events(data_paths, max_member_bytes=max_member, reports=reports):
-        events += 1
-        channel = event.get("Channel")
-        if channel is not None:
-            seen_channels.add((str(channel).lower(), str(event.get("EventID", "")).lower()))
-        for i in ruleset.match(event):
-            counts[i] += 1
-            if len(samples[i]) < sample:
-                samples[i].append(event)
-        if progress is not None and events % _PROGRESS_EVERY == 0:
+    counts = [0] * len(compiled)
+    # rule → [(file position, events)], trimmed to ``sample`` events of the lowest positions, so
+    # files finishing out of order keep the same samples as one in-order pass and memory stays capped
+    kept: dict[int, list[tuple[int, list[dict[str, Any]]]]] = {}
+    seen: set[tuple[str, str]] = set()
+    reports: list[BatchReport | None] = [None] * len(files)
+    events = 0
+
+    def done(pos: int, found: FileHunt) -> None:
+        nonlocal events
+        events += found.events
+        reports[pos] = found.report
+        seen.update(found.seen)
+        for i, c in found.counts.items():
+            counts[i] += c
+        for i, evs in found.samples.items():
+            parts = kept.setdefault(i, [])
+            parts.append((pos, evs))
+            parts.sort(key=lambda p: p[0])
+            room = sample
+            for j, (p, chunk) in enumerate(parts):
+                if room <= 0:
+                    del parts[j:]
+                    break
+                if len(chunk) > room:
+                    parts[j] = (p, chunk[:room])
+                room -= len(parts[j][1])
+        if n_workers > 1 and progress is not None:
             progress(events)
+
+    if n_workers == 1:
+        base = 0
+        for pos, f in enumerate(files):
+            tick = None if progress is None else (lambda n, b=base: progress(b + n))
+            found = hunt_file(ruleset, f, sample=sample, max_member_bytes=max_member, progress=tick)
+            done(pos, found)
+            base += found.events
+    else:
+        _hunt_in_pool(ruleset, files, n_workers, sample, max_member, done)
     if progress is not None:
         progress(events)
 
-    channels_seen = {c for c, _ in seen_channels}
+    channels_seen = {c for c, _ in seen}
     no_logsource = []
     for cr in compiled:
         saw = any(
-            ch in channels_seen and (ids is None or any((ch, e) in seen_channels for e in ids))
+            ch in channels_seen and (ids is None or any((ch, e) in seen for e in ids))
             for variant, _, ids in cr.codes for ch in variant.channels
         )
         if not saw:
             no_logsource.append(cr.info)
-    matches = [RuleMatch(rule=cr.info, count=counts[i], events=samples[i])
+    matches = [RuleMatch(rule=cr.info, count=counts[i], events=[e for _, chunk in kept.get(i, []) for e in chunk])
                for i, cr in enumerate(compiled) if counts[i]]
     matches.sort(key=lambda m: (-m.count, m.rule.title))
     return HuntOutcome(
-        source=", ".join(str(p) for p in data_paths),
+        source=", ".join(str(f) for f in files),
         rules_run=[cr.info for cr in compiled],
         matches=matches,
-        skipped=skipped,
         no_logsource=no_logsource,
         events_read=events,
-        reports=reports,
+        reports=[r for r in reports if r is not None],
         duration_s=time.perf_counter() - started,
     )
 

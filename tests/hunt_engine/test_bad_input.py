@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from connectors.telemetry import iter_events
-from core.errors import ContentError
+from core.errors import BatchReport, ContentError
 from tasks.conduct.local_hunt import run_local_hunt
 
 GOOD = b'{"Channel": "security", "EventID": 4688, "NewProcessName": "C:\\\\Windows\\\\System32\\\\whoami.exe"}\n'
@@ -24,9 +24,9 @@ level: low
 """
 
 
-def _events(path: Path, limit: int = 2**31) -> tuple[list[dict[str, object]], list[object]]:
-    reports: list[object] = []
-    events = list(iter_events(path, max_member_bytes=limit, reports=reports))  # type: ignore[arg-type]
+def _events(path: Path, limit: int = 2**31) -> tuple[list[dict[str, object]], list[BatchReport]]:
+    reports: list[BatchReport] = []
+    events = list(iter_events(path, max_member_bytes=limit, reports=reports))
     return events, reports
 
 
@@ -37,15 +37,15 @@ def test_malformed_json_lines_are_counted(tmp_path: Path) -> None:
     events, reports = _events(f)
     assert len(events) == 2 and events[0]["Channel"] == "Security"  # channel case normalised
     report = reports[0]
-    assert report.read == 6 and report.kept == 2 and report.skipped == 4  # type: ignore[attr-defined]
-    locations = [b.location for b in report.bad]  # type: ignore[attr-defined]
+    assert report.read == 6 and report.kept == 2 and report.skipped == 4
+    locations = [b.location for b in report.bad]
     assert locations == [f"{f}:2", f"{f}:3", f"{f}:4", f"{f}:5"]
 
 
 def test_empty_file_is_reported(tmp_path: Path) -> None:
     (tmp_path / "empty.json").write_bytes(b"")
     events, reports = _events(tmp_path / "empty.json")
-    assert events == [] and reports[0].bad[0].reason == "empty file"  # type: ignore[attr-defined]
+    assert events == [] and reports[0].bad[0].reason == "empty file"
 
 
 def test_corrupt_evtx_is_reported(tmp_path: Path, shared_dir: Path) -> None:
@@ -53,7 +53,7 @@ def test_corrupt_evtx_is_reported(tmp_path: Path, shared_dir: Path) -> None:
     (tmp_path / "junk.evtx").write_bytes(b"ElfFile\x00" + b"\xde\xad" * 4000)
     (tmp_path / "cut.evtx").write_bytes(real[: len(real) // 2] + b"\x00" * 5000)
     events, reports = _events(tmp_path)
-    by_name = {Path(r.source).name: r for r in reports}  # type: ignore[attr-defined]
+    by_name = {Path(r.source).name: r for r in reports}
     assert by_name["junk.evtx"].skipped >= 1 and by_name["junk.evtx"].kept == 0
     assert by_name["cut.evtx"].kept + by_name["cut.evtx"].skipped >= 1
     assert len(events) == by_name["cut.evtx"].kept
@@ -73,7 +73,7 @@ def test_oversized_archive_member_is_skipped(tmp_path: Path) -> None:
         archive.writestr("big.json", GOOD * 1000)
     events, reports = _events(z, limit=10_000)
     assert len(events) == 1
-    bad = reports[0].bad  # type: ignore[attr-defined]
+    bad = reports[0].bad
     assert len(bad) == 1 and bad[0].location.endswith("!big.json") and "limit" in bad[0].reason
 
 
@@ -84,7 +84,7 @@ def test_csv_telemetry(tmp_path: Path) -> None:
     events, reports = _events(f)
     assert events == [{"Channel": "Microsoft-Windows-Sysmon/Operational", "EventID": "1", "ProcessId": "42",
                        "Image": "C:\\x\\whoami.exe"}]
-    assert reports[0].skipped == 1  # type: ignore[attr-defined]
+    assert reports[0].skipped == 1
 
 
 def test_hunt_reports_bad_rules_and_runs_the_rest(tmp_path: Path, shared_dir: Path) -> None:

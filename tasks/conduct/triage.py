@@ -7,7 +7,10 @@ same verdict and note changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from prefect import task
 from sqlalchemy import func
@@ -15,10 +18,86 @@ from sqlmodel import Session, col, select
 
 from core.db import session_scope
 from core.errors import NotFoundError, ValidationError
-from models.hunt_run import TriageVerdict, Verdict
-from models.repository import record_event
+from models.hunt_run import HuntRun, TriageVerdict, Verdict
+from models.repository import get_operation, record_event
 from models.stix import hunt_objects as ho
-from models.stix.store import StixObjectRow, put_objects, stix_time
+from models.stix.store import StixObjectRow, latest_objects, put_objects, stix_time
+
+SKIP = "skip"  # a triage answer that leaves the hit untriaged
+
+
+@dataclass(frozen=True, slots=True)
+class UntriagedHit:
+    """A real (non-exercise) hunt hit nobody has given a verdict yet."""
+
+    sighting_id: str
+    rule_id: str
+    technique_ids: tuple[str, ...]
+    host: str | None
+    seen: str | None
+
+    @property
+    def summary(self) -> str:
+        return (f"rule {self.rule_id} ({', '.join(self.technique_ids) or 'no technique'}) on "
+                f"{self.host or 'an unknown host'}" + (f" at {self.seen}" if self.seen else ""))
+
+
+def untriaged_hits(
+    session: Session, dco: str, hunt_run: str | None = None
+) -> tuple[HuntRun | None, list[UntriagedHit]]:
+    """The DCO's hunt run (``hunt_run``, else its latest) and that run's real hits without any verdict.
+
+    Exercise hits (the DCO's own emulation) are not triaged: they are evidence of detection, not findings.
+    A DCO that never hunted gives ``(None, [])``.
+    """
+    op = get_operation(session, dco)
+    if hunt_run is not None:
+        run = session.get(HuntRun, hunt_run)
+        if run is None or run.dco_id != op.id:
+            raise NotFoundError(f"no hunt run {hunt_run} in DCO {op.id}", object=hunt_run,
+                                hint="see `dco hunt runs`")
+    else:
+        run = session.exec(select(HuntRun).where(HuntRun.dco_id == op.id)
+                           .order_by(col(HuntRun.started_at).desc())).first()
+        if run is None:
+            return None, []
+    sightings = [o for o in latest_objects(session, op.id, ["sighting"])
+                 if o.get("x_dco_hunt_run") == run.id and not o.get("x_dco_exercise")]
+    ids = [str(o["id"]) for o in sightings]
+    triaged = set(session.exec(select(TriageVerdict.sighting_id).where(col(TriageVerdict.sighting_id).in_(ids))))
+    hits = [
+        UntriagedHit(str(o["id"]), str(o.get("x_dco_rule_id", "")), tuple(o.get("x_dco_technique_ids") or ()),
+                     o.get("x_dco_host"), o.get("first_seen"))
+        for o in sightings if o["id"] not in triaged
+    ]
+    return run, sorted(hits, key=lambda h: (h.rule_id, h.host or "", h.seen or "", h.sighting_id))
+
+
+def verdicts_for(hits: list[UntriagedHit], verdicts: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+    """Match automation verdicts (keyed by sighting id, or by Sigma rule id for all its hits) to ``hits``.
+
+    Returns ({sighting id: verdict or ``skip``}, keys that matched no hit); a sighting id wins over its
+    rule id. Every value is checked before anything is recorded.
+    """
+    allowed = [v.value for v in Verdict] + [SKIP]
+    for key, value in verdicts.items():
+        if value not in allowed:
+            raise ValidationError(f"unknown verdict {value!r} for {key}", field="verdicts", suggestions=allowed)
+    chosen: dict[str, str] = {}
+    used: set[str] = set()
+    for hit in hits:
+        for key in (hit.sighting_id, hit.rule_id):
+            if key in verdicts:
+                chosen[hit.sighting_id] = verdicts[key]
+                used.add(key)
+                break
+    return chosen, sorted(set(verdicts) - used)
+
+
+def hit_rows(hits: list[UntriagedHit]) -> list[dict[str, Any]]:
+    """Table rows for listings (CLI ``--json``, Prefect artifacts)."""
+    return [{"sighting": h.sighting_id, "rule": h.rule_id, "techniques": ", ".join(h.technique_ids),
+             "host": h.host or "", "seen": h.seen or ""} for h in hits]
 
 
 def _sighting(session: Session, sighting_id: str) -> tuple[dict[str, object], str | None]:
@@ -96,6 +175,32 @@ def _after(stamp: str) -> str:
 
     moment = ho.parse_time(stamp) or datetime.now(UTC)
     return stix_time(moment + timedelta(milliseconds=1))
+
+
+@dataclass(frozen=True, slots=True)
+class TriageAnswer:
+    sighting_id: str
+    verdict: str
+    analyst: str
+    note: str | None = None
+
+
+def triage_hits(answers: list[TriageAnswer]) -> dict[str, int]:
+    """Record a batch of verdicts in one transaction (all or nothing); ``skip`` answers are left out.
+
+    Returns the number recorded per verdict.
+    """
+    counts: dict[str, int] = {}
+    with session_scope() as s:
+        for a in answers:
+            if a.verdict == SKIP:
+                continue
+            triage_hit(s, a.sighting_id, a.verdict, a.analyst, a.note)
+            counts[a.verdict] = counts.get(a.verdict, 0) + 1
+    return counts
+
+
+triage_hits_task = task(name="triage-hits")(triage_hits)
 
 
 def _triage_in_new_session(sighting_id: str, verdict: str, analyst: str, note: str | None = None) -> int:

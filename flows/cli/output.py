@@ -11,6 +11,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from core.errors import DcoError
@@ -31,7 +32,8 @@ def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> 
     for c in columns:
         t.add_column(c, overflow="fold")
     for row in rows:
-        t.add_row(*["" if v is None else str(v) for v in row])
+        # data is not markup: "[T1003]" or "[object]" must print as written
+        t.add_row(*["" if v is None else escape(str(v)) for v in row])
     console.print(t)
 
 
@@ -43,7 +45,7 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
         try:
             return fn(*args, **kwargs)
         except DcoError as exc:
-            err_console.print(f"[bold red]error:[/] {exc.message}")
+            err_console.print(f"[bold red]error:[/] {escape(exc.message)}")
             raise typer.Exit(2) from exc
 
     return wrapper

@@ -53,6 +53,17 @@ class InputArgument:
     type: str = "string"
     default: str | None = None
 
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any]) -> InputArgument:
+        """An Atomic Red Team ``input_arguments`` entry (atomics and CTID plans share the shape);
+        YAML may read a default as a number, so it is kept as text."""
+        default = spec.get("default")
+        return cls(
+            description=str(spec.get("description") or "").strip(),
+            type=str(spec.get("type") or "string").lower(),
+            default=None if default is None else str(default),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Dependency:

@@ -85,12 +85,7 @@ def _arguments(raw: Any) -> dict[str, InputArgument]:
     for name, spec in raw.items():
         if not isinstance(spec, dict):
             raise ValueError(f"input argument {name!r} is not a mapping")
-        default = spec.get("default")
-        out[str(name)] = InputArgument(
-            description=str(spec.get("description") or "").strip(),
-            type=str(spec.get("type") or "string").lower(),
-            default=None if default is None else str(default),
-        )
+        out[str(name)] = InputArgument.from_spec(spec)
     return out
 
 

@@ -50,12 +50,7 @@ def _arguments(raw: Any, path: Path, entry: str) -> dict[str, InputArgument]:
     out: dict[str, InputArgument] = {}
     for name, raw_spec in _mapping(raw, path, entry, "input_arguments").items():
         spec = _mapping(raw_spec, path, entry, f"input_arguments.{name}")
-        default = spec.get("default")
-        out[str(name)] = InputArgument(
-            description=str(spec.get("description") or "").strip(),
-            type=str(spec.get("type") or "string").lower(),
-            default=None if default is None else str(default),
-        )
+        out[str(name)] = InputArgument.from_spec(spec)
     return out
 
 

@@ -205,6 +205,26 @@ class _Line:
         return ("=> " if deciding else "   ") + f"{when} {self.kind}{times}{what}{claim}{refs}"
 
 
+def _line_for(lines: dict[tuple[str, ...], _Line], ev: Evidence, *more_key: str) -> _Line | None:
+    """The explanation line of ``ev``'s group (kind, detail, exercise, superseded + ``more_key``).
+
+    A superseded record is kept there as history with no claim, and gives None: it does not score.
+    """
+    key = (ev.kind.value, ev.detail, "x" if ev.exercise else "", ev.superseded_by or "", *more_key)
+    line = lines.get(key)
+    if line is None:
+        line = lines[key] = _Line(ev.kind.value + (" (exercise)" if ev.exercise else ""), ev.detail)
+    if ev.superseded_by:
+        line.note = f"superseded by {ev.superseded_by}"
+        line.add(ev, None, None)
+        return None
+    return line
+
+
+def _aged_weight(ev: Evidence, now: datetime, half_life_days: float) -> float:
+    return max(0.0, min(1.0, ev.weight)) * age_factor(ev.observed_at, now, half_life_days)
+
+
 def _finish(lines: dict[tuple[str, ...], _Line], floor: float, scale: str) -> Score:
     best_key: tuple[str, ...] | None = None
     value = floor
@@ -226,15 +246,10 @@ def visibility_score(
     coverage: dict[str, float] = {}
     tested: float = 0.0
     for ev in evidence:
-        key = (ev.kind.value, ev.detail, "x" if ev.exercise else "", ev.superseded_by or "")
-        line = lines.get(key)
+        line = _line_for(lines, ev)
         if line is None:
-            line = lines[key] = _Line(ev.kind.value + (" (exercise)" if ev.exercise else ""), ev.detail)
-        if ev.superseded_by:
-            line.note = f"superseded by {ev.superseded_by}"
-            line.add(ev, None, None)
             continue
-        w = max(0.0, min(1.0, ev.weight)) * age_factor(ev.observed_at, now, half_life_days)
+        w = _aged_weight(ev, now, half_life_days)
         if ev.kind is K.TELEMETRY_SEEN:
             share = (ev.value if ev.value is not None else 1.0) * w
             dc = ev.detail or ev.source_ref
@@ -276,13 +291,8 @@ def detection_score(
             last_miss is not None and ev.kind is not K.EMULATION_NONE and not ev.superseded_by
             and _aware(ev.observed_at) < last_miss
         )
-        key = (ev.kind.value, ev.detail, "x" if ev.exercise else "", ev.superseded_by or "", "o" if overruled else "")
-        line = lines.get(key)
+        line = _line_for(lines, ev, "o" if overruled else "")
         if line is None:
-            line = lines[key] = _Line(ev.kind.value + (" (exercise)" if ev.exercise else ""), ev.detail)
-        if ev.superseded_by:
-            line.note = f"superseded by {ev.superseded_by}"
-            line.add(ev, None, None)
             continue
         claim = _detection_claim(ev)
         if claim is None:
@@ -294,7 +304,7 @@ def detection_score(
             line.note = f"overruled by emulation-none on {last_miss:%Y-%m-%d}"
             line.add(ev, float(DETECTION_MIN), claim)
             continue
-        w = max(0.0, min(1.0, ev.weight)) * age_factor(ev.observed_at, now, half_life_days)
+        w = _aged_weight(ev, now, half_life_days)
         line.add(ev, DETECTION_MIN + (claim - DETECTION_MIN) * w, claim)
     return _finish(lines, float(DETECTION_MIN), "detection")
 

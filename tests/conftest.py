@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 # Prefect gets its own home, no analytics, and time to start its ephemeral server on a
 # loaded 2-core CI machine — set before anything imports prefect.
@@ -72,3 +76,49 @@ def prefect_harness() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture()
+def resume_when_paused(prefect_harness: None) -> Callable[..., Any]:
+    """``resume_when_paused(call, dco, run_input)``: run ``call`` (a flow call) in a thread, wait until
+    its run for DCO ``dco`` pauses for input, resume it with ``run_input`` through the API as the UI
+    would, and return the flow's result (or raise its error)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+    from prefect.flow_runs import resume_flow_run
+
+    def run(call: Callable[[], Any], dco: str, run_input: dict[str, Any], timeout_s: float = 45) -> Any:
+        box: dict[str, Any] = {}
+
+        def target() -> None:
+            try:
+                box["result"] = call()
+            except BaseException as exc:  # re-raised in the test's thread below
+                box["error"] = exc
+
+        began = datetime.now(UTC) - timedelta(seconds=1)  # not a run left paused by an earlier test
+        thread = threading.Thread(target=target, daemon=True)
+        thread.start()
+        paused = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED])))
+        flow_run_id = None
+        deadline = time.monotonic() + timeout_s
+        with get_client(sync_client=True) as client:
+            while flow_run_id is None and thread.is_alive() and time.monotonic() < deadline:
+                runs = client.read_flow_runs(flow_run_filter=paused)
+                flow_run_id = next((r.id for r in runs if r.parameters.get("dco") == dco
+                                    and r.start_time is not None and r.start_time >= began), None)
+                time.sleep(0.3)
+        if flow_run_id is None:
+            thread.join(1)
+            if "error" in box:
+                raise box["error"]
+            pytest.fail(f"no paused flow run for {dco} within {timeout_s} s (finished: {'result' in box})")
+        resume_flow_run(flow_run_id, run_input=run_input)
+        thread.join(timeout_s)
+        if "error" in box:
+            raise box["error"]
+        assert "result" in box, "the resumed flow did not finish"
+        return box["result"]
+
+    return run

@@ -3,16 +3,11 @@ as a parameter, resuming without re-running, and pausing for typed input resumed
 
 from __future__ import annotations
 
-import threading
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
-from prefect.client.schemas.objects import StateType
-from prefect.flow_runs import resume_flow_run
 
 from core.db import session_scope
 from flows.conduct_emulation import conduct_emulation
@@ -78,37 +73,17 @@ def test_runs_resumes_without_rerunning(prefect_harness: None, emulation_dco: st
     assert third["status_counts"] == {"done": 4}
 
 
-def test_manual_step_pauses_for_input_and_resumes(prefect_harness: None, emulation_dco: str,
+def test_manual_step_pauses_for_input_and_resumes(resume_when_paused: Callable[..., Any], emulation_dco: str,
                                                   tmp_path: Path) -> None:
     with session_scope() as s:
         for row in s.query(EmulationStep).filter_by(dco_id=emulation_dco):
             if row.order != 4:
                 row.status = StepStatus.DONE
                 s.add(row)
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["result"] = run(emulation_dco, tmp_path, pause_for_input=True, pause_timeout_s=60)
-        except BaseException as exc:  # surfaced by the assertions below
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    flow_run_id = None
-    deadline = time.monotonic() + 45
-    with get_client(sync_client=True) as client:
-        while time.monotonic() < deadline and flow_run_id is None:
-            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))))
-            flow_run_id = runs[0].id if runs else None
-            time.sleep(0.3)
-    assert flow_run_id is not None, box.get("error")
-    resume_flow_run(flow_run_id, run_input={"operator": "carol",
-                                            "outcomes": [{"tool": "EDR", "outcome": "logged", "notes": "seen"}]})
-    thread.join(60)
-    assert "error" not in box, box.get("error")
-    assert box["result"]["status_counts"] == {"done": 4}
+    result = resume_when_paused(
+        lambda: run(emulation_dco, tmp_path, pause_for_input=True, pause_timeout_s=60), emulation_dco,
+        {"operator": "carol", "outcomes": [{"tool": "EDR", "outcome": "logged", "notes": "seen"}]})
+    assert result["status_counts"] == {"done": 4}
     with session_scope() as s:
         row = next(r for r in current_outcomes(s, emulation_dco) if r.step_id.endswith("s4"))
     assert (row.tool, row.outcome, row.operator, row.notes) == ("EDR", Outcome.LOGGED, "carol", "seen")

@@ -3,17 +3,14 @@ resumed with typed input, and driven by verdicts; true positives emit dco.findin
 
 from __future__ import annotations
 
-import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
-from prefect.client.schemas.objects import StateType
 from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter, EventResourceFilter
-from prefect.flow_runs import resume_flow_run
 from sqlmodel import select
 
 from core.db import session_scope
@@ -111,38 +108,16 @@ def result_sightings(dco: str, verdict: Verdict) -> set[str]:
         return {r.sighting_id for r in rows}
 
 
-def test_paused_run_resumes_with_the_analysts_form(prefect_harness: None, dco: str,
+def test_paused_run_resumes_with_the_analysts_form(resume_when_paused: Callable[..., Any], dco: str,
                                                    rules: dict[str, RuleInfo]) -> None:
     start = datetime.now(UTC)
     _hunt(dco, rules)
-    hits = _hits(dco)
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["result"] = triage_hunt(dco=dco, pause_timeout_s=60)
-        except BaseException as exc:  # surfaced by the assertions below
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    flow_run_id = None
-    deadline = time.monotonic() + 45
-    with get_client(sync_client=True) as client:
-        while time.monotonic() < deadline and flow_run_id is None and thread.is_alive():
-            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))))
-            flow_run_id = next((r.id for r in runs if r.parameters.get("dco") == dco), None)
-            time.sleep(0.3)
-    assert flow_run_id is not None, box.get("error")
-    tp, fp, *rest = hits
+    tp, fp, *rest = _hits(dco)
     form = [{"sighting_id": tp.sighting_id, "verdict": "true-positive", "note": "dumped lsass"},
             {"sighting_id": fp.sighting_id, "verdict": "false-positive", "note": "admin backup"},
             *({"sighting_id": h.sighting_id, "verdict": "skip"} for h in rest)]
-    resume_flow_run(flow_run_id, run_input={"analyst": "dave", "hits": form})
-    thread.join(60)
-    assert "error" not in box, box.get("error")
-    result = box["result"]
+    result = resume_when_paused(lambda: triage_hunt(dco=dco, pause_timeout_s=60), dco,
+                                {"analyst": "dave", "hits": form})
     assert result["recorded"] == {"true-positive": 1, "false-positive": 1} and result["untriaged"] == len(rest)
     with session_scope() as s:
         rows = {r.sighting_id: r for r in s.exec(select(TriageVerdict).where(TriageVerdict.dco_id == dco))}

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # Prefect gets its own home, no analytics, and time to start its ephemeral server on a
 # loaded 2-core CI machine — set before anything imports prefect.
@@ -26,6 +26,9 @@ import pytest
 
 from core.db import dispose_engines
 from core.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from models.attack import Catalog
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("DCO_TEST_SHARED", ROOT.parent / "shared")).resolve()
@@ -55,7 +58,7 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_dir: Path) 
 
 
 @pytest.fixture(scope="session")
-def catalog(tmp_path_factory: pytest.TempPathFactory) -> object:
+def catalog(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
     """The enterprise ATT&CK v18.1 catalog, built once per session into a private cache."""
     from connectors.attack import load_catalog
 

@@ -10,9 +10,8 @@ from typing import Any
 import orjson
 import pytest
 
-from connectors.attack import clear_memo, load_catalog
+from connectors.attack import clear_memo
 from core.settings import Settings, get_settings
-from models.attack import Catalog
 
 
 @pytest.fixture(scope="session")
@@ -23,19 +22,6 @@ def attack_dir(shared_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def enterprise_bundle(attack_dir: Path) -> Path:
     return attack_dir / "enterprise-attack-18.1.json.gz"
-
-
-@pytest.fixture(scope="session")
-def catalog(tmp_path_factory: pytest.TempPathFactory, enterprise_bundle: Path) -> Catalog:
-    """Enterprise v18.1, built once into a session cache (the root fixture, typed for this area)."""
-    cache = tmp_path_factory.mktemp("attack-catalog-cache")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DCO_CACHE_DIR", str(cache))
-        get_settings.cache_clear()
-        try:
-            return load_catalog(str(enterprise_bundle))
-        finally:
-            get_settings.cache_clear()
 
 
 @pytest.fixture(scope="session")

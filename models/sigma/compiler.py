@@ -27,6 +27,7 @@ Rules that pySigma cannot parse, or that use constructs this compiler does not e
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -168,6 +169,27 @@ def _wildcard_regex(parts: list[str | SpecialChars], *, lower: bool) -> str:
         elif isinstance(p, str):
             out.append(re.escape(p.lower() if lower else p))
     return "".join(out)
+
+
+def required_literal(rx: re.Pattern[str]) -> str | None:
+    """A text every match of a case-sensitive pattern contains: its longest run of plain characters at
+    the top level (a concatenation, so each of its items is matched once). ``'lit' in text`` then
+    rejects most events before the regex engine runs (ContextInfo texts are kilobytes long)."""
+    if rx.flags & re.IGNORECASE:
+        return None
+    try:  # the private parser is the only exact reading of a pattern; any surprise means no prefilter
+        items = list(importlib.import_module("re._parser").parse(rx.pattern, rx.flags))
+    except Exception:
+        return None
+    best, run = "", []
+    for op, arg in [*items, (None, None)]:
+        if str(op) == "LITERAL":
+            run.append(chr(arg))
+            continue
+        if len(run) > len(best):
+            best = "".join(run)
+        run = []
+    return best or None
 
 
 @lru_cache(maxsize=65536)
@@ -380,7 +402,9 @@ class _Emitter:
                 rx = re.compile(pattern, flags)
             except re.error as exc:
                 raise RuleCompileError(f"regular expression {pattern!r} does not compile: {exc}") from exc
-            return f"(p{s} and {self.g.const(rx.search)}(o{s}) is not None)"
+            needed = required_literal(rx)
+            pre = "" if needed is None else f" and {needed!r} in o{s}"
+            return f"(p{s}{pre} and {self.g.const(rx.search)}(o{s}) is not None)"
         if isinstance(value, SigmaCIDRExpression):
             return f"(p{s} and {self.g.const(_cidr_test(value.network))}(o{s}))"
         if isinstance(value, SigmaCompareExpression):
@@ -507,10 +531,56 @@ def _tostr(value: Any) -> str:
     return str(value)
 
 
+_LINE_SCAN_MIN = 256  # shorter texts are scanned whole
+_LINE_CACHE_CHARS = 4 << 20  # per field of a group; the cache is emptied when it holds more
+
+
+def _scanner(words: Iterable[str]) -> Callable[[str], set[str]]:
+    """The set of ``words`` occurring in a (lower-case) text, by one Aho-Corasick pass.
+
+    Long texts (PowerShell ContextInfo, Payload, script blocks) repeat most of their lines from
+    event to event, so when no word spans a line break the text is scanned line by line with
+    each line's result cached: the union over the lines is exactly the whole-text result.
+    """
+    automaton = ahocorasick.Automaton()
+    ws = sorted(set(words))
+    for word in ws:
+        automaton.add_word(word, word)
+    automaton.make_automaton()
+    scan_iter = automaton.iter
+    second = itemgetter(1)
+
+    def scan(text: str) -> set[str]:
+        return set(map(second, scan_iter(text)))
+
+    if any("\n" in w for w in ws):
+        return scan
+    cache: dict[str, frozenset[str]] = {}
+    held = 0
+
+    def scan_lines(text: str) -> set[str]:
+        nonlocal held
+        if len(text) < _LINE_SCAN_MIN:
+            return set(map(second, scan_iter(text)))
+        found: set[str] = set()
+        for line in text.split("\n"):
+            hit = cache.get(line)
+            if hit is None:
+                if held > _LINE_CACHE_CHARS:
+                    cache.clear()
+                    held = 0
+                hit = cache[line] = frozenset(map(second, scan_iter(line)))
+                held += len(line) + 64
+            if hit:
+                found.update(hit)
+        return found
+
+    return scan_lines
+
+
 def build_group(entries: Sequence[_RuleCode]) -> GroupFn:
     """One generated function testing every entry against a lower-case-keyed event dict."""
-    namespace: dict[str, Any] = {"_tostr": _tostr, "_EMPTY": frozenset(), "_set": set, "_map": map,
-                                 "_second": itemgetter(1)}
+    namespace: dict[str, Any] = {"_tostr": _tostr, "_EMPTY": frozenset()}
     fields: dict[str, str] = {}
     words: dict[str, set[str]] = {}
     uses_keywords = False
@@ -532,12 +602,8 @@ def build_group(entries: Sequence[_RuleCode]) -> GroupFn:
             f"        p{s} = True; l{s} = o{s}.lower()",
         ]
     for s, ws in words.items():
-        automaton = ahocorasick.Automaton()
-        for word in sorted(ws):
-            automaton.add_word(word, word)
-        automaton.make_automaton()
-        namespace[f"_ac{s}"] = automaton.iter
-        head.append(f"    h{s} = _set(_map(_second, _ac{s}(l{s}))) if p{s} else _EMPTY")  # all C-level
+        namespace[f"_ac{s}"] = _scanner(ws)
+        head.append(f"    h{s} = _ac{s}(l{s}) if p{s} else _EMPTY")
     if uses_keywords:
         head.append("    KW = [(v if v.__class__ is str else _tostr(v)).lower() for v in ev.values() if v is not None]")
     head.append("    r = []")

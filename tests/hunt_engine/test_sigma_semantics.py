@@ -39,6 +39,9 @@ def matches(detection: str, event: dict[str, Any], **kw: str) -> bool:
     ("  s: {CommandLine|re: '-e(nc)? [A-Z]+'}\n  condition: s", {"CommandLine": "-enc ABC"}, True),
     ("  s: {CommandLine|re: '-e(nc)? [A-Z]+'}\n  condition: s", {"CommandLine": "-enc abc"}, False),
     ("  s: {CommandLine|re|i: '-e(nc)? [A-Z]+'}\n  condition: s", {"CommandLine": "-enc abc"}, True),
+    ("  s: {CommandLine|re: 'x(abc|def)yyyy+z'}\n  condition: s", {"CommandLine": "-xdefyyyyz"}, True),
+    ("  s: {CommandLine|re: 'x(abc|def)yyyy+z'}\n  condition: s", {"CommandLine": "-xdefyyyz"}, False),
+    ("  s: {CommandLine|re: '(?i)IEX\\('}\n  condition: s", {"CommandLine": "iex(x)"}, True),
     ("  s: {CommandLine|re|m: '^b$'}\n  condition: s", {"CommandLine": "a\nb\nc"}, True),
     ("  s: {CommandLine|re|s: 'a.c'}\n  condition: s", {"CommandLine": "a\nc"}, True),
     ("  s: {CommandLine|re: 'a.c'}\n  condition: s", {"CommandLine": "a\nc"}, False),
@@ -73,6 +76,11 @@ def matches(detection: str, event: dict[str, Any], **kw: str) -> bool:
     ("  kw: ['mimikatz', 'sekurlsa::*']\n  condition: kw", {"CommandLine": "run SEKURLSA::logonpasswords"}, True),
     ("  kw: ['mimikatz']\n  condition: kw", {"Image": "C:\\x\\MimiKatz.exe"}, True),
     ("  kw: ['mimikatz']\n  condition: kw", {"Image": "C:\\x\\cmd.exe"}, False),
+    # long texts are scanned line by line with a per-line cache: same answers as a whole-text scan
+    ("  s: {CommandLine|contains: 'bee'}\n  condition: s", {"CommandLine": "x" * 300 + "\nA BEE\n"}, True),
+    ("  s: {CommandLine|contains: 'bee'}\n  condition: s", {"CommandLine": "x" * 300 + "\nbe\ne\n"}, False),
+    ("  s: {CommandLine|contains: \"be\\ne\"}\n  condition: s", {"CommandLine": "x" * 300 + "\nbe\ne"}, True),
+    ("  s: {CommandLine|contains|all: [aa, bb]}\n  condition: s", {"CommandLine": "aa\n" + "x" * 300 + "\nbb"}, True),
 ])
 def test_value_semantics(detection: str, event: dict[str, Any], expected: bool) -> None:
     assert matches(detection, event) is expected

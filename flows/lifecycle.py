@@ -1,26 +1,42 @@
 """``dco_lifecycle``: one DCO through every phase, in order — the flow `dco demo` runs.
 
-Re-running it resumes: each phase looks at the DCO's state and only does what is left,
-so a crashed or repeated run never duplicates what is stored.
+plan → approval → conduct (hunt plan over telemetry, triage, emulation plan) → assess
+(scores, gaps, Navigator layers) → follow up (risks, actions, re-test, escalation) → the
+DCO's STIX bundle. Re-running it resumes: planning happens only while the DCO is draft or
+planned, and every later phase is idempotent (deterministic ids, upserts), so a crashed or
+repeated run never duplicates what is stored — a repeat after follow-up is a re-test cycle.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
+from pydantic import Field
 
+from connectors.attack import load_catalog
 from connectors.content.operation_file import load_operation_file
 from core.db import session_scope
-from core.errors import NotFoundError
+from core.errors import ConfigError, NotFoundError
 from core.settings import get_settings
+from flows.assess import assess_dco
+from flows.brief import brief
+from flows.conduct_emulation import conduct_emulation
+from flows.follow_up import follow_up
+from flows.hunt import HuntParameters, hunt
 from flows.plan import plan_dco
+from flows.triage import triage_hunt
+from models.followup import GapInput
 from models.operation import DcoState
+from models.plan import EmulationStep
 from models.repository import get_operation
+from tasks.conduct.emulation import load_steps
 from tasks.lifecycle import change_state
+from tasks.reporting.stix_export import export_dco_bundle_task
 
 PLANNABLE = (DcoState.DRAFT, DcoState.PLANNED)
+CONDUCTABLE = (DcoState.APPROVED, DcoState.CONDUCTING, DcoState.ASSESSING, DcoState.FOLLOW_UP)
 
 
 def _state(dco: str) -> DcoState:
@@ -28,38 +44,93 @@ def _state(dco: str) -> DcoState:
         return get_operation(s, dco).state
 
 
+def _answers(steps: list[EmulationStep], outcomes: dict[str, Any]) -> dict[str, Any]:
+    """Outcome answers per step: by step id, order or technique, else the ``default`` entry."""
+    answers: dict[str, Any] = {}
+    for step in steps:
+        for key in (step.id, str(step.order), step.technique_id, "default"):
+            if key in outcomes:
+                answers[step.id] = outcomes[key]
+                break
+    return answers
+
+
+def _telemetry() -> list[str]:
+    try:
+        return [str(get_settings().content_path("security-datasets"))]
+    except ConfigError:
+        return []
+
+
 @flow(name="dco-lifecycle")
 def dco_lifecycle(
-    operation_file: str,
-    attack_source: str | None = None,
-    output_dir: str | None = None,
-    approver: str | None = None,
-    actor: str = "dco-lifecycle",
+    operation_file: Annotated[str, Field(description="Operation file (YAML/JSON) describing the DCO.")],
+    attack_source: Annotated[
+        str | None, Field(description="ATT&CK bundle, URL or TAXII; the configured one when empty.")] = None,
+    output_dir: Annotated[str | None, Field(description="Where exports go; DCO_OUTPUT_DIR when empty.")] = None,
+    approver: Annotated[str | None, Field(
+        description="Approve on this approver's behalf (pre-approved DCOs); empty: pause for approval.")] = None,
+    telemetry: Annotated[list[str] | None, Field(
+        description="Telemetry files/folders for the hunt plan; default the content folder's datasets.")] = None,
+    emulation_outcomes: Annotated[dict[str, Any] | None, Field(
+        description="Outcome answers by step id/order/technique or 'default'; empty: pause per step.")] = None,
+    triage_verdicts: Annotated[dict[str, str] | None, Field(
+        description="Verdicts agreed in advance, by sighting or Sigma rule id; empty: pause for triage.")] = None,
+    actor: Annotated[str, Field(description="Who runs the lifecycle (audit log).")] = "dco-lifecycle",
 ) -> dict[str, Any]:
-    """Plan → approve → conduct → assess → follow up one DCO.
-
-    ``approver`` approves on the approver's behalf (for demos and pre-approved recurring DCOs);
-    without it the run pauses for approval in the UI.
-    """
+    """Plan → approve → conduct → assess → follow up one DCO, and export its STIX bundle."""
     logger = get_run_logger()
     out = Path(output_dir) if output_dir else get_settings().output_dir
     spec = load_operation_file(operation_file)
-    result: dict[str, Any] = {"dco": spec.slug, "output_dir": str(out)}
+    dco = spec.slug
+    result: dict[str, Any] = {"dco": dco, "output_dir": str(out)}
     try:
-        state = _state(spec.slug)
+        state = _state(dco)
     except NotFoundError:  # a new DCO: the plan flow registers it
         state = DcoState.DRAFT
+
+    # -- plan and approval --------------------------------------------------------------------------------
     if state in PLANNABLE:
-        result["plan"] = plan_dco(
-            operation_file=operation_file, attack_source=attack_source, output_dir=str(out),
-            actor=actor, wait_for_approval=approver is None,
-        )
-        state = _state(spec.slug)
+        result["plan"] = plan_dco(operation_file=operation_file, attack_source=attack_source, output_dir=str(out),
+                                  actor=actor, wait_for_approval=approver is None)
+        state = _state(dco)
     if state == DcoState.PLANNED and approver:
-        change_state(spec.slug, DcoState.APPROVED, approver, "approved for the lifecycle run")
+        change_state(dco, DcoState.APPROVED, approver, "approved for the lifecycle run")
         state = DcoState.APPROVED
-    if state == DcoState.PLANNED:
-        logger.warning("%s was not approved; stopping after planning", spec.slug)
+    if state not in CONDUCTABLE:
+        logger.warning("%s is %s: nothing to conduct", dco, state.value)
+        result["state"] = state.value
         return result
-    result["state"] = _state(spec.slug).value
+
+    # -- conduct ------------------------------------------------------------------------------------------------
+    change_state(dco, DcoState.CONDUCTING, actor, "conduct phase of the lifecycle")
+    data = telemetry if telemetry is not None else _telemetry()
+    if spec.type.hunts and data:
+        result["hunt"] = hunt(HuntParameters(dco=dco, data=data, attack_source=attack_source, actor=actor))
+        result["triage"] = triage_hunt(dco=dco, verdicts=triage_verdicts, pause_for_input=triage_verdicts is None,
+                                       analyst=actor)
+    if spec.type.emulates:
+        with session_scope() as s:
+            steps = load_steps(s, dco)
+        answers = _answers(steps, emulation_outcomes) if emulation_outcomes else None
+        result["emulation"] = conduct_emulation(
+            dco=dco, dry_run=False, manual_outcomes=answers, pause_for_input=answers is None,
+            operator=actor, attack_source=attack_source,
+        )["status_counts"]
+
+    # -- assess ---------------------------------------------------------------------------------------------------
+    change_state(dco, DcoState.ASSESSING, actor, "assessment phase of the lifecycle")
+    assessment = assess_dco(dco=dco, output_dir=str(out), attack_source=attack_source)[dco]
+    result["assessment"] = {k: v for k, v in assessment.items() if k != "follow_up_gaps"}
+
+    # -- follow up ------------------------------------------------------------------------------------------------
+    change_state(dco, DcoState.FOLLOW_UP, actor, "follow-up phase of the lifecycle")
+    gaps = [GapInput.model_validate(g) for g in assessment.get("follow_up_gaps", [])]
+    result["follow_up"] = follow_up(dco=dco, gaps=gaps, attack_source=attack_source)
+
+    result["brief"] = brief(dco, audience="both", meeting_body="CRMG", output_dir=str(out),
+                            attack_source=attack_source)
+    bundle = export_dco_bundle_task(dco, load_catalog(attack_source), out)
+    result["stix_bundle"] = str(bundle)
+    result["state"] = _state(dco).value
     return result

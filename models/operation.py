@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import JSON, Column
@@ -153,6 +153,19 @@ class RulesOfEngagement(BaseModel):
     notes: str | None = None
 
 
+class EmulationOptions(BaseModel):
+    """Plan-time choices for emulation: which connector runs a technique, which atomic implements it."""
+
+    model_config = _Strict
+    connectors: dict[str, Literal["manual", "local", "caldera"]] = Field(
+        default_factory=dict,
+        description="Technique id → connector (manual by default; local runs the atomic on an allowed lab host).",
+    )
+    procedures: dict[str, str] = Field(
+        default_factory=dict, description="Technique id → Atomic Red Team test GUID to use instead of the best match."
+    )
+
+
 class DcoSpec(BaseModel):
     """What a coordinator writes in an operation file or fills in the planning form."""
 
@@ -166,6 +179,7 @@ class DcoSpec(BaseModel):
     window: Window | None = None
     marking: Marking = Field(default_factory=Marking)
     rules_of_engagement: RulesOfEngagement = Field(default_factory=RulesOfEngagement)
+    emulation: EmulationOptions = Field(default_factory=EmulationOptions)
 
     @property
     def slug(self) -> str:

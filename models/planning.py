@@ -193,11 +193,21 @@ def emulation_steps(
             ))
             previous = sid
         return steps
+    pinned = {k.upper(): v.lower() for k, v in spec.emulation.procedures.items()}
+    connectors = {k.upper(): v for k, v in spec.emulation.connectors.items()}
     for n, (tactic, tech) in enumerate(ordered(selection, catalog), start=1):
         if tech.attack_id in {t.upper() for t in roe.forbidden_techniques}:
             continue
         tests = atomics.for_technique(tech.attack_id, platforms) if atomics is not None and tech.known else []
         chosen = _pick(tests, platforms, allowed)
+        if tech.attack_id in pinned:
+            wanted = next((t for t in tests if t.guid == pinned[tech.attack_id]), None)
+            if wanted is None:
+                selection.warnings.append(
+                    f"{tech.attack_id}: pinned atomic {pinned[tech.attack_id]} is not one of its tests for "
+                    f"{', '.join(platforms)}; using {chosen.guid if chosen else 'a manual step'}"
+                )
+            chosen = wanted or chosen
         sid = stix_id("x-dco-step", dco_id, tech.attack_id).split("--")[1]
         steps.append(EmulationStep(
             id=sid, dco_id=dco_id, order=n, tactic=tactic, technique_id=tech.attack_id,
@@ -210,7 +220,7 @@ def emulation_steps(
             command=chosen.command if chosen else None,
             cleanup_command=chosen.cleanup_command if chosen else None,
             input_arguments={k: a.default for k, a in chosen.input_arguments.items()} if chosen else {},
-            connector="manual",
+            connector=connectors.get(tech.attack_id, "manual"),
             candidates=[_atomic_summary(t) for t in tests if chosen is None or t.guid != chosen.guid][:10],
         ))
     return steps

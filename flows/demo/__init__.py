@@ -1,5 +1,19 @@
-"""The demo DCO shipped with dcoflow (`dco demo` runs its whole lifecycle)."""
+"""The demo DCO shipped with dcoflow (`dco demo` runs its whole lifecycle): the operation file,
+the purple team's recorded outcomes and the hunter's triage verdicts."""
 
 from pathlib import Path
+from typing import Any
 
-DEMO_OPERATION = Path(__file__).with_name("apt29-purple-team.yaml")
+import yaml
+
+HERE = Path(__file__).parent
+DEMO_OPERATION = HERE / "apt29-purple-team.yaml"
+DEMO_OUTCOMES = HERE / "outcomes.yaml"
+DEMO_TRIAGE = HERE / "triage.yaml"
+
+
+def demo_answers() -> tuple[dict[str, Any], dict[str, str]]:
+    """(emulation outcome answers, triage verdicts) the demo gives instead of pausing for people."""
+    outcomes = yaml.safe_load(DEMO_OUTCOMES.read_text(encoding="utf-8"))
+    verdicts = yaml.safe_load(DEMO_TRIAGE.read_text(encoding="utf-8"))
+    return outcomes, {str(k): str(v) for k, v in verdicts.items()}

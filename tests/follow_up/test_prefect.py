@@ -23,13 +23,11 @@ from tasks.follow_up.retests import list_retests
 from .helpers import hunt_hit, store, triage
 
 pytestmark = pytest.mark.prefect
-TRIGGERS = Path(__file__).resolve().parents[2] / "docs" / "prefect-triggers.yaml"
+PREFECT_YAML = Path(__file__).resolve().parents[2] / "prefect.yaml"
 
 
 def deployments_with_triggers() -> list[dict[str, Any]]:
-    # prefect.yaml defines the work-pool anchor; give the snippet one so it parses on its own.
-    text = "definitions:\n  work_pool: &pool\n    name: dco-pool\n" + TRIGGERS.read_text()
-    return [d for d in yaml.safe_load(text)["deployments"] if d.get("triggers")]
+    return [d for d in yaml.safe_load(PREFECT_YAML.read_text())["deployments"] if d.get("triggers")]
 
 
 async def _deploy_twice() -> tuple[int, int, list[str]]:

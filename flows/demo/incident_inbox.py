@@ -1,0 +1,55 @@
+"""The demo's incident manager: a webhook receiver on loopback that checks the signature,
+files each incident as JSON in the demo folder, and acknowledges it — so the demo's
+escalation crosses a real HTTP boundary through the same connector a cell would use."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from connectors.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+
+
+@contextmanager
+def incident_inbox(folder: Path, secret: str) -> Iterator[str]:
+    """Serve on 127.0.0.1 (free port) while the block runs; yields the webhook URL."""
+    folder.mkdir(parents=True, exist_ok=True)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            signature = self.headers.get(SIGNATURE_HEADER, "")
+            timestamp = self.headers.get(TIMESTAMP_HEADER, "")
+            if not verify(secret, timestamp, body, signature):
+                self._answer(401, {"error": "bad signature"})
+                return
+            message: dict[str, Any] = json.loads(body)
+            key = self.headers.get("Idempotency-Key", "unkeyed")
+            (folder / f"{key}.json").write_bytes(body)
+            self._answer(200, {"id": f"IM-{key[-8:]}", "status": "acknowledged",
+                               "event": message.get("event")})
+
+        def _answer(self, status: int, payload: dict[str, Any]) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/incidents"
+    finally:
+        server.shutdown()
+        server.server_close()

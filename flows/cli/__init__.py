@@ -58,7 +58,7 @@ def demo(
 
     from core.settings import get_settings
     from flows.demo import DEMO_OPERATION, demo_answers
-    from flows.demo.incident_inbox import incident_inbox
+    from flows.demo.incident_inbox import notification_inbox
 
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -67,8 +67,8 @@ def demo(
     os.environ["DCO_OUTPUT_DIR"] = str(out)
     outcomes, verdicts = demo_answers()
     secret = os.environ.get("DCO_WEBHOOK_SECRET") or secrets.token_hex(16)
-    with incident_inbox(out / "incident-inbox", secret) as inbox_url:
-        if not os.environ.get("DCO_WEBHOOK_URL"):  # no incident manager configured: the demo's own inbox
+    with notification_inbox(out / "inbox", secret) as inbox_url:
+        if not os.environ.get("DCO_WEBHOOK_URL"):  # no endpoint configured: the demo's own inbox
             os.environ["DCO_WEBHOOK_URL"], os.environ["DCO_WEBHOOK_SECRET"] = inbox_url, secret
         get_settings.cache_clear()
         from flows.lifecycle import dco_lifecycle
@@ -84,15 +84,27 @@ def demo(
 def _demo_summary(result: dict[str, Any], out: Path) -> None:
     from flows.cli.output import table
 
-    ops.show(result["dco"], as_json=False)
+    plan = ops._plan_view(result["dco"])["plan"] or {}
+    summary = plan.get("summary", {})
+    table("Plan", ["", ""], [
+        ("ATT&CK", f"{plan.get('attack', {}).get('domain')} {plan.get('attack', {}).get('version')}"),
+        ("techniques", summary.get("techniques")), ("by tactic", _short(summary.get("by_tactic", {}))),
+        ("emulation steps", summary.get("emulation_steps")), ("hunt hypotheses", summary.get("hypotheses")),
+        ("Sigma rules", summary.get("sigma_rules")), ("warnings", summary.get("warnings")),
+    ])
     rows = [(k, v) for k, v in (
         ("hunt", result.get("hunt")), ("triage", result.get("triage")), ("emulation", result.get("emulation")),
         ("assessment", result.get("assessment")), ("follow-up", result.get("follow_up")),
-        ("STIX bundle", result.get("stix_bundle")),
+        ("brief", result.get("brief")), ("STIX bundle", result.get("stix_bundle")),
     ) if v is not None]
     table("Lifecycle", ["phase", "result"], [(k, _short(v)) for k, v in rows])
-    files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file() and not p.name.startswith("dcoflow.db"))
-    console.print("\n".join(f"  {p}" for p in files))
+    folders: dict[str, int] = {}
+    for p in sorted(out.rglob("*")):
+        if p.is_file() and not p.name.startswith("dcoflow.db"):
+            rel = p.relative_to(out)
+            key = str(rel.parent) + "/" if len(rel.parts) > 1 and rel.parts[0] == "inbox" else str(rel)
+            folders[key] = folders.get(key, 0) + 1
+    console.print("\n".join(f"  {k}" + (f"  ({n} messages)" if k.endswith("/") else "") for k, n in folders.items()))
     console.print(f"\n[bold green]demo complete[/] — DCO {result['dco']} is {result.get('state')}; "
                   f"outputs in [bold]{out}[/]")
 

@@ -1,6 +1,8 @@
-"""The demo's incident manager: a webhook receiver on loopback that checks the signature,
-files each incident as JSON in the demo folder, and acknowledges it — so the demo's
-escalation crosses a real HTTP boundary through the same connector a cell would use."""
+"""The demo's notification endpoint (the watch floor and the incident manager): a webhook
+receiver on loopback that checks the signature, files each message as JSON under a folder
+named for its event (``dco.deconfliction``, ``dco.incident`` …), and acknowledges it — so the
+demo's deconfliction notices and escalations cross a real HTTP boundary through the same
+connector a cell would use."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from connectors.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 
 
 @contextmanager
-def incident_inbox(folder: Path, secret: str) -> Iterator[str]:
+def notification_inbox(folder: Path, secret: str) -> Iterator[str]:
     """Serve on 127.0.0.1 (free port) while the block runs; yields the webhook URL."""
     folder.mkdir(parents=True, exist_ok=True)
 
@@ -30,7 +32,9 @@ def incident_inbox(folder: Path, secret: str) -> Iterator[str]:
                 return
             message: dict[str, Any] = json.loads(body)
             key = self.headers.get("Idempotency-Key", "unkeyed")
-            (folder / f"{key}.json").write_bytes(body)
+            event = str(message.get("event") or "unknown").replace("/", "_")
+            (folder / event).mkdir(exist_ok=True)
+            (folder / event / f"{key}.json").write_bytes(body)
             self._answer(200, {"id": f"IM-{key[-8:]}", "status": "acknowledged",
                                "event": message.get("event")})
 

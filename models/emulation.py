@@ -104,6 +104,9 @@ class OutcomeInput(BaseModel):
         default_factory=list,
         description="Observed objects (STIX SCO shapes, e.g. {'type': 'process', 'command_line': …}).",
     )
+    compromise: bool = Field(
+        False, description="The step ran into real adversary activity (not the exercise's own): escalate it."
+    )
 
     @field_validator("outcome", mode="before")
     @classmethod
@@ -193,6 +196,7 @@ class EmulationOutcome(SQLModel, table=True):
     notes: str | None = None
     source: OutcomeSource = OutcomeSource.MANUAL
     telemetry: list[dict[str, Any]] = SqlField(default_factory=list, sa_column=Column(JSON, nullable=False))
+    compromise: bool = False  # the step exposed real compromise: follow-up opens an incident
     sighting_id: str | None = SqlField(default=None, max_length=120)
     recorded_at: datetime = SqlField(default_factory=utcnow)
 
@@ -208,6 +212,7 @@ class EmulationOutcome(SQLModel, table=True):
             and self.target_host == other.target_host
             and (self.notes or None) == (other.notes or None)
             and self.telemetry == other.telemetry
+            and self.compromise == other.compromise
         )
 
 

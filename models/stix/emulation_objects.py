@@ -95,6 +95,8 @@ def outcome_objects(
         sighting["x_dco_detected_at"] = stix_time(row.detected_at)
     if row.target_host:
         sighting["x_dco_target"] = row.target_host
+    if row.compromise:
+        sighting["x_dco_compromise"] = True
     if row.attack_start is not None:
         sighting["first_seen"] = stix_time(row.attack_start)
         sighting["last_seen"] = stix_time(row.attack_stop or row.attack_start)

@@ -373,7 +373,7 @@ def record_outcome(
         version=(latest.version + 1) if latest else 1, outcome=given.outcome, severity=given.severity,
         attack_start=given.attack_start, attack_stop=given.attack_stop, detected_at=given.detected_at,
         operator=given.operator, target_host=given.target_host, notes=given.notes, source=source,
-        telemetry=given.telemetry, sighting_id=sighting_id(op.id, step.id, given.tool),
+        telemetry=given.telemetry, compromise=given.compromise, sighting_id=sighting_id(op.id, step.id, given.tool),
     )
     session.add(row)
     session.flush()

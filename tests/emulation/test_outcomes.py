@@ -205,3 +205,24 @@ def test_ctid_import_keeps_unknown_techniques(emulation_dco: str, shared_dir: Pa
     assert any("'x'" in w for w in summary.warnings)
     assert {s.technique_id for s in steps} >= {"x"}  # kept, reported
     assert steps[3] in manual  # the operator's manual step has no command
+
+
+def test_step_exposing_real_compromise_opens_one_incident(emulation_dco: str) -> None:
+    """An operator who finds real adversary activity flags the outcome; follow-up escalates it once."""
+    from tasks.follow_up.escalation import findings_from_store, list_incidents, open_incidents
+
+    with session_scope() as s:
+        record_outcome(s, emulation_dco, f"{emulation_dco}-s3", {
+            "tool": "EDR", "outcome": "alerted", "severity": "high", "target_host": "ws-17",
+            "notes": "found an unknown implant beside our test", "compromise": True})
+        record_outcome(s, emulation_dco, f"{emulation_dco}-s1", {"tool": "EDR", "outcome": "logged"})
+    with session_scope() as s:
+        [sighting] = [o for o in latest_objects(s, emulation_dco, ["sighting"]) if o.get("x_dco_compromise")]
+        assert sighting["x_dco_target"] == "ws-17"
+        findings = findings_from_store(s, emulation_dco)
+        assert [(f.kind, f.sighting_id) for f in findings] == [("emulation-exposed-compromise", sighting["id"])]
+        open_incidents(s, emulation_dco, findings)
+    with session_scope() as s:
+        open_incidents(s, emulation_dco, findings_from_store(s, emulation_dco))  # a second run adds nothing
+        [incident] = list_incidents(s, dco_id=emulation_dco)
+        assert incident.finding_key == sighting["id"]

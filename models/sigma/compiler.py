@@ -16,6 +16,12 @@ Why generated Python, measured on this machine (2 cores) over the Security-Datas
   frozenset membership, one compiled regex alternation for long ``contains`` lists). This is
   the one that reaches tens of thousands of events/s with every Sigma modifier intact.
 
+Each rule variant is emitted once, when the rule is compiled (``emit``), with names that do not
+depend on the group (field variables named from the hex of the field name, constants prefixed per
+emission), so building a group is concatenation and one ``compile``. Long texts are scanned by
+Aho-Corasick line by line with a per-line cache (their lines repeat from event to event), and a
+case-sensitive regex first checks the literal every match must contain (``required_literal``).
+
 Semantics: string matching is case-insensitive (``cased`` makes it sensitive), ``re`` is
 case-sensitive unless ``i``; a missing field makes every test false except ``null`` and
 ``exists: false`` (two-valued logic, like the SIEM back ends — unlike SQL's three-valued

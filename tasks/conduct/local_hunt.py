@@ -24,7 +24,7 @@ import multiprocessing
 import os
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -174,13 +174,17 @@ def _run_pool(ctx: Any, ruleset: RuleSet, files: Sequence[Path], workers: int, s
     pending = [i for _, i in sorted(sizes)]
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                              initargs=(ruleset, sample, max_member)) as pool:
-        futures: dict[int, Future[FileHunt]] = {i: pool.submit(_work, files[i]) for i in pending}
+        futures: dict[Future[FileHunt], int] = {pool.submit(_work, files[i]): i for i in pending}
         broken: list[int] = []
-        for i in pending:
+        for fut in as_completed(list(futures)):  # results are merged and dropped as they come
+            i = futures.pop(fut)
             try:
-                done(i, futures[i].result())
+                found = fut.result()
             except BrokenProcessPool:
                 broken.append(i)
+                continue
+            done(i, found)
+        broken.sort()
     for i in broken:
         with ProcessPoolExecutor(1, mp_context=ctx, initializer=_init_worker,
                                  initargs=(ruleset, sample, max_member)) as alone:

@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import Any
 
@@ -163,7 +164,13 @@ def _hunt_in_pool(ruleset: RuleSet, files: Sequence[Path], workers: int, sample:
         gc.unfreeze()
 
 
-def _run_pool(ctx: Any, ruleset: RuleSet, files: Sequence[Path], workers: int, sample: int, max_member: int,
+def _failed(path: Path, reason: str) -> FileHunt:
+    report = BatchReport(source=str(path))
+    report.skip(str(path), reason)
+    return FileHunt(report)
+
+
+def _run_pool(ctx: BaseContext, ruleset: RuleSet, files: Sequence[Path], workers: int, sample: int, max_member: int,
               done: Callable[[int, FileHunt], None]) -> None:
     sizes = []
     for i, f in enumerate(files):
@@ -183,6 +190,8 @@ def _run_pool(ctx: Any, ruleset: RuleSet, files: Sequence[Path], workers: int, s
             except BrokenProcessPool:
                 broken.append(i)
                 continue
+            except Exception as exc:  # e.g. a result that cannot be sent back: this file only
+                found = _failed(files[i], f"hunt worker failed: {type(exc).__name__}: {exc}")
             done(i, found)
         broken.sort()
     for i in broken:
@@ -191,9 +200,9 @@ def _run_pool(ctx: Any, ruleset: RuleSet, files: Sequence[Path], workers: int, s
             try:
                 done(i, alone.submit(_work, files[i]).result())
             except BrokenProcessPool as exc:
-                report = BatchReport(source=str(files[i]))
-                report.skip(str(files[i]), f"hunt worker process died while reading this file: {exc}")
-                done(i, FileHunt(report))
+                done(i, _failed(files[i], f"hunt worker process died while reading this file: {exc}"))
+            except Exception as exc:
+                done(i, _failed(files[i], f"hunt worker failed: {type(exc).__name__}: {exc}"))
 
 
 def run_local_hunt(

@@ -3,9 +3,10 @@
 Sources spell the same Windows fields differently: Security-Datasets (NXLog) JSON has both
 ``ProcessId`` and ``ProcessID``, ``TargetProcessGUID``/``TargetProcessGuid``, and channels
 ``Security`` and ``security``; EVTX nests the same data under ``Event.System`` /
-``Event.EventData``. Readers hand events to :func:`normalise_event`, which gives every field
-its canonical spelling (the Sigma/Sysmon taxonomy) and every well-known channel its
-canonical case, so that rules and downstream code see one vocabulary.
+``Event.EventData``. :func:`normalise_event` gives every field its canonical spelling (the
+Sigma/Sysmon taxonomy) and every well-known channel its canonical case, so that rules and
+downstream code see one vocabulary; :func:`match_view` is the same event as the Sigma matcher
+reads it (lower-case keys), built in one pass for the common flat record.
 """
 
 from __future__ import annotations

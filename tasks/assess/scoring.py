@@ -196,8 +196,13 @@ def assess_all(
 
 
 def write_scores(session: Session, result: AssessmentResult) -> int:
-    """One AssessmentRun and one TechniqueScore per technique; re-running the same assessment is a no-op."""
+    """One AssessmentRun and one TechniqueScore per technique; re-running the same assessment is a no-op.
+
+    The explanation keeps each gap's rank as ``rank_gaps`` ordered it (its tie-break on addressable
+    gaps is not recoverable from the stored columns), so every table of the run ranks as follow-up does.
+    """
     gaps = {g.technique_id: g for g in result.gaps}
+    ranks = {g.technique_id: rank for rank, g in enumerate(result.gaps, start=1)}
     rows = []
     for tid, a in result.assessments.items():
         gap = gaps.get(tid)
@@ -208,7 +213,8 @@ def write_scores(session: Session, result: AssessmentResult) -> int:
             "priority": gap.priority if gap else 0.0, "relevance": gap.relevance if gap else 0.0,
             "evidence_count": a.evidence_count, "assessed_at": result.assessed_at,
             "explanation": {"visibility": a.visibility.explanation, "detection": a.detection.explanation,
-                            "outcomes": a.outcomes, "real_hits": a.real_hits, "exercise_hits": a.exercise_hits},
+                            "outcomes": a.outcomes, "real_hits": a.real_hits, "exercise_hits": a.exercise_hits,
+                            "gap_rank": ranks.get(tid)},
         })
     upsert(session, AssessmentRun, [{
         "id": result.run_id, "dco_id": result.dco_id, "assessed_at": result.assessed_at,
@@ -258,13 +264,13 @@ class TrendPoint:
 
 
 def trend(session: Session, dco_ids: Sequence[str] | None = None) -> list[TrendPoint]:
-    """One point per assessment run, across DCOs, oldest first (one aggregate query)."""
+    """One point per assessment run, across DCOs, oldest first then by DCO (one aggregate query)."""
     detected = func.sum(case((col(TechniqueScore.detection) >= 1, 1), else_=0))
     query = (
         sa_select(col(TechniqueScore.dco_id), col(TechniqueScore.assessed_at), func.count(),
                func.avg(col(TechniqueScore.visibility)), func.avg(col(TechniqueScore.detection)), detected)
         .group_by(col(TechniqueScore.dco_id), col(TechniqueScore.assessed_at))
-        .order_by(col(TechniqueScore.assessed_at))
+        .order_by(col(TechniqueScore.assessed_at), col(TechniqueScore.dco_id))
     )
     if dco_ids:
         query = query.where(col(TechniqueScore.dco_id).in_(list(dco_ids)))

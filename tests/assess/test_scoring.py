@@ -147,3 +147,16 @@ def test_plan_rules_are_available_evidence(session: Session, catalog_fixture: Ca
     run_key = result.assessments["T1547.001"]
     assert run_key.addressable and run_key.detection.value == -1
     assert any("hunt-rule-available" in line for line in run_key.detection.explanation)
+
+
+def test_stored_scores_keep_the_gap_rank_and_trend_orders_ties_by_dco(session: Session,
+                                                                      catalog_fixture: Catalog) -> None:
+    first = make_dco(session, "zulu drill", "purple-team", groups=["APT29"])
+    second = make_dco(session, "alpha drill", "threat-hunt")
+    put_objects(session, hunts(first), first)
+    result = assess_dco(session, first, catalog_fixture, NOW)
+    assess_dco(session, second, catalog_fixture, NOW)
+    stored = {s.technique_id: s.explanation["gap_rank"] for s in latest_scores(session, first)}
+    assert [stored[g.technique_id] for g in result.gaps] == list(range(1, len(result.gaps) + 1))
+    assert all(stored[tid] is None for tid in set(stored) - {g.technique_id for g in result.gaps})
+    assert [p.dco_id for p in trend(session)] == sorted([first, second])

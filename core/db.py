@@ -1,17 +1,32 @@
-"""Database engine and sessions (SQLite file by default, PostgreSQL by URL) and the
-dialect-aware bulk upsert every idempotent write goes through."""
+"""Database engine and sessions (SQLite file by default, PostgreSQL by URL), the schema migrations every
+engine runs on first use, and the dialect-aware bulk upsert every idempotent write goes through."""
 
 from __future__ import annotations
 
+import functools
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event
+from alembic import command
+from alembic.config import Config
+from alembic.operations import Operations
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Column, Connection, DefaultClause, Engine, MetaData, event, inspect, literal, pool, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel, create_engine
 
+from core.errors import StateError
 from core.settings import get_settings
+
+MIGRATIONS = Path(__file__).resolve().with_name("migrations")
+BASELINE = "0001_baseline"  # the schema create_all made before migrations; such databases are stamped here
+_PG_LOCK_KEY = 0x64636F666C6F77  # "dcoflow": one migrator per PostgreSQL database at a time
+_INIT_LOCK = threading.Lock()
 
 
 class _EngineRegistry:
@@ -51,11 +66,150 @@ def _engine(url: str) -> Engine:
     return engine
 
 
+def alembic_config(connection: Connection | None = None, url: str | None = None) -> Config:
+    """An alembic Config over the packaged migrations (no alembic.ini): it migrates ``connection``
+    (core/migrations/env.py takes it from ``config.attributes``) or else connects to ``url``."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    if url is not None:
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+@functools.cache
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:
+        raise StateError("no migration revisions are packaged", system="database", object=str(MIGRATIONS))
+    return head
+
+
 def init_db(engine: Engine) -> None:
-    """Create every table the models declare (importing them registers their metadata)."""
+    """Bring the database to the newest schema: ``alembic upgrade head``. A database that an earlier
+    dcoflow made with create_all (our tables, no alembic_version) is adopted first: what it lacks of
+    the baseline is added, it is stamped at the baseline, and then upgraded like any other."""
     import models.tables  # noqa: F401  (registers all SQLModel tables)
 
-    SQLModel.metadata.create_all(engine)
+    with _INIT_LOCK, _migration_connection(engine) as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+        if current == head_revision():
+            return
+        if current is None and _holds_our_tables(conn):
+            _adopt(conn)
+        command.upgrade(alembic_config(conn), "head")
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaStatus:
+    current: str | None  # None: never migrated (empty, or made by create_all)
+    head: str
+    pending: list[str]  # revisions an upgrade would apply, oldest first
+    adopt: bool  # made by create_all: an upgrade stamps it at the baseline first
+
+    @property
+    def up_to_date(self) -> bool:
+        return not self.pending and not self.adopt
+
+
+def schema_status(engine: Engine) -> SchemaStatus:
+    """Where the database stands against the packaged migrations, without changing it."""
+    import models.tables  # noqa: F401  (registers all SQLModel tables)
+
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+        adopt = current is None and _holds_our_tables(conn)
+    script = ScriptDirectory.from_config(alembic_config())
+    lower = BASELINE if adopt else (current or "base")
+    pending = [s.revision for s in script.iterate_revisions("head", lower) if s.revision != lower]
+    return SchemaStatus(current=current, head=head_revision(), pending=pending[::-1], adopt=adopt)
+
+
+@contextmanager
+def _migration_connection(engine: Engine) -> Iterator[Connection]:
+    """One transaction holding the database's migration lock, so two processes starting on a fresh
+    database do not both create it: SQLite's write lock (BEGIN IMMEDIATE), a PostgreSQL advisory lock.
+    SQLite checks no foreign keys meanwhile: a batch migration rebuilds tables by copy and rename."""
+    with engine.connect() as conn:
+        if conn.dialect.name != "sqlite":
+            with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    conn.execute(select(text("pg_advisory_xact_lock(:key)")), {"key": _PG_LOCK_KEY})
+                yield conn
+            return
+        conn.exec_driver_sql("PRAGMA foreign_keys=OFF")  # ignored inside a transaction, so before BEGIN
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        finally:
+            conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+            conn.commit()
+
+
+def _holds_our_tables(conn: Connection) -> bool:
+    return bool(set(inspect(conn).get_table_names()) & set(SQLModel.metadata.tables))
+
+
+def _baseline_schema() -> MetaData:
+    """The tables, columns and indexes the baseline revision makes (run on a scratch in-memory SQLite
+    database and read back), so adoption aims at the baseline even after later revisions change models."""
+    scratch = create_engine("sqlite://", poolclass=pool.StaticPool)
+    try:
+        with scratch.begin() as conn:
+            command.upgrade(alembic_config(conn), BASELINE)
+            meta = MetaData()
+            meta.reflect(conn)
+    finally:
+        scratch.dispose()
+    meta.remove(meta.tables["alembic_version"])
+    return meta
+
+
+def _adopt(conn: Connection) -> None:
+    """Add what a create_all database lacks of the baseline (tables, columns, indexes added to the models
+    since it was made), then stamp it at the baseline. Definitions come from the models where they still
+    hold the table or column, else from the baseline itself."""
+    baseline = _baseline_schema()
+    insp = inspect(conn)
+    present = set(insp.get_table_names())
+    ops = Operations(MigrationContext.configure(conn))
+    for name, table in baseline.tables.items():
+        model = SQLModel.metadata.tables.get(name)
+        if name not in present:
+            (model if model is not None else table).create(conn)
+            continue
+        have = {c["name"] for c in insp.get_columns(name)}
+        for col in table.columns:
+            if col.name not in have:
+                source = model.c[col.name] if model is not None and col.name in model.c else col
+                ops.add_column(name, _addable(name, source, conn))
+        have_ix = {ix["name"] for ix in insp.get_indexes(name)}
+        for ix in table.indexes:
+            if ix.name is not None and ix.name not in have_ix:
+                ops.create_index(ix.name, name, [c.name for c in ix.columns], unique=bool(ix.unique))
+    command.stamp(alembic_config(conn), BASELINE)
+
+
+def _addable(table: str, col: Column[Any], conn: Connection) -> Column[Any]:
+    """``col`` ready for ALTER TABLE ADD COLUMN: a NOT NULL column gets its model default as a server
+    default, which fills the rows already there."""
+    new: Column[Any] = col._copy()
+    if new.nullable or new.server_default is not None:
+        return new
+    default: Any = getattr(col.default, "arg", None)
+    if callable(default):
+        default = default(None)  # SQLAlchemy wraps zero-argument factories to take a context
+    if default is None:
+        raise StateError(f"cannot add NOT NULL column {col.name!r}: it has no default to fill existing rows",
+                         system="database", object=table, hint="add it by hand, then run `dco db upgrade`")
+    value = literal(default, type_=col.type).compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+    new.server_default = DefaultClause(text(str(value)))
+    return new
 
 
 @contextmanager

@@ -1,0 +1,164 @@
+"""Schema migrations: upgrading an empty database gives exactly the models' schema (on SQLite and on the
+real PostgreSQL), a database an earlier dcoflow made with create_all is adopted and keeps its rows, and a
+second upgrade changes nothing. A model changed without a migration fails the first test."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Column, Engine, Integer, MetaData, event, inspect, pool, select, text
+from sqlmodel import Session, SQLModel, create_engine
+from typer.testing import CliRunner
+
+import models.tables  # noqa: F401  (registers every table)
+from core.db import alembic_config, dispose_engines, head_revision, init_db, schema_status, session_scope
+from flows.cli.db import app as db_app
+from models.emulation import EmulationOutcome, Outcome
+
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database: a SQLite file, or a uniquely named PostgreSQL database dropped afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'dco.db'}"
+        dispose_engines()
+        return
+    name = f"dco_mig_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT", poolclass=pool.NullPool)
+        with admin.connect() as c:
+            c.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        pytest.skip(f"PostgreSQL on 127.0.0.1:5432 unreachable: {exc}")
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        dispose_engines()
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture()
+def engine(db_url: str) -> Iterator[Engine]:
+    eng = create_engine(db_url, poolclass=pool.NullPool)
+    yield eng
+    eng.dispose()
+
+
+def _diffs(engine: Engine, metadata: MetaData = SQLModel.metadata) -> list[Any]:
+    with engine.connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        return [d for d in compare_metadata(ctx, metadata) if not _is_version_table(d)]
+
+
+def _is_version_table(diff: Any) -> bool:
+    return isinstance(diff, tuple) and diff[0] == "remove_table" and diff[1].name == "alembic_version"
+
+
+def _ddl_during(engine: Engine, call: Any) -> list[str]:
+    """The statements other than reads that ``call`` sent to the database."""
+    sent: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        sent.append(statement.strip())
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        call()
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    reads = ("SELECT", "PRAGMA", "BEGIN", "WITH", "SHOW")
+    return [s for s in sent if not s.upper().startswith(reads)]
+
+
+def test_empty_database_upgrades_to_exactly_the_models(engine: Engine) -> None:
+    init_db(engine)
+    assert schema_status(engine).current == head_revision()
+    assert _diffs(engine) == []
+    # The comparison is live: a column the models have and no migration made shows up.
+    changed = MetaData()
+    for table in SQLModel.metadata.sorted_tables:
+        table.to_metadata(changed)
+    changed.tables["emulation_outcome"].append_column(Column("added_without_migration", Integer))
+    assert [d[0] for d in _diffs(engine, changed)] == ["add_column"]
+
+
+def test_create_all_database_is_adopted_and_keeps_its_rows(engine: Engine, db_url: str) -> None:
+    SQLModel.metadata.create_all(engine)
+    # As an older dcoflow left it: before emulation_outcome.compromise, and before meetings had items.
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE meeting_item"))
+        conn.execute(text("DROP INDEX ix_emulation_outcome_tool"))
+        conn.execute(text("ALTER TABLE emulation_outcome DROP COLUMN compromise"))
+        conn.execute(text(
+            "INSERT INTO emulation_outcome (dco_id, step_id, technique_id, tool, version, outcome, operator, "
+            "source, telemetry, recorded_at) VALUES ('dco-old', 's1', 'T1003.001', 'EDR', 1, 'ALERTED', 'amy', "
+            "'MANUAL', :tel, :at)"), {"tel": json.dumps([]), "at": datetime(2026, 1, 2, tzinfo=UTC)})
+    status = schema_status(engine)
+    assert status.current is None and status.adopt
+
+    init_db(engine)
+
+    assert schema_status(engine).current == head_revision()
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == head_revision()
+    assert _diffs(engine) == []
+    with session_scope(db_url) as s:  # the normal engine path works on the adopted database
+        old = s.exec(select(EmulationOutcome).where(EmulationOutcome.dco_id == "dco-old")).scalars().one()
+        assert old.outcome == Outcome.ALERTED and old.compromise is False
+        s.add(EmulationOutcome(dco_id="dco-old", step_id="s1", technique_id="T1003.001", tool="EDR", version=2,
+                               outcome=Outcome.PREVENTED, operator="amy", compromise=True))
+    with Session(engine) as s:
+        rows = s.exec(select(EmulationOutcome.version, EmulationOutcome.compromise)
+                      .order_by(EmulationOutcome.version)).all()
+        assert [tuple(r) for r in rows] == [(1, False), (2, True)]
+
+
+def test_create_all_database_at_the_baseline_is_only_stamped(engine: Engine) -> None:
+    SQLModel.metadata.create_all(engine)
+    with engine.connect() as conn:
+        made = set(inspect(conn).get_table_names())
+    ddl = _ddl_during(engine, lambda: init_db(engine))
+    # The baseline was not run over it (no table it already had was created or altered), only stamped.
+    touched = [s for s in ddl if any(f" {t} " in f" {s} ".replace('"', " ").replace("(", " ") for t in made)]
+    assert touched == [], touched
+    assert any("INSERT INTO alembic_version" in s for s in ddl)
+    assert schema_status(engine).current == head_revision() and _diffs(engine) == []
+
+
+def test_second_upgrade_is_a_no_op(engine: Engine) -> None:
+    init_db(engine)
+    assert _ddl_during(engine, lambda: init_db(engine)) == []
+    # and alembic itself, past init_db's own check, finds nothing to do
+    with engine.begin() as conn:
+        assert _ddl_during(engine, lambda: command.upgrade(alembic_config(conn), "head")) == []
+    assert schema_status(engine).up_to_date and _diffs(engine) == []
+
+
+def test_cli_current_and_upgrade(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    runner = CliRunner()
+    before = runner.invoke(db_app, ["current", "--url", url, "--json"])
+    assert before.exit_code == 0, before.output
+    assert json.loads(before.output) | {"database": None} == {
+        "database": None, "current": None, "head": head_revision(), "pending": [head_revision()],
+        "adopt": False, "up_to_date": False}
+    done = runner.invoke(db_app, ["upgrade", "--url", url])
+    assert done.exit_code == 0 and f"upgraded from (none) to {head_revision()}" in done.output
+    again = runner.invoke(db_app, ["upgrade", "--url", url])
+    assert again.exit_code == 0 and f"already at {head_revision()}" in again.output
+    after = json.loads(runner.invoke(db_app, ["current", "--url", url, "--json"]).output)
+    assert after["current"] == head_revision() and after["up_to_date"] and after["pending"] == []
+    tables = inspect(create_engine(url)).get_table_names()
+    assert "emulation_outcome" in tables and "alembic_version" in tables

@@ -288,7 +288,7 @@ def _hunt_run(obj: Mapping[str, Any], ev: list[Evidence], out: EvidenceSet, inde
             continue
         for tid, dcs in informed.items():
             share = index.share(tid)
-            for dc in dcs:
+            for dc in sorted(dcs):  # a set: sorted, or the deciding line among equal claims varies by run
                 ev.append(Evidence(tid, K.TELEMETRY_SEEN, at, f"{obj['id']}#{channel}", value=share,
                                    detail=dc, dco_id=dco))
 

@@ -160,3 +160,17 @@ def test_stored_scores_keep_the_gap_rank_and_trend_orders_ties_by_dco(session: S
     assert [stored[g.technique_id] for g in result.gaps] == list(range(1, len(result.gaps) + 1))
     assert all(stored[tid] is None for tid in set(stored) - {g.technique_id for g in result.gaps})
     assert [p.dco_id for p in trend(session)] == sorted([first, second])
+
+
+def test_telemetry_evidence_comes_in_a_stable_order(catalog_fixture: Catalog) -> None:
+    from models.assessment import EvidenceKind
+    from tasks.assess.evidence import evidence_from_stix
+
+    evset = evidence_from_stix(hunts("d"), catalog_fixture, "d")
+    components: dict[str, list[str]] = {}
+    for ev in evset.evidence:
+        if ev.kind is EvidenceKind.TELEMETRY_SEEN and ev.source_ref.endswith("#Microsoft-Windows-Sysmon/Operational"):
+            components.setdefault(ev.technique_id, []).append(ev.detail)
+    several = [dcs for dcs in components.values() if len(dcs) > 1]
+    # the order decides which of equal claims is the deciding evidence: it must not vary with the hash seed
+    assert several and all(dcs == sorted(dcs) for dcs in several)

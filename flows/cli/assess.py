@@ -148,19 +148,27 @@ def layer(
 @app.command("trend")
 @handle_errors
 def trend_cmd(
-    svg: Annotated[Path | None, typer.Option(help="Also draw the trend chart here (SVG).")] = None,
+    svg: Annotated[Path | None, typer.Option(help="Also draw the trend chart here (SVG, one line per DCO).")] = None,
+    csv: Annotated[Path | None, typer.Option(help="Also write the trend table here (CSV, a row per DCO per run).")]
+    = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Mean visibility and detection of every assessment run, across DCOs, oldest first."""
     from core.db import session_scope
-    from tasks.assess.outputs import trend_svg
     from tasks.assess.scoring import trend
 
     with session_scope() as session:
         points = trend(session)
-    if svg is not None:
-        svg.parent.mkdir(parents=True, exist_ok=True)
-        svg.write_text(trend_svg(points), encoding="utf-8")
+    if svg is not None or csv is not None:
+        from tasks.assess.frames import trend_csv_frame, trend_frame
+        from tasks.assess.outputs import trend_svg, write_csv
+
+        frame = trend_frame(points)
+        if svg is not None:
+            svg.parent.mkdir(parents=True, exist_ok=True)
+            svg.write_text(trend_svg(frame), encoding="utf-8")
+        if csv is not None:
+            write_csv(trend_csv_frame(frame), csv)
     if as_json:
         print_json([{**dataclasses.asdict(p), "assessed_at": p.assessed_at.isoformat()} for p in points])
         return

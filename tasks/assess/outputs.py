@@ -2,24 +2,29 @@
 trend across DCOs), Navigator layers, and Prefect artifacts (markdown summary + gap table).
 
 Everything is built from the stored score log (TechniqueScore rows), so publishing can run after
-the fact and the CLI shows exactly what the flow wrote. Charts are plain SVG written here: no
-plotting dependency, and they open in any browser or slide tool.
+the fact and the CLI shows exactly what the flow wrote. The tables are pandas DataFrames
+(tasks/assess/frames.py); the XLSX goes through pandas' xlsxwriter engine and carries the DCO's
+marking (TLP + classification) on its first and last rows and in the print header and footer, as the
+reporting outputs do. Charts are plain SVG written here: no plotting dependency, and they open in any
+browser or slide tool.
 """
 
 from __future__ import annotations
 
-import csv
 import json
+import math
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import pandas as pd
 from prefect import task
 from sqlmodel import Session
 
 from core.errors import NotFoundError
-from models.assessment import DETECTION_MAX, DETECTION_MIN, threat_relevance
+from models.assessment import DETECTION_MAX, DETECTION_MIN, VISIBILITY_MAX, VISIBILITY_MIN, threat_relevance
 from models.assessment_rows import TechniqueScore
 from models.attack import Catalog
 from models.navigator import (
@@ -32,88 +37,123 @@ from models.navigator import (
     threat_layer,
 )
 from models.repository import get_operation
-from tasks.assess.scoring import TrendPoint, latest_scores, trend
+from tasks.assess.frames import (
+    LEVELS,
+    coverage_frame,
+    coverage_records,
+    tactic_table,
+    trend_csv_frame,
+    trend_frame,
+    trend_pivot,
+)
+from tasks.assess.scoring import latest_scores, trend
 
-COLUMNS = ["technique_id", "name", "tactics", "visibility", "detection", "priority", "relevance", "evidence",
-           "assessed_at", "deciding_evidence"]
+if TYPE_CHECKING:
+    from tasks.reporting.briefing import MarkingFacts
+
+VISIBILITY_COLORS = ["#f7fbff", "#2c7bb6"]
+#: Line colours of the trend chart, one per DCO (cycled); colour-blind safe (Okabe–Ito).
+SERIES_COLORS = ["#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#f0e442", "#000000"]
 
 
 def coverage_rows(scores: Sequence[TechniqueScore], catalog: Catalog) -> list[dict[str, Any]]:
-    rows = []
-    for s in sorted(scores, key=lambda r: (-r.priority, r.technique_id)):
-        tech = catalog.get_technique(s.technique_id)
-        deciding = [line[3:] for line in s.explanation.get("detection", []) if line.startswith("=> ")]
-        rows.append({
-            "technique_id": s.technique_id,
-            "name": tech.name if tech else "(not in this ATT&CK release)",
-            "tactics": ", ".join(tech.tactics) if tech else "",
-            "visibility": s.visibility, "detection": s.detection, "priority": s.priority, "relevance": s.relevance,
-            "evidence": s.evidence_count, "assessed_at": s.assessed_at.isoformat(),
-            "deciding_evidence": deciding[0] if deciding else "",
-        })
-    return rows
+    """The coverage table as JSON records (``frames.COLUMNS``), gaps first by rank."""
+    return coverage_records(coverage_frame(scores, catalog))
 
 
-def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> Path:
+def write_csv(frame: pd.DataFrame, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
+    frame.to_csv(path, index=False, lineterminator="\n", encoding="utf-8")
     return path
 
 
-def write_xlsx(rows: Sequence[dict[str, Any]], path: Path) -> Path:
-    import xlsxwriter  # type: ignore[import-untyped]
+def tactic_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The tactic pivot as a flat table (CSV, XLSX): the tactic a column, levels named."""
+    return table.rename(columns={lv: f"detection {lv}" for lv in LEVELS}).reset_index()
 
+
+def write_xlsx(frame: pd.DataFrame, path: Path, marking: MarkingFacts, *, title: str = "coverage",
+               tactics: pd.DataFrame | None = None, created: datetime | None = None) -> Path:
+    """The coverage table (and the tactic pivot) as a marked workbook.
+
+    ``created`` fixes the document date (the assessment's), so the same assessment gives the same bytes.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    book = xlsxwriter.Workbook(str(path))
-    sheet = book.add_worksheet("coverage")
-    bold = book.add_format({"bold": True})
-    for c, name in enumerate(COLUMNS):
-        sheet.write(0, c, name, bold)
-    for r, row in enumerate(rows, start=1):
-        for c, name in enumerate(COLUMNS):
-            sheet.write(r, c, row[name])
-    if rows:
-        det = COLUMNS.index("detection")
-        sheet.conditional_format(1, det, len(rows), det, {
-            "type": "3_color_scale", "min_type": "num", "min_value": DETECTION_MIN, "min_color": DETECTION_COLORS[0],
-            "mid_type": "num", "mid_value": 2, "mid_color": DETECTION_COLORS[2],
-            "max_type": "num", "max_value": DETECTION_MAX, "max_color": DETECTION_COLORS[-1]})
-    sheet.autofilter(0, 0, max(1, len(rows)), len(COLUMNS) - 1)
-    sheet.freeze_panes(1, 1)
-    book.close()
+    with pd.ExcelWriter(path, engine="xlsxwriter") as writer:
+        book = writer.book
+        props: dict[str, Any] = {"title": f"Coverage — {title}", "keywords": marking.label,
+                                 "comments": marking.banner}
+        if created is not None:
+            # xlsxwriter writes the date as UTC and takes a naive datetime
+            props["created"] = (created.astimezone(UTC) if created.tzinfo else created).replace(tzinfo=None)
+        book.set_properties(props)
+        sheet = _marked_sheet(writer, "coverage", frame, marking)
+        if len(frame):
+            last = len(frame) + 1
+            det, vis = frame.columns.get_loc("detection"), frame.columns.get_loc("visibility")
+            sheet.conditional_format(2, det, last, det, {
+                "type": "3_color_scale", "min_type": "num", "min_value": DETECTION_MIN,
+                "min_color": DETECTION_COLORS[0], "mid_type": "num", "mid_value": 2, "mid_color": DETECTION_COLORS[2],
+                "max_type": "num", "max_value": DETECTION_MAX, "max_color": DETECTION_COLORS[-1]})
+            sheet.conditional_format(2, vis, last, vis, {
+                "type": "2_color_scale", "min_type": "num", "min_value": VISIBILITY_MIN,
+                "min_color": VISIBILITY_COLORS[0], "max_type": "num", "max_value": VISIBILITY_MAX,
+                "max_color": VISIBILITY_COLORS[-1]})
+        for name, width in (("name", 40), ("tactics", 28), ("assessed_at", 26), ("deciding_evidence", 90)):
+            if name in frame.columns:
+                c = frame.columns.get_loc(name)
+                sheet.set_column(c, c, width)
+        sheet.set_column(0, 0, 12)
+        if tactics is not None:
+            _marked_sheet(writer, "tactics", tactic_rows(tactics), marking).set_column(0, 0, 22)
     return path
 
 
-def heatmap_svg(scores: Sequence[TechniqueScore], catalog: Catalog, title: str) -> str:
-    """Tactics (kill-chain order) × detection level: how many techniques sit in each cell."""
-    levels = list(range(DETECTION_MIN, DETECTION_MAX + 1))
-    tactics = [t.shortname for t in catalog.tactics]
-    counts: dict[tuple[str, int], int] = {}
-    for s in scores:
-        tech = catalog.get_technique(s.technique_id)
-        for tac in (tech.tactics if tech else ["(unknown)"]):
-            if tac not in tactics:
-                tactics.append(tac)
-            key = (tac, round(s.detection))
-            counts[key] = counts.get(key, 0) + 1
-    used = [t for t in tactics if any(counts.get((t, lv)) for lv in levels)]
-    top = max(counts.values(), default=1)
-    cw, ch, left, head = 56, 22, 190, 60
-    width, height = left + cw * len(levels) + 20, head + ch * len(used) + 30
+def _marked_sheet(writer: pd.ExcelWriter, name: str, frame: pd.DataFrame, marking: MarkingFacts) -> Any:
+    """Write ``frame`` from row 3 under a marking banner and a formatted header, the banner again
+    after the last row, and the marking in the print header and footer (as tasks/reporting/meetings.py)."""
+    frame.to_excel(writer, sheet_name=name, startrow=2, header=False, index=False, na_rep="")
+    book, sheet = writer.book, writer.sheets[name]
+    banner = book.add_format({"bold": True, "font_color": "#FFFFFF", "bg_color": "#000000"})
+    head = book.add_format({"bold": True, "bg_color": "#F2F2F2", "border": 1})
+    ncol = len(frame.columns)
+    # Excel header/footer codes: &C centre section; ampersands in the text must be doubled.
+    code = marking.banner.replace("&", "&&")
+    sheet.set_header(f"&C{code}")
+    sheet.set_footer(f"&C{code} — page &P of &N")
+    sheet.merge_range(0, 0, 0, ncol - 1, marking.banner, banner)
+    for c, column in enumerate(frame.columns):
+        sheet.write(1, c, str(column), head)
+    last = len(frame) + 1
+    sheet.merge_range(last + 2, 0, last + 2, ncol - 1, marking.banner, banner)
+    sheet.autofilter(1, 0, max(2, last), ncol - 1)
+    sheet.freeze_panes(2, 1)
+    return sheet
+
+
+def heatmap_svg(table: pd.DataFrame, title: str) -> str:
+    """Tactics (rows, as ``frames.tactic_table`` orders them) × detection level: how many techniques
+    sit in each cell, and each tactic's technique count and mean/min scores on the right."""
+    counts = table[LEVELS]
+    top = max(int(counts.to_numpy().max()) if len(table) else 1, 1)
+    stats = [("techniques", "techniques", "{:.0f}"), ("mean_visibility", "mean vis.", "{:.2f}"),
+             ("mean_detection", "mean det.", "{:.2f}"), ("min_detection", "min det.", "{:.1f}")]
+    cw, ch, left, head, sw = 56, 22, 190, 60, 72
+    grid_right = left + cw * len(LEVELS)
+    width, height = grid_right + 16 + sw * len(stats) + 10, head + ch * len(table) + 30
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
            f'font-size="12"><title>{escape(title)}</title>',
            f'<text x="10" y="20" font-size="15" font-weight="bold">{escape(title)}</text>',
            f'<text x="{left}" y="40">detection score (−1 none … 5 excellent)</text>']
-    for j, lv in enumerate(levels):
+    for j, lv in enumerate(LEVELS):
         out.append(f'<text x="{left + j * cw + cw / 2}" y="{head - 4}" text-anchor="middle">{lv}</text>')
-    for i, tac in enumerate(used):
+    for k, (_, label, _) in enumerate(stats):
+        out.append(f'<text x="{grid_right + 16 + k * sw + sw / 2}" y="{head - 4}" text-anchor="middle">{label}</text>')
+    for i, (tac, row) in enumerate(table.iterrows()):
         y = head + i * ch
-        out.append(f'<text x="{left - 6}" y="{y + 15}" text-anchor="end">{escape(tac)}</text>')
-        for j, lv in enumerate(levels):
-            n = counts.get((tac, lv), 0)
+        out.append(f'<text x="{left - 6}" y="{y + 15}" text-anchor="end">{escape(str(tac))}</text>')
+        for j, lv in enumerate(LEVELS):
+            n = int(row[lv])
             fill = interpolate(["#f7fbff", "#08306b"], 0, top, n) if n else "#ffffff"
             ink = "#ffffff" if n > top / 2 else "#000000"
             out.append(f'<rect x="{left + j * cw}" y="{y}" width="{cw - 2}" height="{ch - 2}" fill="{fill}" '
@@ -121,41 +161,63 @@ def heatmap_svg(scores: Sequence[TechniqueScore], catalog: Catalog, title: str) 
             if n:
                 out.append(f'<text x="{left + j * cw + cw / 2}" y="{y + 15}" text-anchor="middle" '
                            f'fill="{ink}">{n}</text>')
+        for k, (column, _, fmt) in enumerate(stats):
+            out.append(f'<text x="{grid_right + 16 + k * sw + sw / 2}" y="{y + 15}" text-anchor="middle">'
+                       f'{fmt.format(float(row[column]))}</text>')
     out.append("</svg>")
     return "\n".join(out)
 
 
-def trend_svg(points: Sequence[TrendPoint], title: str = "Detection trend across DCOs") -> str:
-    """Mean detection and visibility per assessment run, oldest to newest, labelled by DCO."""
-    width, height, pad = 760, 320, 50
-    n = max(len(points), 1)
+def trend_svg(frame: pd.DataFrame, title: str = "Detection trend across DCOs") -> str:
+    """Mean detection (solid) and visibility (dashed) per DCO over its assessment runs.
+
+    ``frame`` is ``frames.trend_frame``; pivoted to one series per DCO on a shared time axis (every
+    distinct assessment moment, oldest to newest), so DCOs assessed together line up and no line
+    jumps from one DCO to another.
+    """
+    detection, visibility = trend_pivot(frame, "mean_detection"), trend_pivot(frame, "mean_visibility")
+    moments: list[pd.Timestamp] = list(detection.index)
+    dcos: list[str] = [str(d) for d in detection.columns]
+    legend_w = 220
+    width, pad = 760 + legend_w, 50
+    height = max(320, 80 + 18 * (len(dcos) + 2))
+    plot_right = width - legend_w - pad
+    n = max(len(moments), 1)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
            f'font-size="11"><title>{escape(title)}</title>',
            f'<text x="10" y="20" font-size="15" font-weight="bold">{escape(title)}</text>']
 
     def xy(i: int, value: float) -> tuple[float, float]:
-        x = pad + (width - 2 * pad) * (i / max(n - 1, 1))
+        x = pad + (plot_right - pad) * (i / max(n - 1, 1))
         y = height - pad - (height - 2 * pad) * ((value - DETECTION_MIN) / (DETECTION_MAX - DETECTION_MIN))
         return round(x, 1), round(y, 1)
 
     for lv in range(DETECTION_MIN, DETECTION_MAX + 1):
         _, y = xy(0, lv)
-        out.append(f'<line x1="{pad}" y1="{y}" x2="{width - pad}" y2="{y}" stroke="#eeeeee"/>'
+        out.append(f'<line x1="{pad}" y1="{y}" x2="{plot_right}" y2="{y}" stroke="#eeeeee"/>'
                    f'<text x="{pad - 8}" y="{y + 4}" text-anchor="end">{lv}</text>')
-    for attr, color, label in (("mean_detection", "#1a9850", "mean detection"),
-                               ("mean_visibility", "#2c7bb6", "mean visibility")):
-        coords = [xy(i, getattr(p, attr)) for i, p in enumerate(points)]
-        if coords:
+    lx = width - legend_w + 10
+    out.append(f'<text x="{lx}" y="40">solid: mean detection</text>'
+               f'<text x="{lx}" y="56">dashed: mean visibility</text>')
+    for k, dco in enumerate(dcos):
+        color = SERIES_COLORS[k % len(SERIES_COLORS)]
+        for pivot, dash in ((detection, ""), (visibility, ' stroke-dasharray="5,3"')):
+            coords = [xy(i, float(v)) for i, v in enumerate(pivot[dco]) if not math.isnan(v)]
+            if not coords:
+                continue
             path = " ".join(f"{x},{y}" for x, y in coords)
-            out.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2"/>')
+            out.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2"{dash}>'
+                       f'<title>{escape(dco)}</title></polyline>')
             out.extend(f'<circle cx="{x}" cy="{y}" r="3" fill="{color}"/>' for x, y in coords)
-        ly = 40 if attr == "mean_detection" else 56
-        out.append(f'<rect x="{width - 170}" y="{ly - 9}" width="10" height="10" fill="{color}"/>'
-                   f'<text x="{width - 155}" y="{ly}">{label}</text>')
-    for i, p in enumerate(points):
+        ly = 78 + 18 * k
+        out.append(f'<rect x="{lx}" y="{ly - 9}" width="10" height="10" fill="{color}"/>'
+                   f'<text x="{lx + 15}" y="{ly}">{escape(dco[:32])}</text>')
+    same_day = len({m.date() for m in moments}) < len(moments)
+    for i, moment in enumerate(moments):
         x, _ = xy(i, DETECTION_MIN)
-        out.append(f'<text x="{x}" y="{height - pad + 16}" text-anchor="middle">{escape(p.dco_id[:18])}</text>'
-                   f'<text x="{x}" y="{height - pad + 30}" text-anchor="middle">{p.assessed_at:%Y-%m-%d}</text>')
+        out.append(f'<text x="{x}" y="{height - pad + 16}" text-anchor="middle">{moment:%Y-%m-%d}</text>')
+        if same_day:
+            out.append(f'<text x="{x}" y="{height - pad + 30}" text-anchor="middle">{moment:%H:%M}</text>')
     out.append("</svg>")
     return "\n".join(out)
 
@@ -227,24 +289,31 @@ def publish(session: Session, dco_id: str, catalog: Catalog, output_dir: Path) -
         raise NotFoundError("no assessment yet", object=op.id, hint=f"run `dco assess run {op.id}` first")
     folder = output_dir / op.id / "assessment"
     folder.mkdir(parents=True, exist_ok=True)
-    rows = coverage_rows(scores, catalog)
-    files = {"csv": write_csv(rows, folder / "coverage.csv"), "xlsx": write_xlsx(rows, folder / "coverage.xlsx")}
-    files["heatmap"] = folder / "heatmap.svg"
-    files["heatmap"].write_text(heatmap_svg(scores, catalog, f"{op.name}: detection by tactic"), encoding="utf-8")
+    from tasks.reporting.briefing import MarkingFacts  # reporting imports the assessment: not at module load
+
+    frame, tactics = coverage_frame(scores, catalog), tactic_table(scores, catalog)
+    files = {"csv": write_csv(frame, folder / "coverage.csv"),
+             "xlsx": write_xlsx(frame, folder / "coverage.xlsx", MarkingFacts.of(op.dco.marking), title=op.name,
+                                tactics=tactics, created=scores[0].assessed_at),
+             "tactics": write_csv(tactic_rows(tactics), folder / "tactics.csv"),
+             "heatmap": folder / "heatmap.svg"}
+    files["heatmap"].write_text(heatmap_svg(tactics, f"{op.name}: detection by tactic"), encoding="utf-8")
     kinds = ["coverage", "gaps", "threat"] + (["compare"] if latest_scores(session, op.id, back=1) else [])
     for kind in kinds:
         path = folder / f"layer-{kind}.json"
         path.write_text(json.dumps(build_layer(session, op.id, catalog, kind), indent=1), encoding="utf-8")
         files[f"layer-{kind}"] = path
-    _artifacts(op.id, rows)
+    _artifacts(op.id, coverage_records(frame))
     return {k: str(v) for k, v in files.items()}
 
 
-def publish_trend(session: Session, output_dir: Path) -> Path:
-    path = output_dir / "trend.svg"
+def publish_trend(session: Session, output_dir: Path) -> dict[str, Path]:
+    """The trend across every DCO's assessment runs: ``trend.csv`` (one row per DCO per run) and ``trend.svg``."""
+    frame = trend_frame(trend(session))
     output_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(trend_svg(trend(session)), encoding="utf-8")
-    return path
+    svg = output_dir / "trend.svg"
+    svg.write_text(trend_svg(frame), encoding="utf-8")
+    return {"trend": svg, "trend-csv": write_csv(trend_csv_frame(frame), output_dir / "trend.csv")}
 
 
 def _artifacts(dco_id: str, rows: Sequence[dict[str, Any]]) -> None:
@@ -269,7 +338,7 @@ def _publish_task(dco_id: str, output_dir: str, attack_source: str | None = None
     catalog = load_catalog(attack_source)
     with session_scope() as session:
         files = publish(session, dco_id, catalog, Path(output_dir))
-        files["trend"] = str(publish_trend(session, Path(output_dir)))
+        files.update({k: str(v) for k, v in publish_trend(session, Path(output_dir)).items()})
         return files
 
 

@@ -56,7 +56,7 @@ def test_publish_writes_table_charts_and_layers(settings: Settings, catalog_fixt
         put_objects(session, [outcome(dco, "s1-retest", "edr", "T1059.001", "alerted", T3, T3)], dco)
         assess_dco(session, dco, catalog_fixture, datetime(2026, 6, 2, tzinfo=UTC))
         files = publish(session, dco, catalog_fixture, tmp_path)
-        trend_file = publish_trend(session, tmp_path)
+        trend_files = publish_trend(session, tmp_path)
     rows = list(csv.DictReader(Path(files["csv"]).read_text().splitlines()))
     by_id = {r["technique_id"]: r for r in rows}
     assert float(by_id["T1003.001"]["detection"]) >= 2.5 and "triage-tp" in by_id["T1003.001"]["deciding_evidence"]
@@ -64,7 +64,7 @@ def test_publish_writes_table_charts_and_layers(settings: Settings, catalog_fixt
     assert Path(files["xlsx"]).stat().st_size > 1000
     heat = ElementTree.parse(files["heatmap"]).getroot()
     assert "credential-access" in ElementTree.tostring(heat, encoding="unicode")
-    ElementTree.parse(trend_file)
+    ElementTree.parse(trend_files["trend"])
     for kind in ("coverage", "gaps", "threat", "compare"):
         loads_in_mitreattack(Path(files[f"layer-{kind}"]))
     compare = json.loads(Path(files["layer-compare"]).read_text())

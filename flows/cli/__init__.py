@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from flows.cli import assess, attack, brief, emulate, followup, hunt, ops
+from flows.cli import assess, attack, brief, db, emulate, followup, hunt, ops
 from flows.cli.output import console, handle_errors, print_json
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app.add_typer(emulate.app, name="emulate")
 app.add_typer(assess.app, name="assess")
 app.add_typer(followup.app, name="followup")
 app.add_typer(brief.app)
+app.add_typer(db.app, name="db")
 
 
 @app.command("plan")

@@ -83,3 +83,26 @@ def test_hunt_flow_uses_the_dco_hunt_plan(prefect_harness: None, shared_dir: Pat
     assert again["run_id"] == result["run_id"]
     with session_scope() as s:
         assert len(list(s.exec(select(HuntRun)))) == 1 and len(latest_objects(s, dco, ["sighting"])) == 2
+
+
+@pytest.mark.prefect
+def test_sweep_hunts_only_conducting_dcos(prefect_harness: None, shared_dir: Path, dco: str, catalog: Any) -> None:
+    """The scheduled sweep runs the hunt plan of every DCO in state conducting, and only those."""
+    from flows.hunt import SweepParameters, hunt_sweep
+    from models.operation import DcoState
+    from models.repository import get_operation, transition
+
+    _plan(dco)
+    params = SweepParameters(data=[str(shared_dir / LSASS_ZIP)], rules_path=[str(shared_dir / "sigma/rules/windows")],
+                             attack_source=str(shared_dir / "attack/enterprise-attack-18.1.json.gz"))
+    assert hunt_sweep(params) == []  # still a draft: nothing to sweep
+    with session_scope() as s:
+        op = get_operation(s, dco)
+        for state in (DcoState.PLANNED, DcoState.APPROVED, DcoState.CONDUCTING):
+            transition(s, op, state, "tester")
+    [result] = hunt_sweep(params)
+    assert result["dco"] == dco and result["status"] == "completed" and result["hits"] == 2
+    [again] = hunt_sweep(params)  # same hour: the same run, nothing recorded twice
+    assert again["run_id"] == result["run_id"]
+    with session_scope() as s:
+        assert len(latest_objects(s, dco, ["sighting"])) == 2

@@ -63,11 +63,17 @@ def plan_dco(
     logger = get_run_logger()
     spec = _spec(operation, operation_file)
     catalog = load_catalog(attack_source)
-    dco_id = register_operation_task(spec, actor)
     ctid = load_ctid_task(spec)
     atomics, rules, content_warnings = load_content_task()
-    plan = make_plan_task(dco_id, spec, catalog, atomics, rules, ctid)
+    # Plan before storing anything: a bad threat profile (unknown group…) fails here and leaves the
+    # stored DCO and its previous plan as they were.
+    try:
+        plan = make_plan_task(spec.slug, spec, catalog, atomics, rules, ctid)
+    except ValidationError as exc:  # name the operation file, as for any other bad field in it
+        raise ValidationError(exc.reason, object=operation_file or exc.object, field=exc.field,
+                              suggestions=exc.suggestions) from exc
     plan.selection.warnings.extend(content_warnings)
+    dco_id = register_operation_task(spec, actor)
     with session_scope() as session:
         store_plan(session, plan, actor)
     emit_dco_event(dco_id, "phase.planned", {"summary": plan.summary})

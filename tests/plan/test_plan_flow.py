@@ -58,3 +58,27 @@ def test_plan_flow_exports_and_waits_for_approval(prefect_harness: None, setting
     with get_client(sync_client=True) as client:
         art = client.read_artifacts()
         assert any((a.key or "").startswith("plan-apt29") for a in art)
+
+
+def test_bad_replan_keeps_what_is_stored(prefect_harness: None, settings: Any, tmp_path: Path) -> None:
+    """Re-planning with an unknown group fails with a clear error and loses nothing already stored."""
+    import pytest
+    import yaml
+
+    from core.errors import ValidationError
+    from models.plan import PlanRecord
+
+    first = plan_dco(operation_file=str(DEMO_OPERATION), output_dir=str(tmp_path), actor="planner")
+    with session_scope() as s:
+        before = (get_operation(s, first["dco"]).spec, s.get(PlanRecord, first["dco"]).techniques)  # type: ignore[union-attr]
+    data = yaml.safe_load(DEMO_OPERATION.read_text())
+    data["threat_profile"]["groups"] = ["APT29", "Cozy Bare"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    with pytest.raises(ValidationError) as err:
+        plan_dco(operation_file=str(bad), output_dir=str(tmp_path), actor="planner")
+    assert err.value.field == "threat_profile.groups[1]" and "APT29" in err.value.suggestions  # Cozy Bear's group
+    assert str(bad) in err.value.message
+    with session_scope() as s:
+        after = (get_operation(s, first["dco"]).spec, s.get(PlanRecord, first["dco"]).techniques)  # type: ignore[union-attr]
+    assert after == before

@@ -15,6 +15,7 @@ from typing import Any
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field as SqlField
 from sqlmodel import SQLModel
 
@@ -187,7 +188,10 @@ class EmulationOutcome(SQLModel, table=True):
     tool: str = SqlField(index=True, max_length=120)
     version: int = 1
     outcome: Outcome
-    severity: Severity | None = None
+    # Its own PostgreSQL type: followup's Severity shares the class name, so the default name `severity`
+    # would be one type for two label sets (see migration 0002).
+    severity: Severity | None = SqlField(default=None,
+                                         sa_column=Column(SAEnum(Severity, name="outcome_severity"), nullable=True))
     attack_start: datetime | None = None
     attack_stop: datetime | None = None
     detected_at: datetime | None = None

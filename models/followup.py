@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field as SqlField
 from sqlmodel import SQLModel
 
@@ -248,7 +249,9 @@ class Incident(SQLModel, table=True):
     observed_data_ids: list[str] = SqlField(default_factory=list, sa_column=Column(JSON, nullable=False))
     host: str | None = SqlField(default=None, max_length=255)
     summary: str
-    severity: Severity
+    # Named apart from emulation's Severity (which has INFO): by class name both would be PostgreSQL type
+    # `severity`, and the incident column would get whichever labels were created first.
+    severity: Severity = SqlField(sa_column=Column(SAEnum(Severity, name="incident_severity"), nullable=False))
     stix_id: str = SqlField(max_length=120)
     status: IncidentStatus = IncidentStatus.PENDING
     external_ref: str | None = SqlField(default=None, max_length=120, description="TheHive alert id")

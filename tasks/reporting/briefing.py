@@ -25,6 +25,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session
 
+from core.errors import NotFoundError
 from models.assessment_rows import TechniqueScore
 from models.attack import Catalog
 from models.emulation import Outcome
@@ -406,7 +407,7 @@ def _components(catalog: Catalog, technique_id: str) -> tuple[str, ...]:
     for cid in tech.data_component_ids:
         try:
             names.append(catalog.data_component(cid).name)
-        except Exception:  # a component the release does not describe: keep its id
+        except NotFoundError:  # a component the release does not describe: keep its id
             names.append(cid)
     return tuple(names)
 
@@ -573,7 +574,7 @@ def _action_plain(a: Action, name: str, catalog: Catalog) -> str:
     if a.mitigation_id:
         try:
             measure = catalog.mitigation(a.mitigation_id).name
-        except Exception:  # a mitigation the loaded release does not have: its id is all we know
+        except NotFoundError:  # a mitigation the loaded release does not have: its id is all we know
             measure = a.mitigation_id
         return f"{measure} against {name}"
     if a.detection_task is not None:

@@ -21,6 +21,7 @@ from core.db import session_scope
 from models.followup import FindingInput, GapInput, RetestStatus, as_utc
 from models.operation import utcnow
 from models.repository import get_operation
+from tasks.events import emit
 from tasks.follow_up import events
 from tasks.follow_up.actions import action_row, list_actions, plan_actions_task
 from tasks.follow_up.escalation import escalate_task, findings_from_store
@@ -69,7 +70,7 @@ def follow_up(
             )
             retest_id = retest.id
             if retest.status == RetestStatus.SCHEDULED:
-                events.emit(events.RETEST_SCHEDULED, dco_id, {
+                emit(events.RETEST_SCHEDULED, dco_id, {
                     "retest": retest.id, "techniques": techniques,
                     "scheduled_for": as_utc(retest.scheduled_for).isoformat(),
                 })
@@ -81,7 +82,7 @@ def follow_up(
     with session_scope() as session:
         overdue = [action_row(a) for a in list_actions(session, dco_id=dco_id, overdue_only=True)]
     if overdue:
-        events.emit(events.ACTIONS_OVERDUE, dco_id, {"actions": [a["id"] for a in overdue]})
+        emit(events.ACTIONS_OVERDUE, dco_id, {"actions": [a["id"] for a in overdue]})
     return {
         "dco": dco_id, "risks": len(risks), "actions": len(planned["actions"]), "overdue": len(overdue),
         "retest": retest_id, "expired_acceptance_retests": expired, "findings": emitted,
@@ -97,7 +98,7 @@ def escalate(
     """Open an incident per confirmed finding of the DCO and deliver it (webhook, TheHive); pending ones retry."""
     incidents = escalate_task(dco, force=force)
     for i in incidents:
-        events.emit(events.INCIDENT_STATUS.format(status=i["status"]), i["dco"], {
+        emit(events.INCIDENT_STATUS.format(status=i["status"]), i["dco"], {
             "incident": i["id"], "finding_key": i["finding_key"], "attempts": i["attempts"],
             "external_ref": i["external_ref"], "last_error": i["last_error"],
         })
@@ -117,7 +118,7 @@ def run_due_retests(
         for entry in report:
             if entry["status"] in ("passed", "failed"):
                 r = get_retest(session, entry["retest"])
-                events.emit(events.RETEST_COMPLETED.format(status=entry["status"]), r.dco_id, {
+                emit(events.RETEST_COMPLETED.format(status=entry["status"]), r.dco_id, {
                     "retest": r.id, "results": r.results, **entry.get("changed", {}),
                 })
     return report

@@ -9,20 +9,16 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import task
-from prefect.events import emit_event
 
 from core.db import session_scope
 from models.operation import DcoSpec, DcoState
 from models.repository import create_operation, get_operation, transition
+from tasks import events
 
 
 def emit_dco_event(dco_id: str, name: str, payload: dict[str, Any] | None = None) -> None:
-    """Emit ``dco.<name>`` about a DCO; a no-op outside a Prefect-connected process."""
-    emit_event(
-        event=f"dco.{name}",
-        resource={"prefect.resource.id": f"dco.{dco_id}", "prefect.resource.name": dco_id},
-        payload=payload or {},
-    )
+    """Emit ``dco.<name>`` about a DCO."""
+    events.emit(f"dco.{name}", dco_id, payload)
 
 
 def register_operation(spec: DcoSpec, actor: str) -> str:

@@ -12,7 +12,7 @@ from core.db import session_scope
 from flows.cli.output import console, handle_errors, print_json, table
 from models.operation import DcoState
 from models.plan import EmulationStep, HuntHypothesis, PlanRecord
-from models.repository import audit_trail, create_operation, get_operation, list_operations, transition
+from models.repository import audit_trail, create_operation, get_operation, list_operations
 
 app = typer.Typer(help="Create, plan, approve and inspect Defensive Cyberspace Operations.", no_args_is_help=True)
 
@@ -118,10 +118,9 @@ def move(
     as_json: JsonOpt = False,
 ) -> None:
     """Move a DCO to another state (the state machine decides whether it may)."""
-    with session_scope() as s:
-        op = get_operation(s, dco)
-        ev = transition(s, op, state, by, reason)
-        out = {"dco": op.id, "from": ev.from_state, "to": ev.to_state, "by": by}
+    from tasks.lifecycle import change_state
+
+    out = change_state(dco, state, by, reason)
     print_json(out) if as_json else console.print(f"{out['dco']}: {out['from']} → {out['to']}")
 
 

@@ -1,18 +1,15 @@
 """Prefect events for follow-up: findings, incidents, overdue actions and re-tests.
 
-Resources follow tasks/lifecycle.py: ``prefect.resource.id = dco.<id>`` and
-``prefect.resource.name = <id>``, so a deployment trigger can pass the DCO id as a parameter
-(``{{ event.resource.name }}``). Only flows call these (the plain task functions stay Prefect-free).
+Emitted through tasks/events.py (one resource shape for every DCO event). Only flows call these
+(the plain task functions stay Prefect-free).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
-
-from prefect.events import emit_event
 
 from models.followup import FindingInput
+from tasks.events import emit
 
 FINDING_TRUE_POSITIVE = "dco.finding.true-positive"
 FINDING_COMPROMISE = "dco.finding.compromise"
@@ -20,20 +17,6 @@ INCIDENT_STATUS = "dco.incident.{status}"
 ACTIONS_OVERDUE = "dco.actions.overdue"
 RETEST_SCHEDULED = "dco.retest.scheduled"
 RETEST_COMPLETED = "dco.retest.{status}"
-
-
-def _resource(dco_id: str) -> dict[str, str]:
-    return {"prefect.resource.id": f"dco.{dco_id}", "prefect.resource.name": dco_id}
-
-
-def emit(event: str, dco_id: str, payload: dict[str, Any] | None = None,
-         related: Sequence[tuple[str, str]] = ()) -> None:
-    emit_event(
-        event=event,
-        resource=_resource(dco_id),
-        related=[{"prefect.resource.id": rid, "prefect.resource.role": role} for rid, role in related] or None,
-        payload=payload or {},
-    )
 
 
 def emit_findings(dco_id: str, findings: Sequence[FindingInput]) -> int:

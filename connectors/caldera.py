@@ -20,11 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
 from connectors.http import HttpConnector
-from core.errors import ConnectorError
+from core.errors import ConnectorError, NotFoundError
 from models.emulation import ExecutionStatus
 
 API = "/api/v2"
@@ -138,6 +139,23 @@ class CalderaClient(HttpConnector):
 
     def adversaries(self) -> list[dict[str, Any]]:
         return self._list(self.get_json(f"{API}/adversaries"), "adversaries")
+
+    def adversary(self, adversary_id: str) -> dict[str, Any]:
+        """One adversary profile (``GET /api/v2/adversaries/{adversary_id}``, swagger Partial-Adversary).
+
+        Caldera answers an unknown id with HTTP 404 (``JsonHttpNotFound("Adversary not found: <id>")`` in
+        mitre/caldera ``app/api/v2/handlers/base_object_api.py``); that becomes a NotFoundError naming it."""
+        try:
+            data = self.get_json(f"{API}/adversaries/{quote(adversary_id, safe='')}")
+        except ConnectorError as exc:
+            if exc.status == 404:
+                raise NotFoundError(
+                    f"no adversary {adversary_id!r} on the Caldera server", system=self.system,
+                    object=f"adversary {adversary_id}",
+                    hint="list the server's adversaries with GET /api/v2/adversaries",
+                ) from exc
+            raise
+        return self._dict(data, "adversary")
 
     def ensure_adversary(self, name: str, ability_ids: list[str], description: str = "") -> dict[str, Any]:
         """Create or update (PUT) an adversary with a deterministic id, so re-runs reuse it."""

@@ -1,5 +1,6 @@
 """`dco emulate …`: list steps, run the conduct-emulation flow, record outcomes by hand, move
-outcomes through VECTR CSV and Caldera reports, and browse procedures for a technique."""
+outcomes through VECTR CSV and Caldera reports, browse procedures for a technique, and import
+Caldera adversary profiles and abilities into a DCO's plan."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ import getpass
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from flows.cli.output import console, handle_errors, print_json, table
+
+if TYPE_CHECKING:
+    from connectors.caldera import CalderaClient
 
 app = typer.Typer(help="Adversary emulation: steps, runs, outcomes, VECTR/Caldera exchange.", no_args_is_help=True)
 
@@ -193,3 +197,61 @@ def procedures(
     table(f"atomics for {technique.upper()}", ["guid", "name", "platforms", "executor", "elevation", "arguments"],
           [(t.guid, t.name, ",".join(t.platforms), t.executor, "yes" if t.elevation_required else "",
             ", ".join(t.input_arguments)) for t in tests])
+
+
+def _caldera_client() -> CalderaClient:
+    """A Caldera client from DCO_CALDERA_URL / DCO_CALDERA_API_KEY (ConfigError naming what is unset)."""
+    from connectors.caldera import CalderaClient
+    from core.errors import ConfigError
+    from core.settings import get_settings
+
+    settings = get_settings()
+    key = settings.caldera_api_key.get_secret_value() if settings.caldera_api_key else ""
+    missing = [name for name, value in (("DCO_CALDERA_URL", settings.caldera_url), ("DCO_CALDERA_API_KEY", key))
+               if not value]
+    if missing:
+        raise ConfigError(f"Caldera is not configured: {' and '.join(missing)} not set", object="caldera",
+                          hint="set DCO_CALDERA_URL (e.g. http://caldera:8888) and DCO_CALDERA_API_KEY "
+                               "(the server's api_key_red)")
+    return CalderaClient(str(settings.caldera_url), key)
+
+
+@app.command("import-caldera-adversary")
+@handle_errors
+def import_caldera_adversary_cmd(
+    dco: str,
+    adversary_id: Annotated[str, typer.Argument(help="The Caldera adversary profile's id (adversary_id).")],
+    platform: Annotated[str | None, typer.Option(help="windows, linux or macos (default: the DCO's scope).")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Append a Caldera adversary profile's abilities to the DCO's plan, in its order (re-import is a no-op)."""
+    from connectors.attack import load_catalog
+    from core.db import session_scope
+    from core.errors import DcoError
+    from tasks.conduct.emulation import import_caldera_adversary
+
+    try:
+        catalog = load_catalog()
+    except DcoError:
+        catalog = None
+    with _caldera_client() as client, session_scope() as session:
+        result = import_caldera_adversary(session, dco, client, adversary_id, platform=platform, catalog=catalog,
+                                          actor=_actor())
+    _summary(result, as_json)
+
+
+@app.command("caldera-abilities")
+@handle_errors
+def caldera_abilities_cmd(
+    dco: str,
+    technique: Annotated[list[str] | None, typer.Option(help="Only steps of this technique (repeatable).")] = None,
+    platform: Annotated[str | None, typer.Option(help="windows, linux or macos (default: the DCO's scope).")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Give pending steps without a procedure a matching Caldera ability (others become candidates)."""
+    from core.db import session_scope
+    from tasks.conduct.emulation import import_caldera_abilities
+
+    with _caldera_client() as client, session_scope() as session:
+        result = import_caldera_abilities(session, dco, client, technique or None, platform=platform, actor=_actor())
+    _summary(result, as_json)

@@ -1,0 +1,63 @@
+"""`dco publish`: send a DCO's STIX 2.1 bundle to a TAXII 2.1 collection.
+
+Wiring (one line in flows/cli/__init__.py): ``app.add_typer(publish.app)`` (the command is ``dco publish``).
+Runs the task directly (no Prefect server needed); the ``publish-dco-taxii`` flow does the same for the UI.
+Exit codes: 0 all sent or already there, 1 some objects failed on the server, 2 an error (refused marking,
+collection not writable, server unreachable).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from typing import Annotated
+
+import typer
+
+from flows.cli.output import console, handle_errors, print_json, table
+
+app = typer.Typer(help="Publish DCO evidence to TAXII 2.1.")
+
+
+@app.command("publish")
+@handle_errors
+def publish(
+    dco: Annotated[str, typer.Argument(help="DCO id or name.")],
+    taxii: Annotated[str, typer.Option("--taxii", help="TAXII 2.1 API root URL, e.g. https://server/api1/.",
+                                       envvar="DCO_TAXII_URL")],
+    collection: Annotated[str, typer.Option("--collection", help="Id of a writable collection.")],
+    user: Annotated[str | None, typer.Option("--user", help="TAXII user.", envvar="DCO_TAXII_USER")] = None,
+    password_env: Annotated[str, typer.Option(
+        "--password-env", help="Environment variable holding the TAXII password.")] = "DCO_TAXII_PASSWORD",
+    since: Annotated[datetime | None, typer.Option(help="Only evidence created/modified from then on.")] = None,
+    allow_amber_strict: Annotated[bool, typer.Option(
+        "--allow-amber-strict", help="Publish a TLP:AMBER+STRICT DCO (TLP:RED never is).")] = False,
+    attack_source: Annotated[str | None, typer.Option("--attack", help="ATT&CK bundle file, URL or TAXII.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document instead of a table.")] = False,
+) -> None:
+    """Publish a DCO's bundle; re-running sends only what the collection does not hold yet."""
+    from connectors.attack import load_catalog
+    from connectors.taxii import TaxiiClient
+    from core.db import session_scope
+    from core.errors import ConfigError
+    from tasks.reporting.taxii_publish import publish_dco
+
+    password = os.environ.get(password_env) or None
+    if user and password is None:
+        raise ConfigError(f"--user {user} given but ${password_env} is empty", object=password_env,
+                          hint=f"export {password_env}=… or name another variable with --password-env")
+    catalog = load_catalog(attack_source)
+    with TaxiiClient(taxii, username=user, password=password) as client, session_scope() as session:
+        result = publish_dco(session, dco, catalog, client, collection, since=since,
+                             allow_amber_strict=allow_amber_strict)
+    if as_json:
+        print_json(result.as_dict())
+    else:
+        table(f"{result.dco_id} → {result.api_root}collections/{result.collection_id}/", ["measure", "value"],
+              [("sent", result.sent), ("skipped", result.skipped), ("refused (marking)", result.refused),
+               ("failed", result.failed), ("chunks", result.chunks),
+               ("de-duplicated", "yes" if result.deduplicated else "no (collection not readable)")])
+        for f in result.failures[:20]:
+            console.print(f"[red]failed[/] {f['id']} ({f['version']}): {f.get('message') or 'no reason given'}")
+    if result.failed:
+        raise typer.Exit(1)

@@ -1,0 +1,72 @@
+"""The ``publish-dco-taxii`` flow: send a DCO's STIX 2.1 bundle to a TAXII 2.1 collection.
+
+Thin: parameters, credentials, the ATT&CK catalog, then ``tasks.reporting.taxii_publish``. Credentials:
+``username`` (else ``DCO_TAXII_USER``), the password from the Prefect Secret block ``secret_block`` (else
+``DCO_TAXII_PASSWORD``); ``api_root`` falls back to ``DCO_TAXII_URL`` when empty. Re-running publishes only
+what the collection does not hold yet.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from typing import Annotated, Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+from pydantic import Field, SecretStr
+
+from connectors.attack import load_catalog
+from core.errors import ConfigError
+from tasks.reporting.taxii_publish import publish_dco_task
+
+ENV_URL = "DCO_TAXII_URL"
+ENV_USER = "DCO_TAXII_USER"
+ENV_PASSWORD = "DCO_TAXII_PASSWORD"  # the name of the variable that holds it
+
+
+def taxii_password(secret_block: str | None) -> SecretStr | None:
+    """The password from a Prefect Secret block, else ``DCO_TAXII_PASSWORD``, else none."""
+    if secret_block:
+        from prefect.blocks.system import Secret
+
+        return SecretStr(str(Secret.load(secret_block).get()))  # type: ignore[union-attr]
+    value = os.environ.get(ENV_PASSWORD)
+    return SecretStr(value) if value else None
+
+
+@flow(name="publish-dco-taxii", log_prints=True)
+def publish_dco_taxii(
+    dco: Annotated[str, Field(description="DCO id or name.")],
+    api_root: Annotated[str, Field(description=f"TAXII 2.1 API root URL (https://server/api1/); empty: {ENV_URL}.")],
+    collection_id: Annotated[str, Field(description="Id of a writable collection of that API root.")],
+    secret_block: Annotated[str | None, Field(
+        description=f"Prefect Secret block holding the TAXII password; else {ENV_PASSWORD}.")] = None,
+    allow_amber_strict: Annotated[bool, Field(
+        description="Publish a TLP:AMBER+STRICT DCO (TLP:RED never is).")] = False,
+    username: Annotated[str | None, Field(description=f"TAXII user; default {ENV_USER}.")] = None,
+    since: Annotated[datetime | None, Field(description="Only evidence created/modified from then on.")] = None,
+    attack_source: Annotated[str | None, Field(description="ATT&CK bundle; the configured one when empty.")] = None,
+) -> dict[str, Any]:
+    """Publish DCO ``dco``'s bundle to TAXII collection ``collection_id``; returns the counts."""
+    log = get_run_logger()
+    root = api_root or os.environ.get(ENV_URL, "")
+    if not root:
+        raise ConfigError("no TAXII API root given", object="api_root", hint=f"pass api_root or set {ENV_URL}")
+    result: dict[str, Any] = publish_dco_task(
+        dco, load_catalog(attack_source), root, collection_id,
+        username=username or os.environ.get(ENV_USER) or None, password=taxii_password(secret_block),
+        since=since, allow_amber_strict=allow_amber_strict,
+    )
+    lines = [f"# {result['dco_id']} → TAXII", "",
+             f"collection `{collection_id}` on {result['api_root']}", "",
+             "| sent | skipped | refused | failed |", "|---|---|---|---|",
+             f"| {result['sent']} | {result['skipped']} | {result['refused']} | {result['failed']} |"]
+    lines += [f"- failed `{f['id']}`: {f.get('message') or 'no reason given'}" for f in result["failures"][:20]]
+    create_markdown_artifact("\n".join(lines), key=f"taxii-{result['dco_id']}".lower(),
+                             description="TAXII publication")
+    if result["failed"]:
+        log.warning("%s: %d objects failed: %s", result["dco_id"], result["failed"], result["failures"][:5])
+    log.info("%s: %d sent, %d skipped, %d refused, %d failed", result["dco_id"], result["sent"],
+             result["skipped"], result["refused"], result["failed"])
+    return result

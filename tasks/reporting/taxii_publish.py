@@ -1,0 +1,267 @@
+"""Publish a DCO's STIX 2.1 bundle to a TAXII 2.1 collection.
+
+``publish_dco`` builds the bundle with ``tasks.reporting.stix_export`` (the same report, evidence,
+ATT&CK reference copies and markings as the file export), validates it, and sends it in chunks with
+``connectors.taxii.TaxiiClient.add_objects``:
+
+- markings: a DCO marked TLP:RED is refused before anything is sent; TLP:AMBER+STRICT needs
+  ``allow_amber_strict=True``. Single objects carrying a TLP:RED (or, without the flag, TLP:AMBER+STRICT)
+  marking — e.g. evidence shared from elsewhere — are refused and counted; the report's ``object_refs``
+  drop them.
+- idempotent: the collection's manifest (``match[id]`` in batches, ``match[version]=all``) says which
+  (id, version) pairs it already holds; only the others are sent. Objects without ``modified`` (SCOs,
+  marking-definitions) are immutable: present by id is enough. The report's ``published``/``modified`` is
+  the newest timestamp of the DCO (its last change and its newest evidence), so re-publishing an unchanged
+  DCO sends nothing and a DCO with new evidence sends a new report version beside the new objects.
+- ``since``: only objects created/modified at or after it are candidates (the report always is).
+- a collection that is not writable fails at once (``AuthError``) naming the server and collection;
+  one that is write-only cannot be de-duplicated, so everything is sent and the server's own
+  duplicate refusals come back as failures.
+- objects go in dependency order (markings, identities, SCOs, SDOs, SROs, the report last) so a chunk
+  that fails never leaves a report pointing at objects the server has not got.
+
+Returns :class:`PublishResult` (sent, skipped, refused, failed, and why each object failed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from pydantic import SecretStr
+from sqlmodel import Session
+
+from connectors.taxii import TaxiiClient
+from core.errors import AuthError, ValidationError
+from models.attack.catalog import Catalog
+from models.repository import get_operation
+from models.stix.markings import TLP2_IDS, Tlp
+from models.stix.store import latest_objects, stix_time
+from tasks.reporting.stix_export import build_dco_bundle, validate_bundle
+
+DEFAULT_CHUNK = 500
+MANIFEST_BATCH = 40  # ids per match[id] query: keeps the URL well under common 8 KiB limits
+_ENVELOPE_MARGIN = 0.9  # of the API root's max_content_length
+_ORDER = {"marking-definition": 0, "extension-definition": 0, "identity": 1, "report": 9, "relationship": 7,
+          "sighting": 7}
+_SCO_TYPES = frozenset({"artifact", "autonomous-system", "directory", "domain-name", "email-addr", "email-message",
+                        "file", "ipv4-addr", "ipv6-addr", "mac-addr", "mutex", "network-traffic", "process",
+                        "software", "url", "user-account", "windows-registry-key", "x509-certificate"})
+
+
+@dataclass(slots=True)
+class PublishResult:
+    """What one publication did; ``failures`` and ``refused_ids`` say which objects and why."""
+
+    dco_id: str
+    api_root: str
+    collection_id: str
+    candidates: int = 0
+    sent: int = 0
+    skipped: int = 0
+    refused: int = 0
+    failed: int = 0
+    chunks: int = 0
+    deduplicated: bool = True
+    status_ids: list[str] = field(default_factory=list)
+    refused_ids: list[str] = field(default_factory=list)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        text = (f"{self.dco_id} → {self.api_root}collections/{self.collection_id}/: {self.sent} sent, "
+                f"{self.skipped} skipped (already there or before --since), {self.refused} refused by marking, "
+                f"{self.failed} failed")
+        if self.failures:
+            shown = "; ".join(f"{f['id']}: {f.get('message') or 'no reason given'}" for f in self.failures[:3])
+            text += f" — {shown}" + (f" (+{len(self.failures) - 3} more)" if len(self.failures) > 3 else "")
+        return text
+
+
+def publish_dco(
+    session: Session,
+    dco: str,
+    catalog: Catalog,
+    client: TaxiiClient,
+    collection_id: str,
+    *,
+    since: datetime | None = None,
+    allow_amber_strict: bool = False,
+    chunk_size: int = DEFAULT_CHUNK,
+) -> PublishResult:
+    """Publish DCO ``dco``'s bundle to ``collection_id``; see the module doc."""
+    op = get_operation(session, dco)
+    tlp = op.dco.marking.tlp
+    if tlp == Tlp.RED:
+        raise ValidationError(f"DCO {op.id} is marked TLP:RED: its evidence is never published to a TAXII collection",
+                              field="marking.tlp", object=op.id,
+                              hint="TLP:RED is for the named recipients only; share it person to person")
+    if tlp == Tlp.AMBER_STRICT and not allow_amber_strict:
+        raise ValidationError(f"DCO {op.id} is marked TLP:AMBER+STRICT: publishing needs an explicit permission",
+                              field="marking.tlp", object=op.id,
+                              hint="pass allow_amber_strict (--allow-amber-strict) when every reader of "
+                                   f"collection {collection_id} is inside the organisation")
+    result = PublishResult(op.id, client.api_root_url, collection_id)
+
+    info = client.collection(collection_id)
+    if info.get("can_write") is False:
+        raise AuthError(f"collection {collection_id} ({info.get('title', 'untitled')}) on {client.api_root_url} "
+                        "is not writable (can_write: false)", system=client.system,
+                        object=f"{client.api_root_url}collections/{collection_id}/", status=403,
+                        hint="ask the TAXII server's operator for write access, or choose a writable collection")
+    result.deduplicated = info.get("can_read") is not False
+
+    published = _published(session, op.id, stix_time(op.updated_at))
+    bundle = build_dco_bundle(session, op.id, catalog, published=published)
+    validate_bundle(bundle)
+
+    blocked = _blocked_markings(allow_amber_strict)
+    allowed: list[dict[str, Any]] = []
+    for obj in bundle["objects"]:
+        if blocked & _markings_of(obj):
+            result.refused += 1
+            result.refused_ids.append(obj["id"])
+        else:
+            allowed.append(obj)
+    if result.refused_ids:
+        gone = set(result.refused_ids)
+        for obj in allowed:
+            if obj["type"] == "report":
+                obj["object_refs"] = [r for r in obj["object_refs"] if r not in gone] or [obj["created_by_ref"]]
+
+    candidates = [o for o in allowed if _after(o, since)]
+    result.skipped += len(allowed) - len(candidates)
+    result.candidates = len(candidates)
+    if result.deduplicated:
+        have = _held_versions(client, collection_id, [o["id"] for o in candidates])
+        todo = [o for o in candidates if not _held(o, have)]
+        result.skipped += len(candidates) - len(todo)
+    else:
+        todo = candidates
+    todo.sort(key=_rank)
+
+    for chunk in _chunks(todo, chunk_size, _max_bytes(client)):
+        status = client.add_objects(collection_id, chunk)
+        result.chunks += 1
+        result.status_ids.append(status.id)
+        result.sent += status.success_count
+        result.failed += status.failure_count + status.pending_count
+        result.failures += [{"id": d.id, "version": d.version, "message": d.message, "status": status.id}
+                            for d in (*status.failures, *status.pendings)]
+    return result
+
+
+# -- helpers ----------------------------------------------------------------------------------------
+
+
+def _published(session: Session, dco_id: str, changed: str) -> str:
+    """The report's timestamp: the newest of the DCO's last change and its evidence's versions."""
+    stamps = [changed, *(str(o.get("modified") or o.get("created") or "") for o in latest_objects(session, dco_id))]
+    return max(s for s in stamps if s)
+
+
+def _blocked_markings(allow_amber_strict: bool) -> frozenset[str]:
+    blocked = {TLP2_IDS[Tlp.RED]}
+    if not allow_amber_strict:
+        blocked.add(TLP2_IDS[Tlp.AMBER_STRICT])
+    return frozenset(blocked)
+
+
+def _markings_of(obj: dict[str, Any]) -> set[str]:
+    refs = set(obj.get("object_marking_refs") or ())
+    refs.update(g.get("marking_ref") for g in obj.get("granular_markings") or () if isinstance(g, dict))
+    return {r for r in refs if isinstance(r, str)}
+
+
+def _instant(value: str) -> datetime | None:
+    """A timestamp as an instant, so '…12:00:00Z' and '…12:00:00.000000Z' compare equal."""
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _after(obj: dict[str, Any], since: datetime | None) -> bool:
+    if since is None or obj["type"] == "report":
+        return True
+    stamp = obj.get("modified") or obj.get("created")
+    if not stamp:
+        return True  # immutable SCOs: the manifest check decides
+    moment = _instant(str(stamp))
+    return moment is None or moment >= (since if since.tzinfo else since.replace(tzinfo=UTC))
+
+
+def _held_versions(client: TaxiiClient, collection_id: str, ids: Sequence[str]) -> dict[str, set[datetime | str]]:
+    """id → the versions the collection holds (TAXII 2.1 §5.3 manifest, all versions)."""
+    have: dict[str, set[datetime | str]] = {}
+    unique = list(dict.fromkeys(ids))
+    for start in range(0, len(unique), MANIFEST_BATCH):
+        batch = unique[start:start + MANIFEST_BATCH]
+        for entry in client.manifest(collection_id, ids=batch, versions="all"):
+            version = str(entry.get("version") or "")
+            have.setdefault(str(entry.get("id")), set()).add(_instant(version) or version)
+    return have
+
+
+def _held(obj: dict[str, Any], have: dict[str, set[datetime | str]]) -> bool:
+    versions = have.get(obj["id"])
+    if versions is None:
+        return False
+    if "modified" not in obj:
+        return True  # SCOs and marking-definitions never change: one copy is enough
+    stamp = str(obj["modified"])
+    return (_instant(stamp) or stamp) in versions
+
+
+def _rank(obj: dict[str, Any]) -> tuple[int, str]:
+    kind = obj["type"]
+    return (_ORDER.get(kind, 3 if kind in _SCO_TYPES else 5), obj["id"])
+
+
+def _max_bytes(client: TaxiiClient) -> int | None:
+    limit = client.api_root().get("max_content_length")
+    return int(limit * _ENVELOPE_MARGIN) if isinstance(limit, int) and limit > 0 else None
+
+
+def _chunks(objects: list[dict[str, Any]], size: int, max_bytes: int | None) -> Iterator[list[dict[str, Any]]]:
+    """Envelopes of at most ``size`` objects and (when the server says) ``max_bytes`` of JSON."""
+    chunk: list[dict[str, Any]] = []
+    used = len(b'{"objects":[]}')
+    for obj in objects:
+        length = len(orjson.dumps(obj)) + 1
+        if chunk and (len(chunk) >= max(1, size) or (max_bytes is not None and used + length > max_bytes)):
+            yield chunk
+            chunk, used = [], len(b'{"objects":[]}')
+        chunk.append(obj)
+        used += length
+    if chunk:
+        yield chunk
+
+
+@task(name="publish-taxii", cache_policy=NO_CACHE)
+def publish_dco_task(
+    dco: str,
+    catalog: Catalog,
+    api_root: str,
+    collection_id: str,
+    username: str | None = None,
+    password: SecretStr | None = None,
+    since: datetime | None = None,
+    allow_amber_strict: bool = False,
+) -> dict[str, Any]:
+    """Publish in one session with one client; returns ``PublishResult.as_dict()``."""
+    from core.db import session_scope
+
+    with TaxiiClient(api_root, username=username,
+                     password=password.get_secret_value() if password else None) as client, \
+            session_scope() as session:
+        return publish_dco(session, dco, catalog, client, collection_id, since=since,
+                           allow_amber_strict=allow_amber_strict).as_dict()

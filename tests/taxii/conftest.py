@@ -1,0 +1,123 @@
+"""A real medallion 3.0.0 TAXII server on loopback (memory backend) with a writable, a read-only and a
+write-only collection, and a DCO with real stored evidence: the demo operation and a local Sigma hunt over
+a real Security-Datasets recording, recorded with the conduct phase's own functions."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from connectors.content.operation_file import load_operation_file
+from core.db import session_scope
+from core.settings import Settings
+from models.attack import Catalog
+from models.hunting import HuntOutcome, HuntSelection
+from models.operation import DcoSpec
+from models.repository import create_operation
+from tasks.conduct.hunt_record import record_hunt
+from tasks.conduct.local_hunt import run_local_hunt
+
+TAXII = "application/taxii+json;version=2.1"
+WRITABLE = "4f0a7d1e-6b2c-4c55-9f3e-1d2a3b4c5d01"
+READ_ONLY = "4f0a7d1e-6b2c-4c55-9f3e-1d2a3b4c5d02"
+WRITE_ONLY = "4f0a7d1e-6b2c-4c55-9f3e-1d2a3b4c5d03"
+SCRATCH = "4f0a7d1e-6b2c-4c55-9f3e-1d2a3b4c5d04"
+FLOW = "4f0a7d1e-6b2c-4c55-9f3e-1d2a3b4c5d05"
+USER, PASSWORD = "publisher", "Password9"
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "flows" / "demo" / "apt29-purple-team.yaml"
+LSASS_ZIP = "security-datasets/data/atomic/windows/credential_access/host/psh_lsass_memory_dump_comsvcs.zip"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _collection(cid: str, title: str, *, read: bool, write: bool) -> dict[str, object]:
+    return {"id": cid, "title": title, "can_read": read, "can_write": write,
+            "media_types": ["application/stix+json;version=2.1"], "objects": [], "manifest": []}
+
+
+@pytest.fixture(scope="module")
+def taxii_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The API root URL of a fresh medallion server (one per test module)."""
+    work = tmp_path_factory.mktemp("taxii-publish")
+    data = {
+        "/discovery": {"title": "dcoflow publish test", "api_roots": []},
+        "dco": {
+            "information": {"title": "DCO sharing", "versions": [TAXII], "max_content_length": 200_000},
+            "status": [],
+            "collections": [
+                _collection(WRITABLE, "DCO results", read=True, write=True),
+                _collection(READ_ONLY, "Partner feed", read=True, write=False),
+                _collection(WRITE_ONLY, "Inbox", read=False, write=True),
+                _collection(SCRATCH, "Scratch", read=True, write=True),
+                _collection(FLOW, "Flow runs", read=True, write=True),
+            ],
+        },
+    }
+    (work / "data.json").write_text(json.dumps(data))
+    config = {
+        "backend": {"module": "medallion.backends.memory_backend", "module_class": "MemoryBackend",
+                    "filename": str(work / "data.json")},
+        "users": {USER: PASSWORD},
+        "taxii": {"max_page_size": 50},  # small pages: paging is exercised
+    }
+    (work / "config.json").write_text(json.dumps(config))
+    port = _free_port()
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "medallion"), "--host", "127.0.0.1", "--port", str(port),
+         str(work / "config.json")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):
+            try:
+                httpx.get(f"{base}/taxii2/", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("medallion did not start")
+        yield f"{base}/dco/"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def lsass_hunt(shared_dir: Path) -> HuntOutcome:
+    """A real local hunt: the T1003 Sigma rules over the Security-Datasets LSASS dump recording."""
+    return run_local_hunt(shared_dir / "sigma" / "rules" / "windows", shared_dir / LSASS_ZIP,
+                          HuntSelection(techniques=["T1003"]))
+
+
+def record_demo_hunt(spec: DcoSpec, outcome: HuntOutcome, catalog: Catalog) -> str:
+    """Store ``spec`` as a DCO and record the hunt ``outcome`` as its evidence."""
+    with session_scope() as s:
+        dco_id = create_operation(s, spec, "coordinator").id
+    with session_scope() as s:
+        record_hunt(s, dco_id, outcome, hunt_key="lsass-comsvcs", catalog=catalog)
+    return dco_id
+
+
+@pytest.fixture()
+def demo_spec() -> DcoSpec:
+    return load_operation_file(DEMO)
+
+
+@pytest.fixture()
+def hunted_dco(settings: Settings, lsass_hunt: HuntOutcome, catalog: Catalog, demo_spec: DcoSpec) -> str:
+    return record_demo_hunt(demo_spec, lsass_hunt, catalog)

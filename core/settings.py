@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     thehive_url: str | None = None
     thehive_api_key: SecretStr | None = None
     thehive_organisation: str | None = None
+    taxii_url: str | None = Field(None, description="TAXII 2.1 API root that DCO results are published to.")
+    taxii_collection: str | None = None
+    taxii_user: str | None = None
+    taxii_password: SecretStr | None = None
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
 

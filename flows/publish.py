@@ -8,7 +8,6 @@ what the collection does not hold yet.
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -18,11 +17,13 @@ from pydantic import Field, SecretStr
 
 from connectors.attack import load_catalog
 from core.errors import ConfigError
+from core.settings import get_settings
 from tasks.reporting.taxii_publish import publish_dco_task
 
 ENV_URL = "DCO_TAXII_URL"
+ENV_COLLECTION = "DCO_TAXII_COLLECTION"
 ENV_USER = "DCO_TAXII_USER"
-ENV_PASSWORD = "DCO_TAXII_PASSWORD"  # the name of the variable that holds it
+ENV_PASSWORD = "DCO_TAXII_PASSWORD"
 
 
 def taxii_password(secret_block: str | None) -> SecretStr | None:
@@ -31,15 +32,16 @@ def taxii_password(secret_block: str | None) -> SecretStr | None:
         from prefect.blocks.system import Secret
 
         return SecretStr(str(Secret.load(secret_block).get()))  # type: ignore[union-attr]
-    value = os.environ.get(ENV_PASSWORD)
-    return SecretStr(value) if value else None
+    return get_settings().taxii_password
 
 
 @flow(name="publish-dco-taxii", log_prints=True)
 def publish_dco_taxii(
     dco: Annotated[str, Field(description="DCO id or name.")],
-    api_root: Annotated[str, Field(description=f"TAXII 2.1 API root URL (https://server/api1/); empty: {ENV_URL}.")],
-    collection_id: Annotated[str, Field(description="Id of a writable collection of that API root.")],
+    api_root: Annotated[str | None, Field(
+        description=f"TAXII 2.1 API root URL (https://server/api1/); empty: {ENV_URL}.")] = None,
+    collection_id: Annotated[str | None, Field(
+        description=f"Id of a writable collection of that API root; empty: {ENV_COLLECTION}.")] = None,
     secret_block: Annotated[str | None, Field(
         description=f"Prefect Secret block holding the TAXII password; else {ENV_PASSWORD}.")] = None,
     allow_amber_strict: Annotated[bool, Field(
@@ -50,12 +52,17 @@ def publish_dco_taxii(
 ) -> dict[str, Any]:
     """Publish DCO ``dco``'s bundle to TAXII collection ``collection_id``; returns the counts."""
     log = get_run_logger()
-    root = api_root or os.environ.get(ENV_URL, "")
+    settings = get_settings()
+    root = api_root or settings.taxii_url
     if not root:
         raise ConfigError("no TAXII API root given", object="api_root", hint=f"pass api_root or set {ENV_URL}")
+    collection_id = collection_id or settings.taxii_collection
+    if not collection_id:
+        raise ConfigError("no TAXII collection given", object="collection_id",
+                          hint=f"pass collection_id or set {ENV_COLLECTION}")
     result: dict[str, Any] = publish_dco_task(
         dco, load_catalog(attack_source), root, collection_id,
-        username=username or os.environ.get(ENV_USER) or None, password=taxii_password(secret_block),
+        username=username or settings.taxii_user, password=taxii_password(secret_block),
         since=since, allow_amber_strict=allow_amber_strict,
     )
     lines = [f"# {result['dco_id']} → TAXII", "",

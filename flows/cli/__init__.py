@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from flows.cli import assess, attack, brief, db, emulate, followup, hunt, ops
+from flows.cli import assess, attack, brief, db, emulate, followup, hunt, ops, publish
 from flows.cli.output import console, handle_errors, print_json
 
 app = typer.Typer(
@@ -24,6 +24,7 @@ app.add_typer(assess.app, name="assess")
 app.add_typer(followup.app, name="followup")
 app.add_typer(brief.app)
 app.add_typer(db.app, name="db")
+app.add_typer(publish.app)
 
 
 @app.command("plan")

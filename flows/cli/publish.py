@@ -25,7 +25,8 @@ def publish(
     dco: Annotated[str, typer.Argument(help="DCO id or name.")],
     taxii: Annotated[str, typer.Option("--taxii", help="TAXII 2.1 API root URL, e.g. https://server/api1/.",
                                        envvar="DCO_TAXII_URL")],
-    collection: Annotated[str, typer.Option("--collection", help="Id of a writable collection.")],
+    collection: Annotated[str, typer.Option("--collection", help="Id of a writable collection.",
+                                            envvar="DCO_TAXII_COLLECTION")],
     user: Annotated[str | None, typer.Option("--user", help="TAXII user.", envvar="DCO_TAXII_USER")] = None,
     password_env: Annotated[str, typer.Option(
         "--password-env", help="Environment variable holding the TAXII password.")] = "DCO_TAXII_PASSWORD",

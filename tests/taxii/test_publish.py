@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from connectors.taxii import TaxiiClient
 from core.db import session_scope
 from core.errors import AuthError, ValidationError
-from core.settings import Settings
+from core.settings import Settings, get_settings
 from models.attack import Catalog
 from models.hunting import HuntOutcome
 from models.operation import DcoSpec, Marking
@@ -175,6 +175,7 @@ def test_flow_publishes_with_env_credentials(hunted_dco: str, catalog: Catalog, 
     monkeypatch.setenv("DCO_TAXII_USER", USER)
     monkeypatch.setenv("DCO_TAXII_PASSWORD", PASSWORD)
     monkeypatch.setenv("DCO_TAXII_URL", taxii_server)
+    get_settings.cache_clear()  # the flow reads the TAXII settings
     result = flows.publish.publish_dco_taxii(hunted_dco, "", FLOW)
     assert result["sent"] > 0 and result["failed"] == 0 and result["deduplicated"] is True
     red = demo_spec.model_copy(update={"name": "Red flow", "marking": Marking(tlp=Tlp.RED)})

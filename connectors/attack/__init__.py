@@ -138,7 +138,8 @@ def _remember(cache: CatalogCache, key: str, **entry: Any) -> None:
 def _load_remote(spec: SourceSpec, cache: CatalogCache, *, transport: httpx.BaseTransport | None,
                  refresh: bool, settings: Any) -> Catalog:
     from connectors.attack.remote import AttackHttp
-    from connectors.attack.source import fetch_taxii, fetch_url
+    from connectors.attack.source import fetch_url
+    from connectors.taxii import TaxiiClient
 
     key = f"{spec.kind}:{spec.display}"
     entry = cache.source_entry(key)
@@ -148,9 +149,9 @@ def _load_remote(spec: SourceSpec, cache: CatalogCache, *, transport: httpx.Base
             return hit
     auth = (spec.username, spec.password or "") if spec.username else None
     try:
-        with AttackHttp(spec.location, timeout_s=settings.http_timeout_s, retries=settings.http_retries,
-                        backoff_s=settings.http_backoff_s, transport=transport, auth=auth) as http:
-            if spec.kind == "url":
+        if spec.kind == "url":
+            with AttackHttp(spec.location, timeout_s=settings.http_timeout_s, retries=settings.http_retries,
+                            backoff_s=settings.http_backoff_s, transport=transport, auth=auth) as http:
                 etag = entry.get("etag") if entry else None
                 data, new_etag = fetch_url(http, spec.location, etag if entry else None)
                 if data is None and entry:
@@ -164,7 +165,12 @@ def _load_remote(spec: SourceSpec, cache: CatalogCache, *, transport: httpx.Base
                 catalog = _from_cache(content_hash, cache) or _build(data, content_hash, spec.display, cache)
                 _remember(cache, key, hash=content_hash, etag=new_etag, checked=time.time())
                 return catalog
-            objects = fetch_taxii(http, spec.location)
+        # TAXII 2.1: the location is <api-root>/collections/<id>/; one TAXII client for reading and publishing.
+        api_root, _, rest = spec.location.partition("/collections/")
+        with TaxiiClient(api_root + "/", username=spec.username, password=spec.password, transport=transport,
+                         timeout=settings.http_timeout_s, retries=settings.http_retries,
+                         backoff_s=settings.http_backoff_s) as taxii:
+            objects = list(taxii.get_objects(rest.strip("/"), limit=1000))
     except ConnectorError as exc:
         if exc.retryable and entry:
             hit = _from_cache(str(entry["hash"]), cache)

@@ -12,10 +12,10 @@ import gzip
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from core.errors import ConfigError, ConnectorError, ContentError
+from core.errors import ConfigError, ContentError
 
 if TYPE_CHECKING:
 
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 
 SourceKind = Literal["file", "url", "taxii"]
 SETTING = "DCO_ATTACK_SOURCE"
-TAXII_ACCEPT = "application/taxii+json;version=2.1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,32 +93,3 @@ def fetch_url(http: HttpConnector, url: str, etag: str | None = None) -> tuple[b
     if resp.status_code == 304:
         return None, etag
     return decompress_if_gzip(resp.content, url), resp.headers.get("ETag")
-
-
-def fetch_taxii(http: HttpConnector, collection_url: str, page_size: int = 1000) -> list[dict[str, Any]]:
-    """All objects of a TAXII 2.1 collection, following ``more``/``next`` paging.
-
-    TAXII 2.1 §5.4 (Get Objects): ``GET {api-root}/collections/{id}/objects/`` with
-    ``Accept: application/taxii+json;version=2.1`` returns an envelope
-    ``{"more": bool, "next": str, "objects": [...]}``.
-    """
-    import orjson
-
-    url = collection_url + "objects/"
-    objects: list[dict[str, Any]] = []
-    params: dict[str, Any] = {"limit": page_size}
-    headers = {"Accept": TAXII_ACCEPT}
-    for _ in range(100_000):
-        resp = http.request("GET", url, headers=headers, params=params)
-        try:
-            envelope = orjson.loads(resp.content) if resp.content else {}
-        except orjson.JSONDecodeError as exc:
-            raise ConnectorError(f"TAXII server sent invalid JSON: {exc}", object=url) from exc
-        if not isinstance(envelope, dict):
-            raise ConnectorError("TAXII server sent no envelope", object=url)
-        objects.extend(o for o in envelope.get("objects") or () if isinstance(o, dict))
-        nxt = envelope.get("next")
-        if not envelope.get("more") or not nxt:
-            return objects
-        params = {"limit": page_size, "next": nxt}
-    raise ConnectorError("TAXII paging did not end", object=url)

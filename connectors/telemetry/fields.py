@@ -66,20 +66,41 @@ def normalise_event(raw: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# Records of one source repeat a few hundred key layouts: the lowered keys of each layout (or
+# ``()`` when two keys collide once lowered) are computed once. Bounded: emptied when full.
+_LOWERED_KEYS: dict[tuple[str, ...], tuple[str, ...]] = {}
+_LOWERED_KEYS_MAX = 4096
+_VIEW_CHANNEL: dict[str, str] = {}  # channel as read → canonical case (few distinct values)
+
+
 def match_view(raw: dict[str, Any]) -> dict[str, Any]:
     """The event as the Sigma matcher reads it: ``normalise_event(raw)`` with lower-case keys.
 
     Lower-casing already merges the case variants that ``normalise_event`` renames, so a flat record
-    whose keys stay distinct when lower-cased takes one dict comprehension; records with nested
-    mappings or colliding keys (``ProcessId`` and ``ProcessID``) take the full normalisation, which
-    keeps both values. The hunt normalises an event fully only when it keeps it as a sample.
+    whose keys stay distinct when lower-cased is its values zipped with the lowered keys of its key
+    layout (cached per layout); records with nested mappings or colliding keys (``ProcessId`` and
+    ``ProcessID``) take the full normalisation, which keeps both values. The hunt normalises an event
+    fully only when it keeps it as a sample.
     """
-    view = {k.lower(): v for k, v in raw.items()}
-    if len(view) != len(raw) or dict in set(map(type, raw.values())):
+    keys = tuple(raw)
+    lowered = _LOWERED_KEYS.get(keys)
+    if lowered is None:
+        if len(_LOWERED_KEYS) >= _LOWERED_KEYS_MAX:
+            _LOWERED_KEYS.clear()
+        low = tuple(k.lower() for k in keys)
+        lowered = _LOWERED_KEYS[keys] = low if len(set(low)) == len(low) else ()
+    values = raw.values()
+    if not lowered or dict in set(map(type, values)):
         return {k.lower(): v for k, v in normalise_event(raw).items()}
+    view = dict(zip(lowered, values, strict=True))
     channel = view.get("channel")
     if channel.__class__ is str:
-        view["channel"] = _CHANNEL_BY_LOWER.get(channel.lower(), channel)
+        canon = _VIEW_CHANNEL.get(channel)
+        if canon is None:
+            if len(_VIEW_CHANNEL) >= _LOWERED_KEYS_MAX:
+                _VIEW_CHANNEL.clear()
+            canon = _VIEW_CHANNEL[channel] = _CHANNEL_BY_LOWER.get(channel.lower(), channel)
+        view["channel"] = canon
     return view
 
 

@@ -138,7 +138,8 @@ def test_match_view_is_the_lowered_normalised_event(shared_dir: Path) -> None:
     for f in FILES[:2]:
         path = shared_dir / DATA / f
         raws += list(iter_file_records(path, BatchReport(source=str(path)), max_member_bytes=2**31))
-    for raw in raws:
-        assert match_view(raw) == {k.lower(): v for k, v in normalise_event(raw).items()}
+    for _ in range(2):  # the second pass reads every key layout from the cache
+        for raw in raws:
+            assert match_view(raw) == {k.lower(): v for k, v in normalise_event(raw).items()}
     assert match_view(raws[0])["processid_variant"] == "2"
     assert match_view(raws[1])["channel"] == "Microsoft-Windows-Sysmon/Operational"

@@ -18,7 +18,9 @@ Why generated Python, measured on this machine (2 cores) over the Security-Datas
 
 Each rule variant is emitted once, when the rule is compiled (``emit``), with names that do not
 depend on the group (field variables named from the hex of the field name, constants prefixed per
-emission), so building a group is concatenation and one ``compile``. Long texts are scanned by
+emission), so building a group is concatenation and one ``compile``; the two ~1,180-rule
+process-creation groups are further split by the image base names a rule requires (``anchors``),
+each part compiled the first time an event carries its name. Long texts are scanned by
 Aho-Corasick line by line with a per-line cache (their lines repeat from event to event), and a
 case-sensitive regex first checks the literal every match must contain (``required_literal``).
 
@@ -284,6 +286,9 @@ class Emitted:
     fields: dict[str, str]
     ac_words: dict[str, frozenset[str]]
     uses_keywords: bool
+    # (lower-case event key, base name) pairs one of which the event must have for the test to hold
+    # (see ``anchors``); None when the condition names none (e.g. only ``contains`` or NOT tests)
+    anchors: frozenset[tuple[str, str]] | None = None
 
 
 def emit(variant: Variant, tree: Any) -> Emitted:
@@ -294,7 +299,56 @@ def emit(variant: Variant, tree: Any) -> Emitted:
         s = gen.slot(fname)
         expr = f"(l{s} in {gen.const(frozenset(a.lower() for a in allowed))} and {expr})"
     return Emitted(expr, gen.consts, gen.fields, {k: frozenset(v) for k, v in gen.ac_words.items()},
-                   gen.uses_keywords)
+                   gen.uses_keywords, anchors(tree, variant))
+
+
+def base_name(lowered: str) -> str:
+    """The part of a lower-case field value after its last backslash (all of it without one)."""
+    return lowered.rpartition("\\")[2]
+
+
+def anchors(tree: Any, variant: Variant) -> frozenset[tuple[str, str]] | None:
+    """A necessary condition of ``tree`` as (lower-case event key, base name) pairs, else None.
+
+    The test can only hold for an event whose lower-cased value of some listed key has the listed
+    ``base_name``: ``Image|endswith: '\\cmd.exe'`` and ``OriginalFileName: 'Cmd.Exe'`` both give
+    ``cmd.exe`` (a value ending in a text that holds a backslash has that text's base name; a value
+    equal to a text has its base name). AND keeps the smallest set of its arguments, OR the union
+    of all of them (None if one has none); NOT, keywords and every other test give None. Large
+    groups dispatch on these pairs, so an event is only tested by the rules its names can match.
+    """
+    if isinstance(tree, ConditionAND):
+        best: frozenset[tuple[str, str]] | None = None
+        for arg in tree.args:
+            found = anchors(arg, variant)
+            if found is not None and (best is None or len(found) < len(best)):
+                best = found
+        return best
+    if isinstance(tree, ConditionOR):
+        union: set[tuple[str, str]] = set()
+        for arg in tree.args:
+            found = anchors(arg, variant)
+            if found is None:
+                return None
+            union |= found
+        return frozenset(union)
+    if isinstance(tree, ConditionFieldEqualsValueExpression) and tree.field is not None:
+        key = variant.field_map.get(tree.field, tree.field).lower()
+        values = tree.value.values if isinstance(tree.value, SigmaExpansion) else [tree.value]
+        out: set[tuple[str, str]] = set()
+        for value in values:
+            if type(value) is not SigmaString:  # cased strings, numbers, regexes, null, …
+                return None
+            kind = _classify(_pattern_parts(value))
+            if kind is None:
+                return None
+            lit = kind[1].lower()
+            if kind[0] == "eq" or (kind[0] == "endswith" and "\\" in lit):
+                out.add((key, base_name(lit)))
+            else:
+                return None
+        return frozenset(out)
+    return None
 
 
 @dataclass
@@ -584,8 +638,68 @@ def _scanner(words: Iterable[str]) -> Callable[[str], set[str]]:
     return scan_lines
 
 
-def build_group(entries: Sequence[_RuleCode]) -> GroupFn:
-    """One generated function testing every entry against a lower-case-keyed event dict."""
+# Groups of at least this many rules dispatch on ``anchors`` (the two process-creation groups hold
+# ~1,180 rules each, two thirds of them anchored on an image or original file name).
+SPLIT_MIN = 200
+
+
+def build_group(entries: Sequence[_RuleCode], split_min: int = SPLIT_MIN) -> GroupFn:
+    """The function testing every entry against a lower-case-keyed event dict (rule indices, maybe repeated).
+
+    A group of ``split_min`` entries or more is split by ``anchors``: one generated function for the
+    entries without anchors, and per base name one for the entries anchored on it (whatever the
+    field), generated the first time an event has that name in one of the anchor fields. An event
+    runs the first and the ones of its names, so building costs what the data uses and an event is
+    tested by fewer rules (a rule may run on a name it anchors in another field: anchors only
+    filter, the test decides). A rule anchored on two names an event has comes back twice.
+    Smaller groups are one function.
+    """
+    if len(entries) < split_min:
+        return _generate(entries)
+    base: list[_RuleCode] = []
+    by_name: dict[str, dict[int, _RuleCode]] = {}  # name → entries by position, so each is in once
+    fields: set[str] = set()
+    for pos, e in enumerate(entries):
+        if e.code.anchors is None:
+            base.append(e)
+            continue
+        for key, name in e.code.anchors:
+            fields.add(key)
+            by_name.setdefault(name, {})[pos] = e
+    if not by_name:
+        return _generate(entries)
+    anchored = {name: [got[p] for p in sorted(got)] for name, got in by_name.items()}
+    first = _generate(base)
+    keys = tuple(sorted(fields))
+    built: dict[str, GroupFn] = {}
+
+    def group(ev: dict[str, Any]) -> list[int]:
+        r = first(ev)
+        ran: list[str] = []
+        for key in keys:
+            o = ev.get(key)
+            if o is None:
+                continue
+            name = (o if o.__class__ is str else _tostr(o)).lower().rpartition("\\")[2]
+            fn = built.get(name)
+            if fn is None:
+                todo = anchored.get(name)
+                if todo is None:
+                    continue
+                fn = built[name] = _generate(todo)
+            if name in ran:
+                continue
+            ran.append(name)
+            hits = fn(ev)
+            if hits:
+                r = r + hits if r else hits
+        return r
+
+    return group
+
+
+def _generate(entries: Sequence[_RuleCode]) -> GroupFn:
+    """One generated function testing every entry, in order."""
     namespace: dict[str, Any] = {"_tostr": _tostr, "_EMPTY": frozenset()}
     fields: dict[str, str] = {}
     words: dict[str, set[str]] = {}
@@ -632,11 +746,13 @@ class RuleSet:
     """Compiled rules dispatched by (channel, event id); ``match`` returns indices into ``rules``.
 
     Group functions are built on first use and kept for the life of the rule set (a rule set reused
-    across hunts, or inherited by forked hunt workers, builds each group once).
+    across hunts, or inherited by forked hunt workers, builds each group once); groups of
+    ``split_min`` rules or more are split by anchor (``build_group``).
     """
 
-    def __init__(self, rules: Iterable[CompiledRule]) -> None:
+    def __init__(self, rules: Iterable[CompiledRule], *, split_min: int = SPLIT_MIN) -> None:
         self.rules: list[CompiledRule] = list(rules)
+        self.split_min = split_min
         # channel → event id (None = any) → entries
         self._by_channel: dict[str, dict[str | None, list[_RuleCode]]] = {}
         for i, cr in enumerate(self.rules):
@@ -660,7 +776,8 @@ class RuleSet:
         key = (channel, event_id if event_id in slots else None)
         if key not in self._groups:
             entries = [*slots.get(key[1], []), *slots.get(None, [])] if key[1] is not None else slots.get(None, [])
-            self._groups[key] = build_group(sorted(entries, key=lambda e: e.rule_index)) if entries else None
+            ordered = sorted(entries, key=lambda e: e.rule_index)
+            self._groups[key] = build_group(ordered, self.split_min) if entries else None
         return self._groups[key]
 
     def match_view(self, view: dict[str, Any]) -> list[int]:

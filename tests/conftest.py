@@ -125,3 +125,77 @@ def resume_when_paused(prefect_harness: None) -> Callable[..., Any]:
         return box["result"]
 
     return run
+
+
+PG_ADMIN = os.environ.get("DCO_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database: a SQLite file, or a uniquely named database on the real PostgreSQL, dropped after."""
+    import uuid
+
+    from sqlalchemy import create_engine, pool, text
+
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'dco.db'}"
+        dispose_engines()
+        return
+    name = f"dco_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT", poolclass=pool.NullPool)
+    try:
+        with admin.connect() as c:
+            c.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        pytest.skip(f"PostgreSQL at {PG_ADMIN} unreachable: {exc}")
+    try:
+        yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        dispose_engines()
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def medallion(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., str]]:
+    """Start real medallion TAXII 2.1 servers on loopback: ``medallion(data, users, max_page_size)``
+    returns the base URL; every server started is stopped at the end of the session."""
+    import json
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(data: dict[str, Any], users: dict[str, str], max_page_size: int = 100) -> str:
+        work = tmp_path_factory.mktemp("medallion")
+        (work / "data.json").write_text(json.dumps(data))
+        config = {
+            "backend": {"module": "medallion.backends.memory_backend", "module_class": "MemoryBackend",
+                        "filename": str(work / "data.json")},
+            "users": users,
+            "taxii": {"max_page_size": max_page_size},
+        }
+        (work / "config.json").write_text(json.dumps(config))
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        procs.append(subprocess.Popen(
+            [str(Path(sys.executable).parent / "medallion"), "--host", "127.0.0.1", "--port", str(port),
+             str(work / "config.json")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(150):
+            try:
+                httpx.get(f"{base}/taxii2/", timeout=1)
+                return base
+            except httpx.TransportError:
+                time.sleep(0.1)
+        pytest.fail("medallion did not start")
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -5,7 +5,6 @@ second upgrade changes nothing. A model changed without a migration fails the fi
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,37 +21,14 @@ from sqlmodel import Session, SQLModel, create_engine
 from typer.testing import CliRunner
 
 import models.tables  # noqa: F401  (registers every table)
-from core.db import alembic_config, dispose_engines, head_revision, init_db, schema_status, session_scope
+from core.db import alembic_config, head_revision, init_db, schema_status, session_scope
 from flows.cli.db import app as db_app
 from models.emulation import EmulationOutcome, Outcome
 from models.emulation import Severity as AlertSeverity
 from models.followup import Incident
 from models.followup import Severity as IncidentSeverity
 
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 ALL_REVISIONS = ["0001_baseline", "0002_severity_enum_types"]
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database: a SQLite file, or a uniquely named PostgreSQL database dropped afterwards."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'dco.db'}"
-        dispose_engines()
-        return
-    name = f"dco_mig_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT", poolclass=pool.NullPool)
-        with admin.connect() as c:
-            c.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        pytest.skip(f"PostgreSQL on 127.0.0.1:5432 unreachable: {exc}")
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        dispose_engines()
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture()

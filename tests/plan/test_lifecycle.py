@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
 from sqlmodel import select
 
 from connectors.content.operation_file import load_operation_file
@@ -20,30 +16,6 @@ from models.operation import DcoState
 from models.plan import EmulationStep, HuntHypothesis, StepStatus
 from models.repository import audit_trail, create_operation, get_operation, transition
 from tasks.plan.planning import load_content, make_plan, store_plan
-
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, settings: Any, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'dco.db'}"
-        return
-    name = f"dco_test_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        pytest.skip(f"PostgreSQL on 127.0.0.1:5432 unreachable: {exc}")
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        from core.db import dispose_engines
-
-        dispose_engines()
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def test_state_machine_and_audit(db_url: str) -> None:

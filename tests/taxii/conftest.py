@@ -4,15 +4,9 @@ a real Security-Datasets recording, recorded with the conduct phase's own functi
 
 from __future__ import annotations
 
-import json
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pytest
 
 from connectors.content.operation_file import load_operation_file
@@ -38,21 +32,14 @@ DEMO = ROOT / "flows" / "demo" / "apt29-purple-team.yaml"
 LSASS_ZIP = "security-datasets/data/atomic/windows/credential_access/host/psh_lsass_memory_dump_comsvcs.zip"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _collection(cid: str, title: str, *, read: bool, write: bool) -> dict[str, object]:
     return {"id": cid, "title": title, "can_read": read, "can_write": write,
             "media_types": ["application/stix+json;version=2.1"], "objects": [], "manifest": []}
 
 
 @pytest.fixture(scope="module")
-def taxii_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The API root URL of a fresh medallion server (one per test module)."""
-    work = tmp_path_factory.mktemp("taxii-publish")
+def taxii_server(medallion: Callable[..., str]) -> str:
+    """The API root URL of a fresh medallion server for this module."""
     data = {
         "/discovery": {"title": "dcoflow publish test", "api_roots": []},
         "dco": {
@@ -67,34 +54,7 @@ def taxii_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             ],
         },
     }
-    (work / "data.json").write_text(json.dumps(data))
-    config = {
-        "backend": {"module": "medallion.backends.memory_backend", "module_class": "MemoryBackend",
-                    "filename": str(work / "data.json")},
-        "users": {USER: PASSWORD},
-        "taxii": {"max_page_size": 50},  # small pages: paging is exercised
-    }
-    (work / "config.json").write_text(json.dumps(config))
-    port = _free_port()
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "medallion"), "--host", "127.0.0.1", "--port", str(port),
-         str(work / "config.json")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(150):
-            try:
-                httpx.get(f"{base}/taxii2/", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("medallion did not start")
-        yield f"{base}/dco/"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    return medallion(data, {USER: PASSWORD}, 50) + "/dco/"  # small pages: paging is exercised
 
 
 @pytest.fixture(scope="module")

@@ -49,6 +49,42 @@ def plan(
     console.print("exports: " + ", ".join(result["exports"]))
 
 
+@app.command("sync-content")
+@handle_errors
+def sync_content(
+    content_dir: Annotated[Path | None, typer.Option("--dir", help="Content folder; DCO_CONTENT_DIR if unset.")] = None,
+    parts: Annotated[list[str] | None, typer.Option("--part", help="attack, sigma, atomics (all if unset).")] = None,
+    domains: Annotated[list[str] | None, typer.Option("--domain", help="ATT&CK domains (all if unset).")] = None,
+    attack_version: Annotated[str | None, typer.Option("--attack-version", help="e.g. 18.1; newest if unset.")] = None,
+    sigma_ref: Annotated[str, typer.Option(help="SigmaHQ release tag or branch.")] = "latest",
+    atomics_ref: Annotated[str, typer.Option(help="Atomic Red Team tag or branch.")] = "master",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Fill the content folder from ATT&CK, SigmaHQ and Atomic Red Team upstreams (needs network access)."""
+    from connectors.content_sync import sync_content_dir
+    from core.errors import ConfigError
+    from core.settings import get_settings
+    from flows.cli.output import table
+
+    settings = get_settings()
+    dest = content_dir or settings.content_dir
+    if dest is None:
+        raise ConfigError("no content folder to sync into", object="DCO_CONTENT_DIR",
+                          hint="set DCO_CONTENT_DIR or pass --dir")
+    results = sync_content_dir(
+        Path(dest), parts=tuple(parts or ("attack", "sigma", "atomics")),
+        domains=tuple(domains or ("enterprise", "mobile", "ics")), attack_version=attack_version,
+        sigma_ref=sigma_ref, atomics_ref=atomics_ref, timeout_s=settings.http_timeout_s,
+        retries=settings.http_retries, backoff_s=settings.http_backoff_s,
+        max_member_bytes=settings.max_archive_member_bytes,
+    )
+    rows = [{"part": r.part, "path": r.path, "detail": r.detail} for r in results]
+    if as_json:
+        print_json(rows)
+    else:
+        table(f"Content synced into {dest}", ["part", "path", "detail"], [tuple(r.values()) for r in rows])
+
+
 @app.command("demo")
 @handle_errors
 def demo(

@@ -10,6 +10,7 @@ from pydantic import Field
 
 from core.db import session_scope
 from core.settings import get_settings
+from flows.forms import described
 from models.assessment import DEFAULT_HALF_LIFE_DAYS
 from models.repository import get_operation, list_operations
 from tasks.assess.outputs import publish_task
@@ -17,6 +18,7 @@ from tasks.assess.scoring import assess_dco_task
 
 
 @flow(name="assess-dco")
+@described
 def assess_dco(
     dco: Annotated[str, Field(description="DCO id or name (ignored when all_dcos).")],
     all_dcos: Annotated[bool, Field(description="Assess every DCO, for the trend across DCOs.")] = False,

@@ -14,6 +14,7 @@ from pydantic import Field
 
 from core.db import session_scope
 from core.settings import get_settings
+from flows.forms import described
 from models.repository import get_operation
 from tasks.reporting.briefing import write_briefs_task
 
@@ -35,6 +36,7 @@ meeting_pack_task = task(name="meeting-pack", retries=1, cache_policy=NO_CACHE)(
 
 
 @flow(name="brief")
+@described
 def brief(
     dco: Annotated[str, Field(description="DCO id or name.")],
     audience: Annotated[

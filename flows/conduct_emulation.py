@@ -11,7 +11,7 @@ already ran — it only waits for that step's outcomes.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
 from prefect.flow_runs import pause_flow_run
@@ -24,6 +24,7 @@ from connectors.content.atomics import AtomicsIndex, load_atomics
 from core.db import session_scope
 from core.errors import ConfigError, DcoError
 from core.settings import get_settings
+from flows.forms import described
 from models.attack.catalog import Catalog
 from models.emulation import Outcome, OutcomeInput, Severity
 from models.plan import EmulationStep, StepStatus
@@ -73,16 +74,22 @@ def _answer_for(step: EmulationStep, manual_outcomes: dict[str, Any]) -> Any:
 
 
 @flow(name="conduct-emulation", log_prints=True)
+@described
 def conduct_emulation(
-    dco: str,
-    connector_default: str = "manual",
-    dry_run: bool = True,
-    manual_outcomes: dict[str, Any] | None = None,
-    pause_for_input: bool = True,
-    pause_timeout_s: int = 3600,
-    operator: str = "operator",
-    webhook_url: str | None = None,
-    attack_source: str | None = None,
+    dco: Annotated[str, Field(description="DCO id or name.")],
+    connector_default: Annotated[str, Field(
+        description="Connector for steps the plan left manual: manual, local or caldera.")] = "manual",
+    dry_run: Annotated[bool, Field(description="Show the exact commands without running anything.")] = True,
+    manual_outcomes: Annotated[dict[str, Any] | None, Field(
+        description="Outcome answers by step id, order or technique id: {tool, outcome, severity?, notes?} "
+        "or a list of them.")] = None,
+    pause_for_input: Annotated[bool, Field(description="Pause for the operator's outcomes on open steps.")] = True,
+    pause_timeout_s: Annotated[int, Field(description="How long to wait for an operator, in seconds.")] = 3600,
+    operator: Annotated[str, Field(description="Who runs the steps (recorded with each outcome).")] = "operator",
+    webhook_url: Annotated[str | None, Field(
+        description="Deconfliction webhook; DCO_WEBHOOK_URL when empty.")] = None,
+    attack_source: Annotated[str | None, Field(
+        description="ATT&CK bundle, URL or TAXII; the configured one when empty.")] = None,
 ) -> dict[str, Any]:
     """Run the plan's steps of DCO ``dco``.
 

@@ -18,6 +18,7 @@ from pydantic import Field
 
 from connectors.attack import load_catalog
 from core.db import session_scope
+from flows.forms import described
 from models.followup import FindingInput, GapInput, RetestStatus, as_utc
 from models.operation import utcnow
 from models.repository import get_operation
@@ -30,6 +31,7 @@ from tasks.follow_up.risks import derive_risks_task, expire_acceptances_task
 
 
 @flow(name="follow-up")
+@described
 def follow_up(
     dco: Annotated[str, Field(description="DCO id or name.")],
     gaps: Annotated[list[GapInput] | None, Field(description="Ranked gaps from the assessment.")] = None,
@@ -91,6 +93,7 @@ def follow_up(
 
 
 @flow(name="escalate")
+@described
 def escalate(
     dco: Annotated[str, Field(description="DCO id or name.")],
     force: Annotated[bool, Field(description="Retry pending incidents now, ignoring their backoff.")] = False,
@@ -106,6 +109,7 @@ def escalate(
 
 
 @flow(name="run-due-retests")
+@described
 def run_due_retests(
     retest_id: Annotated[str | None, Field(description="One re-test (scheduled run); all due when empty.")] = None,
     conduct_deployment: Annotated[

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -19,6 +19,7 @@ from connectors.content.sigma_rules import load_rule_index
 from core.db import session_scope
 from core.errors import ValidationError
 from core.settings import get_settings
+from flows.forms import described
 from models.hunt_run import derive_hunt_key
 from models.hunting import HuntOutcome, HuntSelection, RuleInfo
 from models.operation import DcoState
@@ -183,7 +184,9 @@ def _artifact_key(text: str) -> str:
 
 
 @flow(name="hunt")
-def hunt(params: HuntParameters) -> dict[str, Any]:
+@described
+def hunt(params: Annotated[HuntParameters, Field(description="What to hunt with, where, and for which DCO.")]
+         ) -> dict[str, Any]:
     """Hunt with Sigma rules over local telemetry or a SIEM; with a DCO, record the evidence and use its plan."""
     logger = get_run_logger()
     dco_id: str | None = None
@@ -212,7 +215,9 @@ def hunt(params: HuntParameters) -> dict[str, Any]:
 
 
 @flow(name="hunt-sweep")
-def hunt_sweep(params: SweepParameters) -> list[dict[str, Any]]:
+@described
+def hunt_sweep(params: Annotated[SweepParameters, Field(description="Where the telemetry is and how far back.")]
+               ) -> list[dict[str, Any]]:
     """Run the hunt plan of every hunting DCO in state conducting over the last ``lookback_hours``.
 
     The window ends at the current full hour, so a re-run in the same hour resumes the same runs.

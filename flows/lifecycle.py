@@ -24,6 +24,7 @@ from flows.assess import assess_dco
 from flows.brief import brief
 from flows.conduct_emulation import conduct_emulation
 from flows.follow_up import follow_up
+from flows.forms import described
 from flows.hunt import HuntParameters, hunt
 from flows.plan import plan_dco
 from flows.triage import triage_hunt
@@ -63,6 +64,7 @@ def _telemetry() -> list[str]:
 
 
 @flow(name="dco-lifecycle")
+@described
 def dco_lifecycle(
     operation_file: Annotated[str, Field(description="Operation file (YAML/JSON) describing the DCO.")],
     attack_source: Annotated[

@@ -4,7 +4,7 @@ optional approval wait) and ``approve_dco`` (the human approval step)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -17,6 +17,7 @@ from connectors.content.operation_file import load_operation_file
 from core.db import session_scope
 from core.errors import ValidationError
 from core.settings import get_settings
+from flows.forms import described
 from models.operation import DcoSpec, DcoState
 from tasks.lifecycle import change_state, emit_dco_event, register_operation_task
 from tasks.plan.planning import (
@@ -46,14 +47,16 @@ def _spec(operation: DcoSpec | None, operation_file: str | None) -> DcoSpec:
 
 
 @flow(name="plan-dco", log_prints=False)
+@described
 def plan_dco(
-    operation: DcoSpec | None = None,
-    operation_file: str | None = None,
-    attack_source: str | None = None,
-    output_dir: str | None = None,
-    actor: str = "prefect",
-    wait_for_approval: bool = False,
-    approval_timeout_s: int = 24 * 3600,
+    operation: Annotated[DcoSpec | None, Field(description="The DCO, filled in here (or an operation file).")] = None,
+    operation_file: Annotated[str | None, Field(description="Path to a YAML/JSON operation file.")] = None,
+    attack_source: Annotated[
+        str | None, Field(description="ATT&CK bundle, URL or TAXII collection; the configured one when empty.")] = None,
+    output_dir: Annotated[str | None, Field(description="Where exports go; DCO_OUTPUT_DIR when empty.")] = None,
+    actor: Annotated[str, Field(description="Who plans (audit log).")] = "prefect",
+    wait_for_approval: Annotated[bool, Field(description="Pause after planning until an approver answers.")] = False,
+    approval_timeout_s: Annotated[int, Field(description="How long to wait for approval, in seconds.")] = 24 * 3600,
 ) -> dict[str, Any]:
     """Plan a DCO: ATT&CK techniques from its threat profile, an emulation plan, a hunt plan, a summary.
 
@@ -103,7 +106,13 @@ def _await_approval(dco_id: str, timeout_s: int) -> dict[str, Any]:
 
 
 @flow(name="approve-dco")
-def approve_dco(dco: str, approver: str, comment: str | None = None, approve: bool = True) -> dict[str, Any]:
+@described
+def approve_dco(
+    dco: Annotated[str, Field(description="DCO id or name.")],
+    approver: Annotated[str, Field(description="Approver's name and organisation, e.g. 'J. Smith (OCIO)'.")],
+    comment: Annotated[str | None, Field(description="Conditions or reasons.")] = None,
+    approve: Annotated[bool, Field(description="Approve; untick to send the plan back.")] = True,
+) -> dict[str, Any]:
     """Record an approval decision for a planned DCO (the CLI and automations use this)."""
     target = DcoState.APPROVED if approve else DcoState.PLANNED
     return change_state(dco, target, approver, comment or ("approved" if approve else "sent back"))

@@ -18,6 +18,7 @@ from pydantic import Field, SecretStr
 from connectors.attack import load_catalog
 from core.errors import ConfigError
 from core.settings import get_settings
+from flows.forms import described
 from tasks.reporting.taxii_publish import publish_dco_task
 
 ENV_URL = "DCO_TAXII_URL"
@@ -36,6 +37,7 @@ def taxii_password(secret_block: str | None) -> SecretStr | None:
 
 
 @flow(name="publish-dco-taxii", log_prints=True)
+@described
 def publish_dco_taxii(
     dco: Annotated[str, Field(description="DCO id or name.")],
     api_root: Annotated[str | None, Field(

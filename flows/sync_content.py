@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 from prefect import flow, get_run_logger, task
+from pydantic import Field
 
 from connectors.content_sync import sync_content_dir
 from core.errors import ConfigError
 from core.settings import get_settings
+from flows.forms import described
 
 
 def sync_part(dest: str, part: str, domains: list[str], attack_version: str | None,
@@ -27,13 +30,14 @@ sync_part_task = task(name="sync-content-part", retries=1)(sync_part)
 
 
 @flow(name="sync-content")
+@described
 def sync_content(
-    content_dir: str | None = None,
-    parts: list[str] | None = None,
-    domains: list[str] | None = None,
-    attack_version: str | None = None,
-    sigma_ref: str = "latest",
-    atomics_ref: str = "master",
+    content_dir: Annotated[str | None, Field(description="Content folder; DCO_CONTENT_DIR when empty.")] = None,
+    parts: Annotated[list[str] | None, Field(description="attack, sigma, atomics (all when empty).")] = None,
+    domains: Annotated[list[str] | None, Field(description="enterprise, mobile, ics (all when empty).")] = None,
+    attack_version: Annotated[str | None, Field(description="ATT&CK release, e.g. 18.1; newest when empty.")] = None,
+    sigma_ref: Annotated[str, Field(description="SigmaHQ tag or branch ('latest': newest release).")] = "latest",
+    atomics_ref: Annotated[str, Field(description="Atomic Red Team tag or branch.")] = "master",
 ) -> list[dict[str, str]]:
     """Download ATT&CK bundles, Sigma rules and atomics into the content folder, one task per part.
 

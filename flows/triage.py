@@ -10,7 +10,7 @@ which the escalate deployment's trigger turns into an incident.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
@@ -19,6 +19,7 @@ from prefect.input import RunInput
 from pydantic import BaseModel, Field
 
 from core.db import session_scope
+from flows.forms import described
 from models.hunt_run import Verdict
 from models.repository import get_operation
 from tasks.conduct.triage import SKIP, TriageAnswer, hit_rows, triage_hits_task, untriaged_hits, verdicts_for
@@ -48,13 +49,16 @@ class TriageForm(RunInput):
 
 
 @flow(name="triage-hunt", log_prints=True)
+@described
 def triage_hunt(
-    dco: str,
-    hunt_run: str | None = None,
-    verdicts: dict[str, str] | None = None,
-    pause_for_input: bool = True,
-    analyst: str = "prefect",
-    pause_timeout_s: int = 3600,
+    dco: Annotated[str, Field(description="DCO id or name.")],
+    hunt_run: Annotated[str | None, Field(description="Hunt run id; the DCO's latest when empty.")] = None,
+    verdicts: Annotated[dict[str, str] | None, Field(
+        description="Verdicts agreed in advance, by sighting id or Sigma rule id "
+        "(true-positive, false-positive, benign).")] = None,
+    pause_for_input: Annotated[bool, Field(description="Pause for the analyst's verdicts on the rest.")] = True,
+    analyst: Annotated[str, Field(description="Who triages (recorded with each verdict).")] = "prefect",
+    pause_timeout_s: Annotated[int, Field(description="How long to wait for the analyst, in seconds.")] = 3600,
 ) -> dict[str, Any]:
     """Triage the untriaged real hits of DCO ``dco``'s hunt run ``hunt_run`` (default: its latest).
 

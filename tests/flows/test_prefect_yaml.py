@@ -30,3 +30,12 @@ def test_entrypoint_is_a_flow_with_those_parameters(deployment: dict[str, Any]) 
 def test_deployment_names_are_unique() -> None:
     names = [d["name"] for d in DEPLOYMENTS]
     assert len(names) == len(set(names))
+
+
+@pytest.mark.parametrize("deployment", DEPLOYMENTS, ids=[d["name"] for d in DEPLOYMENTS])
+def test_every_form_field_is_described(deployment: dict[str, Any]) -> None:
+    """The Prefect UI's run form shows each parameter's description (from the docstring's Args)."""
+    path, name = deployment["entrypoint"].split(":")
+    flow = getattr(importlib.import_module(path.removesuffix(".py").replace("/", ".")), name)
+    properties = flow.parameters.model_dump()["properties"]
+    assert properties and all(p.get("description") for p in properties.values())

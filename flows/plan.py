@@ -96,10 +96,37 @@ def plan_dco(
     return result
 
 
+def approval_key(dco_id: str) -> str:
+    return f"approval-{dco_id}"
+
+
+def resume_waiting_approval(dco_id: str, approve: bool, approver: str, comment: str | None) -> str | None:
+    """Answer a plan-dco run paused for this DCO's approval (the CLI's way of clicking Resume in the UI).
+
+    Returns the resumed run's id, or None when no run is waiting (then the caller records the
+    decision itself). The resumed run records the approval, so it is audited once.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+    from prefect.flow_runs import resume_flow_run
+
+    with get_client(sync_client=True) as client:
+        paused = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))))
+    for run in paused:
+        details = run.state.state_details if run.state else None
+        if details is not None and details.pause_key == approval_key(dco_id):
+            resume_flow_run(run.id, run_input={"approve": approve, "approver": approver, "comment": comment})
+            return str(run.id)
+    return None
+
+
 def _await_approval(dco_id: str, timeout_s: int) -> dict[str, Any]:
     logger = get_run_logger()
     logger.info("Waiting for approval of %s: resume this run in the UI or run `dco ops approve %s`", dco_id, dco_id)
-    answer = pause_flow_run(wait_for_input=Approval.with_initial_data(approve=True, approver=""), timeout=timeout_s)
+    answer = pause_flow_run(wait_for_input=Approval.with_initial_data(approve=True, approver=""), timeout=timeout_s,
+                            key=approval_key(dco_id))
     if answer.approve:
         return change_state(dco_id, DcoState.APPROVED, answer.approver or "unknown", answer.comment)
     return change_state(dco_id, DcoState.PLANNED, answer.approver or "unknown", answer.comment or "sent back")

@@ -101,10 +101,23 @@ def approve(
     reject: Annotated[bool, typer.Option("--reject", help="Send the plan back instead.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Approve a planned DCO (or send it back), recorded with who and when."""
+    """Approve a planned DCO (or send it back), recorded with who and when.
+
+    When a plan-dco run is paused waiting for this approval (and a Prefect API is configured), the
+    answer resumes that run, exactly as the Resume form in the UI would; otherwise it is recorded here.
+    """
+    from flows.plan import resume_waiting_approval
+    from tasks.events import events_reach_a_server
     from tasks.lifecycle import change_state
 
-    out = change_state(dco, DcoState.PLANNED if reject else DcoState.APPROVED, by, comment)
+    with session_scope() as s:
+        dco_id = get_operation(s, dco).id
+    run_id = resume_waiting_approval(dco_id, not reject, by, comment) if events_reach_a_server() else None
+    if run_id is not None:
+        out: dict[str, Any] = {"dco": dco_id, "resumed_flow_run": run_id, "approve": not reject, "by": by}
+        print_json(out) if as_json else console.print(f"{dco_id}: answered the paused plan run {run_id}")
+        return
+    out = change_state(dco_id, DcoState.PLANNED if reject else DcoState.APPROVED, by, comment)
     print_json(out) if as_json else console.print(f"{out['dco']}: {out['from']} → {out['to']} by {by}")
 
 

@@ -82,3 +82,27 @@ def test_bad_replan_keeps_what_is_stored(prefect_harness: None, settings: Any, t
     with session_scope() as s:
         after = (get_operation(s, first["dco"]).spec, s.get(PlanRecord, first["dco"]).techniques)  # type: ignore[union-attr]
     assert after == before
+
+
+def test_cli_approval_resumes_the_paused_plan_run(prefect_harness: None, settings: Any, tmp_path: Path) -> None:
+    """`dco ops approve` answers the paused run, as the UI's Resume form would; the run records it."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    result: dict[str, Any] = {}
+    worker = threading.Thread(target=lambda: result.update(plan_dco(
+        operation_file=str(DEMO_OPERATION), output_dir=str(tmp_path), actor="planner",
+        wait_for_approval=True, approval_timeout_s=120)))
+    worker.start()
+    _flow_run_id("plan-dco", "PAUSED")
+    out = CliRunner().invoke(app, ["ops", "approve", "apt29-purple-team-demo", "--by", "D. Chief (OCIO)",
+                                   "--comment", "proceed", "--json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["resumed_flow_run"]
+    worker.join(timeout=120)
+    assert result["approval"]["to"] == "approved"
+    with session_scope() as s:
+        op = get_operation(s, result["dco"])
+        assert op.approved_by == "D. Chief (OCIO)"
+        assert [e.reason for e in audit_trail(s, op.id) if e.to_state == "approved"] == ["proceed"]

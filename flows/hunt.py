@@ -20,6 +20,7 @@ from core.db import session_scope
 from core.errors import ValidationError
 from core.settings import get_settings
 from flows.forms import described
+from flows.secrets import load_secret
 from models.hunt_run import derive_hunt_key
 from models.hunting import HuntOutcome, HuntSelection, RuleInfo
 from models.operation import DcoState
@@ -110,11 +111,7 @@ def select_rules(rules_path: Sequence[str], selection: HuntSelection) -> list[Ru
 
 
 def _secret(name: str | None) -> str | None:
-    if not name:
-        return None
-    from prefect.blocks.system import Secret
-
-    return str(Secret.load(name).get())  # type: ignore[union-attr]
+    return load_secret(name) if name else None
 
 
 def make_engine(params: HuntSource, start: datetime, end: datetime) -> tuple[Callable[[list[RuleInfo]], HuntOutcome],

@@ -19,6 +19,7 @@ from connectors.attack import load_catalog
 from core.errors import ConfigError
 from core.settings import get_settings
 from flows.forms import described
+from flows.secrets import load_secret
 from tasks.reporting.taxii_publish import publish_dco_task
 
 ENV_URL = "DCO_TAXII_URL"
@@ -30,9 +31,7 @@ ENV_PASSWORD = "DCO_TAXII_PASSWORD"
 def taxii_password(secret_block: str | None) -> SecretStr | None:
     """The password from a Prefect Secret block, else ``DCO_TAXII_PASSWORD``, else none."""
     if secret_block:
-        from prefect.blocks.system import Secret
-
-        return SecretStr(str(Secret.load(secret_block).get()))  # type: ignore[union-attr]
+        return SecretStr(load_secret(secret_block))
     return get_settings().taxii_password
 
 

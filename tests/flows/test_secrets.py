@@ -1,0 +1,25 @@
+"""Connector credentials can come from Prefect Secret blocks named in a flow's parameters."""
+
+from __future__ import annotations
+
+import pytest
+from prefect.blocks.system import Secret
+
+from core.errors import ConfigError
+from flows.hunt import _secret
+from flows.publish import taxii_password
+from flows.secrets import load_secret
+
+
+def test_secret_blocks_feed_the_connectors(prefect_harness: None) -> None:
+    Secret(value="s3cr3t-token").save("dco-test-siem", overwrite=True)
+    assert load_secret("dco-test-siem") == "s3cr3t-token"
+    assert _secret("dco-test-siem") == "s3cr3t-token" and _secret(None) is None
+    password = taxii_password("dco-test-siem")
+    assert password is not None and password.get_secret_value() == "s3cr3t-token"
+
+
+def test_missing_secret_block_names_it(prefect_harness: None) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_secret("dco-no-such-block")
+    assert "dco-no-such-block" in err.value.message

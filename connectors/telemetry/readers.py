@@ -1,14 +1,17 @@
-"""Streaming readers for telemetry files: JSON lines, zipped JSON lines, EVTX and CSV.
+"""Streaming readers for telemetry files: JSON lines, Linux auditd logs (both also zipped), EVTX and CSV.
 
 Every reader is a generator over one file that yields event dicts one at a time, so memory
 stays bounded by one read chunk (1 MiB; one zip member is streamed in chunks, never
 extracted, and a line longer than ``MAX_LINE_BYTES`` is reported and skipped).
 ``iter_file_records`` yields the records as read (flat for EVTX), for the hunt, which
 normalises lazily (``fields.match_view``); ``iter_file_events`` and ``iter_events`` yield
-normalised events. Bad records (truncated lines, binary junk, wrong encoding, a corrupt EVTX
-chunk) are counted in the caller's ``BatchReport`` with their location and skipped; an
-empty file and an oversized archive member are reported the same way. Only a path that
-does not exist raises (``ContentError``), because that is a caller mistake, not bad data.
+normalised events. A ``.log``/``.json`` file or zip member is read line by line: a JSON
+object per line, or (a line that is not JSON but carries an auditd header) an auditd record,
+parsed by ``connectors.telemetry.auditd``. Bad records (truncated lines, binary junk, wrong
+encoding, a corrupt EVTX chunk, a malformed auditd line) are counted in the caller's
+``BatchReport`` with their location and skipped; an empty file and an oversized archive
+member are reported the same way. Only a path that does not exist raises (``ContentError``),
+because that is a caller mistake, not bad data.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import IO, Any
 import evtx
 import orjson
 
+from connectors.telemetry.auditd import AuditLineError, looks_like_audit, parse_audit_line
 from connectors.telemetry.fields import normalise_event
 from core.errors import BatchReport, ContentError
 
@@ -108,7 +112,9 @@ def _lines(fh: IO[bytes]) -> Iterator[bytes | object]:
 
 
 def _iter_json_lines(fh: IO[bytes], where: str, report: BatchReport) -> Iterator[dict[str, Any]]:
+    """JSON lines, or Linux auditd record lines (``connectors.telemetry.auditd``), one record a line."""
     seen = False
+    auditd = False  # once a line was an auditd record, a bad line is reported as a bad auditd record
     loads = orjson.loads
     for lineno, line in enumerate(_lines(fh), 1):
         if not isinstance(line, bytes):
@@ -123,6 +129,16 @@ def _iter_json_lines(fh: IO[bytes], where: str, report: BatchReport) -> Iterator
         try:
             doc = loads(line)  # rejects invalid UTF-8, truncation and junk alike
         except orjson.JSONDecodeError as exc:
+            if auditd or looks_like_audit(line):  # an auditd log: every other line is read as one too
+                auditd = True
+                try:
+                    record = parse_audit_line(line)
+                except AuditLineError as bad:
+                    report.skip(f"{where}:{lineno}", f"not an auditd record: {bad}")
+                    continue
+                report.kept += 1
+                yield record
+                continue
             report.skip(f"{where}:{lineno}", f"not a JSON record: {_reason(exc)}")
             continue
         if doc.__class__ is not dict:

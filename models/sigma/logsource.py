@@ -11,6 +11,12 @@ engine follows exactly what the SIEM conversions (and the SQLite reference) do:
 * ``sigma.pipelines.windows`` (logsource pipeline): PowerShell categories → channel + event id;
 * ``sigma.pipelines.common``: service → channel(s) (``security`` → ``Security`` …).
 
+Linux auditd (``product: linux, service: auditd``) is in none of the installed pySigma
+pipelines (no channel, no field renames): its rules are written in auditd's own record field
+names (``type``, ``a0``, ``exe``, ``key`` …), so they map, without renames, to the ``auditd``
+channel that the telemetry reader gives every auditd record
+(``connectors.telemetry.auditd.AUDITD_CHANNEL``).
+
 A rule can therefore apply to several *variants* (e.g. Sysmon 1 and Security 4688); it
 matches an event if any variant's test does.
 """
@@ -65,11 +71,17 @@ class Variant:
     unsupported_fields: frozenset[str] = frozenset()
 
 
+# The channel of Linux auditd records (the telemetry reader's ``AUDITD_CHANNEL``, lower-case).
+AUDITD_CHANNEL = "auditd"
+
+
 def variants_for(logsource: dict[str, str]) -> list[Variant]:
-    """The event coordinates a logsource maps to; empty when no Windows mapping applies."""
+    """The event coordinates a logsource maps to; empty when no Windows or Linux auditd mapping applies."""
     product = (logsource.get("product") or "").lower()
     category = (logsource.get("category") or "").lower()
     service = (logsource.get("service") or "").lower()
+    if product == "linux" and service == "auditd" and not category:
+        return [Variant("auditd", frozenset({AUDITD_CHANNEL}))]
     if product != "windows":
         return []
     out: list[Variant] = []

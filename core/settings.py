@@ -23,6 +23,10 @@ OFFICIAL_ATTACK_URL = (
     "https://raw.githubusercontent.com/mitre-attack/attack-stix-data/master/enterprise-attack/enterprise-attack.json"
 )
 
+# content part → the setting that points it elsewhere (its variable is DCO_ + the setting upper-cased)
+_PART_SETTINGS = {"sigma": "sigma_dir", "atomics": "atomics_dir", "emulation-library": "emulation_dir",
+                  "security-datasets": "datasets_dir", "evtx-samples": "evtx_dir"}
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DCO_", env_file=".env", extra="ignore")
@@ -78,28 +82,15 @@ class Settings(BaseSettings):
     max_archive_member_bytes: int = Field(2 * 1024**3, description="Refuse zip members larger than this.")
 
     # -- derived locations -----------------------------------------------------------------------------
-    def _part(self, explicit: Path | None, name: str) -> Path | None:
-        if explicit is not None:
-            return explicit
-        if self.content_dir is not None:
-            return self.content_dir / name
-        return None
-
     def content_path(self, part: str) -> Path:
         """Resolve a content part (``sigma``, ``atomics``, …) or say which setting to use."""
-        explicit = {
-            "attack": None,
-            "sigma": self.sigma_dir,
-            "atomics": self.atomics_dir,
-            "emulation-library": self.emulation_dir,
-            "security-datasets": self.datasets_dir,
-            "evtx-samples": self.evtx_dir,
-        }
-        if part not in explicit:
-            raise ConfigError(f"unknown content part {part!r}", object=part, hint=f"one of {sorted(explicit)}")
-        path = self._part(explicit[part], part)
-        env = "DCO_" + {"emulation-library": "EMULATION", "security-datasets": "DATASETS",
-                        "evtx-samples": "EVTX"}.get(part, part.upper()) + "_DIR"
+        if part not in _PART_SETTINGS:
+            raise ConfigError(f"unknown content part {part!r}", object=part,
+                              hint=f"one of {sorted(_PART_SETTINGS)}")
+        setting = _PART_SETTINGS[part]
+        env = f"DCO_{setting.upper()}"
+        explicit: Path | None = getattr(self, setting)
+        path = explicit if explicit is not None else (self.content_dir / part if self.content_dir else None)
         if path is None:
             raise ConfigError(
                 f"no location for {part} content",

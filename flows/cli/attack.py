@@ -37,10 +37,6 @@ def _catalog(source: str | None, domain: str | None) -> Catalog:
     return load_catalog(source, domain)
 
 
-def _brief(obj: AttackObject) -> dict[str, Any]:
-    return {"attack_id": obj.attack_id, "name": obj.name}
-
-
 def _as_dict(obj: AttackObject, *, description: bool = True) -> dict[str, Any]:
     """The object's fields as JSON-ready data (lists of ids stay ids)."""
     data: dict[str, Any] = {"type": str(obj.kind)}

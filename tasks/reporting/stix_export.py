@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,11 @@ from models.stix.common import dcoflow_identity, marking_refs
 from models.stix.store import latest_objects, stix_now
 
 
-def build_dco_bundle(session: Session, dco: str, catalog: Catalog, published: str | None = None) -> dict[str, Any]:
+def build_dco_bundle(
+    session: Session, dco: str, catalog: Catalog, published: str | None = None,
+    objects: Sequence[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The DCO's bundle of ``objects`` (default: the newest version of every object it stored)."""
     op = get_operation(session, dco)
     spec = op.dco
     refs, definitions = marking_refs(spec.marking)
@@ -34,7 +39,7 @@ def build_dco_bundle(session: Session, dco: str, catalog: Catalog, published: st
         name=f"DCO {spec.name}",
         description=f"{spec.objective} (state: {op.state.value})",
         published=published or stix_now(),
-        objects=latest_objects(session, op.id),
+        objects=latest_objects(session, op.id) if objects is None else objects,
         technique_by_stix_id=technique,
         identity=dcoflow_identity(),
         marking_refs=refs,

@@ -118,8 +118,9 @@ def publish_dco(
                         hint="ask the TAXII server's operator for write access, or choose a writable collection")
     result.deduplicated = info.get("can_read") is not False
 
-    published = _published(session, op.id, stix_time(op.updated_at))
-    bundle = build_dco_bundle(session, op.id, catalog, published=published)
+    objects = latest_objects(session, op.id)  # read once: the report's timestamp and the bundle
+    bundle = build_dco_bundle(session, op.id, catalog, published=_published(objects, stix_time(op.updated_at)),
+                              objects=objects)
     validate_bundle(bundle)
 
     blocked = _blocked_markings(allow_amber_strict)
@@ -161,9 +162,9 @@ def publish_dco(
 # -- helpers ----------------------------------------------------------------------------------------
 
 
-def _published(session: Session, dco_id: str, changed: str) -> str:
+def _published(objects: Sequence[dict[str, Any]], changed: str) -> str:
     """The report's timestamp: the newest of the DCO's last change and its evidence's versions."""
-    stamps = [changed, *(str(o.get("modified") or o.get("created") or "") for o in latest_objects(session, dco_id))]
+    stamps = [changed, *(str(o.get("modified") or o.get("created") or "") for o in objects)]
     return max(s for s in stamps if s)
 
 

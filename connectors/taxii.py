@@ -164,9 +164,7 @@ class TaxiiClient(HttpConnector):
         limit: int | None = None,
     ) -> Iterator[dict[str, Any]]:
         """TAXII 2.1 §5.4 Get Objects: every matching object, page by page (``limit`` per page)."""
-        params = _filters(added_after, types, ids, versions)
-        yield from self._paged(self._collection_url(collection_id) + "objects/", params, "objects", collection_id,
-                               limit)
+        return self._paged(collection_id, "objects/", _filters(added_after, types, ids, versions), limit)
 
     def manifest(
         self,
@@ -179,9 +177,7 @@ class TaxiiClient(HttpConnector):
         limit: int | None = None,
     ) -> Iterator[dict[str, Any]]:
         """TAXII 2.1 §5.3 Get Object Manifests: ``{id, date_added, version, media_type}`` per object version."""
-        params = _filters(added_after, types, ids, versions)
-        yield from self._paged(self._collection_url(collection_id) + "manifest/", params, "objects", collection_id,
-                               limit)
+        return self._paged(collection_id, "manifest/", _filters(added_after, types, ids, versions), limit)
 
     def add_objects(self, collection_id: str, objects: Iterable[dict[str, Any]]) -> TaxiiStatus:
         """TAXII 2.1 §5.5 Add Objects: POST one envelope, poll its status until complete.
@@ -243,8 +239,11 @@ class TaxiiClient(HttpConnector):
             raise ConnectorError(f"{what} is not a JSON object", system=self.system, object=url)
         return data
 
-    def _paged(self, url: str, params: dict[str, str], key: str, collection_id: str,
+    def _paged(self, collection_id: str, endpoint: str, params: dict[str, str],
                limit: int | None) -> Iterator[dict[str, Any]]:
+        """The items of a paged collection endpoint (objects/, manifest/): both envelopes list them under
+        ``objects`` and page with ``more``/``next`` (TAXII 2.1 §3.4, §5.3, §5.4)."""
+        url = self._collection_url(collection_id) + endpoint
         page = {**params, "limit": str(limit or self.page_size)}
         for _ in range(_MAX_PAGES):
             try:
@@ -256,7 +255,7 @@ class TaxiiClient(HttpConnector):
             envelope = self._decode(resp) if resp.content else {}
             if not isinstance(envelope, dict):
                 raise ConnectorError("the server sent no envelope", system=self.system, object=url)
-            for obj in envelope.get(key) or ():
+            for obj in envelope.get("objects") or ():
                 if isinstance(obj, dict):
                     yield obj
             nxt = envelope.get("next")

@@ -36,6 +36,7 @@ from models.navigator import (
     interpolate,
     threat_layer,
 )
+from models.operation import Operation
 from models.repository import get_operation
 from tasks.assess.frames import (
     LEVELS,
@@ -241,6 +242,13 @@ def build_layer(session: Session, dco_id: str, catalog: Catalog, kind: str) -> d
     """One Navigator layer of the DCO's newest assessment: coverage, gaps, threat or compare."""
     op = get_operation(session, dco_id)
     scores = latest_scores(session, op.id)
+    before = latest_scores(session, op.id, back=1) if kind == "compare" else []
+    return _layer(op, catalog, kind, scores, before)
+
+
+def _layer(op: Operation, catalog: Catalog, kind: str, scores: Sequence[TechniqueScore],
+           before: Sequence[TechniqueScore]) -> dict[str, Any]:
+    """The ``kind`` layer from the newest scores (``before``: the run before them, for compare)."""
     if not scores and kind != "threat":
         raise NotFoundError("no assessment yet", object=op.id, hint=f"run `dco assess run {op.id}` first")
     tactics = tactics_of(catalog, [s.technique_id for s in scores])
@@ -256,7 +264,6 @@ def build_layer(session: Session, dco_id: str, catalog: Catalog, kind: str) -> d
         users = {tid: list(r.users) for tid, r in rel.items() if r.users}
         return threat_layer(name, catalog.version, users, tactics=tactics_of(catalog, list(users)))
     if kind == "compare":
-        before = latest_scores(session, op.id, back=1)
         if not before:
             raise NotFoundError("only one assessment: nothing to compare", object=op.id,
                                 hint="re-assess after new evidence (a re-test) and compare then")
@@ -298,10 +305,10 @@ def publish(session: Session, dco_id: str, catalog: Catalog, output_dir: Path) -
              "tactics": write_csv(tactic_rows(tactics), folder / "tactics.csv"),
              "heatmap": folder / "heatmap.svg"}
     files["heatmap"].write_text(heatmap_svg(tactics, f"{op.name}: detection by tactic"), encoding="utf-8")
-    kinds = ["coverage", "gaps", "threat"] + (["compare"] if latest_scores(session, op.id, back=1) else [])
-    for kind in kinds:
+    before = latest_scores(session, op.id, back=1)
+    for kind in ["coverage", "gaps", "threat"] + (["compare"] if before else []):
         path = folder / f"layer-{kind}.json"
-        path.write_text(json.dumps(build_layer(session, op.id, catalog, kind), indent=1), encoding="utf-8")
+        path.write_text(json.dumps(_layer(op, catalog, kind, scores, before), indent=1), encoding="utf-8")
         files[f"layer-{kind}"] = path
     _artifacts(op.id, coverage_records(frame))
     return {k: str(v) for k, v in files.items()}

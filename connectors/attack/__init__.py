@@ -138,7 +138,6 @@ def _remember(cache: CatalogCache, key: str, **entry: Any) -> None:
 def _load_remote(spec: SourceSpec, cache: CatalogCache, *, transport: httpx.BaseTransport | None,
                  refresh: bool, settings: Any) -> Catalog:
     from connectors.attack.remote import AttackHttp
-    from connectors.attack.source import fetch_url
     from connectors.taxii import TaxiiClient
 
     key = f"{spec.kind}:{spec.display}"
@@ -147,19 +146,17 @@ def _load_remote(spec: SourceSpec, cache: CatalogCache, *, transport: httpx.Base
         hit = _from_cache(str(entry["hash"]), cache)
         if hit is not None:
             return hit
-    auth = (spec.username, spec.password or "") if spec.username else None
     try:
         if spec.kind == "url":
             with AttackHttp(spec.location, timeout_s=settings.http_timeout_s, retries=settings.http_retries,
-                            backoff_s=settings.http_backoff_s, transport=transport, auth=auth) as http:
-                etag = entry.get("etag") if entry else None
-                data, new_etag = fetch_url(http, spec.location, etag if entry else None)
+                            backoff_s=settings.http_backoff_s, transport=transport) as http:
+                data, new_etag = http.fetch(entry.get("etag") if entry else None)
                 if data is None and entry:
                     hit = _from_cache(str(entry["hash"]), cache)
                     if hit is not None:
                         _remember(cache, key, hash=entry["hash"], etag=new_etag, checked=time.time())
                         return hit
-                    data, new_etag = fetch_url(http, spec.location)
+                    data, new_etag = http.fetch()
                 assert data is not None
                 content_hash = hashlib.sha256(data).hexdigest()
                 catalog = _from_cache(content_hash, cache) or _build(data, content_hash, spec.display, cache)
@@ -170,7 +167,7 @@ def _load_remote(spec: SourceSpec, cache: CatalogCache, *, transport: httpx.Base
         with TaxiiClient(api_root + "/", username=spec.username, password=spec.password, transport=transport,
                          timeout=settings.http_timeout_s, retries=settings.http_retries,
                          backoff_s=settings.http_backoff_s) as taxii:
-            objects = list(taxii.get_objects(rest.strip("/"), limit=1000))
+            objects = list(taxii.get_objects(rest.strip("/")))
     except ConnectorError as exc:
         if exc.retryable and entry:
             hit = _from_cache(str(entry["hash"]), cache)

@@ -1,4 +1,4 @@
-"""The HTTP connector of remote ATT&CK sources (bundle URLs, TAXII collections).
+"""The HTTP connector of ATT&CK bundle URLs (TAXII collections are read by ``connectors.taxii``).
 
 Kept apart from ``connectors.attack.source`` so that loading a catalog from the cache never imports httpx.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import httpx
 
+from connectors.attack.source import decompress_if_gzip
 from connectors.http import HttpConnector
 
 
@@ -23,7 +24,15 @@ class AttackHttp(HttpConnector):
         retries: int = 3,
         backoff_s: float = 0.5,
         transport: httpx.BaseTransport | None = None,
-        auth: tuple[str, str] | None = None,
     ) -> None:
-        super().__init__(location, headers={"User-Agent": "dcoflow-attack"}, auth=auth, transport=transport,
+        super().__init__(location, headers={"User-Agent": "dcoflow-attack"}, transport=transport,
                          timeout=timeout_s, retries=retries, backoff_s=backoff_s, follow_redirects=True)
+        self.location = location
+
+    def fetch(self, etag: str | None = None) -> tuple[bytes | None, str | None]:
+        """(bundle bytes, ETag); bytes are ``None`` when the server says the cached ``etag`` is current."""
+        headers = {"If-None-Match": etag} if etag else None
+        resp = self.request("GET", self.location, headers=headers)
+        if resp.status_code == 304:
+            return None, etag
+        return decompress_if_gzip(resp.content, self.location), resp.headers.get("ETag")

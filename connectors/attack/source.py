@@ -1,9 +1,8 @@
 """Where ATT&CK comes from: a bundle file (.json or .json.gz), an https URL, or a TAXII 2.1 collection.
 
-Each source returns the bundle's JSON bytes (file, URL) or its objects (TAXII); parsing and
-indexing happen elsewhere. Remote sources go over the shared ``connectors.http.HttpConnector``
-(``transport=`` for tests): transport errors, timeouts, 429 and 5xx are retried with backoff;
-401/403 raise ``AuthError`` at once; other 4xx raise a final ``ConnectorError``.
+``parse_source`` reads a ``DCO_ATTACK_SOURCE`` value and ``read_file`` a bundle file; a URL is
+fetched by ``connectors.attack.remote.AttackHttp`` and a TAXII collection read by
+``connectors.taxii.TaxiiClient``. Parsing and indexing happen elsewhere.
 """
 
 from __future__ import annotations
@@ -12,14 +11,10 @@ import gzip
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from core.errors import ConfigError, ContentError
-
-if TYPE_CHECKING:
-
-    from connectors.http import HttpConnector
 
 SourceKind = Literal["file", "url", "taxii"]
 SETTING = "DCO_ATTACK_SOURCE"
@@ -85,11 +80,3 @@ def read_file(path: Path) -> bytes:
                           hint=f"set {SETTING} to a bundle file, URL or TAXII collection, or DCO_CONTENT_DIR")
     return decompress_if_gzip(path.read_bytes(), str(path))
 
-
-def fetch_url(http: HttpConnector, url: str, etag: str | None = None) -> tuple[bytes | None, str | None]:
-    """(bundle bytes, ETag); bytes are ``None`` when the server says the cached ``etag`` is current."""
-    headers = {"If-None-Match": etag} if etag else None
-    resp = http.request("GET", url, headers=headers)
-    if resp.status_code == 304:
-        return None, etag
-    return decompress_if_gzip(resp.content, url), resp.headers.get("ETag")

@@ -235,11 +235,18 @@ def deliver_incidents(
     if not channels:
         return []
     touched = []
+    # Per DCO, read once: its marking context and its incidents' STIX objects (the incident and its
+    # relationships) by incident id. Delivering one incident only adds a version of that incident.
+    per_dco: dict[str, tuple[str, DcoContext, dict[str, list[dict[str, Any]]]]] = {}
     for incident in deliverable(session, now, dco_id=dco_id, force=force):
-        op = get_operation(session, incident.dco_id)
-        ctx = DcoContext.for_operation(op)
-        objects = [o for o in latest_objects(session, op.id, ["incident", "relationship"])
-                   if o["id"] == incident.stix_id or o.get("source_ref") == incident.stix_id]
+        if incident.dco_id not in per_dco:
+            op = get_operation(session, incident.dco_id)
+            by_incident: dict[str, list[dict[str, Any]]] = {}
+            for o in latest_objects(session, op.id, ["incident", "relationship"]):
+                by_incident.setdefault(o["id"] if o["type"] == "incident" else o.get("source_ref", ""), []).append(o)
+            per_dco[incident.dco_id] = (op.id, DcoContext.for_operation(op), by_incident)
+        op_id, ctx, by_incident = per_dco[incident.dco_id]
+        objects = by_incident.get(incident.stix_id, [])
         deliveries = dict(incident.deliveries)
         errors = []
         for channel in channels:
@@ -265,8 +272,8 @@ def deliver_incidents(
             incident.status = IncidentStatus.ACKNOWLEDGED
             incident.acknowledged_at, incident.next_attempt_at, incident.last_error = now, None, None
         session.add(incident)
-        put_objects(session, incident_objects(ctx, incident, None)[:1], op.id)
-        record_event(session, op.id, "dcoflow", "incident-delivery", {
+        put_objects(session, incident_objects(ctx, incident, None)[:1], op_id)
+        record_event(session, op_id, "dcoflow", "incident-delivery", {
             "incident": incident.id, "status": incident.status.value, "attempt": incident.attempts,
             "delivered": sorted(deliveries), "error": incident.last_error,
         })

@@ -13,8 +13,6 @@ from prefect.context import FlowRunContext, TaskRunContext
 from prefect.events import emit_event
 from prefect.settings import PREFECT_API_URL
 
-PHASE = "dco.phase.{state}"
-
 
 def resource(dco_id: str) -> dict[str, str]:
     return {"prefect.resource.id": f"dco.{dco_id}", "prefect.resource.name": dco_id}

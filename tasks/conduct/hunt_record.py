@@ -29,6 +29,7 @@ from sqlmodel import Session, col, select
 from core.db import session_scope
 from core.errors import NotFoundError
 from models.attack.catalog import Catalog
+from models.emulation import dco_marker
 from models.hunt_run import HuntRun, HuntStatus, hunt_run_id
 from models.hunting import HuntOutcome, RuleInfo
 from models.repository import get_operation, record_event
@@ -50,11 +51,6 @@ class ExerciseWindow:
 
 
 ExerciseMarker = str | ExerciseWindow
-
-
-def dco_marker(dco_id: str) -> str:
-    """The string the emulation side puts in every step it runs for a DCO."""
-    return f"DCO-{dco_id}"
 
 
 def _strings(value: Any) -> Iterable[str]:

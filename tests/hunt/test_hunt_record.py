@@ -14,6 +14,7 @@ from sqlmodel import Session, select
 from core.db import session_scope
 from core.errors import NotFoundError, ValidationError
 from models.audit import AuditEvent
+from models.emulation import dco_marker
 from models.hunt_run import HuntRun, HuntStatus, TriageVerdict, Verdict, derive_hunt_key
 from models.hunting import HuntOutcome, RuleInfo, RuleMatch, SkippedRule
 from models.stix.common import DCOFLOW_IDENTITY_ID
@@ -21,7 +22,6 @@ from models.stix.markings import TLP2_IDS, Tlp
 from models.stix.store import StixObjectRow, count_objects, latest_objects, object_history, put_objects
 from tasks.conduct.hunt_record import (
     ExerciseWindow,
-    dco_marker,
     exercise_markers_for,
     hunt_summary,
     is_exercise,

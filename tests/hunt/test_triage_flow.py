@@ -16,9 +16,10 @@ from sqlmodel import select
 from core.db import session_scope
 from core.errors import NotFoundError, ValidationError
 from flows.triage import triage_hunt
+from models.emulation import dco_marker
 from models.hunt_run import TriageVerdict, Verdict
 from models.hunting import HuntOutcome, RuleInfo, RuleMatch
-from tasks.conduct.hunt_record import dco_marker, record_hunt
+from tasks.conduct.hunt_record import record_hunt
 from tasks.conduct.triage import UntriagedHit, untriaged_hits, verdicts_for
 
 from .helpers import sysmon_event

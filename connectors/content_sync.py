@@ -110,10 +110,10 @@ class ContentSync(HttpConnector):
 
     # -- repository archives -----------------------------------------------------------------------------
     def latest_release(self, repo: str) -> str:
-        resp = self.request("GET", f"/repos/{repo}/releases/latest", headers=self.github_headers)
-        tag = resp.json().get("tag_name") if resp.content else None
+        release = self.get_json(f"/repos/{repo}/releases/latest", headers=self.github_headers)
+        tag = release.get("tag_name") if isinstance(release, dict) else None
         if not tag:
-            raise ConnectorError(f"no release tag for {repo}", object=repo)
+            raise ConnectorError(f"no release tag for {repo}", system=self.system, object=repo)
         return str(tag)
 
     def sync_archive(self, part: ArchivePart, ref: str = "latest") -> SyncResult:

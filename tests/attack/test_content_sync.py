@@ -130,3 +130,12 @@ def test_downloads_share_the_connector_retry_and_error_policy(tmp_path: Path, sm
     refused = httpx.MockTransport(lambda r: httpx.Response(401))
     with ContentSync(tmp_path, transport=refused, backoff_s=0) as sync, pytest.raises(AuthError):
         sync.latest_release("SigmaHQ/sigma")
+
+
+def test_a_release_answer_without_a_tag_is_a_connector_error(tmp_path: Path) -> None:
+    """Not JSON, or JSON without tag_name: a ConnectorError naming content-sync, not a raw decode error."""
+    for body in (b"<html>rate limited</html>", b"[]", b"{}"):
+        transport = httpx.MockTransport(lambda r, body=body: httpx.Response(200, content=body))
+        with ContentSync(tmp_path, transport=transport, backoff_s=0) as sync, pytest.raises(ConnectorError) as err:
+            sync.latest_release("SigmaHQ/sigma")
+        assert err.value.system == "content-sync"

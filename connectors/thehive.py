@@ -13,6 +13,7 @@ treats a duplicate refusal as "already created", returning the existing alert.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -40,15 +41,13 @@ class TheHiveClient(HttpConnector):
         timeout: float = 30.0,
         retries: int = 3,
         backoff_s: float = 0.5,
-        sleep: Callable[[float], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
         if organisation:
             headers["X-Organisation"] = organisation
-        extra: dict[str, Any] = {"sleep": sleep} if sleep is not None else {}
-        super().__init__(
-            url, headers=headers, transport=transport, timeout=timeout, retries=retries, backoff_s=backoff_s, **extra
-        )
+        super().__init__(url, headers=headers, transport=transport, timeout=timeout, retries=retries,
+                         backoff_s=backoff_s, sleep=sleep)
 
     def find_alert(
         self, source_ref: str, *, source: str | None = None, alert_type: str | None = None

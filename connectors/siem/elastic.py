@@ -17,6 +17,7 @@ OpenSearch's analogue), so ``language="eql"`` is refused.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, Literal
@@ -50,7 +51,7 @@ class ElasticClient(HttpConnector):
         flavor: Flavor = "elasticsearch",
         timestamp_field: str = "@timestamp",
         verify: bool | str = True,
-        sleep: Callable[[float], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         headers = {"Accept": "application/json"}
         if api_key:
@@ -60,9 +61,8 @@ class ElasticClient(HttpConnector):
         self.timestamp_field = timestamp_field
         if flavor == "opensearch":
             self.system = "opensearch"
-        extra: dict[str, Any] = {"sleep": sleep} if sleep is not None else {}
         super().__init__(base_url, headers=headers, auth=auth, transport=transport, timeout=timeout,
-                         retries=retries, backoff_s=backoff_s, verify=verify, **extra)
+                         retries=retries, backoff_s=backoff_s, verify=verify, sleep=sleep)
 
     @classmethod
     def from_settings(

@@ -139,12 +139,6 @@ class TelemetryIndex:
                     found.setdefault(tid, set()).add(dc.attack_id)
         return found or None
 
-    def dc_name(self, dc_id: str) -> str:
-        for dc in self._dc_by_name.values():
-            if dc.attack_id == dc_id:
-                return dc.name
-        return dc_id
-
 
 @lru_cache(maxsize=4)
 def _telemetry_index(content_hash: str, catalog: Catalog) -> TelemetryIndex:

@@ -33,9 +33,9 @@ from models.assessment import (
 from models.assessment_rows import AssessmentRun, TechniqueScore
 from models.attack import Catalog
 from models.operation import Operation
-from models.repository import get_operation, list_operations
+from models.repository import get_operation
 from models.stix.ids import stix_id
-from tasks.assess.evidence import EvidenceSet, evidence_from_catalog, load_evidence
+from tasks.assess.evidence import evidence_from_catalog, load_evidence
 
 
 @dataclass(slots=True, frozen=True)
@@ -135,18 +135,18 @@ def _profile_relevance(op: Operation, catalog: Catalog, planned: Iterable[str]) 
     return relevance, notes
 
 
-def assess_operation(
+def assess_dco(
     session: Session,
-    op: Operation,
+    dco_id: str,
     catalog: Catalog,
     now: datetime | None = None,
     *,
     half_life_days: float = DEFAULT_HALF_LIFE_DAYS,
-    evidence: EvidenceSet | None = None,
-    write: bool = True,
 ) -> AssessmentResult:
+    """Score every technique of a DCO (threat profile, plan, evidence), rank gaps, log the scores."""
+    op = get_operation(session, dco_id)
     now = (now or datetime.now(UTC)).astimezone(UTC)
-    evset = evidence if evidence is not None else load_evidence(session, op.id, catalog)
+    evset = load_evidence(session, op.id, catalog)
     items, id_notes = resolve_evidence(evset.evidence, catalog)
     planned = [catalog.resolve(t, warn=False).attack_id or t for t in evset.planned]
     relevance, profile_notes = _profile_relevance(op, catalog, planned)
@@ -167,32 +167,8 @@ def assess_operation(
         evidence_count=len(evset.evidence),
         unmapped_channels=evset.unmapped_channels,
     )
-    if write:
-        write_scores(session, result)
+    write_scores(session, result)
     return result
-
-
-def assess_dco(
-    session: Session,
-    dco_id: str,
-    catalog: Catalog,
-    now: datetime | None = None,
-    *,
-    half_life_days: float = DEFAULT_HALF_LIFE_DAYS,
-    write: bool = True,
-) -> AssessmentResult:
-    """Score every technique of a DCO (threat profile, plan, evidence), rank gaps, log the scores."""
-    return assess_operation(session, get_operation(session, dco_id), catalog, now,
-                            half_life_days=half_life_days, write=write)
-
-
-def assess_all(
-    session: Session, catalog: Catalog, now: datetime | None = None, *, half_life_days: float = DEFAULT_HALF_LIFE_DAYS
-) -> list[AssessmentResult]:
-    """Every DCO, with the same ``now`` so their runs line up in the trend."""
-    now = now or datetime.now(UTC)
-    return [assess_operation(session, op, catalog, now, half_life_days=half_life_days)
-            for op in list_operations(session)]
 
 
 def write_scores(session: Session, result: AssessmentResult) -> int:

@@ -592,13 +592,6 @@ def _action_facts(a: Action, name: str, today: date, catalog: Catalog) -> Action
     )
 
 
-def risk_facts(
-    risk: Risk, authority: str, actions: Sequence[Action], scores: dict[str, TechniqueFacts], catalog: Catalog
-) -> RiskFacts:
-    """One risk as a brief or a meeting pack shows it, with its plain-language statement and recommendation."""
-    return _risk_facts(risk, authority, actions, scores, catalog, lambda t: technique_name(catalog, t))
-
-
 def _risk_facts(
     risk: Risk, authority: str, actions: Sequence[Action], scores: dict[str, TechniqueFacts], catalog: Catalog,
     name: Any,

@@ -55,9 +55,6 @@ class CatalogCache:
     def _path(self, content_hash: str, part: str) -> Path:
         return self.root / f"{content_hash}-{FORMAT}.{part}.pickle"
 
-    def has(self, content_hash: str) -> bool:
-        return self._path(content_hash, "catalog").is_file()
-
     def load(self, content_hash: str) -> Catalog | None:
         """The cached catalog, or ``None`` when absent or unreadable (then it is rebuilt)."""
         path = self._path(content_hash, "catalog")

@@ -32,7 +32,7 @@ rest is read; a file that is not a DeTT&CT file at all raises ContentError namin
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -196,7 +196,3 @@ def _data_source(entry: Any, where: str, out: DettectImport, fallback: datetime,
                                          weight=weight, value=1.0 / n, detail=dc.attack_id, dco_id=dco_id))
         out.report.kept += 1
         return
-
-
-def import_many(paths: Iterable[Path], **kwargs: Any) -> list[DettectImport]:
-    return [read_dettect(p, **kwargs) for p in paths]

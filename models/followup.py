@@ -9,7 +9,6 @@ escalation runs. Everything here is data and rules; tasks/follow_up does the I/O
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -24,15 +23,14 @@ from sqlmodel import SQLModel
 
 from core.errors import StateError, ValidationError
 from models.operation import utcnow
-from models.stix.ids import DCOFLOW_NAMESPACE
+from models.stix.ids import natural_uuid
 
 # -- identifiers ------------------------------------------------------------------------------------
 
 
 def followup_id(prefix: str, *natural_key: object) -> str:
     """A short deterministic id (``act-…``, ``risk-…``) so a re-run upserts instead of duplicating."""
-    key = "|".join(str(k) for k in natural_key)
-    return f"{prefix}-{uuid.uuid5(DCOFLOW_NAMESPACE, f'{prefix}|{key}').hex[:16]}"
+    return f"{prefix}-{natural_uuid(prefix, *natural_key).hex[:16]}"
 
 
 def as_utc(moment: datetime) -> datetime:

@@ -9,7 +9,6 @@ Evidence (indicators, sightings …) lives in the STIX store; these rows say wha
 from __future__ import annotations
 
 import hashlib
-import uuid
 from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
@@ -19,7 +18,7 @@ from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
 from models.operation import utcnow
-from models.stix.ids import DCOFLOW_NAMESPACE
+from models.stix.ids import row_id
 
 
 class HuntStatus(StrEnum):
@@ -44,7 +43,7 @@ def derive_hunt_key(
 
 
 def hunt_run_id(dco_id: str, hunt_key: str) -> str:
-    return f"hunt-{uuid.uuid5(DCOFLOW_NAMESPACE, f'hunt-run|{dco_id}|{hunt_key}')}"
+    return f"hunt-{row_id('hunt-run', dco_id, hunt_key)}"
 
 
 class HuntRun(SQLModel, table=True):

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from core.errors import NotFoundError, ValidationError
 from models.operation import DcoSpec, Via
 from models.plan import EmulationStep, HuntHypothesis, ProcedureSource
-from models.stix.ids import stix_id
+from models.stix.ids import row_id
 
 if TYPE_CHECKING:
     from connectors.content.atomics import AtomicsIndex
@@ -183,7 +183,7 @@ def emulation_steps(
             platform = next((p for p in platforms if p in cstep.platforms), None)
             executors = cstep.platforms.get(platform, {}) if platform else {}
             executor, command = next(iter(executors.items()), (None, None))
-            sid = stix_id("x-dco-step", dco_id, "ctid", cstep.id).split("--")[1]
+            sid = row_id("x-dco-step", dco_id, "ctid", cstep.id)
             steps.append(EmulationStep(
                 id=sid, dco_id=dco_id, order=n, tactic=cstep.tactic or UNKNOWN_TACTIC, technique_id=tid,
                 technique_name=cstep.technique_name, source=ProcedureSource.CTID, procedure_ref=cstep.id,
@@ -208,7 +208,7 @@ def emulation_steps(
                     f"{', '.join(platforms)}; using {chosen.guid if chosen else 'a manual step'}"
                 )
             chosen = wanted or chosen
-        sid = stix_id("x-dco-step", dco_id, tech.attack_id).split("--")[1]
+        sid = row_id("x-dco-step", dco_id, tech.attack_id)
         steps.append(EmulationStep(
             id=sid, dco_id=dco_id, order=n, tactic=tactic, technique_id=tech.attack_id,
             technique_name=tech.name,
@@ -240,7 +240,7 @@ def hunt_hypotheses(
         } - {""})
         why = "; ".join(tech.reasons[:3])
         out.append(HuntHypothesis(
-            id=stix_id("x-dco-hypothesis", dco_id, tech.attack_id).split("--")[1],
+            id=row_id("x-dco-hypothesis", dco_id, tech.attack_id),
             dco_id=dco_id, technique_id=tech.attack_id, technique_name=tech.name, tactics=tech.tactics,
             statement=(
                 f"If the adversary used {tech.name} ({tech.attack_id}, {tactic}) in scope, "

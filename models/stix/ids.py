@@ -31,10 +31,20 @@ SCO_ID_PROPERTIES: dict[str, tuple[str, ...]] = {
 }
 
 
+def natural_uuid(kind: str, *natural_key: object) -> uuid.UUID:
+    """uuid5 under dcoflow's namespace over ``kind|key…``: the root of every deterministic id."""
+    key = "|".join(str(k) for k in natural_key)
+    return uuid.uuid5(DCOFLOW_NAMESPACE, f"{kind}|{key}")
+
+
 def stix_id(stix_type: str, *natural_key: object) -> str:
     """The id of an SDO/SRO from its natural key, e.g. ``stix_id("sighting", dco, rule, event)``."""
-    key = "|".join(str(k) for k in natural_key)
-    return f"{stix_type}--{uuid.uuid5(DCOFLOW_NAMESPACE, f'{stix_type}|{key}')}"
+    return f"{stix_type}--{natural_uuid(stix_type, *natural_key)}"
+
+
+def row_id(kind: str, *natural_key: object) -> str:
+    """A table row's id from its natural key: the uuid of ``stix_id(kind, …)`` without the type."""
+    return str(natural_uuid(kind, *natural_key))
 
 
 def sco_id(stix_type: str, properties: dict[str, Any], *fallback_key: object) -> str:

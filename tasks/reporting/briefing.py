@@ -440,7 +440,7 @@ def gather_facts(
     before_scores = latest_scores(session, op.id, back=1)
     before_by_tid = {s.technique_id: s.detection for s in before_scores}
     techniques = [_technique_facts(s, catalog, name(s.technique_id), before_by_tid.get(s.technique_id))
-                  for s in sorted(now_scores, key=lambda s: (-s.priority, s.technique_id))]
+                  for s in sorted(now_scores, key=_gap_order)]
     gaps = [t for t in techniques if t.priority > 0][:top_gaps]
     scores_by_tid = {t.technique_id: t for t in techniques}
 
@@ -470,6 +470,13 @@ def gather_facts(
     )
     facts.rag = rag_status(facts)
     return facts
+
+
+def _gap_order(s: TechniqueScore) -> tuple[bool, int, float, str]:
+    """Gaps by the rank ``rank_gaps`` stored with the run (as the coverage table and follow-up order
+    them), then the rest by id; a run logged before ranks were stored: by priority, then id."""
+    rank = s.explanation.get("gap_rank")
+    return (rank is None, int(rank or 0), -s.priority, s.technique_id)
 
 
 def _plan_facts(record: PlanRecord | None) -> PlanFacts | None:

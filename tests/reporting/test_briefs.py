@@ -136,3 +136,12 @@ def test_html_briefs_are_self_contained_and_marked(built: Built, catalog: Catalo
     assert "ATT&amp;CK" in files["executive-html"].read_text(encoding="utf-8")
     only_exec = write_briefs(facts, tmp_path / "exec", "executive")
     assert sorted(only_exec) == ["executive-html", "executive-md"]
+
+
+def test_brief_gaps_follow_the_stored_gap_rank(built: Built, catalog: Catalog) -> None:
+    """The brief lists gaps in the order the coverage table and follow-up use (rank_gaps, stored per run)."""
+    with session_scope() as s:
+        facts = gather_facts(s, built.dco_id, catalog, now=NOW, top_gaps=10_000)
+        scores = latest_scores(s, built.dco_id)
+    ranked = sorted((sc for sc in scores if sc.priority > 0), key=lambda sc: int(sc.explanation["gap_rank"]))
+    assert ranked and [t.technique_id for t in facts.gaps] == [sc.technique_id for sc in ranked]

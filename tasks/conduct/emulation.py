@@ -810,6 +810,9 @@ def import_caldera_report(
     rep = load_caldera_report(report) if isinstance(report, Path) else report
     summary = ImportSummary(warnings=[f"{b.location}: {b.reason}" for b in rep.report.bad])
     steps = load_steps(session, op.id)
+    # One read of the links already recorded for the DCO, not one query per link.
+    recorded = {d.get("link") for d in session.exec(
+        select(EmulationExecution.details).where(EmulationExecution.dco_id == op.id))}
     for link in rep.steps:
         step = next((s for s in steps if s.procedure_ref == link.ability_id), None)
         if step is None:
@@ -823,11 +826,10 @@ def import_caldera_report(
             summary.warnings.append(f"link {link.link_id} ({link.name}) has not finished (status {int(link.status)})")
             continue
         key = f"caldera-link:{link.link_id}"
-        seen = session.exec(select(EmulationExecution).where(
-            EmulationExecution.dco_id == op.id, EmulationExecution.step_id == step.id)).all()
-        if any(e.details.get("link") == key for e in seen):
+        if key in recorded:
             summary.unchanged += 1
         else:
+            recorded.add(key)
             session.add(EmulationExecution(
                 dco_id=op.id, step_id=step.id, connector="caldera", status=status, marker=dco_marker(op.id),
                 host=link.host or link.paw, command=link.command, exit_code=0 if status == ExecutionStatus.SUCCEEDED

@@ -32,6 +32,7 @@ from core.db import session_scope, upsert
 from core.errors import ConnectorError, DcoError, ExecutionError, NotFoundError, ValidationError
 from core.settings import get_settings
 from models.attack.catalog import Catalog
+from models.attack.objects import Technique
 from models.emulation import (
     Deconfliction,
     EmulationExecution,
@@ -307,12 +308,15 @@ def latest_execution(session: Session, dco_id: str, step_id: str) -> EmulationEx
 # -- outcomes -----------------------------------------------------------------------------------------
 
 
+def _current_technique(catalog: Catalog, technique_id: str) -> Technique | None:
+    """The catalog's technique for an id of any release (revoked ids follow their replacement)."""
+    res = catalog.resolve(technique_id, warn=False)
+    return catalog.get_technique(res.attack_id) if res.attack_id else None
+
+
 def attack_pattern_ref(catalog: Catalog | None, technique_id: str) -> str | None:
     """The ATT&CK STIX id of a technique (revoked ids follow their replacement); None when unknown."""
-    if catalog is None:
-        return None
-    res = catalog.resolve(technique_id, warn=False)
-    tech = catalog.get_technique(res.attack_id) if res.attack_id else None
+    tech = _current_technique(catalog, technique_id) if catalog is not None else None
     return tech.stix_id if tech is not None else None
 
 
@@ -458,9 +462,9 @@ def import_ctid_plan(
         sid = stix_id("x-dco-step", op.id, "ctid", cstep.id).split("--")[1]
         tid = cstep.technique_id
         if cstep.is_technique and catalog is not None:
-            res = catalog.resolve(tid, warn=False)
-            if res.attack_id and catalog.get_technique(res.attack_id) is not None:
-                tid = res.attack_id
+            tech = _current_technique(catalog, tid)
+            if tech is not None:
+                tid = tech.attack_id
             else:
                 summary.warnings.append(f"{cstep.label}: technique {tid} is not in ATT&CK "
                                         f"{catalog.version} (kept)")
@@ -554,9 +558,9 @@ def _caldera_technique(ability: Mapping[str, Any], catalog: Catalog | None, labe
         warnings.append(f"{label}: technique {tid or '(none)'!r} is not an ATT&CK id (kept)")
         return tid or "unknown"
     if catalog is not None:
-        res = catalog.resolve(tid, warn=False)
-        if res.attack_id and catalog.get_technique(res.attack_id) is not None:
-            return res.attack_id
+        tech = _current_technique(catalog, tid)
+        if tech is not None:
+            return tech.attack_id
         warnings.append(f"{label}: technique {tid} is not in ATT&CK {catalog.version} (kept)")
     return tid
 

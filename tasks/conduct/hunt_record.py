@@ -136,7 +136,8 @@ def _content(obj: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in obj.items() if k not in _TIMESTAMPS}
 
 
-def _next_modified(previous: str, now: str) -> str:
+def next_modified(previous: str, now: str) -> str:
+    """``now``, or 1 ms after ``previous`` when ``now`` is not strictly newer (a new STIX version)."""
     if now > previous:
         return now
     prev = ho.parse_time(previous) or datetime.now(UTC)
@@ -173,7 +174,7 @@ def settle_versions(session: Session, dco_id: str, objects: list[dict[str, Any]]
             obj["created"] = prev.get("created", obj.get("created"))
             if "valid_from" in prev:
                 obj["valid_from"] = prev["valid_from"]
-            obj["modified"] = _next_modified(prev["modified"], obj["modified"])
+            obj["modified"] = next_modified(prev["modified"], obj["modified"])
     return objects
 
 

@@ -21,7 +21,8 @@ from core.errors import NotFoundError, ValidationError
 from models.hunt_run import HuntRun, TriageVerdict, Verdict
 from models.repository import get_operation, record_event
 from models.stix import hunt_objects as ho
-from models.stix.store import StixObjectRow, latest_objects, put_objects, stix_time
+from models.stix.store import StixObjectRow, latest_objects, object_history, put_objects, stix_time
+from tasks.conduct.hunt_record import next_modified
 
 SKIP = "skip"  # a triage answer that leaves the hit untriaged
 
@@ -146,14 +147,10 @@ def triage_hit(
     modified = stix_time(moment)
     opinion_created = modified
     if previous is not None:
-        history = session.exec(
-            select(StixObjectRow).where(StixObjectRow.id == previous.opinion_id).order_by(col(StixObjectRow.modified))
-        ).all()
+        history = object_history(session, previous.opinion_id)
         if history:
-            opinion_created = str(history[0].object["created"])
-            last = str(history[-1].modified)
-            if modified <= last:
-                modified = _after(last)
+            opinion_created = str(history[0]["created"])
+            modified = next_modified(str(history[-1]["modified"]), modified)
     obj = ho.opinion(sighting, verdict.value, analyst, note, created=opinion_created, modified=modified)
     row = TriageVerdict(
         sighting_id=sighting_id, analyst=analyst, version=(previous.version + 1) if previous else 1,
@@ -168,13 +165,6 @@ def triage_hit(
         })
     session.flush()
     return row
-
-
-def _after(stamp: str) -> str:
-    from datetime import timedelta
-
-    moment = ho.parse_time(stamp) or datetime.now(UTC)
-    return stix_time(moment + timedelta(milliseconds=1))
 
 
 @dataclass(frozen=True, slots=True)

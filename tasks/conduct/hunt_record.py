@@ -281,18 +281,25 @@ def record_hunt(
     for rule in outcome.rules_run:
         stats[rule.rule_id] = {"rule_id": rule.rule_id, "title": rule.title, "technique_ids": rule.technique_ids,
                                "hits": 0, "exercise_hits": 0, "hosts": {}, "logsource": rule.logsource}
+    # An event sampled by several rules is one object: its SCOs, observed-data and exercise test
+    # are made once (the local engine shares the event dict between the rules it matched).
+    per_event: dict[int, tuple[dict[str, Any] | None, bool]] = {}
     for match in outcome.matches:
         rule = match.rule
         hosts: Counter[str] = Counter()
         exercise_n = 0
         for event in match.events:
-            scos = ho.observables(event, ctx)
-            od = ho.observed_data(event, scos, ctx) if scos else None
-            exercise = is_exercise(event, markers)
+            known = per_event.get(id(event))
+            if known is None:
+                scos = ho.observables(event, ctx)
+                od = ho.observed_data(event, scos, ctx) if scos else None
+                known = per_event[id(event)] = (od, is_exercise(event, markers))
+                objects += [*scos, *([od] if od else [])]
+            od, exercise = known
             exercise_n += exercise
             sig = ho.sighting(rule, event, od["id"] if od else None, ctx, hunt_run_id=run.id, exercise=exercise)
             hosts[sig["x_dco_host"] or "(unknown)"] += 1
-            objects += [*scos, *([od] if od else []), sig]
+            objects.append(sig)
             grouped += [sig["id"], *([od["id"]] if od else [])]
         stats[rule.rule_id] = {"rule_id": rule.rule_id, "title": rule.title, "technique_ids": rule.technique_ids,
                                "hits": match.count, "exercise_hits": exercise_n, "hosts": dict(hosts),

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from flows.cli import assess, attack, brief, db, emulate, followup, hunt, ops, publish
-from flows.cli.output import console, handle_errors, print_json
+from flows.cli.output import cli_user, console, handle_errors, print_json
 
 app = typer.Typer(
     help="dcoflow — plan, conduct, assess and follow up Defensive Cyberspace Operations.",
@@ -41,7 +41,7 @@ def plan(
 
     load_operation_file(file)  # fail fast, before Prefect starts, on a bad file
     result = plan_dco(operation_file=str(file), attack_source=attack_source, output_dir=str(out) if out else None,
-                      actor=os.environ.get("USER", "cli"))
+                      actor=cli_user())
     if as_json:
         print_json(result)
         return

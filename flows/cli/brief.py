@@ -6,7 +6,6 @@ Wire with ``app.add_typer(brief.app)`` (no name: its ``brief`` command and ``mee
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Annotated, Literal
@@ -16,7 +15,7 @@ import typer
 from core.db import session_scope
 from core.errors import ValidationError
 from core.settings import get_settings
-from flows.cli.output import console, handle_errors, print_json, table
+from flows.cli.output import cli_user, console, handle_errors, print_json, table
 from models.followup import ActionStatus, Treatment
 
 app = typer.Typer(help="Briefs and meeting packs.", no_args_is_help=True)
@@ -89,7 +88,7 @@ def create(
         raise ValidationError("say when the meeting is", field="at", hint="--at 2026-12-15T10:00")
     with session_scope() as s:
         meeting = create_meeting(s, dco, body.strip(), _when(at, "at"), attendees=attendee or None,
-                                 actor=os.environ.get("USER", "cli"))
+                                 actor=cli_user())
         items = meeting_items(s, meeting.id)
         doc = {**meeting_row(meeting, items), "agenda": [item_row(i) for i in items]}
     if as_json:

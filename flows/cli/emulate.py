@@ -4,7 +4,6 @@ Caldera adversary profiles and abilities into a DCO's plan."""
 
 from __future__ import annotations
 
-import getpass
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -12,19 +11,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from flows.cli.output import console, handle_errors, print_json, table
+from flows.cli.output import cli_user, console, handle_errors, print_json, table
 
 if TYPE_CHECKING:
     from connectors.caldera import CalderaClient
 
 app = typer.Typer(help="Adversary emulation: steps, runs, outcomes, VECTR/Caldera exchange.", no_args_is_help=True)
-
-
-def _actor() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "cli"
 
 
 @app.command("steps")
@@ -65,7 +57,7 @@ def run(
     from flows.conduct_emulation import conduct_emulation
 
     result = conduct_emulation(dco=dco, connector_default=connector, dry_run=dry_run,
-                               pause_for_input=not no_pause, operator=_actor())
+                               pause_for_input=not no_pause, operator=cli_user())
     if as_json:
         print_json(result)
         return
@@ -100,7 +92,7 @@ def record(
 
     data: dict[str, Any] = {"tool": tool, "outcome": outcome, "severity": severity, "notes": note,
                             "attack_start": start, "attack_stop": stop, "detected_at": detected,
-                            "target_host": target, "operator": operator or _actor()}
+                            "target_host": target, "operator": operator or cli_user()}
     try:
         catalog = load_catalog()
     except DcoError:
@@ -145,7 +137,7 @@ def import_vectr_cmd(dco: str, path: Path, as_json: Annotated[bool, typer.Option
     from tasks.conduct.emulation import import_vectr
 
     with session_scope() as session:
-        result = import_vectr(session, dco, path, actor=_actor())
+        result = import_vectr(session, dco, path, actor=cli_user())
     _summary(result, as_json)
 
 
@@ -173,7 +165,7 @@ def import_caldera_cmd(
     if (tool is None) != (verdict is None):
         raise ValidationError("give --tool and --outcome together", field="tool")
     with session_scope() as session:
-        result = import_caldera_report(session, dco, report, tool=tool, outcome=verdict, actor=_actor())
+        result = import_caldera_report(session, dco, report, tool=tool, outcome=verdict, actor=cli_user())
     _summary(result, as_json)
 
 
@@ -236,7 +228,7 @@ def import_caldera_adversary_cmd(
         catalog = None
     with _caldera_client() as client, session_scope() as session:
         result = import_caldera_adversary(session, dco, client, adversary_id, platform=platform, catalog=catalog,
-                                          actor=_actor())
+                                          actor=cli_user())
     _summary(result, as_json)
 
 
@@ -253,5 +245,5 @@ def caldera_abilities_cmd(
     from tasks.conduct.emulation import import_caldera_abilities
 
     with _caldera_client() as client, session_scope() as session:
-        result = import_caldera_abilities(session, dco, client, technique or None, platform=platform, actor=_actor())
+        result = import_caldera_abilities(session, dco, client, technique or None, platform=platform, actor=cli_user())
     _summary(result, as_json)

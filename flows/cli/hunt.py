@@ -8,13 +8,12 @@ The hunt runs the engine directly (no Prefect server needed); the ``hunt`` flow 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from flows.cli.output import console, handle_errors, print_json, table
+from flows.cli.output import cli_user, console, handle_errors, print_json, table
 
 app = typer.Typer(help="Hunt with Sigma rules over telemetry; triage hits; list hunt runs.",
                   invoke_without_command=True)
@@ -81,7 +80,7 @@ def hunt_command(
         key = hunt_key or derive_hunt_key(ran + [s.rule_id or s.path for s in outcome.skipped], outcome.source)
         with session_scope() as s:
             run_id = record_hunt(s, dco, outcome, hunt_key=key, catalog=load_catalog(),
-                                 actor=os.environ.get("USER", "cli")).id
+                                 actor=cli_user()).id
     if as_json:
         print_json({**_outcome_json(outcome), "dco": dco, "hunt_run": run_id})
         return
@@ -111,7 +110,7 @@ def triage_command(
     from tasks.conduct.triage import triage_hit
 
     with session_scope() as s:
-        row = triage_hit(s, sighting_id, verdict, analyst or os.environ.get("USER", "analyst"), note)
+        row = triage_hit(s, sighting_id, verdict, analyst or cli_user("analyst"), note)
         out = {"sighting": row.sighting_id, "verdict": row.verdict.value, "analyst": row.analyst,
                "version": row.version, "opinion": row.opinion_id, "at": row.at.isoformat()}
     if as_json:

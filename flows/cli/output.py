@@ -4,6 +4,7 @@ and DcoErrors as a short red message (system, object, reason, hint) with exit co
 from __future__ import annotations
 
 import functools
+import getpass
 import json
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -21,6 +22,14 @@ err_console = Console(stderr=True)
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+def cli_user(fallback: str = "cli") -> str:
+    """Who runs the command (the login name), recorded as the actor of what it changes."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return fallback
 
 
 def print_json(data: Any) -> None:

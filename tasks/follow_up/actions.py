@@ -16,6 +16,7 @@ from core.db import session_scope
 from core.errors import BatchReport, NotFoundError, StateError
 from models.attack.catalog import Catalog
 from models.followup import (
+    SLA_DAYS,
     Action,
     ActionKind,
     ActionStatus,
@@ -179,8 +180,7 @@ def _upsert_action(session: Session, dco_id: str, p: _Proposal, today: date) -> 
     action = Action(
         id=action_id, dco_id=dco_id, risk_id=p.risk_id, kind=p.kind, title=p.title, technique_id=p.technique_id,
         mitigation_id=p.mitigation_id, detection_task=p.detection_task, data_components=p.data_components,
-        owner=p.owner, priority=p.priority, sla_days=(due_date_for(p.priority, today) - today).days,
-        due_date=due_date_for(p.priority, today),
+        owner=p.owner, priority=p.priority, sla_days=SLA_DAYS[p.priority], due_date=due_date_for(p.priority, today),
     )
     session.add(action)
     return action

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -12,13 +13,18 @@ from connectors.content_sync import sync_content_dir
 from core.errors import ConfigError
 from core.settings import get_settings
 from flows.forms import described
+from models.attack.catalog import DOMAINS
+
+PARTS = ("attack", "sigma", "atomics")
 
 
-def sync_part(dest: str, part: str, domains: list[str], attack_version: str | None,
-              sigma_ref: str, atomics_ref: str) -> list[dict[str, str]]:
+def sync_parts(dest: str | Path, parts: Sequence[str], domains: Sequence[str], attack_version: str | None,
+               sigma_ref: str, atomics_ref: str) -> list[dict[str, str]]:
+    """``sync_content_dir`` with the HTTP limits from the settings, as rows (part, path, detail);
+    the ``sync-content`` flow runs it per part, ``dco sync-content`` for all at once."""
     settings = get_settings()
     results = sync_content_dir(
-        Path(dest), parts=(part,), domains=tuple(domains), attack_version=attack_version,
+        Path(dest), parts=tuple(parts), domains=tuple(domains), attack_version=attack_version,
         sigma_ref=sigma_ref, atomics_ref=atomics_ref, timeout_s=settings.http_timeout_s,
         retries=settings.http_retries, backoff_s=settings.http_backoff_s,
         max_member_bytes=settings.max_archive_member_bytes,
@@ -26,7 +32,7 @@ def sync_part(dest: str, part: str, domains: list[str], attack_version: str | No
     return [{"part": r.part, "path": r.path, "detail": r.detail} for r in results]
 
 
-sync_part_task = task(name="sync-content-part", retries=1)(sync_part)
+sync_part_task = task(name="sync-content-part", retries=1)(sync_parts)
 
 
 @flow(name="sync-content")
@@ -45,14 +51,13 @@ def sync_content(
     enterprise, mobile, ics; ``attack_version`` (e.g. 18.1) to the newest; ``sigma_ref`` / ``atomics_ref``
     are tags or branches (``latest`` = the newest GitHub release).
     """
-    dest = content_dir or (str(get_settings().content_dir) if get_settings().content_dir else None)
+    dest = content_dir or get_settings().content_dir
     if dest is None:
         raise ConfigError("no content folder to sync into", object="DCO_CONTENT_DIR",
                           hint="set DCO_CONTENT_DIR or pass content_dir")
     results: list[dict[str, str]] = []
-    for part in parts or ["attack", "sigma", "atomics"]:
-        results += sync_part_task(dest, part, domains or ["enterprise", "mobile", "ics"], attack_version,
-                                  sigma_ref, atomics_ref)
+    for part in parts or PARTS:
+        results += sync_part_task(dest, [part], domains or DOMAINS, attack_version, sigma_ref, atomics_ref)
     for r in results:
         get_run_logger().info("%s: %s (%s)", r["part"], r["path"], r["detail"])
     return results

@@ -61,24 +61,17 @@ def sync_content(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Fill the content folder from ATT&CK, SigmaHQ and Atomic Red Team upstreams (needs network access)."""
-    from connectors.content_sync import sync_content_dir
     from core.errors import ConfigError
     from core.settings import get_settings
     from flows.cli.output import table
+    from flows.sync_content import PARTS, sync_parts
+    from models.attack.catalog import DOMAINS
 
-    settings = get_settings()
-    dest = content_dir or settings.content_dir
+    dest = content_dir or get_settings().content_dir
     if dest is None:
         raise ConfigError("no content folder to sync into", object="DCO_CONTENT_DIR",
                           hint="set DCO_CONTENT_DIR or pass --dir")
-    results = sync_content_dir(
-        Path(dest), parts=tuple(parts or ("attack", "sigma", "atomics")),
-        domains=tuple(domains or ("enterprise", "mobile", "ics")), attack_version=attack_version,
-        sigma_ref=sigma_ref, atomics_ref=atomics_ref, timeout_s=settings.http_timeout_s,
-        retries=settings.http_retries, backoff_s=settings.http_backoff_s,
-        max_member_bytes=settings.max_archive_member_bytes,
-    )
-    rows = [{"part": r.part, "path": r.path, "detail": r.detail} for r in results]
+    rows = sync_parts(dest, parts or PARTS, domains or DOMAINS, attack_version, sigma_ref, atomics_ref)
     if as_json:
         print_json(rows)
     else:

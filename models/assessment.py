@@ -47,6 +47,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from models.operation import as_utc
+
 if TYPE_CHECKING:
     from models.attack import Catalog
 
@@ -128,12 +130,8 @@ def age_factor(observed_at: datetime, now: datetime, half_life_days: float) -> f
     """0.5^(age / half-life); evidence from the future (clock skew) counts as fresh."""
     if half_life_days <= 0:
         return 1.0
-    age = (now - _aware(observed_at)).total_seconds() / 86400.0
+    age = (now - as_utc(observed_at)).total_seconds() / 86400.0
     return 1.0 if age <= 0 else 0.5 ** (age / half_life_days)
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _detection_claim(ev: Evidence) -> int | None:
@@ -185,7 +183,7 @@ class _Line:
 
     def add(self, ev: Evidence, aged: float | None, claim: int | None) -> None:
         self.count += 1
-        at = _aware(ev.observed_at)
+        at = as_utc(ev.observed_at)
         if self.newest is None or at > self.newest:
             self.newest = at
         if aged is not None and (self.best is None or aged > self.best):
@@ -282,14 +280,14 @@ def detection_score(
     last_miss: datetime | None = None
     for ev in evidence:
         if ev.kind is K.EMULATION_NONE and not ev.superseded_by:
-            at = _aware(ev.observed_at)
+            at = as_utc(ev.observed_at)
             if last_miss is None or at > last_miss:
                 last_miss = at
     lines: dict[tuple[str, ...], _Line] = {}
     for ev in evidence:
         overruled = (
             last_miss is not None and ev.kind is not K.EMULATION_NONE and not ev.superseded_by
-            and _aware(ev.observed_at) < last_miss
+            and as_utc(ev.observed_at) < last_miss
         )
         line = _line_for(lines, ev, "o" if overruled else "")
         if line is None:
@@ -316,7 +314,7 @@ def assess_technique(
     real = exercise = 0
     newest: datetime | None = None
     for ev in evidence:
-        at = _aware(ev.observed_at)
+        at = as_utc(ev.observed_at)
         if newest is None or at > newest:
             newest = at
         if ev.superseded_by:
@@ -360,7 +358,7 @@ def assess_evidence(
     techniques: Iterable[str] = (),
 ) -> dict[str, TechniqueAssessment]:
     """Scores for every technique with evidence, plus ``techniques`` (scored from nothing)."""
-    now = _aware(now)
+    now = as_utc(now)
     grouped = group_by_technique(evidence)
     for tid in techniques:
         grouped.setdefault(tid, [])

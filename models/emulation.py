@@ -8,7 +8,7 @@ an invalid value raises ``core.errors.ValidationError`` naming the step and the 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -20,7 +20,7 @@ from sqlmodel import Field as SqlField
 from sqlmodel import SQLModel
 
 from core.errors import ValidationError
-from models.operation import utcnow
+from models.operation import as_utc, utcnow
 
 
 class Outcome(StrEnum):
@@ -81,10 +81,8 @@ class OutcomeSource(StrEnum):
 
 
 def aware(value: datetime | None) -> datetime | None:
-    """Naive datetimes (SQLite returns them) are UTC."""
-    if value is None:
-        return None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    """``as_utc`` for an optional datetime (naive ones, as SQLite returns them, are UTC)."""
+    return None if value is None else as_utc(value)
 
 
 class OutcomeInput(BaseModel):

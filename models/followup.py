@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -22,6 +22,7 @@ from sqlmodel import Field as SqlField
 from sqlmodel import SQLModel
 
 from core.errors import StateError, ValidationError
+from models.operation import as_utc as as_utc  # noqa: PLC0414  (re-exported: follow-up callers import it from here)
 from models.operation import utcnow
 from models.stix.ids import natural_uuid
 
@@ -31,11 +32,6 @@ from models.stix.ids import natural_uuid
 def followup_id(prefix: str, *natural_key: object) -> str:
     """A short deterministic id (``act-…``, ``risk-…``) so a re-run upserts instead of duplicating."""
     return f"{prefix}-{natural_uuid(prefix, *natural_key).hex[:16]}"
-
-
-def as_utc(moment: datetime) -> datetime:
-    """SQLite hands datetimes back naive; every comparison here is in UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 # -- inputs from assessment and conduct ---------------------------------------------------------------

@@ -15,8 +15,8 @@ from enum import StrEnum
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
-from models.followup import Action, Priority, Risk, Treatment, as_utc, followup_id
-from models.operation import utcnow
+from models.followup import Action, Priority, Risk, Treatment, followup_id
+from models.operation import as_utc, utcnow
 
 CROSS_DCO = "cross-dco"
 

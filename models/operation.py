@@ -190,6 +190,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """SQLite hands datetimes back naive: those are UTC; aware ones are converted to UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 class Operation(SQLModel, table=True):
     """A stored DCO. ``version`` increases on every write (optimistic locking)."""
 

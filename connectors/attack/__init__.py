@@ -149,7 +149,8 @@ def _load_remote(spec: SourceSpec, cache: CatalogCache, *, transport: httpx.Base
     try:
         if spec.kind == "url":
             with AttackHttp(spec.location, timeout_s=settings.http_timeout_s, retries=settings.http_retries,
-                            backoff_s=settings.http_backoff_s, transport=transport) as http:
+                            backoff_s=settings.http_backoff_s, transport=transport,
+                            auth=(spec.username, spec.password or "") if spec.username else None) as http:
                 data, new_etag = http.fetch(entry.get("etag") if entry else None)
                 if data is None and entry:
                     hit = _from_cache(str(entry["hash"]), cache)

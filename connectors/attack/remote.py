@@ -24,8 +24,9 @@ class AttackHttp(HttpConnector):
         retries: int = 3,
         backoff_s: float = 0.5,
         transport: httpx.BaseTransport | None = None,
+        auth: tuple[str, str] | None = None,
     ) -> None:
-        super().__init__(location, headers={"User-Agent": "dcoflow-attack"}, transport=transport,
+        super().__init__(location, headers={"User-Agent": "dcoflow-attack"}, auth=auth, transport=transport,
                          timeout=timeout_s, retries=retries, backoff_s=backoff_s, follow_redirects=True)
         self.location = location
 

@@ -12,7 +12,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from core.errors import ConfigError, ContentError
 
@@ -26,36 +26,40 @@ class SourceSpec:
 
     kind: SourceKind
     location: str  # a path, an https URL, or the TAXII collection URL (http[s]://…/collections/<id>/)
-    username: str | None = None
+    username: str | None = None  # from the URL's user:password@, which the location never keeps
     password: str | None = None
 
     @property
     def display(self) -> str:
-        """The location without credentials, for messages and cache keys."""
+        """The location (never with credentials), for messages and cache keys."""
         return self.location
 
 
 def parse_source(source: str) -> SourceSpec:
-    """``taxii+https://[user:pass@]host/api-root/collections/<id>/``, ``https://…``, or a path."""
+    """``taxii+https://[user:pass@]host/api-root/collections/<id>/``, ``https://[user:pass@]…``, or a path."""
     text = source.strip()
     if not text:
         raise ConfigError("empty ATT&CK source", object=SETTING, hint=f"set {SETTING}")
     scheme = text.split("://", 1)[0].lower() if "://" in text else ""
-    if scheme in ("taxii+https", "taxii+http", "taxii"):
+    if scheme in ("taxii+https", "taxii+http", "taxii", "http", "https"):
+        # Credentials in the URL go to username/password: the location is shown in messages and
+        # is the cache key, so it never carries them.
         parts = urlsplit(text)
+        netloc = parts.netloc.rpartition("@")[2]
+        user = None if parts.username is None else unquote(parts.username)
+        password = None if parts.password is None else unquote(parts.password)
+        shown = urlunsplit(parts._replace(netloc=netloc))
+        if scheme in ("http", "https"):
+            return SourceSpec("url", shown, user, password)
         real = {"taxii+http": "http", "taxii+https": "https", "taxii": "https"}[scheme]
-        host = parts.hostname or ""
-        netloc = host + (f":{parts.port}" if parts.port else "")
         path = parts.path if parts.path.endswith("/") else parts.path + "/"
         if "/collections/" not in path:
             raise ConfigError(
-                f"TAXII source {text!r} names no collection",
+                f"TAXII source {shown!r} names no collection",
                 object=SETTING,
                 hint="use taxii+https://server/api-root/collections/<collection-id>/",
             )
-        return SourceSpec("taxii", urlunsplit((real, netloc, path, "", "")), parts.username, parts.password)
-    if scheme in ("http", "https"):
-        return SourceSpec("url", text)
+        return SourceSpec("taxii", urlunsplit((real, netloc, path, "", "")), user, password)
     if scheme and scheme != "file":
         raise ConfigError(f"unsupported ATT&CK source scheme {scheme!r}", object=SETTING,
                           hint="use a bundle path, an https:// URL or taxii+https://…/collections/<id>/")

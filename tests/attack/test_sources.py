@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import os
 from pathlib import Path
@@ -109,6 +110,12 @@ def test_source_strings() -> None:
     assert (spec.kind, spec.location, spec.username, spec.password) == (
         "taxii", "https://cti.example.org/api1/collections/abc/", "u", "p")
     assert parse_source(URL).kind == "url" and parse_source("/x/y.json.gz").kind == "file"
+    spec = parse_source("https://me:p%40ss@attack.example.org:8443/enterprise-attack.json")
+    assert (spec.kind, spec.display, spec.username, spec.password) == (
+        "url", "https://attack.example.org:8443/enterprise-attack.json", "me", "p@ss")
+    with pytest.raises(ConfigError) as err:
+        parse_source("taxii+https://u:secret@cti.example.org/api1/")
+    assert "secret" not in str(err.value)
     with pytest.raises(ConfigError, match="names no collection"):
         parse_source("taxii+https://cti.example.org/api1/")
     with pytest.raises(ConfigError, match="unsupported"):
@@ -137,6 +144,20 @@ def test_https_url_with_etag_and_offline_fallback(attack_settings: Settings, sma
 
     clear_memo()
     assert load_catalog(URL, transport=httpx.MockTransport(offline), refresh=True).content_hash == cat.content_hash
+
+
+def test_url_credentials_are_sent_but_never_shown(attack_settings: Settings) -> None:
+    seen: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("Authorization"))
+        return httpx.Response(401)
+
+    with pytest.raises(AuthError) as err:
+        load_catalog("https://me:s3cret@attack.example.org/enterprise-attack.json",
+                     transport=httpx.MockTransport(handler))
+    assert seen == ["Basic " + base64.b64encode(b"me:s3cret").decode()]
+    assert "s3cret" not in str(err.value) and "attack.example.org" in str(err.value)
 
 
 def test_unreachable_url_without_cache(attack_settings: Settings) -> None:

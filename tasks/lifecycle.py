@@ -11,6 +11,7 @@ from typing import Any
 from prefect import task
 
 from core.db import session_scope
+from models.lifecycle import allowed
 from models.operation import DcoSpec, DcoState
 from models.repository import create_operation, get_operation, transition
 from tasks import events
@@ -33,8 +34,7 @@ def change_state(dco: str, target: DcoState, actor: str, reason: str | None = No
     with session_scope() as session:
         op = get_operation(session, dco)
         previous = op.state
-        if previous == target and target not in (DcoState.PLANNED, DcoState.CONDUCTING, DcoState.ASSESSING,
-                                                 DcoState.FOLLOW_UP):
+        if previous == target and not allowed(previous, target):  # no self-loop in the state machine
             return {"dco": op.id, "from": previous.value, "to": target.value, "changed": False}
         transition(session, op, target, actor, reason)
         dco_id = op.id

@@ -67,7 +67,7 @@ def _outcome_dicts(raw: Any, operator: str) -> list[dict[str, Any]]:
 
 
 def _answer_for(step: EmulationStep, manual_outcomes: dict[str, Any]) -> Any:
-    for key in (step.id, str(step.order), step.technique_id):
+    for key in (step.id, str(step.order), step.technique_id, "default"):
         if key in manual_outcomes:
             return manual_outcomes[key]
     return None
@@ -81,8 +81,8 @@ def conduct_emulation(
         description="Connector for steps the plan left manual: manual, local or caldera.")] = "manual",
     dry_run: Annotated[bool, Field(description="Show the exact commands without running anything.")] = True,
     manual_outcomes: Annotated[dict[str, Any] | None, Field(
-        description="Outcome answers by step id, order or technique id: {tool, outcome, severity?, notes?} "
-        "or a list of them.")] = None,
+        description="Outcome answers by step id, order or technique id, else 'default': "
+        "{tool, outcome, severity?, notes?} or a list of them.")] = None,
     pause_for_input: Annotated[bool, Field(description="Pause for the operator's outcomes on open steps.")] = True,
     pause_timeout_s: Annotated[int, Field(description="How long to wait for an operator, in seconds.")] = 3600,
     operator: Annotated[str, Field(description="Who runs the steps (recorded with each outcome).")] = "operator",
@@ -95,7 +95,7 @@ def conduct_emulation(
 
     connector_default: used for steps whose connector is ``manual`` — manual, local or caldera.
     dry_run: show the exact commands without running them (nothing is recorded as executed).
-    manual_outcomes: answers keyed by step id, order number or technique id; each a tool outcome
+    manual_outcomes: answers keyed by step id, order number or technique id (else ``default``); each a tool outcome
     ({"tool", "outcome", "severity"?, "notes"?}) or a list of them. Steps without an answer pause
     for typed input when ``pause_for_input``; otherwise they stay running, awaiting ``dco emulate record``.
     """

@@ -30,9 +30,7 @@ from flows.plan import plan_dco
 from flows.triage import triage_hunt
 from models.followup import GapInput
 from models.operation import DcoState
-from models.plan import EmulationStep
 from models.repository import get_operation
-from tasks.conduct.emulation import load_steps
 from tasks.lifecycle import change_state
 from tasks.reporting.stix_export import export_dco_bundle_task
 
@@ -43,17 +41,6 @@ CONDUCTABLE = (DcoState.APPROVED, DcoState.CONDUCTING, DcoState.ASSESSING, DcoSt
 def _state(dco: str) -> DcoState:
     with session_scope() as s:
         return get_operation(s, dco).state
-
-
-def _answers(steps: list[EmulationStep], outcomes: dict[str, Any]) -> dict[str, Any]:
-    """Outcome answers per step: by step id, order or technique, else the ``default`` entry."""
-    answers: dict[str, Any] = {}
-    for step in steps:
-        for key in (step.id, str(step.order), step.technique_id, "default"):
-            if key in outcomes:
-                answers[step.id] = outcomes[key]
-                break
-    return answers
 
 
 def _telemetry() -> list[str]:
@@ -112,9 +99,7 @@ def dco_lifecycle(
         result["triage"] = triage_hunt(dco=dco, verdicts=triage_verdicts, pause_for_input=triage_verdicts is None,
                                        analyst=actor)
     if spec.type.emulates:
-        with session_scope() as s:
-            steps = load_steps(s, dco)
-        answers = _answers(steps, emulation_outcomes) if emulation_outcomes else None
+        answers = emulation_outcomes or None
         result["emulation"] = conduct_emulation(
             dco=dco, dry_run=False, manual_outcomes=answers, pause_for_input=answers is None,
             operator=actor, attack_source=attack_source,

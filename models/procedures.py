@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.errors import ValidationError
+from models.attack.catalog import TECHNIQUE_ID as TECHNIQUE_ID  # noqa: PLC0414  (re-exported for content readers)
 
 # Atomic Red Team and CTID plans both write arguments as #{name}; CTID names may contain dots.
 PLACEHOLDER = re.compile(r"#\{([^}\s]+)\}")
-TECHNIQUE_ID = re.compile(r"^T\d{4}(\.\d{3})?$")
 
 # Platform names differ between ATT&CK, Atomic Red Team and CTID plans; match on one spelling.
 _PLATFORM_ALIASES: dict[str, str] = {

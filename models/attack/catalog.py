@@ -36,7 +36,8 @@ Via = Literal["direct", "campaigns", "software"]
 ALL_VIA: tuple[Via, ...] = get_args(Via)
 ResolutionStatus = Literal["current", "revoked", "deprecated", "unknown"]
 
-_TECHNIQUE_ID = re.compile(r"^T\d{4}(\.\d{3})?$")
+# The ATT&CK technique id syntax (Tnnnn, Tnnnn.nnn), upper case as ``normalize_technique_id`` gives it.
+TECHNIQUE_ID = re.compile(r"^T\d{4}(\.\d{3})?$")
 _O = TypeVar("_O", bound=AttackObject)
 
 
@@ -374,7 +375,7 @@ class Catalog:
         release = f"ATT&CK {self.domain} v{self.version}"
         tech = table.get(tid)
         if tech is None:
-            if not _TECHNIQUE_ID.match(tid):
+            if not TECHNIQUE_ID.match(tid):
                 note = f"{requested!r} is not an ATT&CK technique id (Tnnnn or Tnnnn.nnn)"
             else:
                 parent = table.get(tid.split(".")[0]) if "." in tid else None

@@ -17,10 +17,6 @@ from models.stix.ids import sco_id, stix_id
 from models.stix.store import stix_time
 
 
-def tool_identity_id(tool: str) -> str:
-    return system_identity_id(tool)
-
-
 def tool_identity(ctx: DcoContext, tool: str, created: datetime) -> dict[str, Any]:
     """The defensive tool as an ``identity`` (identity_class ``system``), keyed by its name."""
     return system_identity(tool, created=stix_time(created), **ctx.properties())
@@ -78,7 +74,7 @@ def outcome_objects(
     sighting.update(
         {
             "sighting_of_ref": attack_pattern_ref,
-            "where_sighted_refs": [tool_identity_id(row.tool)],
+            "where_sighted_refs": [system_identity_id(row.tool)],
             # A non-detection is still evidence (of a gap): count 0 says the tool saw nothing.
             "count": 0 if row.outcome == Outcome.NONE else 1,
             "x_dco_outcome": row.outcome.value,

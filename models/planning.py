@@ -195,8 +195,9 @@ def emulation_steps(
         return steps
     pinned = {k.upper(): v.lower() for k, v in spec.emulation.procedures.items()}
     connectors = {k.upper(): v for k, v in spec.emulation.connectors.items()}
+    forbidden = {t.upper() for t in roe.forbidden_techniques}
     for n, (tactic, tech) in enumerate(ordered(selection, catalog), start=1):
-        if tech.attack_id in {t.upper() for t in roe.forbidden_techniques}:
+        if tech.attack_id in forbidden:
             continue
         tests = atomics.for_technique(tech.attack_id, platforms) if atomics is not None and tech.known else []
         chosen = _pick(tests, platforms, allowed)

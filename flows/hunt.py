@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field, model_validator
 from sqlmodel import select
 
@@ -100,7 +101,7 @@ def plan_selection(dco_id: str) -> HuntSelection:
     return HuntSelection(techniques=techniques)
 
 
-@task(name="select-rules")
+@task(name="select-rules", cache_policy=NO_CACHE)
 def select_rules(rules_path: Sequence[str], selection: HuntSelection) -> list[RuleInfo]:
     paths = [Path(p) for p in rules_path] or [get_settings().content_path("sigma") / "rules"]
     rules = load_rule_index(paths).select(selection)
@@ -147,7 +148,7 @@ def make_engine(params: HuntSource, start: datetime, end: datetime) -> tuple[Cal
                                         sample=params.sample)), name
 
 
-@task(name="hunt-and-record")
+@task(name="hunt-and-record", cache_policy=NO_CACHE)
 def hunt_and_record(params: HuntParameters, dco_id: str | None, rules: list[RuleInfo], start: datetime,
                     end: datetime) -> HuntSummary:
     """Run the engine (in batches when recording) and record the evidence; returns the summary."""

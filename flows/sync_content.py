@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 from pydantic import Field
 
 from connectors.content_sync import sync_content_dir
@@ -32,7 +33,7 @@ def sync_parts(dest: str | Path, parts: Sequence[str], domains: Sequence[str], a
     return [{"part": r.part, "path": r.path, "detail": r.detail} for r in results]
 
 
-sync_part_task = task(name="sync-content-part", retries=1)(sync_parts)
+sync_part_task = task(name="sync-content-part", cache_policy=NO_CACHE, retries=1)(sync_parts)
 
 
 @flow(name="sync-content")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 
 from core.db import session_scope
 from models.lifecycle import allowed
@@ -42,5 +43,5 @@ def change_state(dco: str, target: DcoState, actor: str, reason: str | None = No
     return {"dco": dco_id, "from": previous.value, "to": target.value, "changed": True}
 
 
-register_operation_task = task(name="register-operation")(register_operation)
-change_state_task = task(name="change-state")(change_state)
+register_operation_task = task(name="register-operation", cache_policy=NO_CACHE)(register_operation)
+change_state_task = task(name="change-state", cache_policy=NO_CACHE)(change_state)

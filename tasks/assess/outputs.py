@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session
 
 from core.errors import NotFoundError
@@ -349,4 +350,4 @@ def _publish_task(dco_id: str, output_dir: str, attack_source: str | None = None
         return files
 
 
-publish_task = task(name="publish-assessment", retries=1)(_publish_task)
+publish_task = task(name="publish-assessment", cache_policy=NO_CACHE, retries=1)(_publish_task)

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 from sqlalchemy import case
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, func, select
@@ -275,7 +276,7 @@ def _assess_task(
                 "follow_up_gaps": gaps_for_follow_up(result, catalog)}
 
 
-assess_dco_task = task(name="assess-dco", retries=1)(_assess_task)
+assess_dco_task = task(name="assess-dco", cache_policy=NO_CACHE, retries=1)(_assess_task)
 
 
 def gaps_for_follow_up(result: AssessmentResult, catalog: Catalog, limit: int = 50) -> list[dict[str, Any]]:

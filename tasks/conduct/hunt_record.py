@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
@@ -521,5 +522,6 @@ def _record_in_new_session(dco_id: str, outcome: HuntOutcome, hunt_key: str, cat
 
 
 # Prefect wrappers: coarse (a whole hunt or batch run), retried for database hiccups only.
-record_hunt_task = task(name="record-hunt", retries=2, retry_delay_seconds=2)(_record_in_new_session)
-run_hunt_batches_task = task(name="hunt-batches")(run_hunt_batches)
+record_hunt_task = task(name="record-hunt", cache_policy=NO_CACHE, retries=2,
+                        retry_delay_seconds=2)(_record_in_new_session)
+run_hunt_batches_task = task(name="hunt-batches", cache_policy=NO_CACHE)(run_hunt_batches)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 
 from connectors.content.sigma_rules import load_rule_index
 from connectors.telemetry import iter_data_files, iter_file_records, match_view, normalise_event
@@ -313,4 +314,4 @@ def hunt_compiled(
     )
 
 
-run_local_hunt_task = task(name="local-hunt", retries=1)(run_local_hunt)
+run_local_hunt_task = task(name="local-hunt", cache_policy=NO_CACHE, retries=1)(run_local_hunt)

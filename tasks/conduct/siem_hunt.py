@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 
 from connectors.siem import SiemClient
 from core.errors import AuthError, ConnectorError, ContentError
@@ -108,4 +109,4 @@ def run_siem_hunt(
     return outcome
 
 
-run_siem_hunt_task = task(name="siem-hunt")(run_siem_hunt)
+run_siem_hunt_task = task(name="siem-hunt", cache_policy=NO_CACHE)(run_siem_hunt)

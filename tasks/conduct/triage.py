@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
@@ -190,7 +191,7 @@ def triage_hits(answers: list[TriageAnswer]) -> dict[str, int]:
     return counts
 
 
-triage_hits_task = task(name="triage-hits")(triage_hits)
+triage_hits_task = task(name="triage-hits", cache_policy=NO_CACHE)(triage_hits)
 
 
 def _triage_in_new_session(sighting_id: str, verdict: str, analyst: str, note: str | None = None) -> int:
@@ -198,4 +199,4 @@ def _triage_in_new_session(sighting_id: str, verdict: str, analyst: str, note: s
         return triage_hit(s, sighting_id, verdict, analyst, note).version
 
 
-triage_task = task(name="triage-hit")(_triage_in_new_session)
+triage_task = task(name="triage-hit", cache_policy=NO_CACHE)(_triage_in_new_session)

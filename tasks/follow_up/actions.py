@@ -10,6 +10,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session, col, select
 
 from core.db import session_scope
@@ -269,4 +270,4 @@ def plan_actions_batch(
         return {"actions": [action_row(a) for a in actions], "report": report.summary()}
 
 
-plan_actions_task = task(name="plan-actions", retries=2)(plan_actions_batch)
+plan_actions_task = task(name="plan-actions", cache_policy=NO_CACHE, retries=2)(plan_actions_batch)

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session, col, select
 
 from connectors.thehive import TheHiveClient
@@ -311,4 +312,4 @@ def escalate(
         return [incident_payload(i) for i in list_incidents(session, dco_id=op_id)]
 
 
-escalate_task = task(name="escalate-findings", retries=1)(escalate)
+escalate_task = task(name="escalate-findings", cache_policy=NO_CACHE, retries=1)(escalate)

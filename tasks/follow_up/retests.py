@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session, col, select
 
 from core.db import session_scope
@@ -246,4 +247,4 @@ def run_due_retests_batch(retest_id: str | None = None, conduct_deployment: str 
         return run_due_retests(session, retest_id=retest_id, start_conduct=starter)
 
 
-run_due_retests_task = task(name="run-due-retests", retries=2)(run_due_retests_batch)
+run_due_retests_task = task(name="run-due-retests", cache_policy=NO_CACHE, retries=2)(run_due_retests_batch)

@@ -7,6 +7,7 @@ from datetime import date, datetime
 from typing import Any
 
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session, col, select
 
 from core.db import session_scope
@@ -227,5 +228,5 @@ def expire_acceptances_batch(deployment: str | None = None) -> list[str]:
         return [r.id for r in handle_expired_acceptances(session, deployment=deployment)]
 
 
-derive_risks_task = task(name="derive-risks", retries=2)(derive_risks_batch)
-expire_acceptances_task = task(name="expire-acceptances", retries=2)(expire_acceptances_batch)
+derive_risks_task = task(name="derive-risks", cache_policy=NO_CACHE, retries=2)(derive_risks_batch)
+expire_acceptances_task = task(name="expire-acceptances", cache_policy=NO_CACHE, retries=2)(expire_acceptances_batch)

@@ -161,9 +161,9 @@ def event_time(event: Mapping[str, Any] | EventView) -> datetime | None:
     return parse_time(text) if text else None
 
 
-def event_key(event: Mapping[str, Any]) -> str:
-    """host + record id when the event has them, else a hash of the whole event."""
-    view = EventView.of(event)
+def event_key(event: Mapping[str, Any], view: EventView | None = None) -> str:
+    """host + record id when the event has them, else a hash of the whole event (``view``: of ``event``)."""
+    view = view or EventView.of(event)
     host, record = view.get("host"), view.get("record")
     if host and record:
         return f"{host.lower()}#{record}"
@@ -267,10 +267,12 @@ def observables(event: Mapping[str, Any], ctx: StixContext) -> list[dict[str, An
 
 
 def observed_data(event: Mapping[str, Any], scos: Sequence[Mapping[str, Any]], ctx: StixContext) -> dict[str, Any]:
-    seen = event_time(event)
+    view = EventView.of(event)
+    seen = event_time(view)
     when = stix_time(seen) if seen else ctx.now
+    oid = stix_id("observed-data", ctx.dco_id, event_key(event, view))
     return {
-        "type": "observed-data", "spec_version": "2.1", "id": stix_id("observed-data", ctx.dco_id, event_key(event)),
+        "type": "observed-data", "spec_version": "2.1", "id": oid,
         "created": ctx.now, "modified": ctx.now, "first_observed": when, "last_observed": when,
         "number_observed": 1, "object_refs": [s["id"] for s in scos], **ctx.properties(),
     }
@@ -289,13 +291,14 @@ def sighting(
     hunt_run_id: str,
     exercise: bool,
 ) -> dict[str, Any]:
-    seen = event_time(event)
+    view = EventView.of(event)
+    seen = event_time(view)
     obj: dict[str, Any] = {
-        "type": "sighting", "spec_version": "2.1", "id": sighting_id(ctx.dco_id, rule.rule_id, event_key(event)),
+        "type": "sighting", "spec_version": "2.1", "id": sighting_id(ctx.dco_id, rule.rule_id, event_key(event, view)),
         "created": ctx.now, "modified": ctx.now, "sighting_of_ref": indicator_id(rule.rule_id),
         "where_sighted_refs": [ctx.source_identity_id], "count": 1,
         "x_dco_rule_id": rule.rule_id, "x_dco_technique_ids": [t.upper() for t in rule.technique_ids],
-        "x_dco_hunt_run": hunt_run_id, "x_dco_exercise": exercise, "x_dco_host": event_host(event),
+        "x_dco_hunt_run": hunt_run_id, "x_dco_exercise": exercise, "x_dco_host": event_host(view),
         **ctx.properties(),
     }
     if observed_data_id:

@@ -74,9 +74,11 @@ class _View:
         return f"<{type(self).__name__} {self.id} {self.name}>"
 
 
-def _software_views(items: Iterable[Software], stix_type: str) -> list[AttckMalware] | list[AttckTool]:
-    if stix_type == "malware":
-        return [AttckMalware(s) for s in items if s.software_type == "malware"]
+def _malwares(items: Iterable[Software]) -> list[AttckMalware]:
+    return [AttckMalware(s) for s in items if s.software_type == "malware"]
+
+
+def _tools(items: Iterable[Software]) -> list[AttckTool]:
     return [AttckTool(s) for s in items if s.software_type == "tool"]
 
 
@@ -134,11 +136,11 @@ class AttckTechnique(_View):
 
     @property
     def malwares(self) -> list[AttckMalware]:
-        return _software_views(self._tech.softwares, "malware")  # type: ignore[return-value]
+        return _malwares(self._tech.softwares)
 
     @property
     def tools(self) -> list[AttckTool]:
-        return _software_views(self._tech.softwares, "tool")  # type: ignore[return-value]
+        return _tools(self._tech.softwares)
 
     @property
     def campaigns(self) -> list[AttckCampaign]:
@@ -168,11 +170,11 @@ class AttckActor(_View):
 
     @property
     def malwares(self) -> list[AttckMalware]:
-        return _software_views(self._group.softwares, "malware")  # type: ignore[return-value]
+        return _malwares(self._group.softwares)
 
     @property
     def tools(self) -> list[AttckTool]:
-        return _software_views(self._group.softwares, "tool")  # type: ignore[return-value]
+        return _tools(self._group.softwares)
 
     @property
     def campaigns(self) -> list[AttckCampaign]:
@@ -243,11 +245,11 @@ class AttckCampaign(_View):
 
     @property
     def malwares(self) -> list[AttckMalware]:
-        return _software_views(self._camp.softwares, "malware")  # type: ignore[return-value]
+        return _malwares(self._camp.softwares)
 
     @property
     def tools(self) -> list[AttckTool]:
-        return _software_views(self._camp.softwares, "tool")  # type: ignore[return-value]
+        return _tools(self._camp.softwares)
 
 
 class AttckDomain:
@@ -271,11 +273,11 @@ class AttckDomain:
 
     @property
     def malwares(self) -> list[AttckMalware]:
-        return _software_views(self.catalog.softwares, "malware")  # type: ignore[return-value]
+        return _malwares(self.catalog.softwares)
 
     @property
     def tools(self) -> list[AttckTool]:
-        return _software_views(self.catalog.softwares, "tool")  # type: ignore[return-value]
+        return _tools(self.catalog.softwares)
 
     @property
     def mitigations(self) -> list[AttckMitigation]:

@@ -103,9 +103,9 @@ class CalderaClient(HttpConnector):
         api_key: str,
         *,
         transport: httpx.BaseTransport | None = None,
-        timeout: float = 30.0,
-        retries: int = 3,
-        backoff_s: float = 0.5,
+        timeout: float | None = None,
+        retries: int | None = None,
+        backoff_s: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if not api_key:

@@ -3,7 +3,8 @@
 Subclass :class:`HttpConnector`, set ``system`` (the name errors carry) and call
 :meth:`HttpConnector.request` (or :meth:`get_json` / :meth:`post_json`). It gives:
 
-- one ``httpx.Client`` per connector with a base URL, default headers and a timeout;
+- one ``httpx.Client`` per connector with a base URL, default headers and a timeout (timeout,
+  retries and backoff default to the ``DCO_HTTP_*`` settings);
   ``transport=`` swaps the network for ``httpx.MockTransport`` in tests; a request path that is
   an absolute ``http(s)://`` URL is sent as is (downloaders that hop between hosts);
 - retries with exponential backoff (``backoff_s * 2**attempt``, capped by ``max_backoff_s``,
@@ -41,9 +42,9 @@ class HttpConnector:
         headers: Mapping[str, str] | None = None,
         auth: httpx.Auth | tuple[str, str] | None = None,
         transport: httpx.BaseTransport | None = None,
-        timeout: float = 30.0,
-        retries: int = 3,
-        backoff_s: float = 0.5,
+        timeout: float | None = None,
+        retries: int | None = None,
+        backoff_s: float | None = None,
         max_backoff_s: float = 30.0,
         verify: bool | str = True,
         follow_redirects: bool = False,
@@ -51,6 +52,15 @@ class HttpConnector:
     ) -> None:
         if not base_url:
             raise ConnectorError("no base URL configured", system=self.system, hint="set the system's URL setting")
+        # Unset timeout/retries/backoff come from DCO_HTTP_TIMEOUT_S / DCO_HTTP_RETRIES / DCO_HTTP_BACKOFF_S,
+        # so one setting governs every connector and callers need not copy it through.
+        if timeout is None or retries is None or backoff_s is None:
+            from core.settings import get_settings
+
+            settings = get_settings()
+            timeout = settings.http_timeout_s if timeout is None else timeout
+            retries = settings.http_retries if retries is None else retries
+            backoff_s = settings.http_backoff_s if backoff_s is None else backoff_s
         self.base_url = base_url.rstrip("/")
         self.retries = max(0, retries)
         self.backoff_s = backoff_s

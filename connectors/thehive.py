@@ -38,9 +38,9 @@ class TheHiveClient(HttpConnector):
         *,
         organisation: str | None = None,
         transport: httpx.BaseTransport | None = None,
-        timeout: float = 30.0,
-        retries: int = 3,
-        backoff_s: float = 0.5,
+        timeout: float | None = None,
+        retries: int | None = None,
+        backoff_s: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}

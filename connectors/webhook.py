@@ -44,9 +44,9 @@ class WebhookClient(HttpConnector):
         *,
         secret: str | None = None,
         transport: httpx.BaseTransport | None = None,
-        timeout: float = 15.0,
-        retries: int = 3,
-        backoff_s: float = 0.5,
+        timeout: float | None = None,
+        retries: int | None = None,
+        backoff_s: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
     ) -> None:

@@ -21,14 +21,12 @@ PARTS = ("attack", "sigma", "atomics")
 
 def sync_parts(dest: str | Path, parts: Sequence[str], domains: Sequence[str], attack_version: str | None,
                sigma_ref: str, atomics_ref: str) -> list[dict[str, str]]:
-    """``sync_content_dir`` with the HTTP limits from the settings, as rows (part, path, detail);
+    """``sync_content_dir`` with the archive limit from the settings, as rows (part, path, detail);
     the ``sync-content`` flow runs it per part, ``dco sync-content`` for all at once."""
     settings = get_settings()
     results = sync_content_dir(
         Path(dest), parts=tuple(parts), domains=tuple(domains), attack_version=attack_version,
-        sigma_ref=sigma_ref, atomics_ref=atomics_ref, timeout_s=settings.http_timeout_s,
-        retries=settings.http_retries, backoff_s=settings.http_backoff_s,
-        max_member_bytes=settings.max_archive_member_bytes,
+        sigma_ref=sigma_ref, atomics_ref=atomics_ref, max_member_bytes=settings.max_archive_member_bytes,
     )
     return [{"part": r.part, "path": r.path, "detail": r.detail} for r in results]
 

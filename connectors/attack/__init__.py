@@ -148,8 +148,7 @@ def _load_remote(spec: SourceSpec, cache: CatalogCache, *, transport: httpx.Base
             return hit
     try:
         if spec.kind == "url":
-            with AttackHttp(spec.location, timeout_s=settings.http_timeout_s, retries=settings.http_retries,
-                            backoff_s=settings.http_backoff_s, transport=transport,
+            with AttackHttp(spec.location, transport=transport,
                             auth=(spec.username, spec.password or "") if spec.username else None) as http:
                 data, new_etag = http.fetch(entry.get("etag") if entry else None)
                 if data is None and entry:
@@ -165,9 +164,7 @@ def _load_remote(spec: SourceSpec, cache: CatalogCache, *, transport: httpx.Base
                 return catalog
         # TAXII 2.1: the location is <api-root>/collections/<id>/; one TAXII client for reading and publishing.
         api_root, _, rest = spec.location.partition("/collections/")
-        with TaxiiClient(api_root + "/", username=spec.username, password=spec.password, transport=transport,
-                         timeout=settings.http_timeout_s, retries=settings.http_retries,
-                         backoff_s=settings.http_backoff_s) as taxii:
+        with TaxiiClient(api_root + "/", username=spec.username, password=spec.password, transport=transport) as taxii:
             objects = list(taxii.get_objects(rest.strip("/")))
     except ConnectorError as exc:
         if exc.retryable and entry:

@@ -20,9 +20,9 @@ class AttackHttp(HttpConnector):
         self,
         location: str,
         *,
-        timeout_s: float = 30.0,
-        retries: int = 3,
-        backoff_s: float = 0.5,
+        timeout_s: float | None = None,
+        retries: int | None = None,
+        backoff_s: float | None = None,
         transport: httpx.BaseTransport | None = None,
         auth: tuple[str, str] | None = None,
     ) -> None:

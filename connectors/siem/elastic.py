@@ -45,9 +45,9 @@ class ElasticClient(HttpConnector):
         username: str | None = None,
         password: str | None = None,
         transport: httpx.BaseTransport | None = None,
-        timeout: float = 30,
-        retries: int = 3,
-        backoff_s: float = 0.5,
+        timeout: float | None = None,
+        retries: int | None = None,
+        backoff_s: float | None = None,
         flavor: Flavor = "elasticsearch",
         timestamp_field: str = "@timestamp",
         verify: bool | str = True,
@@ -74,8 +74,7 @@ class ElasticClient(HttpConnector):
             raise ConnectorError("no Elasticsearch URL configured", system=cls.system, hint="set DCO_ELASTIC_URL")
         key = api_key or (s.elastic_api_key.get_secret_value() if s.elastic_api_key else None)
         password = s.elastic_password.get_secret_value() if s.elastic_password else None
-        return cls(s.elastic_url, api_key=key, username=s.elastic_user, password=password,
-                   timeout=s.http_timeout_s, retries=s.http_retries, backoff_s=s.http_backoff_s, **kwargs)
+        return cls(s.elastic_url, api_key=key, username=s.elastic_user, password=password, **kwargs)
 
     # -- search ---------------------------------------------------------------------------------
     def search(

@@ -36,9 +36,9 @@ class SplunkClient(HttpConnector):
         token: str,
         *,
         transport: httpx.BaseTransport | None = None,
-        timeout: float = 30,
-        retries: int = 3,
-        backoff_s: float = 0.5,
+        timeout: float | None = None,
+        retries: int | None = None,
+        backoff_s: float | None = None,
         poll_s: float = 1.0,
         max_wait_s: float = 600.0,
         verify: bool | str = True,
@@ -60,8 +60,7 @@ class SplunkClient(HttpConnector):
         if not s.splunk_url:
             raise ConnectorError("no Splunk URL configured", system=cls.system, hint="set DCO_SPLUNK_URL")
         tok = token or (s.splunk_token.get_secret_value() if s.splunk_token else "")
-        return cls(s.splunk_url, tok, timeout=s.http_timeout_s, retries=s.http_retries, backoff_s=s.http_backoff_s,
-                   **kwargs)
+        return cls(s.splunk_url, tok, **kwargs)
 
     def search(
         self,

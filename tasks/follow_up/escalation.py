@@ -188,8 +188,7 @@ def channels_from_settings(settings: Settings | None = None) -> list[Channel]:
     if settings.thehive_url and settings.thehive_api_key:
         channels.append(TheHiveChannel(TheHiveClient(
             settings.thehive_url, settings.thehive_api_key.get_secret_value(),
-            organisation=settings.thehive_organisation, timeout=settings.http_timeout_s,
-            retries=settings.http_retries, backoff_s=settings.http_backoff_s,
+            organisation=settings.thehive_organisation,
         )))
     return channels
 

@@ -53,6 +53,13 @@ if TYPE_CHECKING:
     from models.attack import Catalog
 
 DEFAULT_HALF_LIFE_DAYS = 180.0
+
+
+def reaches(score: float, level: int) -> bool:
+    """Whether an (aged, continuous) score counts at ``level``: it does when it rounds to it or above,
+    so a week-old level-1 claim (0.97) still counts as detected/visible. Every count of "detected" and
+    "visible" (summaries, trend, briefs, tables) uses this one rule."""
+    return score >= level - 0.5
 VISIBILITY_MIN, VISIBILITY_MAX = 0, 4
 DETECTION_MIN, DETECTION_MAX = -1, 5
 

@@ -25,7 +25,14 @@ from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session
 
 from core.errors import NotFoundError
-from models.assessment import DETECTION_MAX, DETECTION_MIN, VISIBILITY_MAX, VISIBILITY_MIN, threat_relevance
+from models.assessment import (
+    DETECTION_MAX,
+    DETECTION_MIN,
+    VISIBILITY_MAX,
+    VISIBILITY_MIN,
+    reaches,
+    threat_relevance,
+)
 from models.assessment_rows import TechniqueScore
 from models.attack import Catalog
 from models.navigator import (
@@ -277,9 +284,9 @@ def _layer(op: Operation, catalog: Catalog, kind: str, scores: Sequence[Techniqu
 
 def markdown_summary(dco_id: str, rows: Sequence[dict[str, Any]], limit: int = 15) -> str:
     n = len(rows) or 1
-    detected = sum(1 for r in rows if r["detection"] >= 1)
+    detected = sum(1 for r in rows if reaches(r["detection"], 1))
     lines = [f"# Assessment of {dco_id}", "",
-             f"{len(rows)} techniques; {detected} detected (score ≥ 1); mean visibility "
+             f"{len(rows)} techniques; {detected} detected (score rounds to ≥ 1); mean visibility "
              f"{sum(r['visibility'] for r in rows) / n:.2f}/4, "
              f"mean detection {sum(r['detection'] for r in rows) / n:.2f}/5.",
              "", "| priority | technique | visibility | detection | deciding evidence |", "|---|---|---|---|---|"]

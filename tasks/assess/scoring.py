@@ -29,6 +29,7 @@ from models.assessment import (
     TechniqueAssessment,
     assess_evidence,
     rank_gaps,
+    reaches,
     threat_relevance,
 )
 from models.assessment_rows import AssessmentRun, TechniqueScore
@@ -81,8 +82,8 @@ class AssessmentResult:
             "evidence": self.evidence_count,
             "mean_visibility": round(sum(a.visibility.value for a in scores) / n, 2),
             "mean_detection": round(sum(a.detection.value for a in scores) / n, 2),
-            "detected": sum(1 for a in scores if a.detection.value >= 1),
-            "visible": sum(1 for a in scores if a.visibility.value >= 1),
+            "detected": sum(1 for a in scores if reaches(a.detection.value, 1)),
+            "visible": sum(1 for a in scores if reaches(a.visibility.value, 1)),
             "gaps": len(self.gaps),
             "real_hits": self.real_hits,
             "exercise_hits": self.exercise_hits,
@@ -242,7 +243,7 @@ class TrendPoint:
 
 def trend(session: Session, dco_ids: Sequence[str] | None = None) -> list[TrendPoint]:
     """One point per assessment run, across DCOs, oldest first then by DCO (one aggregate query)."""
-    detected = func.sum(case((col(TechniqueScore.detection) >= 1, 1), else_=0))
+    detected = func.sum(case((col(TechniqueScore.detection) >= 0.5, 1), else_=0))  # reaches(score, 1), in SQL
     query = (
         sa_select(col(TechniqueScore.dco_id), col(TechniqueScore.assessed_at), func.count(),
                func.avg(col(TechniqueScore.visibility)), func.avg(col(TechniqueScore.detection)), detected)

@@ -26,6 +26,7 @@ from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session
 
 from core.errors import NotFoundError
+from models.assessment import reaches
 from models.assessment_rows import TechniqueScore
 from models.attack import Catalog
 from models.emulation import Outcome
@@ -550,9 +551,8 @@ def _snapshot(scores: Sequence[TechniqueScore]) -> CoverageSnapshot | None:
         assessed_at=as_utc(scores[0].assessed_at), techniques=n,
         mean_visibility=round(sum(s.visibility for s in scores) / n, 2),
         mean_detection=round(sum(s.detection for s in scores) / n, 2),
-        # Scores are aged (continuous); a level counts when the score rounds to it, as in the layers.
-        detected=sum(1 for s in scores if round(s.detection) >= 1),
-        visible=sum(1 for s in scores if round(s.visibility) >= 1),
+        detected=sum(1 for s in scores if reaches(s.detection, 1)),
+        visible=sum(1 for s in scores if reaches(s.visibility, 1)),
     )
 
 

@@ -129,3 +129,10 @@ def test_threat_relevance_from_the_real_catalog(catalog_fixture: Catalog) -> Non
     assert any("APT29" in g for g in rel[next(iter(uses))].groups)
     assert rel["T9999"].planned and rel["T9999"].weight == 1.0
     assert all(len(r.campaigns) == 1 for t, r in rel.items() if t in catalog_fixture.campaign("C0024").technique_ids)
+
+
+def test_a_level_counts_when_the_aged_score_rounds_to_it() -> None:
+    from models.assessment import reaches
+
+    assert reaches(0.97, 1) and reaches(0.5, 1) and not reaches(0.49, 1)
+    assert reaches(-1.0, -1) and not reaches(-1.0, 0)

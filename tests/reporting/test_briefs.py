@@ -10,6 +10,7 @@ from pathlib import Path
 from sqlmodel import select
 
 from core.db import session_scope
+from models.assessment import reaches
 from models.attack import Catalog
 from models.followup import is_overdue
 from models.hunt_run import HuntRun
@@ -62,7 +63,7 @@ def test_briefs_report_the_stored_evidence(built: Built, catalog: Catalog) -> No
 
     # coverage before and after, from the two assessments in the score log
     for label, scores in (("before", before_scores), ("now", now_scores)):
-        detected = sum(1 for x in scores if round(x.detection) >= 1)
+        detected = sum(1 for x in scores if reaches(x.detection, 1))
         mean_det = sum(x.detection for x in scores) / len(scores)
         assert re.search(rf"\| {label} \| [^|]+ \| {len(scores)} \| [-\d.]+ \| {mean_det:.2f} \| {detected} \|", tech)
     lsass_score = next(x for x in now_scores if x.technique_id == "T1003.001")

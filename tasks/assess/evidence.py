@@ -369,12 +369,12 @@ def load_evidence(session: Session, dco_id: str | None, catalog: Catalog | None)
 def store_imported(session: Session, dco_id: str, evidence: Iterable[Evidence]) -> int:
     """Keep imported evidence (DeTT&CT) for a DCO; re-importing the same entries is a no-op."""
     from core.db import upsert
-    from models.stix.ids import stix_id
+    from models.stix.ids import row_id
 
     rows = {}
     for ev in evidence:
-        key = stix_id("evidence", dco_id, ev.source_ref, ev.technique_id, ev.kind.value, ev.observed_at.isoformat(),
-                      ev.detail, ev.value).split("--")[1]
+        key = row_id("evidence", dco_id, ev.source_ref, ev.technique_id, ev.kind.value, ev.observed_at.isoformat(),
+                      ev.detail, ev.value)
         rows[key] = {"id": key, "dco_id": dco_id, "technique_id": ev.technique_id, "kind": ev.kind.value,
                      "observed_at": ev.observed_at, "source_ref": ev.source_ref, "value": ev.value,
                      "weight": ev.weight, "detail": ev.detail}

@@ -36,7 +36,7 @@ from models.assessment_rows import AssessmentRun, TechniqueScore
 from models.attack import Catalog
 from models.operation import Operation
 from models.repository import get_operation
-from models.stix.ids import stix_id
+from models.stix.ids import row_id
 from tasks.assess.evidence import evidence_from_catalog, load_evidence
 
 
@@ -157,7 +157,7 @@ def assess_dco(
     assessments = assess_evidence(items, now, half_life_days, techniques)
     result = AssessmentResult(
         dco_id=op.id,
-        run_id=stix_id("assessment", op.id, now.isoformat()).split("--")[1],
+        run_id=row_id("assessment", op.id, now.isoformat()),
         assessed_at=now,
         attack_version=catalog.version,
         half_life_days=half_life_days,
@@ -185,7 +185,7 @@ def write_scores(session: Session, result: AssessmentResult) -> int:
     for tid, a in result.assessments.items():
         gap = gaps.get(tid)
         rows.append({
-            "id": stix_id("technique-score", result.dco_id, tid, result.assessed_at.isoformat()).split("--")[1],
+            "id": row_id("technique-score", result.dco_id, tid, result.assessed_at.isoformat()),
             "dco_id": result.dco_id, "run_id": result.run_id, "technique_id": tid,
             "visibility": a.visibility.value, "detection": a.detection.value,
             "priority": gap.priority if gap else 0.0, "relevance": gap.relevance if gap else 0.0,

@@ -11,7 +11,6 @@ done (at least one outcome recorded); failed/skipped with the reason in an execu
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,7 @@ from connectors.webhook import WebhookClient
 from core.db import session_scope, upsert
 from core.errors import ConnectorError, DcoError, ExecutionError, NotFoundError, ValidationError
 from core.settings import get_settings
-from models.attack.catalog import Catalog
+from models.attack.catalog import TECHNIQUE_ID, Catalog
 from models.attack.objects import Technique
 from models.emulation import (
     Deconfliction,
@@ -51,7 +50,7 @@ from models.procedures import CtidPlan
 from models.repository import get_operation, record_event
 from models.stix.common import DcoContext
 from models.stix.emulation_objects import outcome_objects, sighting_id
-from models.stix.ids import stix_id
+from models.stix.ids import row_id
 from models.stix.store import put_objects
 
 CONNECTORS = ("manual", "local", "caldera")
@@ -126,12 +125,12 @@ def deconflict_step(
     marker = dco_marker(op.id)
     rows: list[Deconfliction] = []
     for contact in contacts:
-        row_id = stix_id("x-dco-deconfliction", op.id, step.id, contact).split("--")[1]
-        existing = session.get(Deconfliction, row_id)
+        decon_id = row_id("x-dco-deconfliction", op.id, step.id, contact)
+        existing = session.get(Deconfliction, decon_id)
         if existing is not None and existing.status in ("sent", "recorded"):
             rows.append(existing)
             continue
-        row = existing or Deconfliction(id=row_id, dco_id=op.id, step_id=step.id, notified=contact,
+        row = existing or Deconfliction(id=decon_id, dco_id=op.id, step_id=step.id, notified=contact,
                                         channel="webhook" if webhook else "record", marker=marker)
         row.notified_at = utcnow()
         if webhook is None:
@@ -143,7 +142,7 @@ def deconflict_step(
                 "marker": marker, "hosts": op.dco.rules_of_engagement.allowed_hosts,
             }
             try:
-                answer = webhook.post("emulation.step.starting", payload, idempotency_key=row_id)
+                answer = webhook.post("emulation.step.starting", payload, idempotency_key=decon_id)
             except ConnectorError as exc:
                 row.status, row.error = "failed", exc.message
                 session.add(row)
@@ -459,7 +458,7 @@ def import_ctid_plan(
     previous: str | None = None
     rows: list[dict[str, Any]] = []
     for cstep in plan.steps:
-        sid = stix_id("x-dco-step", op.id, "ctid", cstep.id).split("--")[1]
+        sid = row_id("x-dco-step", op.id, "ctid", cstep.id)
         tid = cstep.technique_id
         if cstep.is_technique and catalog is not None:
             tech = _current_technique(catalog, tid)
@@ -499,7 +498,6 @@ def import_ctid_plan(
 
 # -- Caldera abilities and adversary profiles (through the server's REST API) -----------------------------
 
-_ATTACK_TECHNIQUE = re.compile(r"^T\d{4}(\.\d{3})?$")
 # Caldera's executor names (sandcat agent: sh, psh = Windows PowerShell, pwsh = PowerShell Core, cmd = cmd.exe)
 # as the rules of engagement name executors; used only to prefer an allowed one.
 _CALDERA_EXECUTORS = {"sh": "sh", "psh": "powershell", "pwsh": "powershell", "cmd": "command_prompt"}
@@ -554,7 +552,7 @@ def _caldera_technique(ability: Mapping[str, Any], catalog: Catalog | None, labe
     """The ability's technique id (Caldera's may carry stray spaces), resolved through the catalog
     when one is given. Ids that are not ATT&CK's, or that the catalog does not know, are kept and reported."""
     tid = str(ability.get("technique_id") or "").strip().upper()
-    if not _ATTACK_TECHNIQUE.match(tid):
+    if not TECHNIQUE_ID.match(tid):
         warnings.append(f"{label}: technique {tid or '(none)'!r} is not an ATT&CK id (kept)")
         return tid or "unknown"
     if catalog is not None:
@@ -613,7 +611,7 @@ def import_caldera_adversary(
             continue
         label = f"ability {position} {ability.get('name')!r} ({aid})"
         key: tuple[str, ...] = (adv_id, aid) if occurrences[aid] == 1 else (adv_id, aid, str(occurrences[aid]))
-        sid = stix_id("x-dco-step", op.id, "caldera", *key).split("--")[1]
+        sid = row_id("x-dco-step", op.id, "caldera", *key)
         tid = _caldera_technique(ability, catalog, label, summary.warnings)
         proc = caldera_procedure(ability, platforms, allowed)
         if proc is None:

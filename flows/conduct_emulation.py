@@ -120,83 +120,84 @@ def conduct_emulation(
                if settings.caldera_url and settings.caldera_api_key else None)
     hook_url = webhook_url or settings.webhook_url
     hook_secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
-
-    with session_scope() as session:
-        op = get_operation(session, dco)
-        dco_id = op.id
-        steps = load_steps(session, dco_id)
-    results: list[dict[str, Any]] = []
-    statuses = {s.id: s.status for s in steps}
-    for step in steps:
-        entry: dict[str, Any] = {"step": step.id, "order": step.order, "technique": step.technique_id}
-        if statuses[step.id] in (StepStatus.DONE, StepStatus.SKIPPED):
-            results.append({**entry, "status": statuses[step.id].value, "message": "already settled"})
-            continue
-        if not ready(step, statuses):
-            results.append({**entry, "status": statuses[step.id].value, "message": "waiting for " +
-                            ", ".join(d for d in step.depends_on if statuses.get(d) != StepStatus.DONE)})
-            continue
-        connector = normalise_connector(step.connector) if step.connector not in ("", "manual") else default
-        try:
-            with session_scope() as session:
-                already_ran = latest_execution(session, dco_id, step.id) is not None
-            if statuses[step.id] == StepStatus.PENDING or not already_ran:
-                if not dry_run:
-                    deconflict_step_task(dco_id, step, hook_url, hook_secret)
-                run = execute_step_task(dco_id, step, connector, dry_run, atomics,
-                                        caldera=caldera if connector == "caldera" else None)
-                entry.update(run)
-            else:
-                entry.update({"connector": connector, "message": "ran before; awaiting outcomes"})
-        except DcoError as exc:
-            with session_scope() as session:
-                statuses[step.id] = _status(session, step.id)
-            results.append({**entry, "status": statuses[step.id].value, "error": exc.message})
-            log.warning("step %s: %s", step.order, exc.message)
-            continue
-        if dry_run:
-            results.append({**entry, "status": statuses[step.id].value})
-            continue
-        if entry.get("execution") in ("failed", "timed-out"):
-            statuses[step.id] = StepStatus.FAILED
-            results.append({**entry, "status": StepStatus.FAILED.value})
-            continue
-        answer = _answer_for(step, answers)
-        if answer is None and pause_for_input:
-            form = pause_flow_run(wait_for_input=ManualOutcomeForm.with_initial_data(
-                description=f"Step {step.order}: {step.technique_id} {step.procedure_name}", operator=operator,
-                outcomes=[]), timeout=pause_timeout_s, key=f"step-{step.id}")
-            if form.skip:
-                with session_scope() as session:
-                    row = session.get(EmulationStep, step.id)
-                    if row is not None:
-                        row.status = StepStatus.SKIPPED
-                        session.add(row)
-                statuses[step.id] = StepStatus.SKIPPED
-                results.append({**entry, "status": "skipped", "message": f"skipped by {form.operator}"})
+    try:
+        with session_scope() as session:
+            op = get_operation(session, dco)
+            dco_id = op.id
+            steps = load_steps(session, dco_id)
+        results: list[dict[str, Any]] = []
+        statuses = {s.id: s.status for s in steps}
+        for step in steps:
+            entry: dict[str, Any] = {"step": step.id, "order": step.order, "technique": step.technique_id}
+            if statuses[step.id] in (StepStatus.DONE, StepStatus.SKIPPED):
+                results.append({**entry, "status": statuses[step.id].value, "message": "already settled"})
                 continue
-            answer = [o.model_dump(mode="json") for o in form.outcomes]
-            op_name = form.operator
-        else:
-            op_name = operator
-        if answer is None:
-            statuses[step.id] = StepStatus.RUNNING
-            results.append({**entry, "status": "running", "message": "awaiting outcomes (dco emulate record)"})
-            continue
-        outcomes = _outcome_dicts(answer, op_name)
-        try:
-            for item in outcomes:
-                OutcomeInput.parse(step.id, item)  # check every answer before anything is written
-        except DcoError as exc:
-            statuses[step.id] = StepStatus.RUNNING
-            results.append({**entry, "status": "running", "error": exc.message})
-            log.warning("step %s: %s", step.order, exc.message)
-            continue
-        recorded = record_outcome_task(dco_id, step, outcomes, catalog=catalog)
-        statuses[step.id] = StepStatus.DONE
-        results.append({**entry, "status": "done", "outcomes": recorded})
-    if caldera is not None:
-        caldera.close()
+            if not ready(step, statuses):
+                results.append({**entry, "status": statuses[step.id].value, "message": "waiting for " +
+                                ", ".join(d for d in step.depends_on if statuses.get(d) != StepStatus.DONE)})
+                continue
+            connector = normalise_connector(step.connector) if step.connector not in ("", "manual") else default
+            try:
+                with session_scope() as session:
+                    already_ran = latest_execution(session, dco_id, step.id) is not None
+                if statuses[step.id] == StepStatus.PENDING or not already_ran:
+                    if not dry_run:
+                        deconflict_step_task(dco_id, step, hook_url, hook_secret)
+                    run = execute_step_task(dco_id, step, connector, dry_run, atomics,
+                                            caldera=caldera if connector == "caldera" else None)
+                    entry.update(run)
+                else:
+                    entry.update({"connector": connector, "message": "ran before; awaiting outcomes"})
+            except DcoError as exc:
+                with session_scope() as session:
+                    statuses[step.id] = _status(session, step.id)
+                results.append({**entry, "status": statuses[step.id].value, "error": exc.message})
+                log.warning("step %s: %s", step.order, exc.message)
+                continue
+            if dry_run:
+                results.append({**entry, "status": statuses[step.id].value})
+                continue
+            if entry.get("execution") in ("failed", "timed-out"):
+                statuses[step.id] = StepStatus.FAILED
+                results.append({**entry, "status": StepStatus.FAILED.value})
+                continue
+            answer = _answer_for(step, answers)
+            if answer is None and pause_for_input:
+                form = pause_flow_run(wait_for_input=ManualOutcomeForm.with_initial_data(
+                    description=f"Step {step.order}: {step.technique_id} {step.procedure_name}", operator=operator,
+                    outcomes=[]), timeout=pause_timeout_s, key=f"step-{step.id}")
+                if form.skip:
+                    with session_scope() as session:
+                        row = session.get(EmulationStep, step.id)
+                        if row is not None:
+                            row.status = StepStatus.SKIPPED
+                            session.add(row)
+                    statuses[step.id] = StepStatus.SKIPPED
+                    results.append({**entry, "status": "skipped", "message": f"skipped by {form.operator}"})
+                    continue
+                answer = [o.model_dump(mode="json") for o in form.outcomes]
+                op_name = form.operator
+            else:
+                op_name = operator
+            if answer is None:
+                statuses[step.id] = StepStatus.RUNNING
+                results.append({**entry, "status": "running", "message": "awaiting outcomes (dco emulate record)"})
+                continue
+            outcomes = _outcome_dicts(answer, op_name)
+            try:
+                for item in outcomes:
+                    OutcomeInput.parse(step.id, item)  # check every answer before anything is written
+            except DcoError as exc:
+                statuses[step.id] = StepStatus.RUNNING
+                results.append({**entry, "status": "running", "error": exc.message})
+                log.warning("step %s: %s", step.order, exc.message)
+                continue
+            recorded = record_outcome_task(dco_id, step, outcomes, catalog=catalog)
+            statuses[step.id] = StepStatus.DONE
+            results.append({**entry, "status": "done", "outcomes": recorded})
+    finally:  # any error, not only a DcoError, must not leak the Caldera connection
+        if caldera is not None:
+            caldera.close()
     counts: dict[str, int] = {}
     for s in statuses.values():
         counts[s.value] = counts.get(s.value, 0) + 1

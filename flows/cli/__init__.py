@@ -93,13 +93,15 @@ def demo(
 
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
+    configured = get_settings()  # environment and .env, as every other command reads them
     # The demo keeps its own embedded SQLite database beside its exports unless one is configured.
-    os.environ.setdefault("DCO_DATABASE_URL", f"sqlite:///{out / 'dcoflow.db'}")
+    if not configured.database_url:
+        os.environ["DCO_DATABASE_URL"] = f"sqlite:///{out / 'dcoflow.db'}"
     os.environ["DCO_OUTPUT_DIR"] = str(out)
     outcomes, verdicts = demo_answers()
-    secret = os.environ.get("DCO_WEBHOOK_SECRET") or secrets.token_hex(16)
+    secret = configured.webhook_secret.get_secret_value() if configured.webhook_secret else secrets.token_hex(16)
     with notification_inbox(out / "inbox", secret) as inbox_url:
-        if not os.environ.get("DCO_WEBHOOK_URL"):  # no endpoint configured: the demo's own inbox
+        if not configured.webhook_url:  # no endpoint configured: the demo's own inbox
             os.environ["DCO_WEBHOOK_URL"], os.environ["DCO_WEBHOOK_SECRET"] = inbox_url, secret
         get_settings.cache_clear()
         from flows.lifecycle import dco_lifecycle

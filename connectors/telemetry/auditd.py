@@ -39,7 +39,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-AUDITD_CHANNEL = "auditd"
+from models.sigma.logsource import AUDITD_CHANNEL  # one name for the dispatch key, owned by the mapping
 
 # A line is taken for an auditd record when it carries the record header somewhere.
 AUDIT_MARK = b"msg=audit("

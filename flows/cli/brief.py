@@ -6,7 +6,7 @@ Wire with ``app.add_typer(brief.app)`` (no name: its ``brief`` command and ``mee
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
+from datetime import datetime, time
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -17,6 +17,7 @@ from core.errors import ValidationError
 from core.settings import get_settings
 from flows.cli.output import cli_user, console, handle_errors, print_json, table
 from models.followup import ActionStatus, Treatment
+from models.operation import as_utc
 
 app = typer.Typer(help="Briefs and meeting packs.", no_args_is_help=True)
 meeting_app = typer.Typer(help="Meetings of the coordination cell and the risk bodies.", no_args_is_help=True)
@@ -35,7 +36,7 @@ def _when(value: str, field: str, *, end_of_day: bool = False) -> datetime:
                               hint="YYYY-MM-DD or YYYY-MM-DDTHH:MM") from None
     if len(value) == 10 and end_of_day:
         moment = datetime.combine(moment.date(), time(23, 59))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return as_utc(moment)
 
 
 @app.command("brief")

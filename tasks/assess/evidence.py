@@ -28,6 +28,7 @@ from core.errors import BatchReport
 from models.assessment import Evidence, EvidenceKind
 from models.assessment_rows import ImportedEvidence
 from models.attack import Catalog
+from models.operation import as_utc
 from models.plan import HuntHypothesis, PlanRecord
 from models.stix.store import StixObjectRow
 
@@ -93,7 +94,7 @@ def parse_time(value: Any) -> datetime | None:
         moment = datetime.fromisoformat(value)
     except ValueError:
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return as_utc(moment)
 
 
 class TelemetryIndex:

@@ -33,6 +33,7 @@ from models.attack.catalog import Catalog
 from models.emulation import dco_marker
 from models.hunt_run import HuntRun, HuntStatus, hunt_run_id
 from models.hunting import HuntOutcome, RuleInfo
+from models.operation import as_utc
 from models.repository import get_operation, record_event
 from models.stix import hunt_objects as ho
 from models.stix.common import dcoflow_identity, marking_refs
@@ -86,8 +87,7 @@ def is_exercise(event: Mapping[str, Any], markers: Sequence[ExerciseMarker]) -> 
         return False
     host = ho.event_host(view)
     for w in windows:
-        start = w.start if w.start.tzinfo else w.start.replace(tzinfo=UTC)
-        end = w.end if w.end.tzinfo else w.end.replace(tzinfo=UTC)
+        start, end = as_utc(w.start), as_utc(w.end)
         on_host = w.host is None or (host is not None and _short_host(w.host) == _short_host(host))
         if on_host and start <= moment <= end:
             return True

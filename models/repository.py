@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, SQLModel, col, select
 
 from core.errors import NotFoundError, StateError
 from models.audit import AuditEvent
@@ -55,6 +55,17 @@ def get_operation(session: Session, ref: str) -> Operation:
             "no such DCO", object=ref, hint=("did you mean: " + ", ".join(close)) if close else "see `dco ops list`"
         )
     return op
+
+
+M = TypeVar("M", bound=SQLModel)
+
+
+def get_or_raise(session: Session, model: type[M], key: str, what: str, hint: str) -> M:
+    """The row of ``model`` with primary key ``key``, or a NotFoundError naming it and where to look."""
+    row = session.get(model, key)
+    if row is None:
+        raise NotFoundError(f"no such {what}", object=key, hint=hint)
+    return row
 
 
 def list_operations(session: Session, states: Sequence[DcoState] | None = None) -> list[Operation]:

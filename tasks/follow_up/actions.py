@@ -34,7 +34,7 @@ from models.followup import (
     priority_for_score,
 )
 from models.operation import Operation, Role, utcnow
-from models.repository import get_operation, record_event
+from models.repository import get_operation, get_or_raise, record_event
 from models.stix.common import DcoContext
 from models.stix.followup_objects import action_objects
 from models.stix.store import put_objects
@@ -200,10 +200,7 @@ def _store_stix(session: Session, op: Operation, actions: Sequence[Action], cata
 
 
 def get_action(session: Session, action_id: str) -> Action:
-    action = session.get(Action, action_id)
-    if action is None:
-        raise NotFoundError("no such action", object=action_id, hint="see `dco followup actions`")
-    return action
+    return get_or_raise(session, Action, action_id, "action", "see `dco followup actions`")
 
 
 def update_action_status(

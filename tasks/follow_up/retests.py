@@ -17,7 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session, col, select
 
 from core.db import session_scope
-from core.errors import NotFoundError, StateError
+from core.errors import StateError
 from models.followup import (
     Action,
     ActionStatus,
@@ -31,7 +31,7 @@ from models.followup import (
     retest_verdict,
 )
 from models.operation import utcnow
-from models.repository import record_event
+from models.repository import get_or_raise, record_event
 from models.stix.store import latest_objects
 
 
@@ -103,10 +103,7 @@ def schedule_retest(
 
 
 def get_retest(session: Session, retest_id: str) -> Retest:
-    retest = session.get(Retest, retest_id)
-    if retest is None:
-        raise NotFoundError("no such re-test", object=retest_id, hint="see `dco followup retests`")
-    return retest
+    return get_or_raise(session, Retest, retest_id, "re-test", "see `dco followup retests`")
 
 
 def list_retests(session: Session, *, dco_id: str | None = None) -> list[Retest]:

@@ -11,7 +11,6 @@ from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session, col, select
 
 from core.db import session_scope
-from core.errors import NotFoundError
 from models.followup import (
     DecisionPolicy,
     FindingInput,
@@ -31,7 +30,7 @@ from models.followup import (
     validate_decision,
 )
 from models.operation import Operation, utcnow
-from models.repository import get_operation, record_event
+from models.repository import get_operation, get_or_raise, record_event
 from tasks.follow_up.retests import RetestSubmitter, schedule_retest
 
 
@@ -95,10 +94,7 @@ def _upsert_risk(session: Session, draft: RiskDraft, policy: DecisionPolicy) -> 
 
 
 def get_risk(session: Session, risk_id: str) -> Risk:
-    risk = session.get(Risk, risk_id)
-    if risk is None:
-        raise NotFoundError("no such risk", object=risk_id, hint="see `dco followup risks`")
-    return risk
+    return get_or_raise(session, Risk, risk_id, "risk", "see `dco followup risks`")
 
 
 def decisions_for(session: Session, risk_ids: Sequence[str] | None = None) -> list[RiskDecision]:

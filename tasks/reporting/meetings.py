@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from core.errors import NotFoundError, ValidationError
+from core.errors import ValidationError
 from models.attack import Catalog
 from models.followup import (
     Action,
@@ -33,7 +33,7 @@ from models.followup import (
 )
 from models.meeting import ItemKind, Meeting, MeetingItem, MeetingStatus, RefKind, item_id, meeting_id, recommend
 from models.operation import DcoState, Operation, utcnow
-from models.repository import get_operation, list_operations, record_event
+from models.repository import get_operation, get_or_raise, list_operations, record_event
 from tasks.follow_up.actions import list_actions, update_action_status
 from tasks.follow_up.escalation import list_incidents
 from tasks.follow_up.risks import get_risk, record_decision, risks_needing_decision
@@ -142,10 +142,7 @@ def create_meeting(
 
 
 def get_meeting(session: Session, ref: str) -> Meeting:
-    meeting = session.get(Meeting, ref)
-    if meeting is None:
-        raise NotFoundError("no such meeting", object=ref, hint="see `dco meeting list`")
-    return meeting
+    return get_or_raise(session, Meeting, ref, "meeting", "see `dco meeting list`")
 
 
 def meeting_items(session: Session, meeting: str) -> list[MeetingItem]:
@@ -154,10 +151,7 @@ def meeting_items(session: Session, meeting: str) -> list[MeetingItem]:
 
 
 def get_item(session: Session, ref: str) -> MeetingItem:
-    item = session.get(MeetingItem, ref)
-    if item is None:
-        raise NotFoundError("no such meeting item", object=ref, hint="see `dco meeting pack MEETING`")
-    return item
+    return get_or_raise(session, MeetingItem, ref, "meeting item", "see `dco meeting pack MEETING`")
 
 
 def list_meetings(session: Session, *, dco_id: str | None = None) -> list[Meeting]:

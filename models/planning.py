@@ -180,15 +180,13 @@ def emulation_steps(
         for n, cstep in enumerate(ctid.steps, start=1):
             res = catalog.resolve(cstep.technique_id) if cstep.is_technique else None
             tid = (res.attack_id if res else None) or cstep.technique_id.upper()
-            platform = next((p for p in platforms if p in cstep.platforms), None)
-            executors = cstep.platforms.get(platform, {}) if platform else {}
-            executor, command = next(iter(executors.items()), (None, None))
+            platform, executor, command, cleanup = cstep.choose(platforms, allowed)
             sid = row_id("x-dco-step", dco_id, "ctid", cstep.id)
             steps.append(EmulationStep(
                 id=sid, dco_id=dco_id, order=n, tactic=cstep.tactic or UNKNOWN_TACTIC, technique_id=tid,
                 technique_name=cstep.technique_name, source=ProcedureSource.CTID, procedure_ref=cstep.id,
-                procedure_name=cstep.name, platform=platform, executor=executor, command=command,
-                input_arguments={k: a.default for k, a in cstep.input_arguments.items()},
+                procedure_name=cstep.name, platform=platform, executor=executor or "manual", command=command,
+                cleanup_command=cleanup, input_arguments={k: a.default for k, a in cstep.input_arguments.items()},
                 depends_on=[previous] if previous else [], connector="manual",
             ))
             previous = sid

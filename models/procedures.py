@@ -5,7 +5,7 @@ an executor runs. Pure data; the readers live in ``connectors/content``."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -215,6 +215,22 @@ class CtidStep:
     def is_technique(self) -> bool:
         """False for setup steps whose technique is a placeholder (the Turla plans use ``x``)."""
         return bool(TECHNIQUE_ID.match(self.technique_id))
+
+    def choose(
+        self, platforms: Sequence[str], allowed_executors: Iterable[str]
+    ) -> tuple[str | None, str | None, str | None, str | None]:
+        """(platform, executor, command, cleanup) for the first of ``platforms`` the step supports,
+        preferring an executor the rules of engagement allow; all None when no platform fits.
+        One rule for the planning flow and for importing a plan into an existing DCO."""
+        platform = next((p for p in platforms if p in self.platforms), None)
+        if platform is None:
+            return None, None, None, None
+        executors = self.platforms[platform]
+        allowed = {e.lower() for e in allowed_executors}
+        executor = next((e for e in executors if e in allowed), next(iter(executors), None))
+        if executor is None:
+            return platform, None, None, None
+        return platform, executor, executors[executor], self.cleanup.get(platform, {}).get(executor)
 
     def render(self, platform: str, executor: str, args: Mapping[str, Any] | None = None) -> RenderedCommand:
         plat = normalise_platform(platform)

@@ -471,9 +471,7 @@ def import_ctid_plan(
             summary.unchanged += 1
             previous = sid
             continue
-        platform = next((p for p in platforms if p in cstep.platforms), None)
-        executors = cstep.platforms.get(platform, {}) if platform else {}
-        executor = next((e for e in executors if e in allowed), next(iter(executors), None))
+        platform, executor, command, cleanup = cstep.choose(platforms, allowed)
         if platform is None:
             summary.warnings.append(f"{cstep.label}: no command for the DCO's platforms "
                                     f"({', '.join(platforms)}); kept as a manual step")
@@ -481,8 +479,7 @@ def import_ctid_plan(
             "id": sid, "dco_id": op.id, "order": next_order, "tactic": cstep.tactic or "unknown",
             "technique_id": tid, "technique_name": cstep.technique_name, "source": ProcedureSource.CTID,
             "procedure_ref": cstep.id, "procedure_name": cstep.name, "platform": platform,
-            "executor": executor or "manual", "command": executors.get(executor) if executor else None,
-            "cleanup_command": cstep.cleanup.get(platform or "", {}).get(executor or ""),
+            "executor": executor or "manual", "command": command, "cleanup_command": cleanup,
             "input_arguments": {k: a.default for k, a in cstep.input_arguments.items()},
             "depends_on": [previous] if previous else [], "connector": "manual", "status": StepStatus.PENDING,
             "candidates": [], "version": 1,

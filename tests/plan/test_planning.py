@@ -118,3 +118,19 @@ def test_ctid_plan_with_revoked_and_unknown_ids(catalog: Any, atomics: Any, shar
     assert steps[1].technique_id == "T1999" and not sel.techniques["T1999"].known
     joined = " ".join(sel.warnings)
     assert "T1086" in joined and "T1999" in joined
+
+
+def test_ctid_step_prefers_an_allowed_executor_and_keeps_its_cleanup() -> None:
+    """The planning flow and `import_ctid_plan` choose a CTID step's command by the same rule."""
+    from models.procedures import CtidStep
+
+    step = CtidStep(
+        id="s1", name="Dump", description="", tactic="credential-access", technique_id="T1003.001",
+        technique_name="LSASS Memory", procedure_step="1.A",
+        platforms={"windows": {"psh": "Invoke-Dump", "cmd": "dump.exe"}, "linux": {"sh": "dump.sh"}},
+        input_arguments={}, cleanup={"windows": {"cmd": "del dump.out"}},
+    )
+    assert step.choose(["windows"], ["cmd"]) == ("windows", "cmd", "dump.exe", "del dump.out")
+    assert step.choose(["windows"], ["manual"]) == ("windows", "psh", "Invoke-Dump", None)  # none allowed: first
+    assert step.choose(["linux", "windows"], ["sh"]) == ("linux", "sh", "dump.sh", None)
+    assert step.choose(["macos"], ["sh"]) == (None, None, None, None)

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
@@ -20,13 +19,12 @@ from connectors.attack import load_catalog
 from core.db import session_scope
 from flows.forms import described
 from models.followup import FindingInput, GapInput, RetestStatus, as_utc
-from models.operation import utcnow
 from models.repository import get_operation
 from tasks.events import emit
 from tasks.follow_up import events
 from tasks.follow_up.actions import action_row, list_actions, plan_actions_task
 from tasks.follow_up.escalation import escalate_task, findings_from_store
-from tasks.follow_up.retests import get_retest, run_due_retests_task, schedule_retest
+from tasks.follow_up.retests import get_retest, retest_open_actions, run_due_retests_task
 from tasks.follow_up.risks import derive_risks_task, expire_acceptances_task
 
 
@@ -60,20 +58,13 @@ def follow_up(
     log.info("%d risks, %d actions (%s)", len(risks), len(planned["actions"]), planned["report"])
 
     retest_id = None
-    open_actions = [a for a in planned["actions"] if a["status"] not in ("verified",)]
-    if open_actions:
-        techniques = sorted({a["technique"] for a in open_actions})
-        first_due = min(a["due"] for a in open_actions)
-        when = datetime.fromisoformat(first_due).replace(tzinfo=utcnow().tzinfo) + timedelta(hours=9)
-        with session_scope() as session:
-            retest = schedule_retest(
-                session, dco_id, techniques, f"follow-up|{first_due}|{','.join(techniques)}", when,
-                deployment=retest_deployment,
-            )
+    with session_scope() as session:
+        retest = retest_open_actions(session, dco_id, planned["actions"], deployment=retest_deployment)
+        if retest is not None:
             retest_id = retest.id
             if retest.status == RetestStatus.SCHEDULED:
                 emit(events.RETEST_SCHEDULED, dco_id, {
-                    "retest": retest.id, "techniques": techniques,
+                    "retest": retest.id, "techniques": retest.technique_ids,
                     "scheduled_for": as_utc(retest.scheduled_for).isoformat(),
                 })
     expired = expire_acceptances_task(retest_deployment)

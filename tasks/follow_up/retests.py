@@ -8,8 +8,8 @@ technique comes from sightings recorded after it was scheduled (models.followup.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
-from datetime import datetime
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from prefect import task
@@ -100,6 +100,21 @@ def schedule_retest(
         "reason": reason, "flow_run_id": retest.flow_run_id,
     })
     return retest
+
+
+def retest_open_actions(
+    session: Session, dco_id: str, actions: Sequence[Mapping[str, Any]], *, deployment: str | None = None
+) -> Retest | None:
+    """The re-test that will verify the open actions (rows as ``plan_actions`` returns them): their
+    techniques, on the first due date at 09:00 UTC; one per (due date, techniques), so re-runs reuse it."""
+    open_actions = [a for a in actions if a["status"] != "verified"]
+    if not open_actions:
+        return None
+    techniques = sorted({a["technique"] for a in open_actions})
+    first_due = min(a["due"] for a in open_actions)
+    when = as_utc(datetime.fromisoformat(first_due)) + timedelta(hours=9)
+    return schedule_retest(session, dco_id, techniques, f"follow-up|{first_due}|{','.join(techniques)}", when,
+                           deployment=deployment)
 
 
 def get_retest(session: Session, retest_id: str) -> Retest:

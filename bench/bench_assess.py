@@ -19,9 +19,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from models.assessment import Relevance, assess_evidence, assess_technique, rank_gaps
-from models.stix.store import stix_time
-from tasks.assess.evidence import evidence_from_stix
+from dcoflow.models.assessment import Relevance, assess_evidence, assess_technique, rank_gaps
+from dcoflow.models.stix.store import stix_time
+from dcoflow.tasks.assess.evidence import evidence_from_stix
 
 TECHNIQUES = 500
 RECORDS = 100_000

@@ -29,7 +29,7 @@ t0 = time.perf_counter()
 """
 
 OURS = PRELUDE + r"""
-from connectors.attack import load_catalog
+from dcoflow.connectors.attack import load_catalog
 t1 = time.perf_counter(); r1 = rss()
 cat = load_catalog(sys.argv[1])
 t2 = time.perf_counter(); r2 = rss()

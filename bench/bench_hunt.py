@@ -28,10 +28,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.reference_sqlite import build_table, convert_rules, run_rule  # noqa: E402
-from connectors.content.sigma_rules import load_rule_index  # noqa: E402
-from connectors.telemetry import iter_data_files, iter_events  # noqa: E402
-from models.sigma.compiler import CompiledRule, RuleCompileError, RuleSet, compile_rule  # noqa: E402
-from tasks.conduct.local_hunt import hunt_compiled  # noqa: E402
+from dcoflow.connectors.content.sigma_rules import load_rule_index  # noqa: E402
+from dcoflow.connectors.telemetry import iter_data_files, iter_events  # noqa: E402
+from dcoflow.models.sigma.compiler import CompiledRule, RuleCompileError, RuleSet, compile_rule  # noqa: E402
+from dcoflow.tasks.conduct.local_hunt import hunt_compiled  # noqa: E402
 
 MAX_MEMBER = 2 * 1024**3
 

@@ -28,10 +28,10 @@ BUNDLE = SHARED / "attack" / "enterprise-attack-18.1.json.gz"
 
 
 def ours() -> dict[str, float]:
-    from connectors.attack import clear_memo, load_catalog
-    from connectors.content.operation_file import load_operation_file
-    from flows.demo import DEMO_OPERATION
-    from tasks.plan.planning import load_content, make_plan
+    from dcoflow.connectors.attack import clear_memo, load_catalog
+    from dcoflow.connectors.content.operation_file import load_operation_file
+    from dcoflow.flows.demo import DEMO_OPERATION
+    from dcoflow.tasks.plan.planning import load_content, make_plan
 
     load_catalog(str(BUNDLE))  # fill the cache, as any earlier process would have
     clear_memo()

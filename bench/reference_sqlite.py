@@ -24,8 +24,8 @@ from sigma.collection import SigmaCollection
 from sigma.pipelines.sysmon.sysmon import sysmon_pipeline
 from sigma.pipelines.windows.windows import windows_audit_pipeline, windows_logsource_pipeline
 
-from models.hunting import RuleInfo
-from models.sigma.logsource import _AUDIT_EVENTS
+from dcoflow.models.hunting import RuleInfo
+from dcoflow.models.sigma.logsource import _AUDIT_EVENTS
 
 _DECIMAL = re.compile(r"^(0|[1-9][0-9]{0,17})$")
 

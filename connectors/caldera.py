@@ -3,7 +3,7 @@
 Shapes follow the API's swagger captured from a Caldera 5.3 server (../shared/caldera/
 caldera_api_v2_swagger.json) and its sample responses. Authentication is the ``KEY`` header
 (Caldera's ``api_key_red``/``api_key_blue``). Retries, backoff and 401/403 → AuthError come from
-the shared ``connectors.http.HttpConnector``.
+the shared ``dcoflow.connectors.http.HttpConnector``.
 
 Link status codes are Caldera's own (mitre/caldera ``app/objects/secondclass/c_link.py``,
 ``Link.states``): HIGH_VIZ −5, UNTRUSTED −4, EXECUTE −3 (queued to run), DISCARD −2, PAUSE −1
@@ -24,9 +24,9 @@ from urllib.parse import quote
 
 import httpx
 
-from connectors.http import HttpConnector
-from core.errors import ConnectorError, NotFoundError
-from models.emulation import ExecutionStatus
+from dcoflow.connectors.http import HttpConnector
+from dcoflow.core.errors import ConnectorError, NotFoundError
+from dcoflow.models.emulation import ExecutionStatus
 
 API = "/api/v2"
 # Ids of the stock "atomic" planner and "basic" fact source (../shared/caldera sample_GET_api_v2_planners.json,

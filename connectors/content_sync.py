@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
-from connectors.attack.cache import atomic_write
-from connectors.attack.source import decompress_if_gzip
-from connectors.http import HttpConnector
-from core.errors import ConnectorError, ContentError, ValidationError
+from dcoflow.connectors.attack.cache import atomic_write
+from dcoflow.connectors.attack.source import decompress_if_gzip
+from dcoflow.connectors.http import HttpConnector
+from dcoflow.core.errors import ConnectorError, ContentError, ValidationError
 
 if TYPE_CHECKING:
     import httpx

@@ -24,7 +24,7 @@ from typing import Any, Self
 
 import httpx
 
-from core.errors import AuthError, ConnectorError
+from dcoflow.core.errors import AuthError, ConnectorError
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _BODY_PREVIEW = 300
@@ -55,7 +55,7 @@ class HttpConnector:
         # Unset timeout/retries/backoff come from DCO_HTTP_TIMEOUT_S / DCO_HTTP_RETRIES / DCO_HTTP_BACKOFF_S,
         # so one setting governs every connector and callers need not copy it through.
         if timeout is None or retries is None or backoff_s is None:
-            from core.settings import get_settings
+            from dcoflow.core.settings import get_settings
 
             settings = get_settings()
             timeout = settings.http_timeout_s if timeout is None else timeout

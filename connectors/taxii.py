@@ -1,4 +1,4 @@
-"""A TAXII 2.1 client (OASIS TAXII 2.1 CS01) over the shared ``connectors.http.HttpConnector``.
+"""A TAXII 2.1 client (OASIS TAXII 2.1 CS01) over the shared ``dcoflow.connectors.http.HttpConnector``.
 
 ``TaxiiClient(api_root_url)`` talks to one API root (``https://server/api1/``):
 
@@ -29,8 +29,8 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import orjson
 
-from connectors.http import HttpConnector
-from core.errors import AuthError, ConnectorError
+from dcoflow.connectors.http import HttpConnector
+from dcoflow.core.errors import AuthError, ConnectorError
 
 TAXII_MEDIA_TYPE = "application/taxii+json;version=2.1"
 STIX_MEDIA_TYPE = "application/stix+json;version=2.1"

@@ -19,8 +19,8 @@ from typing import Any
 
 import httpx
 
-from connectors.http import HttpConnector
-from core.errors import ConnectorError
+from dcoflow.connectors.http import HttpConnector
+from dcoflow.core.errors import ConnectorError
 
 # TheHive 5 scales.
 SEVERITY = {"low": 1, "medium": 2, "high": 3, "critical": 4}

@@ -4,7 +4,7 @@ Each POST carries a JSON body ``{"event", "sent_at", "payload"}``, an ``Idempote
 (the receiver drops repeats, so our retries never notify twice) and, when a secret is set, an
 ``X-Dco-Signature: sha256=<hex>`` HMAC-SHA256 of ``<timestamp>.<body>`` with the timestamp in
 ``X-Dco-Timestamp`` (GitHub/Stripe-style signing: the receiver recomputes it to check the
-sender and refuse replays). Retries and error mapping come from ``connectors.http``.
+sender and refuse replays). Retries and error mapping come from ``dcoflow.connectors.http``.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
-from connectors.http import HttpConnector
-from core.errors import ConnectorError
+from dcoflow.connectors.http import HttpConnector
+from dcoflow.core.errors import ConnectorError
 
 SIGNATURE_HEADER = "X-Dco-Signature"
 TIMESTAMP_HEADER = "X-Dco-Timestamp"

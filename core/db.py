@@ -20,8 +20,8 @@ from sqlalchemy import Column, Connection, DefaultClause, Engine, MetaData, even
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel, create_engine
 
-from core.errors import StateError
-from core.settings import get_settings
+from dcoflow.core.errors import StateError
+from dcoflow.core.settings import get_settings
 
 MIGRATIONS = Path(__file__).resolve().with_name("migrations")
 BASELINE = "0001_baseline"  # the schema create_all made before migrations; such databases are stamped here
@@ -90,7 +90,7 @@ def init_db(engine: Engine) -> None:
     """Bring the database to the newest schema: ``alembic upgrade head``. A database that an earlier
     dcoflow made with create_all (our tables, no alembic_version) is adopted first: what it lacks of
     the baseline is added, it is stamped at the baseline, and then upgraded like any other."""
-    import models.tables  # noqa: F401  (registers all SQLModel tables)
+    import dcoflow.models.tables  # noqa: F401  (registers all SQLModel tables)
 
     with _INIT_LOCK, _migration_connection(engine) as conn:
         current = MigrationContext.configure(conn).get_current_revision()
@@ -115,7 +115,7 @@ class SchemaStatus:
 
 def schema_status(engine: Engine) -> SchemaStatus:
     """Where the database stands against the packaged migrations, without changing it."""
-    import models.tables  # noqa: F401  (registers all SQLModel tables)
+    import dcoflow.models.tables  # noqa: F401  (registers all SQLModel tables)
 
     with engine.connect() as conn:
         current = MigrationContext.configure(conn).get_current_revision()

@@ -17,7 +17,7 @@ from platformdirs import user_cache_dir, user_data_dir
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from core.errors import ConfigError
+from dcoflow.core.errors import ConfigError
 
 OFFICIAL_ATTACK_URL = (
     "https://raw.githubusercontent.com/mitre-attack/attack-stix-data/master/enterprise-attack/enterprise-attack.json"

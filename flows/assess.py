@@ -8,13 +8,13 @@ from typing import Annotated, Any
 from prefect import flow, get_run_logger
 from pydantic import Field
 
-from core.db import session_scope
-from core.settings import get_settings
-from flows.forms import described
-from models.assessment import DEFAULT_HALF_LIFE_DAYS
-from models.repository import get_operation, list_operations
-from tasks.assess.outputs import publish_task
-from tasks.assess.scoring import assess_dco_task
+from dcoflow.core.db import session_scope
+from dcoflow.core.settings import get_settings
+from dcoflow.flows.forms import described
+from dcoflow.models.assessment import DEFAULT_HALF_LIFE_DAYS
+from dcoflow.models.repository import get_operation, list_operations
+from dcoflow.tasks.assess.outputs import publish_task
+from dcoflow.tasks.assess.scoring import assess_dco_task
 
 
 @flow(name="assess-dco")

@@ -12,17 +12,17 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import Field
 
-from core.db import session_scope
-from core.settings import get_settings
-from flows.forms import described
-from models.repository import get_operation
-from tasks.reporting.briefing import write_briefs_task
+from dcoflow.core.db import session_scope
+from dcoflow.core.settings import get_settings
+from dcoflow.flows.forms import described
+from dcoflow.models.repository import get_operation
+from dcoflow.tasks.reporting.briefing import write_briefs_task
 
 
 def _meeting_pack(dco_id: str, body: str, output_dir: str, attack_source: str | None) -> dict[str, Any]:
     """Build (or refresh) the body's meeting about the DCO now and write its pack."""
-    from connectors.attack import load_catalog
-    from tasks.reporting.meetings import build_pack, create_meeting, write_pack
+    from dcoflow.connectors.attack import load_catalog
+    from dcoflow.tasks.reporting.meetings import build_pack, create_meeting, write_pack
 
     catalog = load_catalog(attack_source)
     with session_scope() as session:

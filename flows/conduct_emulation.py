@@ -18,18 +18,18 @@ from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from pydantic import BaseModel, Field
 
-from connectors.attack import load_catalog
-from connectors.caldera import CalderaClient
-from connectors.content.atomics import AtomicsIndex, load_atomics
-from core.db import session_scope
-from core.errors import ConfigError, DcoError
-from core.settings import get_settings
-from flows.forms import described
-from models.attack.catalog import Catalog
-from models.emulation import Outcome, OutcomeInput, Severity
-from models.plan import EmulationStep, StepStatus
-from models.repository import get_operation
-from tasks.conduct.emulation import (
+from dcoflow.connectors.attack import load_catalog
+from dcoflow.connectors.caldera import CalderaClient
+from dcoflow.connectors.content.atomics import AtomicsIndex, load_atomics
+from dcoflow.core.db import session_scope
+from dcoflow.core.errors import ConfigError, DcoError
+from dcoflow.core.settings import get_settings
+from dcoflow.flows.forms import described
+from dcoflow.models.attack.catalog import Catalog
+from dcoflow.models.emulation import Outcome, OutcomeInput, Severity
+from dcoflow.models.plan import EmulationStep, StepStatus
+from dcoflow.models.repository import get_operation
+from dcoflow.tasks.conduct.emulation import (
     CONNECTORS,
     deconflict_step_task,
     execute_step_task,

@@ -15,17 +15,17 @@ from typing import Annotated, Any
 from prefect import flow, get_run_logger
 from pydantic import Field
 
-from connectors.attack import load_catalog
-from core.db import session_scope
-from flows.forms import described
-from models.followup import FindingInput, GapInput, RetestStatus, as_utc
-from models.repository import get_operation
-from tasks.events import emit
-from tasks.follow_up import events
-from tasks.follow_up.actions import action_row, list_actions, plan_actions_task
-from tasks.follow_up.escalation import escalate_task, findings_from_store
-from tasks.follow_up.retests import get_retest, retest_open_actions, run_due_retests_task
-from tasks.follow_up.risks import derive_risks_task, expire_acceptances_task
+from dcoflow.connectors.attack import load_catalog
+from dcoflow.core.db import session_scope
+from dcoflow.flows.forms import described
+from dcoflow.models.followup import FindingInput, GapInput, RetestStatus, as_utc
+from dcoflow.models.repository import get_operation
+from dcoflow.tasks.events import emit
+from dcoflow.tasks.follow_up import events
+from dcoflow.tasks.follow_up.actions import action_row, list_actions, plan_actions_task
+from dcoflow.tasks.follow_up.escalation import escalate_task, findings_from_store
+from dcoflow.tasks.follow_up.retests import get_retest, retest_open_actions, run_due_retests_task
+from dcoflow.tasks.follow_up.risks import derive_risks_task, expire_acceptances_task
 
 
 @flow(name="follow-up")

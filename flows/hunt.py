@@ -1,5 +1,5 @@
 """Hunt flows: ``hunt`` (ad hoc, or a DCO's hunt plan) and ``hunt_sweep`` (scheduled: every DCO in
-state conducting). Thin: parameters, then the order of tasks; the work is in ``tasks.conduct``."""
+state conducting). Thin: parameters, then the order of tasks; the work is in ``dcoflow.tasks.conduct``."""
 
 from __future__ import annotations
 
@@ -15,19 +15,19 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field, model_validator
 from sqlmodel import select
 
-from connectors.attack import load_catalog
-from connectors.content.sigma_rules import load_rule_index
-from core.db import session_scope
-from core.errors import ValidationError
-from core.settings import get_settings
-from flows.forms import described
-from flows.secrets import load_secret
-from models.hunt_run import derive_hunt_key
-from models.hunting import HuntOutcome, HuntSelection, RuleInfo
-from models.operation import DcoState
-from models.plan import HuntHypothesis
-from models.repository import get_operation, list_operations
-from tasks.conduct.hunt_record import (
+from dcoflow.connectors.attack import load_catalog
+from dcoflow.connectors.content.sigma_rules import load_rule_index
+from dcoflow.core.db import session_scope
+from dcoflow.core.errors import ValidationError
+from dcoflow.core.settings import get_settings
+from dcoflow.flows.forms import described
+from dcoflow.flows.secrets import load_secret
+from dcoflow.models.hunt_run import derive_hunt_key
+from dcoflow.models.hunting import HuntOutcome, HuntSelection, RuleInfo
+from dcoflow.models.operation import DcoState
+from dcoflow.models.plan import HuntHypothesis
+from dcoflow.models.repository import get_operation, list_operations
+from dcoflow.tasks.conduct.hunt_record import (
     HuntSummary,
     hunt_summary,
     run_hunt_batches,
@@ -120,25 +120,25 @@ def make_engine(params: HuntSource, start: datetime, end: datetime) -> tuple[Cal
     """The hunt engine for the data source, as ``rules → outcome``, and a name of the source."""
     settings = get_settings()
     if params.source == DataSource.LOCAL:
-        from tasks.conduct.local_hunt import run_local_hunt
+        from dcoflow.tasks.conduct.local_hunt import run_local_hunt
 
         data = [Path(p) for p in params.data]
         def local(batch: list[RuleInfo]) -> HuntOutcome:
             return run_local_hunt([Path(r.path) for r in batch], data, sample=params.sample)
 
         return local, ", ".join(params.data)
-    from tasks.conduct.siem_hunt import run_siem_hunt
+    from dcoflow.tasks.conduct.siem_hunt import run_siem_hunt
 
     client: Any
     if params.source == DataSource.ELASTIC:
-        from connectors.siem.elastic import ElasticClient
+        from dcoflow.connectors.siem.elastic import ElasticClient
 
         client = ElasticClient.from_settings(settings, api_key=_secret(params.secret_block))
         index = params.index or settings.elastic_index
         backend: Literal["elastic-lucene", "elastic-eql", "splunk"] = (
             "elastic-eql" if params.elastic_language == "eql" else "elastic-lucene")
     else:
-        from connectors.siem.splunk import SplunkClient
+        from dcoflow.connectors.siem.splunk import SplunkClient
 
         client = SplunkClient.from_settings(settings, token=_secret(params.secret_block))
         index = params.index or settings.splunk_index

@@ -15,24 +15,24 @@ from typing import Annotated, Any
 from prefect import flow, get_run_logger
 from pydantic import Field
 
-from connectors.attack import load_catalog
-from connectors.content.operation_file import load_operation_file
-from core.db import session_scope
-from core.errors import ConfigError, NotFoundError
-from core.settings import get_settings
-from flows.assess import assess_dco
-from flows.brief import brief
-from flows.conduct_emulation import conduct_emulation
-from flows.follow_up import follow_up
-from flows.forms import described
-from flows.hunt import HuntParameters, hunt
-from flows.plan import plan_dco
-from flows.triage import triage_hunt
-from models.followup import GapInput
-from models.operation import DcoState
-from models.repository import get_operation
-from tasks.lifecycle import change_state
-from tasks.reporting.stix_export import export_dco_bundle_task
+from dcoflow.connectors.attack import load_catalog
+from dcoflow.connectors.content.operation_file import load_operation_file
+from dcoflow.core.db import session_scope
+from dcoflow.core.errors import ConfigError, NotFoundError
+from dcoflow.core.settings import get_settings
+from dcoflow.flows.assess import assess_dco
+from dcoflow.flows.brief import brief
+from dcoflow.flows.conduct_emulation import conduct_emulation
+from dcoflow.flows.follow_up import follow_up
+from dcoflow.flows.forms import described
+from dcoflow.flows.hunt import HuntParameters, hunt
+from dcoflow.flows.plan import plan_dco
+from dcoflow.flows.triage import triage_hunt
+from dcoflow.models.followup import GapInput
+from dcoflow.models.operation import DcoState
+from dcoflow.models.repository import get_operation
+from dcoflow.tasks.lifecycle import change_state
+from dcoflow.tasks.reporting.stix_export import export_dco_bundle_task
 
 PLANNABLE = (DcoState.DRAFT, DcoState.PLANNED)
 CONDUCTABLE = (DcoState.APPROVED, DcoState.CONDUCTING, DcoState.ASSESSING, DcoState.FOLLOW_UP)

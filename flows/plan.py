@@ -12,15 +12,15 @@ from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from pydantic import Field
 
-from connectors.attack import load_catalog
-from connectors.content.operation_file import load_operation_file
-from core.db import session_scope
-from core.errors import ValidationError
-from core.settings import get_settings
-from flows.forms import described
-from models.operation import DcoSpec, DcoState
-from tasks.lifecycle import change_state, emit_dco_event, register_operation_task
-from tasks.plan.planning import (
+from dcoflow.connectors.attack import load_catalog
+from dcoflow.connectors.content.operation_file import load_operation_file
+from dcoflow.core.db import session_scope
+from dcoflow.core.errors import ValidationError
+from dcoflow.core.settings import get_settings
+from dcoflow.flows.forms import described
+from dcoflow.models.operation import DcoSpec, DcoState
+from dcoflow.tasks.lifecycle import change_state, emit_dco_event, register_operation_task
+from dcoflow.tasks.plan.planning import (
     export_plan_task,
     load_content_task,
     load_ctid_task,

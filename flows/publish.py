@@ -1,6 +1,6 @@
 """The ``publish-dco-taxii`` flow: send a DCO's STIX 2.1 bundle to a TAXII 2.1 collection.
 
-Thin: parameters, credentials, the ATT&CK catalog, then ``tasks.reporting.taxii_publish``. Credentials:
+Thin: parameters, credentials, the ATT&CK catalog, then ``dcoflow.tasks.reporting.taxii_publish``. Credentials:
 ``username`` (else ``DCO_TAXII_USER``), the password from the Prefect Secret block ``secret_block`` (else
 ``DCO_TAXII_PASSWORD``); ``api_root`` falls back to ``DCO_TAXII_URL`` when empty. Re-running publishes only
 what the collection does not hold yet.
@@ -15,12 +15,12 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from pydantic import Field, SecretStr
 
-from connectors.attack import load_catalog
-from core.errors import ConfigError
-from core.settings import get_settings
-from flows.forms import described
-from flows.secrets import load_secret
-from tasks.reporting.taxii_publish import publish_dco_task
+from dcoflow.connectors.attack import load_catalog
+from dcoflow.core.errors import ConfigError
+from dcoflow.core.settings import get_settings
+from dcoflow.flows.forms import described
+from dcoflow.flows.secrets import load_secret
+from dcoflow.tasks.reporting.taxii_publish import publish_dco_task
 
 ENV_URL = "DCO_TAXII_URL"
 ENV_COLLECTION = "DCO_TAXII_COLLECTION"

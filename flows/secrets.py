@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.errors import ConfigError
+from dcoflow.core.errors import ConfigError
 
 
 def load_secret(block_name: str) -> str:

@@ -10,11 +10,11 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import Field
 
-from connectors.content_sync import sync_content_dir
-from core.errors import ConfigError
-from core.settings import get_settings
-from flows.forms import described
-from models.attack.catalog import DOMAINS
+from dcoflow.connectors.content_sync import sync_content_dir
+from dcoflow.core.errors import ConfigError
+from dcoflow.core.settings import get_settings
+from dcoflow.flows.forms import described
+from dcoflow.models.attack.catalog import DOMAINS
 
 PARTS = ("attack", "sigma", "atomics")
 

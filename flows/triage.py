@@ -18,13 +18,13 @@ from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from pydantic import BaseModel, Field
 
-from core.db import session_scope
-from flows.forms import described
-from models.hunt_run import Verdict
-from models.repository import get_operation
-from tasks.conduct.triage import SKIP, TriageAnswer, hit_rows, triage_hits_task, untriaged_hits, verdicts_for
-from tasks.follow_up import events
-from tasks.follow_up.escalation import findings_from_store
+from dcoflow.core.db import session_scope
+from dcoflow.flows.forms import described
+from dcoflow.models.hunt_run import Verdict
+from dcoflow.models.repository import get_operation
+from dcoflow.tasks.conduct.triage import SKIP, TriageAnswer, hit_rows, triage_hits_task, untriaged_hits, verdicts_for
+from dcoflow.tasks.follow_up import events
+from dcoflow.tasks.follow_up.escalation import findings_from_store
 
 
 class TriageChoice(StrEnum):

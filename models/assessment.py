@@ -47,10 +47,10 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from models.operation import as_utc
+from dcoflow.models.operation import as_utc
 
 if TYPE_CHECKING:
-    from models.attack import Catalog
+    from dcoflow.models.attack import Catalog
 
 DEFAULT_HALF_LIFE_DAYS = 180.0
 

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import JSON, Column, event
 from sqlmodel import Field, SQLModel
 
-from core.errors import StateError
-from models.operation import utcnow
+from dcoflow.core.errors import StateError
+from dcoflow.models.operation import utcnow
 
 
 class AuditEvent(SQLModel, table=True):

@@ -3,7 +3,7 @@ one row per version so a corrected outcome never erases the earlier one), what r
 records), and who was told before a step ran (deconfliction).
 
 ``OutcomeInput`` is the validated edge for operator input (CLI, Prefect form, VECTR import):
-an invalid value raises ``core.errors.ValidationError`` naming the step and the field.
+an invalid value raises ``dcoflow.core.errors.ValidationError`` naming the step and the field.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field as SqlField
 from sqlmodel import SQLModel
 
-from core.errors import ValidationError
-from models.operation import as_utc, utcnow
+from dcoflow.core.errors import ValidationError
+from dcoflow.models.operation import as_utc, utcnow
 
 
 class Outcome(StrEnum):

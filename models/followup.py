@@ -21,10 +21,10 @@ from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field as SqlField
 from sqlmodel import SQLModel
 
-from core.errors import StateError, ValidationError
-from models.operation import as_utc as as_utc  # noqa: PLC0414  (re-exported: follow-up callers import it from here)
-from models.operation import utcnow
-from models.stix.ids import natural_uuid
+from dcoflow.core.errors import StateError, ValidationError
+from dcoflow.models.operation import as_utc as as_utc  # noqa: PLC0414  (re-exported: follow-up callers import it from here)
+from dcoflow.models.operation import utcnow
+from dcoflow.models.stix.ids import natural_uuid
 
 # -- identifiers ------------------------------------------------------------------------------------
 

@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
-from models.operation import utcnow
-from models.stix.ids import row_id
+from dcoflow.models.operation import utcnow
+from dcoflow.models.stix.ids import row_id
 
 
 class HuntStatus(StrEnum):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.errors import BatchReport
+from dcoflow.core.errors import BatchReport
 
 
 @dataclass(slots=True)

@@ -1,12 +1,12 @@
 """The DCO state machine: which transitions exist and what each one needs.
 
-Pure rules; ``models.repository.transition`` applies them to a stored operation and
+Pure rules; ``dcoflow.models.repository.transition`` applies them to a stored operation and
 writes the audit event, the task wrapper emits the Prefect event.
 """
 
 from __future__ import annotations
 
-from models.operation import DcoState
+from dcoflow.models.operation import DcoState
 
 S = DcoState
 

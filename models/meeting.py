@@ -3,7 +3,7 @@
 A meeting belongs to one DCO or to several (``dco_id`` None: a cross-DCO board). Its items point at
 the follow-up rows they are about (a risk to decide, an action to review, an incident to note); the
 item records what the meeting said, while a risk decision itself is written to the risk register
-(``tasks.follow_up.risks.record_decision``) and the item keeps the id of that decision. Ids are
+(``dcoflow.tasks.follow_up.risks.record_decision``) and the item keeps the id of that decision. Ids are
 deterministic, so building the agenda twice adds nothing.
 """
 
@@ -15,8 +15,8 @@ from enum import StrEnum
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
-from models.followup import Action, Priority, Risk, Treatment, followup_id
-from models.operation import as_utc, utcnow
+from dcoflow.models.followup import Action, Priority, Risk, Treatment, followup_id
+from dcoflow.models.operation import as_utc, utcnow
 
 CROSS_DCO = "cross-dco"
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from core.errors import ContentError
+from dcoflow.core.errors import ContentError
 
 LAYER_VERSION = "4.5"
 NAVIGATOR_VERSION = "5.1.0"

@@ -13,7 +13,7 @@ from sqlalchemy import JSON, Column
 from sqlmodel import Field as SqlField
 from sqlmodel import SQLModel
 
-from models.stix.markings import Tlp
+from dcoflow.models.stix.markings import Tlp
 
 
 class DcoType(StrEnum):

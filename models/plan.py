@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
-from models.operation import utcnow
+from dcoflow.models.operation import utcnow
 
 
 class ProcedureSource(StrEnum):

@@ -18,16 +18,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from core.errors import NotFoundError, ValidationError
-from models.operation import DcoSpec, Via
-from models.plan import EmulationStep, HuntHypothesis, ProcedureSource
-from models.stix.ids import row_id
+from dcoflow.core.errors import NotFoundError, ValidationError
+from dcoflow.models.operation import DcoSpec, Via
+from dcoflow.models.plan import EmulationStep, HuntHypothesis, ProcedureSource
+from dcoflow.models.stix.ids import row_id
 
 if TYPE_CHECKING:
-    from connectors.content.atomics import AtomicsIndex
-    from connectors.content.sigma_rules import RuleIndex
-    from models.attack.catalog import Catalog
-    from models.procedures import AtomicTest, CtidPlan
+    from dcoflow.connectors.content.atomics import AtomicsIndex
+    from dcoflow.connectors.content.sigma_rules import RuleIndex
+    from dcoflow.models.attack.catalog import Catalog
+    from dcoflow.models.procedures import AtomicTest, CtidPlan
 
 UNKNOWN_TACTIC = "unknown"
 

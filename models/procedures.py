@@ -9,8 +9,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.errors import ValidationError
-from models.attack.catalog import TECHNIQUE_ID as TECHNIQUE_ID  # noqa: PLC0414  (re-exported for content readers)
+from dcoflow.core.errors import ValidationError
+from dcoflow.models.attack.catalog import TECHNIQUE_ID as TECHNIQUE_ID  # noqa: PLC0414  (re-exported for content readers)
 
 # Atomic Red Team and CTID plans both write arguments as #{name}; CTID names may contain dots.
 PLACEHOLDER = re.compile(r"#\{([^}\s]+)\}")

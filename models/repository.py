@@ -9,10 +9,10 @@ from typing import Any, TypeVar
 
 from sqlmodel import Session, SQLModel, col, select
 
-from core.errors import NotFoundError, StateError
-from models.audit import AuditEvent
-from models.lifecycle import allowed, next_states
-from models.operation import DcoSpec, DcoState, Operation, utcnow
+from dcoflow.core.errors import NotFoundError, StateError
+from dcoflow.models.audit import AuditEvent
+from dcoflow.models.lifecycle import allowed, next_states
+from dcoflow.models.operation import DcoSpec, DcoState, Operation, utcnow
 
 
 def create_operation(session: Session, spec: DcoSpec, actor: str, *, replace_draft: bool = True) -> Operation:

@@ -1,13 +1,13 @@
 """Importing this module registers every SQLModel table (core.db.init_db relies on it)."""
 
-from models.assessment_rows import AssessmentRun, ImportedEvidence, TechniqueScore  # noqa: F401  (assessment)
-from models.audit import AuditEvent
-from models.emulation import Deconfliction, EmulationExecution, EmulationOutcome  # noqa: F401  (emulation)
-from models.followup import Action, Incident, Retest, Risk, RiskDecision  # noqa: F401  (follow-up)
-from models.hunt_run import HuntRun, TriageVerdict  # noqa: F401  (hunt runs and triage)
-from models.meeting import Meeting, MeetingItem  # noqa: F401  (meetings and their items)
-from models.operation import Operation
-from models.plan import EmulationStep, HuntHypothesis, PlanRecord
-from models.stix.store import StixObjectRow
+from dcoflow.models.assessment_rows import AssessmentRun, ImportedEvidence, TechniqueScore  # noqa: F401  (assessment)
+from dcoflow.models.audit import AuditEvent
+from dcoflow.models.emulation import Deconfliction, EmulationExecution, EmulationOutcome  # noqa: F401  (emulation)
+from dcoflow.models.followup import Action, Incident, Retest, Risk, RiskDecision  # noqa: F401  (follow-up)
+from dcoflow.models.hunt_run import HuntRun, TriageVerdict  # noqa: F401  (hunt runs and triage)
+from dcoflow.models.meeting import Meeting, MeetingItem  # noqa: F401  (meetings and their items)
+from dcoflow.models.operation import Operation
+from dcoflow.models.plan import EmulationStep, HuntHypothesis, PlanRecord
+from dcoflow.models.stix.store import StixObjectRow
 
 __all__ = ["AuditEvent", "EmulationStep", "HuntHypothesis", "Operation", "PlanRecord", "StixObjectRow"]

@@ -11,11 +11,11 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from core.db import session_scope
-from models.lifecycle import allowed
-from models.operation import DcoSpec, DcoState
-from models.repository import create_operation, get_operation, transition
-from tasks import events
+from dcoflow.core.db import session_scope
+from dcoflow.models.lifecycle import allowed
+from dcoflow.models.operation import DcoSpec, DcoState
+from dcoflow.models.repository import create_operation, get_operation, transition
+from dcoflow.tasks import events
 
 
 def emit_dco_event(dco_id: str, name: str, payload: dict[str, Any] | None = None) -> None:

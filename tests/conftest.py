@@ -24,11 +24,11 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 import pytest
 
-from core.db import dispose_engines
-from core.settings import Settings, get_settings
+from dcoflow.core.db import dispose_engines
+from dcoflow.core.settings import Settings, get_settings
 
 if TYPE_CHECKING:
-    from models.attack import Catalog
+    from dcoflow.models.attack import Catalog
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("DCO_TEST_SHARED", ROOT.parent / "shared")).resolve()
@@ -60,7 +60,7 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_dir: Path) 
 @pytest.fixture(scope="session")
 def catalog(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
     """The enterprise ATT&CK v18.1 catalog, built once per session into a private cache."""
-    from connectors.attack import load_catalog
+    from dcoflow.connectors.attack import load_catalog
 
     cache = os.environ.get("DCO_TEST_CACHE") or str(tmp_path_factory.mktemp("attack-cache"))
     with pytest.MonkeyPatch.context() as mp:

@@ -6,8 +6,8 @@ import pytest
 import typer
 from rich.console import Console
 
-from core.errors import NotFoundError
-from flows.cli import output
+from dcoflow.core.errors import NotFoundError
+from dcoflow.flows.cli import output
 
 
 @pytest.fixture()

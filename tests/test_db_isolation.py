@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from core.db import get_engine, session_scope
-from core.settings import Settings, get_settings
-from models.operation import DcoSpec
-from models.repository import create_operation
-from models.tables import Operation
+from dcoflow.core.db import get_engine, session_scope
+from dcoflow.core.settings import Settings, get_settings
+from dcoflow.models.operation import DcoSpec
+from dcoflow.models.repository import create_operation
+from dcoflow.models.tables import Operation
 
 
 def test_engine_follows_the_settings_database(settings: Settings, tmp_path: Path,

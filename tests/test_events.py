@@ -8,7 +8,7 @@ import pytest
 from prefect import flow
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from tasks import events
+from dcoflow.tasks import events
 
 
 def test_no_server_no_event_and_no_throwaway_server(monkeypatch: pytest.MonkeyPatch) -> None:

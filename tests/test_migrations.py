@@ -20,13 +20,13 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, SQLModel, create_engine
 from typer.testing import CliRunner
 
-import models.tables  # noqa: F401  (registers every table)
-from core.db import alembic_config, head_revision, init_db, schema_status, session_scope
-from flows.cli.db import app as db_app
-from models.emulation import EmulationOutcome, Outcome
-from models.emulation import Severity as AlertSeverity
-from models.followup import Incident
-from models.followup import Severity as IncidentSeverity
+import dcoflow.models.tables  # noqa: F401  (registers every table)
+from dcoflow.core.db import alembic_config, head_revision, init_db, schema_status, session_scope
+from dcoflow.flows.cli.db import app as db_app
+from dcoflow.models.emulation import EmulationOutcome, Outcome
+from dcoflow.models.emulation import Severity as AlertSeverity
+from dcoflow.models.followup import Incident
+from dcoflow.models.followup import Severity as IncidentSeverity
 
 ALL_REVISIONS = ["0001_baseline", "0002_severity_enum_types"]
 

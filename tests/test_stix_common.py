@@ -6,15 +6,15 @@ from datetime import UTC, datetime, timedelta
 
 import stix2
 
-from models.operation import Marking
-from models.stix.common import (
+from dcoflow.models.operation import Marking
+from dcoflow.models.stix.common import (
     DCOFLOW_IDENTITY_ID,
     DcoContext,
     dcoflow_identity,
     marking_refs,
     system_identity,
 )
-from models.stix.markings import TLP2_IDS, Tlp
+from dcoflow.models.stix.markings import TLP2_IDS, Tlp
 
 
 def test_marking_refs_add_the_statement_definition() -> None:

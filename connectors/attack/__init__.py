@@ -15,11 +15,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from connectors.attack.cache import CatalogCache
-from connectors.attack.source import SETTING, SourceSpec, parse_source
-from core.errors import ConfigError, ConnectorError, ContentError
-from core.settings import get_settings
-from models.attack.catalog import DOMAINS, Catalog
+from dcoflow.connectors.attack.cache import CatalogCache
+from dcoflow.connectors.attack.source import SETTING, SourceSpec, parse_source
+from dcoflow.core.errors import ConfigError, ConnectorError, ContentError
+from dcoflow.core.settings import get_settings
+from dcoflow.models.attack.catalog import DOMAINS, Catalog
 
 if TYPE_CHECKING:
     import httpx
@@ -86,7 +86,7 @@ def _from_cache(content_hash: str, cache: CatalogCache) -> Catalog | None:
 def _build(data: bytes | list[dict[str, Any]], content_hash: str, where: str, cache: CatalogCache) -> Catalog:
     import orjson
 
-    from models.attack.build import build_catalog
+    from dcoflow.models.attack.build import build_catalog
 
     if isinstance(data, bytes):
         try:
@@ -106,7 +106,7 @@ def _build(data: bytes | list[dict[str, Any]], content_hash: str, where: str, ca
 
 
 def _load_file(path: Path, cache: CatalogCache) -> Catalog:
-    from connectors.attack.source import read_file
+    from dcoflow.connectors.attack.source import read_file
 
     resolved = path.expanduser().resolve()
     key = f"file:{resolved}"
@@ -137,8 +137,8 @@ def _remember(cache: CatalogCache, key: str, **entry: Any) -> None:
 
 def _load_remote(spec: SourceSpec, cache: CatalogCache, *, transport: httpx.BaseTransport | None,
                  refresh: bool, settings: Any) -> Catalog:
-    from connectors.attack.remote import AttackHttp
-    from connectors.taxii import TaxiiClient
+    from dcoflow.connectors.attack.remote import AttackHttp
+    from dcoflow.connectors.taxii import TaxiiClient
 
     key = f"{spec.kind}:{spec.display}"
     entry = cache.source_entry(key)

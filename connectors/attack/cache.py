@@ -22,8 +22,8 @@ from typing import Any
 
 import orjson
 
-from models.attack.catalog import Catalog
-from models.attack.objects import OBJECT_CLASSES, LogSource
+from dcoflow.models.attack.catalog import Catalog
+from dcoflow.models.attack.objects import OBJECT_CLASSES, LogSource
 
 
 def _format_tag() -> str:

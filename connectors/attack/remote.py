@@ -1,18 +1,18 @@
-"""The HTTP connector of ATT&CK bundle URLs (TAXII collections are read by ``connectors.taxii``).
+"""The HTTP connector of ATT&CK bundle URLs (TAXII collections are read by ``dcoflow.connectors.taxii``).
 
-Kept apart from ``connectors.attack.source`` so that loading a catalog from the cache never imports httpx.
+Kept apart from ``dcoflow.connectors.attack.source`` so that loading a catalog from the cache never imports httpx.
 """
 
 from __future__ import annotations
 
 import httpx
 
-from connectors.attack.source import decompress_if_gzip
-from connectors.http import HttpConnector
+from dcoflow.connectors.attack.source import decompress_if_gzip
+from dcoflow.connectors.http import HttpConnector
 
 
 class AttackHttp(HttpConnector):
-    """The shared retry and error policy (``connectors.http``), following redirects as GitHub raw URLs need."""
+    """The shared retry and error policy (``dcoflow.connectors.http``), following redirects as GitHub raw URLs need."""
 
     system = "attack"
 

@@ -1,8 +1,8 @@
 """Where ATT&CK comes from: a bundle file (.json or .json.gz), an https URL, or a TAXII 2.1 collection.
 
 ``parse_source`` reads a ``DCO_ATTACK_SOURCE`` value and ``read_file`` a bundle file; a URL is
-fetched by ``connectors.attack.remote.AttackHttp`` and a TAXII collection read by
-``connectors.taxii.TaxiiClient``. Parsing and indexing happen elsewhere.
+fetched by ``dcoflow.connectors.attack.remote.AttackHttp`` and a TAXII collection read by
+``dcoflow.connectors.taxii.TaxiiClient``. Parsing and indexing happen elsewhere.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from core.errors import ConfigError, ContentError
+from dcoflow.core.errors import ConfigError, ContentError
 
 SourceKind = Literal["file", "url", "taxii"]
 SETTING = "DCO_ATTACK_SOURCE"

@@ -18,8 +18,8 @@ from typing import Any
 
 import yaml
 
-from core.errors import BatchReport, ContentError, NotFoundError
-from models.procedures import AtomicTest, Dependency, InputArgument, normalise_platform
+from dcoflow.core.errors import BatchReport, ContentError, NotFoundError
+from dcoflow.models.procedures import AtomicTest, Dependency, InputArgument, normalise_platform
 
 _lock = threading.Lock()
 _memo: dict[str, AtomicsIndex] = {}

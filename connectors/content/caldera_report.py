@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from connectors.caldera import LinkStatus
-from core.errors import BatchReport, ContentError
+from dcoflow.connectors.caldera import LinkStatus
+from dcoflow.core.errors import BatchReport, ContentError
 
 _TIME = "%Y-%m-%d %H:%M:%S"
 

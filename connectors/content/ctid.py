@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from core.errors import ContentError
-from models.procedures import (
+from dcoflow.core.errors import ContentError
+from dcoflow.models.procedures import (
     TECHNIQUE_ID,
     CtidExecutor,
     CtidPlan,

@@ -40,9 +40,9 @@ from typing import Any
 
 import yaml
 
-from core.errors import BatchReport, ContentError
-from models.assessment import Evidence, EvidenceKind
-from models.attack import Catalog
+from dcoflow.core.errors import BatchReport, ContentError
+from dcoflow.models.assessment import Evidence, EvidenceKind
+from dcoflow.models.attack import Catalog
 
 TECHNIQUE_FILE = "technique-administration"
 DATA_SOURCE_FILE = "data-source-administration"

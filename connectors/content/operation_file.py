@@ -13,8 +13,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError as PydanticValidationError
 
-from core.errors import ContentError, ValidationError
-from models.operation import DcoSpec
+from dcoflow.core.errors import ContentError, ValidationError
+from dcoflow.models.operation import DcoSpec
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:

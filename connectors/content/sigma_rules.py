@@ -3,7 +3,7 @@
 The index holds what planning and selection need (id, title, level, status, tags, ATT&CK
 technique ids, logsource, the YAML text) for every ``*.yml``/``*.yaml`` file below the given
 paths. It parses with libyaml (``CSafeLoader``) only; the full pySigma object model is built
-later, and only for the rules a hunt selects (``models.sigma``). Parsed files are cached per
+later, and only for the rules a hunt selects (``dcoflow.models.sigma``). Parsed files are cached per
 process keyed by (path, mtime, size), so re-indexing an unchanged checkout costs one ``stat``
 per file.
 
@@ -23,8 +23,8 @@ from typing import Any
 
 import yaml
 
-from core.errors import BatchReport, ContentError
-from models.hunting import HuntSelection, RuleInfo
+from dcoflow.core.errors import BatchReport, ContentError
+from dcoflow.models.hunting import HuntSelection, RuleInfo
 
 RULE_SUFFIXES = (".yml", ".yaml")
 _TECHNIQUE_TAG = re.compile(r"^attack\.(t\d{4}(?:\.\d{3})?)$", re.IGNORECASE)

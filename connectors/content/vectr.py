@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from core.errors import BatchReport, ContentError
-from models.emulation import OUTCOME_ALIASES, Outcome
+from dcoflow.core.errors import BatchReport, ContentError
+from dcoflow.models.emulation import OUTCOME_ALIASES, Outcome
 
 COLUMNS = [
     "AssessmentGroup", "Campaign", "Phase", "Variant", "MitreID", "Method", "Status", "Outcome",

@@ -28,10 +28,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from core.errors import ExecutionError
-from models.emulation import ExecutionStatus, dco_marker
-from models.operation import RulesOfEngagement, Scope, utcnow
-from models.procedures import fill, normalise_platform, placeholders
+from dcoflow.core.errors import ExecutionError
+from dcoflow.models.emulation import ExecutionStatus, dco_marker
+from dcoflow.models.operation import RulesOfEngagement, Scope, utcnow
+from dcoflow.models.procedures import fill, normalise_platform, placeholders
 
 SHELLS: dict[str, str] = {"sh": "/bin/sh", "bash": "/bin/bash"}
 OUTPUT_LIMIT = 64 * 1024
@@ -39,7 +39,7 @@ _SUDO = re.compile(r"(^|[\s;&|(])sudo\s")
 
 
 class StepLike(Protocol):
-    """What the executor needs of a plan step (``models.plan.EmulationStep`` has it)."""
+    """What the executor needs of a plan step (``dcoflow.models.plan.EmulationStep`` has it)."""
 
     @property
     def id(self) -> str: ...

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 
 class SiemClient(Protocol):
-    """What ``tasks.conduct.siem_hunt`` needs from a SIEM: events matching a query in a time window."""
+    """What ``dcoflow.tasks.conduct.siem_hunt`` needs from a SIEM: events matching a query in a time window."""
 
     system: str
     base_url: str

@@ -24,10 +24,10 @@ from typing import Any, Literal
 
 import httpx
 
-from connectors.http import HttpConnector
-from connectors.siem import iso
-from core.errors import ConnectorError, ValidationError
-from core.settings import Settings, get_settings
+from dcoflow.connectors.http import HttpConnector
+from dcoflow.connectors.siem import iso
+from dcoflow.core.errors import ConnectorError, ValidationError
+from dcoflow.core.settings import Settings, get_settings
 
 Language = Literal["lucene", "eql"]
 Flavor = Literal["elasticsearch", "opensearch"]

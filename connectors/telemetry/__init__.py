@@ -1,7 +1,7 @@
 """Streaming telemetry readers (JSON lines, zipped JSON lines, EVTX, CSV) with field normalisation."""
 
-from connectors.telemetry.fields import canonical_channel, match_view, normalise_event
-from connectors.telemetry.readers import (
+from dcoflow.connectors.telemetry.fields import canonical_channel, match_view, normalise_event
+from dcoflow.connectors.telemetry.readers import (
     TELEMETRY_SUFFIXES,
     iter_data_files,
     iter_events,

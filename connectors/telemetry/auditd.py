@@ -21,7 +21,7 @@ event are not merged (a merged event would count each match twice). ``audit_id``
 (``SECONDS.MILLIS:SERIAL``, the event identity auparse groups by) ties the records of one event
 together; ``timestamp`` is its time in ISO 8601 UTC. Each event also carries
 ``Channel: auditd`` (:data:`AUDITD_CHANNEL`), the dispatch key by which the hunt engine applies
-``product: linux, service: auditd`` rules (``models.sigma.logsource``).
+``product: linux, service: auditd`` rules (``dcoflow.models.sigma.logsource``).
 
 The engine reads field names case-insensitively, so one event cannot hold both the raw
 ``syscall=59`` and the interpreted ``SYSCALL=execve``. Sigma's auditd rules name the syscall by
@@ -39,7 +39,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from models.sigma.logsource import AUDITD_CHANNEL  # one name for the dispatch key, owned by the mapping
+from dcoflow.models.sigma.logsource import AUDITD_CHANNEL  # one name for the dispatch key, owned by the mapping
 
 # A line is taken for an auditd record when it carries the record header somewhere.
 AUDIT_MARK = b"msg=audit("

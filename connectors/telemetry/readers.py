@@ -7,7 +7,7 @@ extracted, and a line longer than ``MAX_LINE_BYTES`` is reported and skipped).
 normalises lazily (``fields.match_view``); ``iter_file_events`` and ``iter_events`` yield
 normalised events. A ``.log``/``.json`` file or zip member is read line by line: a JSON
 object per line, or (a line that is not JSON but carries an auditd header) an auditd record,
-parsed by ``connectors.telemetry.auditd``. Bad records (truncated lines, binary junk, wrong
+parsed by ``dcoflow.connectors.telemetry.auditd``. Bad records (truncated lines, binary junk, wrong
 encoding, a corrupt EVTX chunk, a malformed auditd line) are counted in the caller's
 ``BatchReport`` with their location and skipped; an empty file and an oversized archive
 member are reported the same way. Only a path that does not exist raises (``ContentError``),
@@ -26,9 +26,9 @@ from typing import IO, Any
 import evtx
 import orjson
 
-from connectors.telemetry.auditd import AuditLineError, looks_like_audit, parse_audit_line
-from connectors.telemetry.fields import normalise_event
-from core.errors import BatchReport, ContentError
+from dcoflow.connectors.telemetry.auditd import AuditLineError, looks_like_audit, parse_audit_line
+from dcoflow.connectors.telemetry.fields import normalise_event
+from dcoflow.core.errors import BatchReport, ContentError
 
 JSON_SUFFIXES = (".json", ".jsonl", ".ndjson", ".log")
 TELEMETRY_SUFFIXES = (*JSON_SUFFIXES, ".zip", ".evtx", ".csv")
@@ -112,7 +112,7 @@ def _lines(fh: IO[bytes]) -> Iterator[bytes | object]:
 
 
 def _iter_json_lines(fh: IO[bytes], where: str, report: BatchReport) -> Iterator[dict[str, Any]]:
-    """JSON lines, or Linux auditd record lines (``connectors.telemetry.auditd``), one record a line."""
+    """JSON lines, or Linux auditd record lines (``dcoflow.connectors.telemetry.auditd``), one record a line."""
     seen = False
     auditd = False  # once a line was an auditd record, a bad line is reported as a bad auditd record
     loads = orjson.loads

@@ -1,4 +1,4 @@
-"""Alembic environment. ``core.db`` hands over an open connection in ``config.attributes["connection"]``
+"""Alembic environment. ``dcoflow.core.db`` hands over an open connection in ``config.attributes["connection"]``
 (the caller owns its transaction); without one, it connects to ``sqlalchemy.url``, else the settings' database."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from alembic import context
 from sqlalchemy import Connection, pool
 from sqlmodel import SQLModel, create_engine
 
-import models.tables  # noqa: F401  (registers every table in SQLModel.metadata)
-from core.settings import get_settings
+import dcoflow.models.tables  # noqa: F401  (registers every table in SQLModel.metadata)
+from dcoflow.core.settings import get_settings
 
 config = context.config
 

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from flows.cli import assess, attack, brief, db, emulate, followup, hunt, ops, publish
-from flows.cli.output import cli_user, console, handle_errors, print_json
+from dcoflow.flows.cli import assess, attack, brief, db, emulate, followup, hunt, ops, publish
+from dcoflow.flows.cli.output import cli_user, console, handle_errors, print_json
 
 app = typer.Typer(
     help="dcoflow — plan, conduct, assess and follow up Defensive Cyberspace Operations.",
@@ -36,8 +36,8 @@ def plan(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Plan a DCO from an operation file (runs the plan-dco flow) and show the plan."""
-    from connectors.content.operation_file import load_operation_file
-    from flows.plan import plan_dco
+    from dcoflow.connectors.content.operation_file import load_operation_file
+    from dcoflow.flows.plan import plan_dco
 
     load_operation_file(file)  # fail fast, before Prefect starts, on a bad file
     result = plan_dco(operation_file=str(file), attack_source=attack_source, output_dir=str(out) if out else None,
@@ -61,11 +61,11 @@ def sync_content(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Fill the content folder from ATT&CK, SigmaHQ and Atomic Red Team upstreams (needs network access)."""
-    from core.errors import ConfigError
-    from core.settings import get_settings
-    from flows.cli.output import table
-    from flows.sync_content import PARTS, sync_parts
-    from models.attack.catalog import DOMAINS
+    from dcoflow.core.errors import ConfigError
+    from dcoflow.core.settings import get_settings
+    from dcoflow.flows.cli.output import table
+    from dcoflow.flows.sync_content import PARTS, sync_parts
+    from dcoflow.models.attack.catalog import DOMAINS
 
     dest = content_dir or get_settings().content_dir
     if dest is None:
@@ -87,9 +87,9 @@ def demo(
     """Run the demo DCO's whole lifecycle on the content in DCO_CONTENT_DIR; writes exports to --out."""
     import secrets
 
-    from core.settings import get_settings
-    from flows.demo import DEMO_OPERATION, demo_answers
-    from flows.demo.incident_inbox import notification_inbox
+    from dcoflow.core.settings import get_settings
+    from dcoflow.flows.demo import DEMO_OPERATION, demo_answers
+    from dcoflow.flows.demo.incident_inbox import notification_inbox
 
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -104,7 +104,7 @@ def demo(
         if not configured.webhook_url:  # no endpoint configured: the demo's own inbox
             os.environ["DCO_WEBHOOK_URL"], os.environ["DCO_WEBHOOK_SECRET"] = inbox_url, secret
         get_settings.cache_clear()
-        from flows.lifecycle import dco_lifecycle
+        from dcoflow.flows.lifecycle import dco_lifecycle
 
         result = dco_lifecycle(
             operation_file=str(DEMO_OPERATION), attack_source=attack_source, output_dir=str(out),
@@ -115,7 +115,7 @@ def demo(
 
 
 def _demo_summary(result: dict[str, Any], out: Path) -> None:
-    from flows.cli.output import table
+    from dcoflow.flows.cli.output import table
 
     plan = ops._plan_view(result["dco"])["plan"] or {}
     summary = plan.get("summary", {})

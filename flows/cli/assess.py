@@ -14,8 +14,8 @@ from typing import Annotated, Any
 
 import typer
 
-from flows.cli.output import console, handle_errors, print_json, table
-from models.assessment import DEFAULT_HALF_LIFE_DAYS
+from dcoflow.flows.cli.output import console, handle_errors, print_json, table
+from dcoflow.models.assessment import DEFAULT_HALF_LIFE_DAYS
 
 app = typer.Typer(help="Assess detection and visibility per technique; gaps, layers, trend, DeTT&CT import.")
 
@@ -23,7 +23,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON document instead
 
 
 def _catalog() -> Any:
-    from connectors.attack import load_catalog
+    from dcoflow.connectors.attack import load_catalog
 
     return load_catalog()
 
@@ -37,9 +37,9 @@ def run(
     as_json: JsonOpt = False,
 ) -> None:
     """Assess a DCO now: scores are logged (a new dated row per technique), gaps ranked."""
-    from core.db import session_scope
-    from tasks.assess.outputs import publish
-    from tasks.assess.scoring import assess_dco
+    from dcoflow.core.db import session_scope
+    from dcoflow.tasks.assess.outputs import publish
+    from dcoflow.tasks.assess.scoring import assess_dco
 
     catalog = _catalog()
     with session_scope() as session:
@@ -85,9 +85,9 @@ def scores(
 ) -> None:
     """The newest assessment's scores (or one technique's dated score log with its evidence)."""
     if technique:
-        from core.db import session_scope
-        from models.repository import get_operation
-        from tasks.assess.scoring import score_history
+        from dcoflow.core.db import session_scope
+        from dcoflow.models.repository import get_operation
+        from dcoflow.tasks.assess.scoring import score_history
 
         with session_scope() as session:
             history = score_history(session, get_operation(session, dco).id, technique.upper())
@@ -112,11 +112,11 @@ def scores(
 
 
 def _rows(dco: str) -> list[dict[str, Any]]:
-    from core.db import session_scope
-    from core.errors import NotFoundError
-    from models.repository import get_operation
-    from tasks.assess.outputs import coverage_rows
-    from tasks.assess.scoring import latest_scores
+    from dcoflow.core.db import session_scope
+    from dcoflow.core.errors import NotFoundError
+    from dcoflow.models.repository import get_operation
+    from dcoflow.tasks.assess.outputs import coverage_rows
+    from dcoflow.tasks.assess.scoring import latest_scores
 
     catalog = _catalog()
     with session_scope() as session:
@@ -135,8 +135,8 @@ def layer(
     kind: Annotated[str, typer.Option(help="coverage, gaps, threat or compare.")] = "coverage",
 ) -> None:
     """Write a Navigator layer (4.5) of the newest assessment."""
-    from core.db import session_scope
-    from tasks.assess.outputs import build_layer
+    from dcoflow.core.db import session_scope
+    from dcoflow.tasks.assess.outputs import build_layer
 
     with session_scope() as session:
         data = build_layer(session, dco, _catalog(), kind)
@@ -154,14 +154,14 @@ def trend_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Mean visibility and detection of every assessment run, across DCOs, oldest first."""
-    from core.db import session_scope
-    from tasks.assess.scoring import trend
+    from dcoflow.core.db import session_scope
+    from dcoflow.tasks.assess.scoring import trend
 
     with session_scope() as session:
         points = trend(session)
     if svg is not None or csv is not None:
-        from tasks.assess.frames import trend_csv_frame, trend_frame
-        from tasks.assess.outputs import trend_svg, write_csv
+        from dcoflow.tasks.assess.frames import trend_csv_frame, trend_frame
+        from dcoflow.tasks.assess.outputs import trend_svg, write_csv
 
         frame = trend_frame(points)
         if svg is not None:
@@ -185,10 +185,10 @@ def import_dettect(
     as_json: JsonOpt = False,
 ) -> None:
     """Seed a DCO's evidence from a DeTT&CT file (score logbooks stay dated history)."""
-    from connectors.content.dettect import read_dettect
-    from core.db import session_scope
-    from models.repository import get_operation
-    from tasks.assess.evidence import store_imported
+    from dcoflow.connectors.content.dettect import read_dettect
+    from dcoflow.core.db import session_scope
+    from dcoflow.models.repository import get_operation
+    from dcoflow.tasks.assess.evidence import store_imported
 
     catalog = _catalog()
     with session_scope() as session:

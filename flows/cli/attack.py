@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
-from flows.cli.output import console, handle_errors, print_json, table
-from models.attack import ALL_VIA, AttackObject, Catalog, Group, Kind, Technique, Via
+from dcoflow.flows.cli.output import console, handle_errors, print_json, table
+from dcoflow.models.attack import ALL_VIA, AttackObject, Catalog, Group, Kind, Technique, Via
 
 app = typer.Typer(help="Query the ATT&CK catalog", no_args_is_help=True)
 
@@ -32,7 +32,7 @@ class Listable(StrEnum):
 
 
 def _catalog(source: str | None, domain: str | None) -> Catalog:
-    from connectors.attack import load_catalog
+    from dcoflow.connectors.attack import load_catalog
 
     return load_catalog(source, domain)
 

@@ -12,12 +12,12 @@ from typing import Annotated, Literal
 
 import typer
 
-from core.db import session_scope
-from core.errors import ValidationError
-from core.settings import get_settings
-from flows.cli.output import cli_user, console, handle_errors, print_json, table
-from models.followup import ActionStatus, Treatment
-from models.operation import as_utc
+from dcoflow.core.db import session_scope
+from dcoflow.core.errors import ValidationError
+from dcoflow.core.settings import get_settings
+from dcoflow.flows.cli.output import cli_user, console, handle_errors, print_json, table
+from dcoflow.models.followup import ActionStatus, Treatment
+from dcoflow.models.operation import as_utc
 
 app = typer.Typer(help="Briefs and meeting packs.", no_args_is_help=True)
 meeting_app = typer.Typer(help="Meetings of the coordination cell and the risk bodies.", no_args_is_help=True)
@@ -49,8 +49,8 @@ def brief(
     as_json: JsonOpt = False,
 ) -> None:
     """Write a DCO's technical and/or executive brief (Markdown and self-contained HTML)."""
-    from connectors.attack import load_catalog
-    from tasks.reporting.briefing import gather_facts, write_briefs
+    from dcoflow.connectors.attack import load_catalog
+    from dcoflow.tasks.reporting.briefing import gather_facts, write_briefs
 
     catalog = load_catalog(attack_source)
     with session_scope() as s:
@@ -79,7 +79,7 @@ def create(
     as_json: JsonOpt = False,
 ) -> None:
     """Schedule a body's meeting and build its agenda from the risk and action register."""
-    from tasks.reporting.meetings import create_meeting, item_row, meeting_items, meeting_row
+    from dcoflow.tasks.reporting.meetings import create_meeting, item_row, meeting_items, meeting_row
 
     if not body.strip():
         raise ValidationError("name the meeting's body", field="body", hint="--body CRMG")
@@ -112,7 +112,7 @@ def list_(
     as_json: JsonOpt = False,
 ) -> None:
     """List meetings with their body, time, status and how many items were decided."""
-    from tasks.reporting.meetings import list_meetings, meeting_items, meeting_row
+    from dcoflow.tasks.reporting.meetings import list_meetings, meeting_items, meeting_row
 
     with session_scope() as s:
         rows = [meeting_row(m, meeting_items(s, m.id)) for m in list_meetings(s, dco_id=dco)]
@@ -128,7 +128,7 @@ def list_(
 @handle_errors
 def items(meeting_id: str, as_json: JsonOpt = False) -> None:
     """A meeting's agenda items (ids to decide on)."""
-    from tasks.reporting.meetings import get_meeting, item_row, meeting_items
+    from dcoflow.tasks.reporting.meetings import get_meeting, item_row, meeting_items
 
     with session_scope() as s:
         rows = [item_row(i) for i in meeting_items(s, get_meeting(s, meeting_id).id)]
@@ -144,8 +144,8 @@ def pack(
     as_json: JsonOpt = False,
 ) -> None:
     """Write the meeting pack (Markdown, HTML) and its XLSX action tracker."""
-    from connectors.attack import load_catalog
-    from tasks.reporting.meetings import build_pack, write_pack
+    from dcoflow.connectors.attack import load_catalog
+    from dcoflow.tasks.reporting.meetings import build_pack, write_pack
 
     catalog = load_catalog(attack_source)
     with session_scope() as s:
@@ -172,7 +172,7 @@ def decide(
     as_json: JsonOpt = False,
 ) -> None:
     """Record an item's outcome; a risk decision is written to the risk register by the meeting's body."""
-    from tasks.reporting.meetings import decide_item, item_row
+    from dcoflow.tasks.reporting.meetings import decide_item, item_row
 
     expires_at = _when(expires, "expires", end_of_day=True) if expires else None
     with session_scope() as s:

@@ -10,9 +10,9 @@ import typer
 from sqlalchemy import Engine, pool
 from sqlmodel import create_engine
 
-from core.db import SchemaStatus, init_db, schema_status
-from core.settings import get_settings
-from flows.cli.output import console, handle_errors, print_json
+from dcoflow.core.db import SchemaStatus, init_db, schema_status
+from dcoflow.core.settings import get_settings
+from dcoflow.flows.cli.output import console, handle_errors, print_json
 
 app = typer.Typer(help="Database schema: show and apply migrations", no_args_is_help=True)
 

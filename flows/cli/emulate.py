@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from flows.cli.output import cli_user, console, handle_errors, print_json, table
+from dcoflow.flows.cli.output import cli_user, console, handle_errors, print_json, table
 
 if TYPE_CHECKING:
-    from connectors.caldera import CalderaClient
+    from dcoflow.connectors.caldera import CalderaClient
 
 app = typer.Typer(help="Adversary emulation: steps, runs, outcomes, VECTR/Caldera exchange.", no_args_is_help=True)
 
@@ -23,9 +23,9 @@ app = typer.Typer(help="Adversary emulation: steps, runs, outcomes, VECTR/Calder
 @handle_errors
 def steps(dco: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """The DCO's emulation steps in order, with status and current outcomes per tool."""
-    from core.db import session_scope
-    from models.repository import get_operation
-    from tasks.conduct.emulation import current_outcomes, load_steps
+    from dcoflow.core.db import session_scope
+    from dcoflow.models.repository import get_operation
+    from dcoflow.tasks.conduct.emulation import current_outcomes, load_steps
 
     with session_scope() as session:
         op = get_operation(session, dco)
@@ -54,7 +54,7 @@ def run(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Run the conduct-emulation flow for a DCO."""
-    from flows.conduct_emulation import conduct_emulation
+    from dcoflow.flows.conduct_emulation import conduct_emulation
 
     result = conduct_emulation(dco=dco, connector_default=connector, dry_run=dry_run,
                                pause_for_input=not no_pause, operator=cli_user())
@@ -85,10 +85,10 @@ def record(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Record one tool's outcome for one step (a correction is a new version; history is kept)."""
-    from connectors.attack import load_catalog
-    from core.db import session_scope
-    from core.errors import DcoError
-    from tasks.conduct.emulation import record_outcome
+    from dcoflow.connectors.attack import load_catalog
+    from dcoflow.core.db import session_scope
+    from dcoflow.core.errors import DcoError
+    from dcoflow.tasks.conduct.emulation import record_outcome
 
     data: dict[str, Any] = {"tool": tool, "outcome": outcome, "severity": severity, "notes": note,
                             "attack_start": start, "attack_stop": stop, "detected_at": detected,
@@ -111,8 +111,8 @@ def record(
 @handle_errors
 def export_vectr_cmd(dco: str, path: Path) -> None:
     """Write the DCO's outcomes as a VECTR campaign CSV."""
-    from core.db import session_scope
-    from tasks.conduct.emulation import export_vectr
+    from dcoflow.core.db import session_scope
+    from dcoflow.tasks.conduct.emulation import export_vectr
 
     with session_scope() as session:
         n = export_vectr(session, dco, path)
@@ -133,8 +133,8 @@ def _summary(result: Any, as_json: bool) -> None:
 @handle_errors
 def import_vectr_cmd(dco: str, path: Path, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Record outcomes from a VECTR CSV (rows are matched to steps; unmatched rows are reported)."""
-    from core.db import session_scope
-    from tasks.conduct.emulation import import_vectr
+    from dcoflow.core.db import session_scope
+    from dcoflow.tasks.conduct.emulation import import_vectr
 
     with session_scope() as session:
         result = import_vectr(session, dco, path, actor=cli_user())
@@ -151,10 +151,10 @@ def import_caldera_cmd(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Import a Caldera operation report JSON (executions; outcomes when --tool/--outcome are given)."""
-    from core.db import session_scope
-    from core.errors import ValidationError
-    from models.emulation import OUTCOME_ALIASES, Outcome
-    from tasks.conduct.emulation import import_caldera_report
+    from dcoflow.core.db import session_scope
+    from dcoflow.core.errors import ValidationError
+    from dcoflow.models.emulation import OUTCOME_ALIASES, Outcome
+    from dcoflow.tasks.conduct.emulation import import_caldera_report
 
     verdict = None
     if outcome is not None:
@@ -177,8 +177,8 @@ def procedures(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Atomic Red Team tests for a technique (from DCO_CONTENT_DIR or DCO_ATOMICS_DIR)."""
-    from connectors.content.atomics import load_atomics
-    from core.settings import get_settings
+    from dcoflow.connectors.content.atomics import load_atomics
+    from dcoflow.core.settings import get_settings
 
     index = load_atomics(get_settings().content_path("atomics"))
     tests = index.for_technique(technique, platform or None)
@@ -193,9 +193,9 @@ def procedures(
 
 def _caldera_client() -> CalderaClient:
     """A Caldera client from DCO_CALDERA_URL / DCO_CALDERA_API_KEY (ConfigError naming what is unset)."""
-    from connectors.caldera import CalderaClient
-    from core.errors import ConfigError
-    from core.settings import get_settings
+    from dcoflow.connectors.caldera import CalderaClient
+    from dcoflow.core.errors import ConfigError
+    from dcoflow.core.settings import get_settings
 
     settings = get_settings()
     key = settings.caldera_api_key.get_secret_value() if settings.caldera_api_key else ""
@@ -217,10 +217,10 @@ def import_caldera_adversary_cmd(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Append a Caldera adversary profile's abilities to the DCO's plan, in its order (re-import is a no-op)."""
-    from connectors.attack import load_catalog
-    from core.db import session_scope
-    from core.errors import DcoError
-    from tasks.conduct.emulation import import_caldera_adversary
+    from dcoflow.connectors.attack import load_catalog
+    from dcoflow.core.db import session_scope
+    from dcoflow.core.errors import DcoError
+    from dcoflow.tasks.conduct.emulation import import_caldera_adversary
 
     try:
         catalog = load_catalog()
@@ -241,8 +241,8 @@ def caldera_abilities_cmd(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Give pending steps without a procedure a matching Caldera ability (others become candidates)."""
-    from core.db import session_scope
-    from tasks.conduct.emulation import import_caldera_abilities
+    from dcoflow.core.db import session_scope
+    from dcoflow.tasks.conduct.emulation import import_caldera_abilities
 
     with _caldera_client() as client, session_scope() as session:
         result = import_caldera_abilities(session, dco, client, technique or None, platform=platform, actor=cli_user())

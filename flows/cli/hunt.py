@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from flows.cli.output import cli_user, console, handle_errors, print_json, table
+from dcoflow.flows.cli.output import cli_user, console, handle_errors, print_json, table
 
 app = typer.Typer(help="Hunt with Sigma rules over telemetry; triage hits; list hunt runs.",
                   invoke_without_command=True)
@@ -54,9 +54,9 @@ def hunt_command(
     if not rules or not data:
         console.print(ctx.get_help())
         raise typer.Exit(0 if not (rules or data) else 2)
-    from models.hunting import HuntSelection
-    from tasks.conduct.hunt_record import summarize_outcome
-    from tasks.conduct.local_hunt import run_local_hunt
+    from dcoflow.models.hunting import HuntSelection
+    from dcoflow.tasks.conduct.hunt_record import summarize_outcome
+    from dcoflow.tasks.conduct.local_hunt import run_local_hunt
 
     selection = HuntSelection(techniques=technique or [], rule_ids=rule_id or [])
     if as_json:
@@ -71,10 +71,10 @@ def hunt_command(
                                      progress=lambda n: bar.update(job, completed=n))
     run_id = None
     if dco:
-        from connectors.attack import load_catalog
-        from core.db import session_scope
-        from models.hunt_run import derive_hunt_key
-        from tasks.conduct.hunt_record import record_hunt
+        from dcoflow.connectors.attack import load_catalog
+        from dcoflow.core.db import session_scope
+        from dcoflow.models.hunt_run import derive_hunt_key
+        from dcoflow.tasks.conduct.hunt_record import record_hunt
 
         ran = [r.rule_id for r in (*outcome.rules_run, *outcome.no_logsource)]
         key = hunt_key or derive_hunt_key(ran + [s.rule_id or s.path for s in outcome.skipped], outcome.source)
@@ -106,8 +106,8 @@ def triage_command(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Record a verdict on a hunt hit (a new version of the analyst's opinion on re-triage)."""
-    from core.db import session_scope
-    from tasks.conduct.triage import triage_hit
+    from dcoflow.core.db import session_scope
+    from dcoflow.tasks.conduct.triage import triage_hit
 
     with session_scope() as s:
         row = triage_hit(s, sighting_id, verdict, analyst or cli_user("analyst"), note)
@@ -126,9 +126,9 @@ def runs_command(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """List hunt runs: status, rules, hits, events read."""
-    from core.db import session_scope
-    from models.repository import get_operation
-    from tasks.conduct.hunt_record import list_hunt_runs
+    from dcoflow.core.db import session_scope
+    from dcoflow.models.repository import get_operation
+    from dcoflow.tasks.conduct.hunt_record import list_hunt_runs
 
     with session_scope() as s:
         dco_id = get_operation(s, dco).id if dco else None

@@ -7,12 +7,12 @@ from typing import Annotated, Any
 
 import typer
 
-from connectors.content.operation_file import load_operation_file
-from core.db import session_scope
-from flows.cli.output import console, handle_errors, print_json, table
-from models.operation import DcoState
-from models.plan import EmulationStep, HuntHypothesis, PlanRecord
-from models.repository import audit_trail, create_operation, get_operation, list_operations
+from dcoflow.connectors.content.operation_file import load_operation_file
+from dcoflow.core.db import session_scope
+from dcoflow.flows.cli.output import console, handle_errors, print_json, table
+from dcoflow.models.operation import DcoState
+from dcoflow.models.plan import EmulationStep, HuntHypothesis, PlanRecord
+from dcoflow.models.repository import audit_trail, create_operation, get_operation, list_operations
 
 app = typer.Typer(help="Create, plan, approve and inspect Defensive Cyberspace Operations.", no_args_is_help=True)
 
@@ -106,9 +106,9 @@ def approve(
     When a plan-dco run is paused waiting for this approval (and a Prefect API is configured), the
     answer resumes that run, exactly as the Resume form in the UI would; otherwise it is recorded here.
     """
-    from flows.plan import resume_waiting_approval
-    from tasks.events import events_reach_a_server
-    from tasks.lifecycle import change_state
+    from dcoflow.flows.plan import resume_waiting_approval
+    from dcoflow.tasks.events import events_reach_a_server
+    from dcoflow.tasks.lifecycle import change_state
 
     with session_scope() as s:
         dco_id = get_operation(s, dco).id
@@ -131,7 +131,7 @@ def move(
     as_json: JsonOpt = False,
 ) -> None:
     """Move a DCO to another state (the state machine decides whether it may)."""
-    from tasks.lifecycle import change_state
+    from dcoflow.tasks.lifecycle import change_state
 
     out = change_state(dco, state, by, reason)
     print_json(out) if as_json else console.print(f"{out['dco']}: {out['from']} → {out['to']}")

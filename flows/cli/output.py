@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from core.errors import DcoError
+from dcoflow.core.errors import DcoError
 
 console = Console()
 err_console = Console(stderr=True)

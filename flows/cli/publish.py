@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from flows.cli.output import console, handle_errors, print_json, table
+from dcoflow.flows.cli.output import console, handle_errors, print_json, table
 
 app = typer.Typer(help="Publish DCO evidence to TAXII 2.1.")
 
@@ -37,11 +37,11 @@ def publish(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document instead of a table.")] = False,
 ) -> None:
     """Publish a DCO's bundle; re-running sends only what the collection does not hold yet."""
-    from connectors.attack import load_catalog
-    from connectors.taxii import TaxiiClient
-    from core.db import session_scope
-    from core.errors import ConfigError
-    from tasks.reporting.taxii_publish import publish_dco
+    from dcoflow.connectors.attack import load_catalog
+    from dcoflow.connectors.taxii import TaxiiClient
+    from dcoflow.core.db import session_scope
+    from dcoflow.core.errors import ConfigError
+    from dcoflow.tasks.reporting.taxii_publish import publish_dco
 
     password = os.environ.get(password_env) or None
     if user and password is None:

@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from connectors.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from dcoflow.connectors.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 
 
 @contextmanager

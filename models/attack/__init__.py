@@ -1,6 +1,6 @@
 """The ATT&CK catalog: objects, the index built from a bundle, and queries (pure, no I/O)."""
 
-from models.attack.catalog import (
+from dcoflow.models.attack.catalog import (
     ALL_VIA,
     DOMAINS,
     Catalog,
@@ -9,7 +9,7 @@ from models.attack.catalog import (
     UnknownAttackIdWarning,
     Via,
 )
-from models.attack.objects import (
+from dcoflow.models.attack.objects import (
     Analytic,
     AttackObject,
     Campaign,

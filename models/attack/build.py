@@ -1,6 +1,6 @@
 """Build a ``Catalog`` from a parsed ATT&CK STIX 2.1 bundle (plain dicts, no stix2).
 
-Pure: the caller reads and parses the bytes (``connectors.attack``) and passes the dict.
+Pure: the caller reads and parses the bytes (``dcoflow.connectors.attack``) and passes the dict.
 Records that cannot be used (no id or type, no ATT&CK id) are collected in a
 ``BatchReport``; a bundle with no techniques or tactics at all is not ATT&CK and raises
 ``ContentError``.
@@ -12,9 +12,9 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from core.errors import BatchReport, ContentError
-from models.attack.catalog import DOMAINS, Catalog
-from models.attack.objects import (
+from dcoflow.core.errors import BatchReport, ContentError
+from dcoflow.models.attack.catalog import DOMAINS, Catalog
+from dcoflow.models.attack.objects import (
     Analytic,
     AttackObject,
     Campaign,

@@ -1,7 +1,7 @@
 """The ATT&CK catalog: lookups, relations and identifier resolution over one release of one domain.
 
-Built by ``models.attack.build.build_catalog`` from a parsed bundle, cached and loaded by
-``connectors.attack``. Every query is a dict lookup or a scan of a prebuilt string, so
+Built by ``dcoflow.models.attack.build.build_catalog`` from a parsed bundle, cached and loaded by
+``dcoflow.connectors.attack``. Every query is a dict lookup or a scan of a prebuilt string, so
 queries stay well under a millisecond.
 """
 
@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, get_args
 
-from core.errors import NotFoundError, ValidationError
-from models.attack.objects import (
+from dcoflow.core.errors import NotFoundError, ValidationError
+from dcoflow.models.attack.objects import (
     Analytic,
     AttackObject,
     Campaign,

@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
-    from models.attack.catalog import Catalog
+    from dcoflow.models.attack.catalog import Catalog
 
 
 class Kind(StrEnum):

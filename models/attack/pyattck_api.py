@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from models.attack.catalog import Catalog
-from models.attack.objects import AttackObject, Campaign, Group, Mitigation, Software, Tactic, Technique
+from dcoflow.models.attack.catalog import Catalog
+from dcoflow.models.attack.objects import AttackObject, Campaign, Group, Mitigation, Software, Tactic, Technique
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -301,8 +301,8 @@ class Attck:
 
     @classmethod
     def load(cls, source: str | None = None, domain: str | None = None) -> Attck:
-        """Load through ``connectors.attack.load_catalog`` (the default source and the cache)."""
-        from connectors.attack import load_catalog
+        """Load through ``dcoflow.connectors.attack.load_catalog`` (the default source and the cache)."""
+        from dcoflow.connectors.attack import load_catalog
 
         return cls(load_catalog(source, domain))
 

@@ -73,8 +73,8 @@ from sigma.types import (
     SpecialChars,
 )
 
-from models.hunting import RuleInfo
-from models.sigma.logsource import Variant, variants_for
+from dcoflow.models.hunting import RuleInfo
+from dcoflow.models.sigma.logsource import Variant, variants_for
 
 # Modifier spellings of the Sigma specification that pySigma 1.5 names differently.
 _MODIFIER_ALIASES = {"utf16le": "wide"}

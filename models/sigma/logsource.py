@@ -15,7 +15,7 @@ Linux auditd (``product: linux, service: auditd``) is in none of the installed p
 pipelines (no channel, no field renames): its rules are written in auditd's own record field
 names (``type``, ``a0``, ``exe``, ``key`` …), so they map, without renames, to the ``auditd``
 channel that the telemetry reader gives every auditd record
-(``connectors.telemetry.auditd.AUDITD_CHANNEL``).
+(``dcoflow.connectors.telemetry.auditd.AUDITD_CHANNEL``).
 
 A rule can therefore apply to several *variants* (e.g. Sysmon 1 and Security 4688); it
 matches an event if any variant's test does.

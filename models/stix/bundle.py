@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-from models.stix.ids import stix_id
-from models.stix.markings import TLP2_IDS, Tlp, tlp_marking
+from dcoflow.models.stix.ids import stix_id
+from dcoflow.models.stix.markings import TLP2_IDS, Tlp, tlp_marking
 
 ATTACK_PATTERN_PREFIX = "attack-pattern--"
 

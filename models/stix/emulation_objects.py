@@ -11,10 +11,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from models.emulation import EmulationOutcome, Outcome
-from models.stix.common import DcoContext, system_identity, system_identity_id
-from models.stix.ids import sco_id, stix_id
-from models.stix.store import stix_time
+from dcoflow.models.emulation import EmulationOutcome, Outcome
+from dcoflow.models.stix.common import DcoContext, system_identity, system_identity_id
+from dcoflow.models.stix.ids import sco_id, stix_id
+from dcoflow.models.stix.store import stix_time
 
 
 def tool_identity(ctx: DcoContext, tool: str, created: datetime) -> dict[str, Any]:

@@ -7,10 +7,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from models.followup import Action, ActionKind, Incident, IncidentStatus, Severity
-from models.stix.common import DcoContext
-from models.stix.ids import stix_id
-from models.stix.store import stix_time
+from dcoflow.models.followup import Action, ActionKind, Incident, IncidentStatus, Severity
+from dcoflow.models.stix.common import DcoContext
+from dcoflow.models.stix.ids import stix_id
+from dcoflow.models.stix.store import stix_time
 
 # The STIX incident core extension (STIX Incident Working Group, oasis-open/cti-stix-common-objects,
 # extension-definition-specifications/incident-core): property-extension on the incident SDO.

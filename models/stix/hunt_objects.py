@@ -8,7 +8,7 @@
 - ``sighting`` per (DCO, rule, event) of the indicator, where_sighted = the data source identity;
 - ``grouping`` per hunt run; ``opinion`` per triage verdict.
 
-Everything is deterministic: ids from natural keys (``models.stix.ids``) and, apart from
+Everything is deterministic: ids from natural keys (``dcoflow.models.stix.ids``) and, apart from
 ``ctx.now``, no clock reads, so building the same hunt twice gives identical objects.
 """
 
@@ -23,10 +23,10 @@ from typing import Any
 
 import orjson
 
-from models.hunting import RuleInfo
-from models.stix.common import DcoContext, common_properties, system_identity
-from models.stix.ids import sco_id, stix_id
-from models.stix.store import stix_time
+from dcoflow.models.hunting import RuleInfo
+from dcoflow.models.stix.common import DcoContext, common_properties, system_identity
+from dcoflow.models.stix.ids import sco_id, stix_id
+from dcoflow.models.stix.store import stix_time
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from models.stix.ids import stix_id
+from dcoflow.models.stix.ids import stix_id
 
 TLP2_EXTENSION = "extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d"
 TLP2_CREATED = "2022-10-01T00:00:00.000Z"

@@ -12,7 +12,7 @@ from sqlalchemy import JSON, Column, and_, func
 from sqlalchemy import true as sa_true
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from core.db import upsert
+from dcoflow.core.db import upsert
 
 STIX_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 

@@ -24,13 +24,13 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from core.errors import BatchReport
-from models.assessment import Evidence, EvidenceKind
-from models.assessment_rows import ImportedEvidence
-from models.attack import Catalog
-from models.operation import as_utc
-from models.plan import HuntHypothesis, PlanRecord
-from models.stix.store import StixObjectRow
+from dcoflow.core.errors import BatchReport
+from dcoflow.models.assessment import Evidence, EvidenceKind
+from dcoflow.models.assessment_rows import ImportedEvidence
+from dcoflow.models.attack import Catalog
+from dcoflow.models.operation import as_utc
+from dcoflow.models.plan import HuntHypothesis, PlanRecord
+from dcoflow.models.stix.store import StixObjectRow
 
 K = EvidenceKind
 READ_TYPES = ("grouping", "sighting", "opinion")
@@ -369,8 +369,8 @@ def load_evidence(session: Session, dco_id: str | None, catalog: Catalog | None)
 
 def store_imported(session: Session, dco_id: str, evidence: Iterable[Evidence]) -> int:
     """Keep imported evidence (DeTT&CT) for a DCO; re-importing the same entries is a no-op."""
-    from core.db import upsert
-    from models.stix.ids import row_id
+    from dcoflow.core.db import upsert
+    from dcoflow.models.stix.ids import row_id
 
     rows = {}
     for ev in evidence:

@@ -20,10 +20,10 @@ from typing import Any
 
 import pandas as pd
 
-from models.assessment import DETECTION_MAX, DETECTION_MIN
-from models.assessment_rows import TechniqueScore
-from models.attack import Catalog
-from tasks.assess.scoring import TrendPoint
+from dcoflow.models.assessment import DETECTION_MAX, DETECTION_MIN
+from dcoflow.models.assessment_rows import TechniqueScore
+from dcoflow.models.attack import Catalog
+from dcoflow.tasks.assess.scoring import TrendPoint
 
 #: The record every ``dco assess scores/gaps --json`` row has (kept as it was before the frames).
 COLUMNS = ["technique_id", "name", "tactics", "visibility", "detection", "priority", "relevance", "evidence",

@@ -24,8 +24,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session
 
-from core.errors import NotFoundError
-from models.assessment import (
+from dcoflow.core.errors import NotFoundError
+from dcoflow.models.assessment import (
     DETECTION_MAX,
     DETECTION_MIN,
     VISIBILITY_MAX,
@@ -33,9 +33,9 @@ from models.assessment import (
     reaches,
     threat_relevance,
 )
-from models.assessment_rows import TechniqueScore
-from models.attack import Catalog
-from models.navigator import (
+from dcoflow.models.assessment_rows import TechniqueScore
+from dcoflow.models.attack import Catalog
+from dcoflow.models.navigator import (
     DETECTION_COLORS,
     ScoredTechnique,
     compare_layer,
@@ -44,9 +44,9 @@ from models.navigator import (
     interpolate,
     threat_layer,
 )
-from models.operation import Operation
-from models.repository import get_operation
-from tasks.assess.frames import (
+from dcoflow.models.operation import Operation
+from dcoflow.models.repository import get_operation
+from dcoflow.tasks.assess.frames import (
     LEVELS,
     coverage_frame,
     coverage_records,
@@ -55,10 +55,10 @@ from tasks.assess.frames import (
     trend_frame,
     trend_pivot,
 )
-from tasks.assess.scoring import latest_scores, trend
+from dcoflow.tasks.assess.scoring import latest_scores, trend
 
 if TYPE_CHECKING:
-    from tasks.reporting.briefing import MarkingFacts
+    from dcoflow.tasks.reporting.briefing import MarkingFacts
 
 VISIBILITY_COLORS = ["#f7fbff", "#2c7bb6"]
 #: Line colours of the trend chart, one per DCO (cycled); colour-blind safe (Okabe–Ito).
@@ -304,7 +304,7 @@ def publish(session: Session, dco_id: str, catalog: Catalog, output_dir: Path) -
         raise NotFoundError("no assessment yet", object=op.id, hint=f"run `dco assess run {op.id}` first")
     folder = output_dir / op.id / "assessment"
     folder.mkdir(parents=True, exist_ok=True)
-    from tasks.reporting.briefing import MarkingFacts  # reporting imports the assessment: not at module load
+    from dcoflow.tasks.reporting.briefing import MarkingFacts  # reporting imports the assessment: not at module load
 
     frame, tactics = coverage_frame(scores, catalog), tactic_table(scores, catalog)
     files = {"csv": write_csv(frame, folder / "coverage.csv"),
@@ -347,8 +347,8 @@ def _artifacts(dco_id: str, rows: Sequence[dict[str, Any]]) -> None:
 
 
 def _publish_task(dco_id: str, output_dir: str, attack_source: str | None = None) -> dict[str, str]:
-    from connectors.attack import load_catalog
-    from core.db import session_scope
+    from dcoflow.connectors.attack import load_catalog
+    from dcoflow.core.db import session_scope
 
     catalog = load_catalog(attack_source)
     with session_scope() as session:

@@ -19,9 +19,9 @@ from sqlalchemy import case
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, func, select
 
-from core.db import upsert
-from core.errors import DcoError
-from models.assessment import (
+from dcoflow.core.db import upsert
+from dcoflow.core.errors import DcoError
+from dcoflow.models.assessment import (
     DEFAULT_HALF_LIFE_DAYS,
     Evidence,
     Gap,
@@ -32,12 +32,12 @@ from models.assessment import (
     reaches,
     threat_relevance,
 )
-from models.assessment_rows import AssessmentRun, TechniqueScore
-from models.attack import Catalog
-from models.operation import Operation
-from models.repository import get_operation
-from models.stix.ids import row_id
-from tasks.assess.evidence import evidence_from_catalog, load_evidence
+from dcoflow.models.assessment_rows import AssessmentRun, TechniqueScore
+from dcoflow.models.attack import Catalog
+from dcoflow.models.operation import Operation
+from dcoflow.models.repository import get_operation
+from dcoflow.models.stix.ids import row_id
+from dcoflow.tasks.assess.evidence import evidence_from_catalog, load_evidence
 
 
 @dataclass(slots=True, frozen=True)
@@ -265,8 +265,8 @@ def _assess_task(
     dco_id: str, half_life_days: float = DEFAULT_HALF_LIFE_DAYS, attack_source: str | None = None
 ) -> dict[str, Any]:
     """Assess one DCO and log its scores; returns the summary, the id report and the follow-up gaps."""
-    from connectors.attack import load_catalog
-    from core.db import session_scope
+    from dcoflow.connectors.attack import load_catalog
+    from dcoflow.core.db import session_scope
 
     catalog = load_catalog(attack_source)
     with session_scope() as session:
@@ -281,7 +281,7 @@ assess_dco_task = task(name="assess-dco", cache_policy=NO_CACHE, retries=1)(_ass
 
 
 def gaps_for_follow_up(result: AssessmentResult, catalog: Catalog, limit: int = 50) -> list[dict[str, Any]]:
-    """The ranked gaps in the shape follow-up takes (``models.followup.GapInput``): integer scores,
+    """The ranked gaps in the shape follow-up takes (``dcoflow.models.followup.GapInput``): integer scores,
     relevance as a 0–1 share of the most-used technique's users, rank 1 = worst."""
     top = max((g.relevance for g in result.gaps), default=1.0) or 1.0
     out = []

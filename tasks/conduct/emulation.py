@@ -21,18 +21,18 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from connectors.caldera import CalderaClient
-from connectors.content.atomics import AtomicsIndex
-from connectors.content.caldera_report import CalderaReport, load_caldera_report
-from connectors.content.vectr import VectrTestCase, read_vectr_csv, write_vectr_csv
-from connectors.executor.local import ExecutionResult, LocalExecutor
-from connectors.webhook import WebhookClient
-from core.db import session_scope, upsert
-from core.errors import ConnectorError, DcoError, ExecutionError, NotFoundError, ValidationError
-from core.settings import get_settings
-from models.attack.catalog import TECHNIQUE_ID, Catalog
-from models.attack.objects import Technique
-from models.emulation import (
+from dcoflow.connectors.caldera import CalderaClient
+from dcoflow.connectors.content.atomics import AtomicsIndex
+from dcoflow.connectors.content.caldera_report import CalderaReport, load_caldera_report
+from dcoflow.connectors.content.vectr import VectrTestCase, read_vectr_csv, write_vectr_csv
+from dcoflow.connectors.executor.local import ExecutionResult, LocalExecutor
+from dcoflow.connectors.webhook import WebhookClient
+from dcoflow.core.db import session_scope, upsert
+from dcoflow.core.errors import ConnectorError, DcoError, ExecutionError, NotFoundError, ValidationError
+from dcoflow.core.settings import get_settings
+from dcoflow.models.attack.catalog import TECHNIQUE_ID, Catalog
+from dcoflow.models.attack.objects import Technique
+from dcoflow.models.emulation import (
     Deconfliction,
     EmulationExecution,
     EmulationOutcome,
@@ -44,14 +44,14 @@ from models.emulation import (
     aware,
     dco_marker,
 )
-from models.operation import Operation, utcnow
-from models.plan import EmulationStep, ProcedureSource, StepStatus
-from models.procedures import CtidPlan
-from models.repository import get_operation, record_event
-from models.stix.common import DcoContext
-from models.stix.emulation_objects import outcome_objects, sighting_id
-from models.stix.ids import row_id
-from models.stix.store import put_objects
+from dcoflow.models.operation import Operation, utcnow
+from dcoflow.models.plan import EmulationStep, ProcedureSource, StepStatus
+from dcoflow.models.procedures import CtidPlan
+from dcoflow.models.repository import get_operation, record_event
+from dcoflow.models.stix.common import DcoContext
+from dcoflow.models.stix.emulation_objects import outcome_objects, sighting_id
+from dcoflow.models.stix.ids import row_id
+from dcoflow.models.stix.store import put_objects
 
 CONNECTORS = ("manual", "local", "caldera")
 SEVERITY_ORDER = list(Severity)

@@ -27,17 +27,17 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from core.db import session_scope
-from core.errors import NotFoundError
-from models.attack.catalog import Catalog
-from models.emulation import dco_marker
-from models.hunt_run import HuntRun, HuntStatus, hunt_run_id
-from models.hunting import HuntOutcome, RuleInfo
-from models.operation import as_utc
-from models.repository import get_operation, record_event
-from models.stix import hunt_objects as ho
-from models.stix.common import dcoflow_identity, marking_refs
-from models.stix.store import StixObjectRow, latest_objects, put_objects, stix_now, stix_time
+from dcoflow.core.db import session_scope
+from dcoflow.core.errors import NotFoundError
+from dcoflow.models.attack.catalog import Catalog
+from dcoflow.models.emulation import dco_marker
+from dcoflow.models.hunt_run import HuntRun, HuntStatus, hunt_run_id
+from dcoflow.models.hunting import HuntOutcome, RuleInfo
+from dcoflow.models.operation import as_utc
+from dcoflow.models.repository import get_operation, record_event
+from dcoflow.models.stix import hunt_objects as ho
+from dcoflow.models.stix.common import dcoflow_identity, marking_refs
+from dcoflow.models.stix.store import StixObjectRow, latest_objects, put_objects, stix_now, stix_time
 
 # -- exercise separation ---------------------------------------------------------------------------
 

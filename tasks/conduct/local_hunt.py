@@ -1,7 +1,7 @@
 """Hunt with Sigma rules over local telemetry files (the local engine).
 
 ``run_local_hunt`` indexes the rules, selects them, compiles the selection
-(``models.sigma.compiler``), streams the events once (``connectors.telemetry``) and tests
+(``dcoflow.models.sigma.compiler``), streams the events once (``dcoflow.connectors.telemetry``) and tests
 each event only against the rules whose logsource can apply to it. Rules that cannot be
 parsed or evaluated come back as ``SkippedRule`` with file and reason; rules that saw no
 event of their logsource come back in ``no_logsource`` (visibility gaps).
@@ -34,12 +34,12 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from connectors.content.sigma_rules import load_rule_index
-from connectors.telemetry import iter_data_files, iter_file_records, match_view, normalise_event
-from core.errors import BatchReport
-from core.settings import get_settings
-from models.hunting import HuntOutcome, HuntSelection, RuleMatch, SkippedRule
-from models.sigma.compiler import CompiledRule, GroupFn, RuleCompileError, RuleSet, compile_rule, dispatch_key
+from dcoflow.connectors.content.sigma_rules import load_rule_index
+from dcoflow.connectors.telemetry import iter_data_files, iter_file_records, match_view, normalise_event
+from dcoflow.core.errors import BatchReport
+from dcoflow.core.settings import get_settings
+from dcoflow.models.hunting import HuntOutcome, HuntSelection, RuleMatch, SkippedRule
+from dcoflow.models.sigma.compiler import CompiledRule, GroupFn, RuleCompileError, RuleSet, compile_rule, dispatch_key
 
 _PROGRESS_EVERY = 10_000
 # Below this much input a forked pool costs more than it saves.

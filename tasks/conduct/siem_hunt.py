@@ -21,9 +21,9 @@ from typing import Any, Literal
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from connectors.siem import SiemClient
-from core.errors import AuthError, ConnectorError, ContentError
-from models.hunting import HuntOutcome, RuleInfo, RuleMatch, SkippedRule
+from dcoflow.connectors.siem import SiemClient
+from dcoflow.core.errors import AuthError, ConnectorError, ContentError
+from dcoflow.models.hunting import HuntOutcome, RuleInfo, RuleMatch, SkippedRule
 
 SiemBackend = Literal["elastic-lucene", "elastic-eql", "splunk"]
 LANGUAGE: dict[str, str] = {"elastic-lucene": "lucene", "elastic-eql": "eql", "splunk": "spl"}

@@ -17,13 +17,13 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from core.db import session_scope
-from core.errors import NotFoundError, ValidationError
-from models.hunt_run import HuntRun, TriageVerdict, Verdict
-from models.repository import get_operation, record_event
-from models.stix import hunt_objects as ho
-from models.stix.store import StixObjectRow, latest_objects, object_history, put_objects, stix_time
-from tasks.conduct.hunt_record import next_modified
+from dcoflow.core.db import session_scope
+from dcoflow.core.errors import NotFoundError, ValidationError
+from dcoflow.models.hunt_run import HuntRun, TriageVerdict, Verdict
+from dcoflow.models.repository import get_operation, record_event
+from dcoflow.models.stix import hunt_objects as ho
+from dcoflow.models.stix.store import StixObjectRow, latest_objects, object_history, put_objects, stix_time
+from dcoflow.tasks.conduct.hunt_record import next_modified
 
 SKIP = "skip"  # a triage answer that leaves the hit untriaged
 

@@ -13,10 +13,10 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session, col, select
 
-from core.db import session_scope
-from core.errors import BatchReport, NotFoundError, StateError
-from models.attack.catalog import Catalog
-from models.followup import (
+from dcoflow.core.db import session_scope
+from dcoflow.core.errors import BatchReport, NotFoundError, StateError
+from dcoflow.models.attack.catalog import Catalog
+from dcoflow.models.followup import (
     SLA_DAYS,
     Action,
     ActionKind,
@@ -33,11 +33,11 @@ from models.followup import (
     is_overdue,
     priority_for_score,
 )
-from models.operation import Operation, Role, utcnow
-from models.repository import get_operation, get_or_raise, record_event
-from models.stix.common import DcoContext
-from models.stix.followup_objects import action_objects
-from models.stix.store import put_objects
+from dcoflow.models.operation import Operation, Role, utcnow
+from dcoflow.models.repository import get_operation, get_or_raise, record_event
+from dcoflow.models.stix.common import DcoContext
+from dcoflow.models.stix.followup_objects import action_objects
+from dcoflow.models.stix.store import put_objects
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,11 +18,11 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session, col, select
 
-from connectors.thehive import TheHiveClient
-from core.db import session_scope, upsert
-from core.errors import DcoError
-from core.settings import Settings, get_settings
-from models.followup import (
+from dcoflow.connectors.thehive import TheHiveClient
+from dcoflow.core.db import session_scope, upsert
+from dcoflow.core.errors import DcoError
+from dcoflow.core.settings import Settings, get_settings
+from dcoflow.models.followup import (
     FindingInput,
     Incident,
     IncidentStatus,
@@ -31,11 +31,11 @@ from models.followup import (
     followup_id,
     next_attempt,
 )
-from models.operation import utcnow
-from models.repository import get_operation, record_event
-from models.stix.common import DcoContext
-from models.stix.followup_objects import incident_id, incident_objects
-from models.stix.store import latest_objects, put_objects
+from dcoflow.models.operation import utcnow
+from dcoflow.models.repository import get_operation, record_event
+from dcoflow.models.stix.common import DcoContext
+from dcoflow.models.stix.followup_objects import incident_id, incident_objects
+from dcoflow.models.stix.store import latest_objects, put_objects
 
 # -- findings from the evidence store ------------------------------------------------------------------
 
@@ -181,7 +181,7 @@ def channels_from_settings(settings: Settings | None = None) -> list[Channel]:
     settings = settings or get_settings()
     channels: list[Channel] = []
     if settings.webhook_url:
-        from connectors.webhook import WebhookClient
+        from dcoflow.connectors.webhook import WebhookClient
 
         secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
         channels.append(WebhookChannel(WebhookClient(settings.webhook_url, secret=secret)))

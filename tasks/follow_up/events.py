@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from models.followup import FindingInput
-from tasks.events import emit
+from dcoflow.models.followup import FindingInput
+from dcoflow.tasks.events import emit
 
 FINDING_TRUE_POSITIVE = "dco.finding.true-positive"
 FINDING_COMPROMISE = "dco.finding.compromise"

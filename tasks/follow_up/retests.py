@@ -16,9 +16,9 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session, col, select
 
-from core.db import session_scope
-from core.errors import StateError
-from models.followup import (
+from dcoflow.core.db import session_scope
+from dcoflow.core.errors import StateError
+from dcoflow.models.followup import (
     Action,
     ActionStatus,
     Retest,
@@ -30,9 +30,9 @@ from models.followup import (
     followup_id,
     retest_verdict,
 )
-from models.operation import utcnow
-from models.repository import get_or_raise, record_event
-from models.stix.store import latest_objects
+from dcoflow.models.operation import utcnow
+from dcoflow.models.repository import get_or_raise, record_event
+from dcoflow.models.stix.store import latest_objects
 
 
 class RetestSubmitter(Protocol):

@@ -10,8 +10,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session, col, select
 
-from core.db import session_scope
-from models.followup import (
+from dcoflow.core.db import session_scope
+from dcoflow.models.followup import (
     DecisionPolicy,
     FindingInput,
     GapInput,
@@ -29,9 +29,9 @@ from models.followup import (
     risk_from_gap,
     validate_decision,
 )
-from models.operation import Operation, utcnow
-from models.repository import get_operation, get_or_raise, record_event
-from tasks.follow_up.retests import RetestSubmitter, schedule_retest
+from dcoflow.models.operation import Operation, utcnow
+from dcoflow.models.repository import get_operation, get_or_raise, record_event
+from dcoflow.tasks.follow_up.retests import RetestSubmitter, schedule_retest
 
 
 def scope_impact(op: Operation, criticality: int = 3) -> ScopeImpact:

@@ -16,24 +16,24 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session, col, delete, select
 
-from connectors.content.atomics import AtomicsIndex, load_atomics
-from connectors.content.ctid import load_ctid_plan
-from connectors.content.sigma_rules import RuleIndex, load_rule_index
-from core.errors import ConfigError
-from core.settings import Settings, get_settings
-from models.attack.catalog import Catalog
-from models.navigator import planned_layer
-from models.operation import DcoSpec, DcoState, Operation
-from models.plan import EmulationStep, HuntHypothesis, PlanRecord, StepStatus
-from models.planning import (
+from dcoflow.connectors.content.atomics import AtomicsIndex, load_atomics
+from dcoflow.connectors.content.ctid import load_ctid_plan
+from dcoflow.connectors.content.sigma_rules import RuleIndex, load_rule_index
+from dcoflow.core.errors import ConfigError
+from dcoflow.core.settings import Settings, get_settings
+from dcoflow.models.attack.catalog import Catalog
+from dcoflow.models.navigator import planned_layer
+from dcoflow.models.operation import DcoSpec, DcoState, Operation
+from dcoflow.models.plan import EmulationStep, HuntHypothesis, PlanRecord, StepStatus
+from dcoflow.models.planning import (
     TechniqueSelection,
     emulation_steps,
     hunt_hypotheses,
     select_techniques,
     summarise,
 )
-from models.procedures import CtidPlan
-from models.repository import record_event, transition
+from dcoflow.models.procedures import CtidPlan
+from dcoflow.models.repository import record_event, transition
 
 SIGMA_RULE_FOLDERS = ("rules", "rules-threat-hunting", "rules-emerging-threats")
 

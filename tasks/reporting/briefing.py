@@ -25,12 +25,12 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session
 
-from core.errors import NotFoundError
-from models.assessment import reaches
-from models.assessment_rows import TechniqueScore
-from models.attack import Catalog
-from models.emulation import Outcome
-from models.followup import (
+from dcoflow.core.errors import NotFoundError
+from dcoflow.models.assessment import reaches
+from dcoflow.models.assessment_rows import TechniqueScore
+from dcoflow.models.attack import Catalog
+from dcoflow.models.emulation import Outcome
+from dcoflow.models.followup import (
     Action,
     ActionKind,
     DecisionPolicy,
@@ -41,17 +41,17 @@ from models.followup import (
     as_utc,
     is_overdue,
 )
-from models.meeting import recommend
-from models.operation import Marking
-from models.plan import PlanRecord
-from models.repository import get_operation
-from models.stix.markings import Tlp
-from tasks.assess.scoring import latest_scores
-from tasks.conduct.emulation import current_outcomes, load_steps
-from tasks.conduct.hunt_record import list_hunt_runs
-from tasks.follow_up.actions import list_actions
-from tasks.follow_up.escalation import list_incidents
-from tasks.follow_up.risks import list_risks, risks_needing_decision
+from dcoflow.models.meeting import recommend
+from dcoflow.models.operation import Marking
+from dcoflow.models.plan import PlanRecord
+from dcoflow.models.repository import get_operation
+from dcoflow.models.stix.markings import Tlp
+from dcoflow.tasks.assess.scoring import latest_scores
+from dcoflow.tasks.conduct.emulation import current_outcomes, load_steps
+from dcoflow.tasks.conduct.hunt_record import list_hunt_runs
+from dcoflow.tasks.follow_up.actions import list_actions
+from dcoflow.tasks.follow_up.escalation import list_incidents
+from dcoflow.tasks.follow_up.risks import list_risks, risks_needing_decision
 
 Audience = Literal["technical", "executive", "both"]
 RagLevel = Literal["red", "amber", "green"]
@@ -695,7 +695,7 @@ def environment(html: bool) -> jinja2.Environment:
     env = _ENVS.get(html)
     if env is None:
         env = jinja2.Environment(
-            loader=jinja2.PackageLoader("tasks.reporting", "templates"),
+            loader=jinja2.PackageLoader("dcoflow.tasks.reporting", "templates"),
             autoescape=html, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
             keep_trailing_newline=True,
         )
@@ -746,8 +746,8 @@ def _brief_in_session(
     dco: str, output_dir: str, audience: Audience = "both", attack_source: str | None = None
 ) -> dict[str, Any]:
     """Gather, write the briefs, and hand back the paths and the executive Markdown (for the artifact)."""
-    from connectors.attack import load_catalog
-    from core.db import session_scope
+    from dcoflow.connectors.attack import load_catalog
+    from dcoflow.core.db import session_scope
 
     catalog = load_catalog(attack_source)
     with session_scope() as session:

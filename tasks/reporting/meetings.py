@@ -5,7 +5,7 @@ risk awaiting a decision it has the authority for; other bodies (the DCO coordin
 those risks as information with the body that must decide. Every board reviews the actions that are
 overdue, reopened, awaiting verification, urgent or due soon, and notes the incidents raised.
 
-A decision on a risk item is written through ``tasks.follow_up.risks.record_decision`` — the risk
+A decision on a risk item is written through ``dcoflow.tasks.follow_up.risks.record_decision`` — the risk
 register stays the single source of truth; the item keeps the id of the decision it produced.
 """
 
@@ -19,9 +19,9 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from core.errors import ValidationError
-from models.attack import Catalog
-from models.followup import (
+from dcoflow.core.errors import ValidationError
+from dcoflow.models.attack import Catalog
+from dcoflow.models.followup import (
     Action,
     ActionStatus,
     DecisionPolicy,
@@ -31,13 +31,22 @@ from models.followup import (
     as_utc,
     is_overdue,
 )
-from models.meeting import ItemKind, Meeting, MeetingItem, MeetingStatus, RefKind, item_id, meeting_id, recommend
-from models.operation import DcoState, Operation, utcnow
-from models.repository import get_operation, get_or_raise, list_operations, record_event
-from tasks.follow_up.actions import list_actions, update_action_status
-from tasks.follow_up.escalation import list_incidents
-from tasks.follow_up.risks import get_risk, record_decision, risks_needing_decision
-from tasks.reporting.briefing import (
+from dcoflow.models.meeting import (
+    ItemKind,
+    Meeting,
+    MeetingItem,
+    MeetingStatus,
+    RefKind,
+    item_id,
+    meeting_id,
+    recommend,
+)
+from dcoflow.models.operation import DcoState, Operation, utcnow
+from dcoflow.models.repository import get_operation, get_or_raise, list_operations, record_event
+from dcoflow.tasks.follow_up.actions import list_actions, update_action_status
+from dcoflow.tasks.follow_up.escalation import list_incidents
+from dcoflow.tasks.follow_up.risks import get_risk, record_decision, risks_needing_decision
+from dcoflow.tasks.reporting.briefing import (
     ActionFacts,
     BriefingFacts,
     MarkingFacts,

@@ -12,13 +12,13 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session
 
-from core.errors import ContentError
-from models.attack.catalog import Catalog
-from models.attack.objects import Technique
-from models.repository import get_operation
-from models.stix.bundle import dco_bundle
-from models.stix.common import dcoflow_identity, marking_refs
-from models.stix.store import latest_objects, stix_now
+from dcoflow.core.errors import ContentError
+from dcoflow.models.attack.catalog import Catalog
+from dcoflow.models.attack.objects import Technique
+from dcoflow.models.repository import get_operation
+from dcoflow.models.stix.bundle import dco_bundle
+from dcoflow.models.stix.common import dcoflow_identity, marking_refs
+from dcoflow.models.stix.store import latest_objects, stix_now
 
 
 def build_dco_bundle(
@@ -67,7 +67,7 @@ def export_dco_bundle(session: Session, dco: str, catalog: Catalog, out_dir: Pat
 
 @task(name="export-stix-bundle", cache_policy=NO_CACHE)
 def export_dco_bundle_task(dco: str, catalog: Catalog, out_dir: Path) -> Path:
-    from core.db import session_scope
+    from dcoflow.core.db import session_scope
 
     with session_scope() as session:
         return export_dco_bundle(session, dco, catalog, out_dir)

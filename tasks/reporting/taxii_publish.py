@@ -1,8 +1,8 @@
 """Publish a DCO's STIX 2.1 bundle to a TAXII 2.1 collection.
 
-``publish_dco`` builds the bundle with ``tasks.reporting.stix_export`` (the same report, evidence,
+``publish_dco`` builds the bundle with ``dcoflow.tasks.reporting.stix_export`` (the same report, evidence,
 ATT&CK reference copies and markings as the file export), validates it, and sends it in chunks with
-``connectors.taxii.TaxiiClient.add_objects``:
+``dcoflow.connectors.taxii.TaxiiClient.add_objects``:
 
 - markings: a DCO marked TLP:RED is refused before anything is sent; TLP:AMBER+STRICT needs
   ``allow_amber_strict=True``. Single objects carrying a TLP:RED (or, without the flag, TLP:AMBER+STRICT)
@@ -36,13 +36,13 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import SecretStr
 from sqlmodel import Session
 
-from connectors.taxii import TaxiiClient
-from core.errors import AuthError, ValidationError
-from models.attack.catalog import Catalog
-from models.repository import get_operation
-from models.stix.markings import TLP2_IDS, Tlp
-from models.stix.store import latest_objects, stix_time
-from tasks.reporting.stix_export import build_dco_bundle, validate_bundle
+from dcoflow.connectors.taxii import TaxiiClient
+from dcoflow.core.errors import AuthError, ValidationError
+from dcoflow.models.attack.catalog import Catalog
+from dcoflow.models.repository import get_operation
+from dcoflow.models.stix.markings import TLP2_IDS, Tlp
+from dcoflow.models.stix.store import latest_objects, stix_time
+from dcoflow.tasks.reporting.stix_export import build_dco_bundle, validate_bundle
 
 DEFAULT_CHUNK = 500
 MANIFEST_BATCH = 40  # ids per match[id] query: keeps the URL well under common 8 KiB limits
@@ -259,7 +259,7 @@ def publish_dco_task(
     allow_amber_strict: bool = False,
 ) -> dict[str, Any]:
     """Publish in one session with one client; returns ``PublishResult.as_dict()``."""
-    from core.db import session_scope
+    from dcoflow.core.db import session_scope
 
     with TaxiiClient(api_root, username=username,
                      password=password.get_secret_value() if password else None) as client, \

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.attack import Catalog
+from dcoflow.models.attack import Catalog
 
 
 @pytest.fixture()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from models.stix.ids import stix_id
+from dcoflow.models.stix.ids import stix_id
 
 IDENTITY = stix_id("identity", "dcoflow")
 AMBER = "marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421"

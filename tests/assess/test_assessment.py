@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from models.assessment import (
+from dcoflow.models.assessment import (
     Evidence,
     EvidenceKind,
     Relevance,
@@ -18,7 +18,7 @@ from models.assessment import (
     threat_relevance,
     visibility_score,
 )
-from models.attack import Catalog
+from dcoflow.models.attack import Catalog
 
 K = EvidenceKind
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -132,7 +132,7 @@ def test_threat_relevance_from_the_real_catalog(catalog_fixture: Catalog) -> Non
 
 
 def test_a_level_counts_when_the_aged_score_rounds_to_it() -> None:
-    from models.assessment import reaches
+    from dcoflow.models.assessment import reaches
 
     assert reaches(0.97, 1) and reaches(0.5, 1) and not reaches(0.49, 1)
     assert reaches(-1.0, -1) and not reaches(-1.0, 0)

@@ -8,16 +8,16 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session
 
-from connectors.content.dettect import read_dettect
-from core.db import session_scope
-from core.errors import ContentError
-from core.settings import Settings
-from models.assessment import EvidenceKind
-from models.attack import Catalog
-from models.operation import DcoSpec
-from models.repository import create_operation
-from tasks.assess.evidence import store_imported
-from tasks.assess.scoring import assess_dco
+from dcoflow.connectors.content.dettect import read_dettect
+from dcoflow.core.db import session_scope
+from dcoflow.core.errors import ContentError
+from dcoflow.core.settings import Settings
+from dcoflow.models.assessment import EvidenceKind
+from dcoflow.models.attack import Catalog
+from dcoflow.models.operation import DcoSpec
+from dcoflow.models.repository import create_operation
+from dcoflow.tasks.assess.evidence import store_imported
+from dcoflow.tasks.assess.scoring import assess_dco
 
 TECHNIQUES = """\
 version: 1.2

@@ -15,16 +15,16 @@ import pytest
 from sqlmodel import Session
 from typer.testing import CliRunner
 
-from core.db import session_scope
-from core.settings import Settings
-from models.assessment_rows import TechniqueScore
-from models.attack import Catalog
-from models.operation import DcoSpec
-from models.repository import create_operation
-from models.stix.store import put_objects
-from tasks.assess.frames import LEVELS, TABLE_COLUMNS, coverage_frame, tactic_table, trend_frame
-from tasks.assess.outputs import publish, publish_trend, trend_svg
-from tasks.assess.scoring import assess_dco, gaps_for_follow_up, latest_scores, trend
+from dcoflow.core.db import session_scope
+from dcoflow.core.settings import Settings
+from dcoflow.models.assessment_rows import TechniqueScore
+from dcoflow.models.attack import Catalog
+from dcoflow.models.operation import DcoSpec
+from dcoflow.models.repository import create_operation
+from dcoflow.models.stix.store import put_objects
+from dcoflow.tasks.assess.frames import LEVELS, TABLE_COLUMNS, coverage_frame, tactic_table, trend_frame
+from dcoflow.tasks.assess.outputs import publish, publish_trend, trend_svg
+from dcoflow.tasks.assess.scoring import assess_dco, gaps_for_follow_up, latest_scores, trend
 
 from .stixdata import hunt_hit, hunt_run, outcome, verdict
 
@@ -174,7 +174,7 @@ def test_trend_across_dcos_as_csv_and_one_line_per_dco(session: Session, catalog
 
     session.commit()  # the CLI reads through its own connection
     runner = CliRunner()
-    from flows.cli.assess import app
+    from dcoflow.flows.cli.assess import app
 
     out_csv, out_svg = tmp_path / "cli" / "t.csv", tmp_path / "cli" / "t.svg"
     got = runner.invoke(app, ["trend", "--csv", str(out_csv), "--svg", str(out_svg), "--json"])

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from mitreattack.navlayers import Layer
 
-from core.errors import ContentError
-from models.navigator import (
+from dcoflow.core.errors import ContentError
+from dcoflow.models.navigator import (
     ScoredTechnique,
     attack_major,
     compare_layer,

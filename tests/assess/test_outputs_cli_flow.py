@@ -12,12 +12,12 @@ import pytest
 from mitreattack.navlayers import Layer
 from typer.testing import CliRunner
 
-from core.db import session_scope
-from core.settings import Settings
-from models.attack import Catalog
-from models.operation import DcoSpec
-from models.repository import create_operation
-from models.stix.store import put_objects
+from dcoflow.core.db import session_scope
+from dcoflow.core.settings import Settings
+from dcoflow.models.attack import Catalog
+from dcoflow.models.operation import DcoSpec
+from dcoflow.models.repository import create_operation
+from dcoflow.models.stix.store import put_objects
 
 from .stixdata import hunt_hit, hunt_run, outcome, verdict
 
@@ -47,8 +47,8 @@ def loads_in_mitreattack(path: Path) -> None:
 
 
 def test_publish_writes_table_charts_and_layers(settings: Settings, catalog_fixture: Catalog, tmp_path: Path) -> None:
-    from tasks.assess.outputs import publish, publish_trend
-    from tasks.assess.scoring import assess_dco
+    from dcoflow.tasks.assess.outputs import publish, publish_trend
+    from dcoflow.tasks.assess.scoring import assess_dco
 
     dco = seed()
     with session_scope() as session:
@@ -73,7 +73,7 @@ def test_publish_writes_table_charts_and_layers(settings: Settings, catalog_fixt
 
 
 def test_cli_commands(settings: Settings, catalog_fixture: Catalog, tmp_path: Path) -> None:
-    from flows.cli.assess import app
+    from dcoflow.flows.cli.assess import app
 
     dco = seed("cli drill")
     runner = CliRunner()
@@ -108,7 +108,7 @@ def test_flow_assesses_and_publishes(prefect_harness: None, settings: Settings, 
                                      shared_dir: Path, tmp_path: Path) -> None:
     from prefect.artifacts import Artifact
 
-    from flows.assess import assess_dco
+    from dcoflow.flows.assess import assess_dco
 
     dco = seed("flow drill")
     result = assess_dco(dco, output_dir=str(tmp_path),

@@ -10,16 +10,16 @@ import pytest
 import stix2
 from sqlmodel import Session, select
 
-from core.db import session_scope
-from core.settings import Settings
-from models.assessment_rows import AssessmentRun, TechniqueScore
-from models.attack import Catalog
-from models.operation import DcoSpec
-from models.plan import HuntHypothesis, PlanRecord
-from models.repository import create_operation
-from models.stix.store import put_objects
-from tasks.assess.evidence import load_evidence
-from tasks.assess.scoring import assess_dco, latest_scores, score_history, trend
+from dcoflow.core.db import session_scope
+from dcoflow.core.settings import Settings
+from dcoflow.models.assessment_rows import AssessmentRun, TechniqueScore
+from dcoflow.models.attack import Catalog
+from dcoflow.models.operation import DcoSpec
+from dcoflow.models.plan import HuntHypothesis, PlanRecord
+from dcoflow.models.repository import create_operation
+from dcoflow.models.stix.store import put_objects
+from dcoflow.tasks.assess.evidence import load_evidence
+from dcoflow.tasks.assess.scoring import assess_dco, latest_scores, score_history, trend
 
 from .stixdata import hunt_hit, hunt_run, outcome, verdict
 
@@ -163,8 +163,8 @@ def test_stored_scores_keep_the_gap_rank_and_trend_orders_ties_by_dco(session: S
 
 
 def test_telemetry_evidence_comes_in_a_stable_order(catalog_fixture: Catalog) -> None:
-    from models.assessment import EvidenceKind
-    from tasks.assess.evidence import evidence_from_stix
+    from dcoflow.models.assessment import EvidenceKind
+    from dcoflow.tasks.assess.evidence import evidence_from_stix
 
     evset = evidence_from_stix(hunts("d"), catalog_fixture, "d")
     components: dict[str, list[str]] = {}

@@ -10,8 +10,8 @@ from typing import Any
 import orjson
 import pytest
 
-from connectors.attack import clear_memo
-from core.settings import Settings, get_settings
+from dcoflow.connectors.attack import clear_memo
+from dcoflow.core.settings import Settings, get_settings
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from models.attack import Catalog
+from dcoflow.models.attack import Catalog
 
 
 def _attack_id(obj: Any) -> str:

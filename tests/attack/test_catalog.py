@@ -6,9 +6,9 @@ import pickle
 
 import pytest
 
-from core.errors import NotFoundError, ValidationError
-from models.attack import Catalog, Kind, UnknownAttackIdWarning
-from models.attack.pyattck_api import Attck
+from dcoflow.core.errors import NotFoundError, ValidationError
+from dcoflow.models.attack import Catalog, Kind, UnknownAttackIdWarning
+from dcoflow.models.attack.pyattck_api import Attck
 
 
 def test_release_identity(catalog: Catalog) -> None:

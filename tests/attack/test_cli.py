@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from core.settings import Settings
-from flows.cli.attack import app
+from dcoflow.core.settings import Settings
+from dcoflow.flows.cli.attack import app
 
 runner = CliRunner()
 

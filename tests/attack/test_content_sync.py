@@ -12,10 +12,10 @@ import httpx
 import orjson
 import pytest
 
-from connectors.attack import load_catalog
-from connectors.content_sync import ContentSync, sync_content_dir
-from core.errors import AuthError, ConnectorError, ContentError, ValidationError
-from core.settings import Settings
+from dcoflow.connectors.attack import load_catalog
+from dcoflow.connectors.content_sync import ContentSync, sync_content_dir
+from dcoflow.core.errors import AuthError, ConnectorError, ContentError, ValidationError
+from dcoflow.core.settings import Settings
 
 SIGMA_RULE = b"title: Test\nid: 0e0c0a3a-1111-4c1e-8f5e-2c6f7b0d1a11\ntags:\n  - attack.t1059.001\n"
 

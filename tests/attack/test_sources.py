@@ -10,11 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-import connectors.attack as attack_connector
-from connectors.attack import clear_memo, load_catalog
-from connectors.attack.source import parse_source
-from core.errors import AuthError, ConfigError, ConnectorError, ContentError
-from core.settings import Settings
+import dcoflow.connectors.attack as attack_connector
+from dcoflow.connectors.attack import clear_memo, load_catalog
+from dcoflow.connectors.attack.source import parse_source
+from dcoflow.core.errors import AuthError, ConfigError, ConnectorError, ContentError
+from dcoflow.core.settings import Settings
 
 URL = "https://attack.example.org/enterprise-attack.json"
 
@@ -42,8 +42,8 @@ def test_cache_is_used_by_the_next_process(attack_settings: Settings, attack_dir
     def no_build(*args: object, **kwargs: object) -> None:
         raise AssertionError("rebuilt although cached")
 
-    monkeypatch.setattr("models.attack.build.build_catalog", no_build)
-    monkeypatch.setattr("connectors.attack.source.read_file", no_build)  # a known file is not even read
+    monkeypatch.setattr("dcoflow.models.attack.build.build_catalog", no_build)
+    monkeypatch.setattr("dcoflow.connectors.attack.source.read_file", no_build)  # a known file is not even read
     again = load_catalog(str(attack_dir / "mobile-attack-18.1.json.gz"))
     assert again is not first and again.content_hash == first.content_hash
     assert again.counts() == first.counts()
@@ -210,7 +210,7 @@ def test_failed_load_never_corrupts_the_cache(attack_settings: Settings, attack_
     def crash(*args: object, **kwargs: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr("connectors.attack.cache.os.fsync", crash)
+    monkeypatch.setattr("dcoflow.connectors.attack.cache.os.fsync", crash)
     cat = load_catalog(str(attack_dir / "ics-attack-18.1.json.gz"))  # builds; cache write fails
     assert cat.domain == "ics"
     assert _snapshot(cache) == before

@@ -9,9 +9,9 @@ import httpx
 import orjson
 import pytest
 
-from connectors.attack import clear_memo, load_catalog
-from core.errors import AuthError, ConnectorError
-from core.settings import Settings
+from dcoflow.connectors.attack import clear_memo, load_catalog
+from dcoflow.core.errors import AuthError, ConnectorError
+from dcoflow.core.settings import Settings
 
 COLLECTION = "9a5d3a8e-7f1b-4c1e-8f5e-2c6f7b0d1a11"
 TAXII = "application/taxii+json;version=2.1"

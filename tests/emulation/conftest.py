@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from core.db import session_scope
-from core.settings import Settings
-from models.plan import EmulationStep, ProcedureSource
-from models.repository import create_operation
+from dcoflow.core.db import session_scope
+from dcoflow.core.settings import Settings
+from dcoflow.models.plan import EmulationStep, ProcedureSource
+from dcoflow.models.repository import create_operation
 
 from .helpers import ENV_DISCOVERY, LIST_OS_INFO, USER_DISCOVERY, atomic_step, spec
 

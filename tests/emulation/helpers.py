@@ -6,9 +6,9 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from connectors.content.atomics import load_atomics
-from models.operation import DcoSpec
-from models.plan import EmulationStep, ProcedureSource
+from dcoflow.connectors.content.atomics import load_atomics
+from dcoflow.models.operation import DcoSpec
+from dcoflow.models.plan import EmulationStep, ProcedureSource
 
 # Harmless Linux discovery atomics with the sh executor (../shared/atomics).
 LIST_OS_INFO = "cccb070c-df86-4216-a5bc-9fb60c74e27c"  # T1082, output_file argument, cleanup

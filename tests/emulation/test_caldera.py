@@ -10,10 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors.caldera import CalderaClient, LinkStatus, link_status
-from connectors.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookClient, verify
-from core.errors import AuthError, ConnectorError
-from models.emulation import ExecutionStatus
+from dcoflow.connectors.caldera import CalderaClient, LinkStatus, link_status
+from dcoflow.connectors.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookClient, verify
+from dcoflow.core.errors import AuthError, ConnectorError
+from dcoflow.models.emulation import ExecutionStatus
 
 URL = "http://caldera.lab:8888"
 KEY = "red-key"

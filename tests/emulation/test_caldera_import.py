@@ -15,16 +15,16 @@ import pytest
 from sqlmodel import select
 from typer.testing import CliRunner
 
-import flows.cli.emulate as emulate_cli
-from connectors.caldera import CalderaClient
-from core.db import session_scope
-from core.errors import AuthError, NotFoundError
-from core.settings import Settings, get_settings
-from models.attack.catalog import Catalog
-from models.audit import AuditEvent
-from models.plan import EmulationStep, ProcedureSource, StepStatus
-from models.repository import create_operation
-from tasks.conduct.emulation import import_caldera_abilities, import_caldera_adversary, load_steps
+import dcoflow.flows.cli.emulate as emulate_cli
+from dcoflow.connectors.caldera import CalderaClient
+from dcoflow.core.db import session_scope
+from dcoflow.core.errors import AuthError, NotFoundError
+from dcoflow.core.settings import Settings, get_settings
+from dcoflow.models.attack.catalog import Catalog
+from dcoflow.models.audit import AuditEvent
+from dcoflow.models.plan import EmulationStep, ProcedureSource, StepStatus
+from dcoflow.models.repository import create_operation
+from dcoflow.tasks.conduct.emulation import import_caldera_abilities, import_caldera_adversary, load_steps
 
 from .helpers import spec
 

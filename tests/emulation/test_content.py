@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from connectors.content.atomics import load_atomics, read_atomics
-from connectors.content.ctid import load_ctid_plan
-from core.errors import ContentError, NotFoundError, ValidationError
-from models.procedures import normalise_platform
+from dcoflow.connectors.content.atomics import load_atomics, read_atomics
+from dcoflow.connectors.content.ctid import load_ctid_plan
+from dcoflow.core.errors import ContentError, NotFoundError, ValidationError
+from dcoflow.models.procedures import normalise_platform
 
 LIST_OS_INFO = "cccb070c-df86-4216-a5bc-9fb60c74e27c"  # T1082 "List OS Information", sh, output_file arg
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from connectors.executor.local import LocalExecutor
-from core.errors import ExecutionError
-from models.emulation import ExecutionStatus
-from models.plan import EmulationStep, ProcedureSource
+from dcoflow.connectors.executor.local import LocalExecutor
+from dcoflow.core.errors import ExecutionError
+from dcoflow.models.emulation import ExecutionStatus
+from dcoflow.models.plan import EmulationStep, ProcedureSource
 
 from .helpers import ENV_DISCOVERY, LIST_OS_INFO, USER_DISCOVERY, atomic_step, spec
 

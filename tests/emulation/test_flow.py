@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from core.db import session_scope
-from flows.conduct_emulation import conduct_emulation
-from models.emulation import EmulationExecution, Outcome
-from models.plan import EmulationStep, StepStatus
-from tasks.conduct.emulation import current_outcomes
+from dcoflow.core.db import session_scope
+from dcoflow.flows.conduct_emulation import conduct_emulation
+from dcoflow.models.emulation import EmulationExecution, Outcome
+from dcoflow.models.plan import EmulationStep, StepStatus
+from dcoflow.tasks.conduct.emulation import current_outcomes
 
 pytestmark = pytest.mark.prefect
 

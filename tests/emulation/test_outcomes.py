@@ -11,15 +11,15 @@ import httpx
 import pytest
 import stix2
 
-from connectors.content.ctid import load_ctid_plan
-from connectors.webhook import WebhookClient
-from core.db import session_scope
-from core.errors import ExecutionError, NotFoundError, ValidationError
-from models.emulation import Deconfliction, EmulationOutcome, Outcome, OutcomeInput
-from models.plan import EmulationStep, StepStatus
-from models.repository import audit_trail, get_operation
-from models.stix.store import latest_objects, object_history
-from tasks.conduct.emulation import (
+from dcoflow.connectors.content.ctid import load_ctid_plan
+from dcoflow.connectors.webhook import WebhookClient
+from dcoflow.core.db import session_scope
+from dcoflow.core.errors import ExecutionError, NotFoundError, ValidationError
+from dcoflow.models.emulation import Deconfliction, EmulationOutcome, Outcome, OutcomeInput
+from dcoflow.models.plan import EmulationStep, StepStatus
+from dcoflow.models.repository import audit_trail, get_operation
+from dcoflow.models.stix.store import latest_objects, object_history
+from dcoflow.tasks.conduct.emulation import (
     current_outcomes,
     deconflict_step,
     export_vectr,
@@ -209,7 +209,7 @@ def test_ctid_import_keeps_unknown_techniques(emulation_dco: str, shared_dir: Pa
 
 def test_step_exposing_real_compromise_opens_one_incident(emulation_dco: str) -> None:
     """An operator who finds real adversary activity flags the outcome; follow-up escalates it once."""
-    from tasks.follow_up.escalation import findings_from_store, list_incidents, open_incidents
+    from dcoflow.tasks.follow_up.escalation import findings_from_store, list_incidents, open_incidents
 
     with session_scope() as s:
         record_outcome(s, emulation_dco, f"{emulation_dco}-s3", {

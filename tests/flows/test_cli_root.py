@@ -8,11 +8,11 @@ from typing import Any
 import httpx
 from typer.testing import CliRunner
 
-from flows.cli import app
+from dcoflow.flows.cli import app
 
 
 def test_sync_content_without_a_folder_says_which_setting(settings: Any, monkeypatch: Any) -> None:
-    from core.settings import get_settings
+    from dcoflow.core.settings import get_settings
 
     monkeypatch.delenv("DCO_CONTENT_DIR")
     get_settings.cache_clear()
@@ -26,7 +26,7 @@ def test_sync_content_fetches_into_the_folder(settings: Any, tmp_path: Path, mon
     """The CLI goes through the content-sync connector; served here by a MockTransport with the ICS bundle."""
     import gzip
 
-    import connectors.content_sync as sync
+    import dcoflow.connectors.content_sync as sync
 
     bundle = gzip.decompress((shared_dir / "attack" / "ics-attack-18.1.json.gz").read_bytes())
     seen: list[str] = []

@@ -18,7 +18,7 @@ DEPLOYMENTS: list[dict[str, Any]] = yaml.safe_load((ROOT / "prefect.yaml").read_
 @pytest.mark.parametrize("deployment", DEPLOYMENTS, ids=[d["name"] for d in DEPLOYMENTS])
 def test_entrypoint_is_a_flow_with_those_parameters(deployment: dict[str, Any]) -> None:
     path, name = deployment["entrypoint"].split(":")
-    module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
+    module = importlib.import_module("dcoflow." + path.removesuffix(".py").replace("/", "."))
     flow = getattr(module, name)
     assert isinstance(flow, Flow)
     accepted = set(inspect.signature(flow.fn).parameters)
@@ -36,6 +36,6 @@ def test_deployment_names_are_unique() -> None:
 def test_every_form_field_is_described(deployment: dict[str, Any]) -> None:
     """The Prefect UI's run form shows each parameter's description (from the docstring's Args)."""
     path, name = deployment["entrypoint"].split(":")
-    flow = getattr(importlib.import_module(path.removesuffix(".py").replace("/", ".")), name)
+    flow = getattr(importlib.import_module("dcoflow." + path.removesuffix(".py").replace("/", ".")), name)
     properties = flow.parameters.model_dump()["properties"]
     assert properties and all(p.get("description") for p in properties.values())

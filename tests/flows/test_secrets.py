@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from prefect.blocks.system import Secret
 
-from core.errors import ConfigError
-from flows.hunt import _secret
-from flows.publish import taxii_password
-from flows.secrets import load_secret
+from dcoflow.core.errors import ConfigError
+from dcoflow.flows.hunt import _secret
+from dcoflow.flows.publish import taxii_password
+from dcoflow.flows.secrets import load_secret
 
 
 def test_secret_blocks_feed_the_connectors(prefect_harness: None) -> None:

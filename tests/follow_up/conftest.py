@@ -6,10 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from core.db import session_scope
-from core.settings import Settings
-from models.operation import DcoSpec
-from models.repository import create_operation
+from dcoflow.core.db import session_scope
+from dcoflow.core.settings import Settings
+from dcoflow.models.operation import DcoSpec
+from dcoflow.models.repository import create_operation
 
 SPEC = {
     "name": "Follow-up exercise",

@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 
-from core.db import session_scope
-from models.stix.ids import stix_id
-from models.stix.store import put_objects, stix_time
+from dcoflow.core.db import session_scope
+from dcoflow.models.stix.ids import stix_id
+from dcoflow.models.stix.store import put_objects, stix_time
 
 
 def hunt_hit(dco_id: str, rule: str, event: str, technique: str, host: str, when: datetime) -> dict[str, Any]:

@@ -7,14 +7,14 @@ from datetime import timedelta
 
 from typer.testing import CliRunner
 
-from core.db import session_scope
-from flows.cli.followup import app
-from models.attack.catalog import Catalog
-from models.followup import GapInput
-from models.operation import utcnow
-from tasks.follow_up.actions import plan_actions
-from tasks.follow_up.retests import schedule_retest
-from tasks.follow_up.risks import derive_risks
+from dcoflow.core.db import session_scope
+from dcoflow.flows.cli.followup import app
+from dcoflow.models.attack.catalog import Catalog
+from dcoflow.models.followup import GapInput
+from dcoflow.models.operation import utcnow
+from dcoflow.tasks.follow_up.actions import plan_actions
+from dcoflow.tasks.follow_up.retests import schedule_retest
+from dcoflow.tasks.follow_up.risks import derive_risks
 
 runner = CliRunner()
 GAP = GapInput(technique_id="T1003.001", technique_name="LSASS Memory", visibility=0, detection=-1, relevance=1.0,

@@ -11,14 +11,14 @@ import httpx
 import stix2
 from sqlmodel import select
 
-from connectors.thehive import TheHiveClient
-from connectors.webhook import WebhookClient
-from core.db import session_scope
-from models.followup import FindingInput, Incident, IncidentStatus
-from models.stix.followup_objects import INCIDENT_EXTENSION
-from models.stix.ids import stix_id
-from models.stix.store import latest_objects, object_history
-from tasks.follow_up.escalation import TheHiveChannel, WebhookChannel, escalate, findings_from_store
+from dcoflow.connectors.thehive import TheHiveClient
+from dcoflow.connectors.webhook import WebhookClient
+from dcoflow.core.db import session_scope
+from dcoflow.models.followup import FindingInput, Incident, IncidentStatus
+from dcoflow.models.stix.followup_objects import INCIDENT_EXTENSION
+from dcoflow.models.stix.ids import stix_id
+from dcoflow.models.stix.store import latest_objects, object_history
+from dcoflow.tasks.follow_up.escalation import TheHiveChannel, WebhookChannel, escalate, findings_from_store
 
 from .helpers import FakeHive, hunt_hit, outcome, store, triage
 

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import stix2
 
-from core.db import session_scope
-from core.errors import StateError, ValidationError
-from models.attack.catalog import Catalog
-from models.followup import (
+from dcoflow.core.db import session_scope
+from dcoflow.core.errors import StateError, ValidationError
+from dcoflow.models.attack.catalog import Catalog
+from dcoflow.models.followup import (
     ActionKind,
     ActionStatus,
     DecisionPolicy,
@@ -29,10 +29,10 @@ from models.followup import (
     likelihood_from_gap,
     retest_verdict,
 )
-from models.stix.store import latest_objects
-from tasks.follow_up.actions import list_actions, plan_actions, update_action_status
-from tasks.follow_up.retests import list_retests, run_due_retests, schedule_retest
-from tasks.follow_up.risks import (
+from dcoflow.models.stix.store import latest_objects
+from dcoflow.tasks.follow_up.actions import list_actions, plan_actions, update_action_status
+from dcoflow.tasks.follow_up.retests import list_retests, run_due_retests, schedule_retest
+from dcoflow.tasks.follow_up.risks import (
     derive_risks,
     handle_expired_acceptances,
     record_decision,

@@ -13,12 +13,12 @@ import yaml
 from prefect.cli.deploy._triggers import _create_deployment_triggers, _initialize_deployment_triggers
 from prefect.client.orchestration import get_client
 
-from core.db import session_scope
-from flows.follow_up import escalate, follow_up, run_due_retests
-from models.attack.catalog import Catalog
-from models.followup import GapInput, IncidentStatus
-from tasks.follow_up.escalation import list_incidents
-from tasks.follow_up.retests import list_retests
+from dcoflow.core.db import session_scope
+from dcoflow.flows.follow_up import escalate, follow_up, run_due_retests
+from dcoflow.models.attack.catalog import Catalog
+from dcoflow.models.followup import GapInput, IncidentStatus
+from dcoflow.tasks.follow_up.escalation import list_incidents
+from dcoflow.tasks.follow_up.retests import list_retests
 
 from .helpers import hunt_hit, store, triage
 

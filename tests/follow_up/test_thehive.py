@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors.thehive import TheHiveClient
-from core.errors import AuthError, ConnectorError
+from dcoflow.connectors.thehive import TheHiveClient
+from dcoflow.core.errors import AuthError, ConnectorError
 
 from .helpers import FakeHive, alert_out
 

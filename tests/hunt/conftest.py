@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from core.db import session_scope
-from core.settings import Settings
-from models.hunting import RuleInfo
-from models.operation import DcoSpec
-from models.repository import create_operation
+from dcoflow.core.db import session_scope
+from dcoflow.core.settings import Settings
+from dcoflow.models.hunting import RuleInfo
+from dcoflow.models.operation import DcoSpec
+from dcoflow.models.repository import create_operation
 
 RULES = {
     "procdump": "rules/windows/process_creation/proc_creation_win_sysinternals_procdump.yml",  # T1036, T1003.001
@@ -37,7 +37,7 @@ def dco(settings: Settings) -> str:
 
 @pytest.fixture(scope="session")
 def rules(shared_dir: Path) -> dict[str, RuleInfo]:
-    from connectors.content.sigma_rules import load_rule_index
+    from dcoflow.connectors.content.sigma_rules import load_rule_index
 
     index = load_rule_index([shared_dir / "sigma" / p for p in RULES.values()])
     by_path = {Path(r.path).name: r for r in index.rules}

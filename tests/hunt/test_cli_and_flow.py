@@ -10,17 +10,17 @@ import pytest
 from sqlmodel import select
 from typer.testing import CliRunner
 
-from core.db import session_scope
-from models.hunt_run import HuntRun, HuntStatus
-from models.plan import HuntHypothesis
-from models.stix.store import latest_objects
+from dcoflow.core.db import session_scope
+from dcoflow.models.hunt_run import HuntRun, HuntStatus
+from dcoflow.models.plan import HuntHypothesis
+from dcoflow.models.stix.store import latest_objects
 
 LSASS_ZIP = "security-datasets/data/atomic/windows/credential_access/host/psh_lsass_memory_dump_comsvcs.zip"
 COMSVCS_RULE = "a49fa4d5-11db-418c-8473-1e014a8dd462"  # Lsass Memory Dump via Comsvcs DLL
 
 
 def test_cli_hunt_json_record_runs_and_triage(shared_dir: Path, dco: str, catalog: Any) -> None:
-    from flows.cli.hunt import app
+    from dcoflow.flows.cli.hunt import app
 
     runner = CliRunner()
     args = ["--rules", str(shared_dir / "sigma/rules/windows"), "--data", str(shared_dir / LSASS_ZIP),
@@ -62,7 +62,7 @@ def _plan(dco: str) -> None:
 def test_hunt_flow_uses_the_dco_hunt_plan(prefect_harness: None, shared_dir: Path, dco: str, catalog: Any) -> None:
     from prefect.artifacts import Artifact
 
-    from flows.hunt import HuntParameters, hunt
+    from dcoflow.flows.hunt import HuntParameters, hunt
 
     _plan(dco)
     params = HuntParameters(dco=dco, data=[str(shared_dir / LSASS_ZIP)],
@@ -88,9 +88,9 @@ def test_hunt_flow_uses_the_dco_hunt_plan(prefect_harness: None, shared_dir: Pat
 @pytest.mark.prefect
 def test_sweep_hunts_only_conducting_dcos(prefect_harness: None, shared_dir: Path, dco: str, catalog: Any) -> None:
     """The scheduled sweep runs the hunt plan of every DCO in state conducting, and only those."""
-    from flows.hunt import SweepParameters, hunt_sweep
-    from models.operation import DcoState
-    from models.repository import get_operation, transition
+    from dcoflow.flows.hunt import SweepParameters, hunt_sweep
+    from dcoflow.models.operation import DcoState
+    from dcoflow.models.repository import get_operation, transition
 
     _plan(dco)
     params = SweepParameters(data=[str(shared_dir / LSASS_ZIP)], rules_path=[str(shared_dir / "sigma/rules/windows")],

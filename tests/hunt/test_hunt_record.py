@@ -11,16 +11,16 @@ import pytest
 import stix2
 from sqlmodel import Session, select
 
-from core.db import session_scope
-from core.errors import NotFoundError, ValidationError
-from models.audit import AuditEvent
-from models.emulation import dco_marker
-from models.hunt_run import HuntRun, HuntStatus, TriageVerdict, Verdict, derive_hunt_key
-from models.hunting import HuntOutcome, RuleInfo, RuleMatch, SkippedRule
-from models.stix.common import DCOFLOW_IDENTITY_ID
-from models.stix.markings import TLP2_IDS, Tlp
-from models.stix.store import StixObjectRow, count_objects, latest_objects, object_history, put_objects
-from tasks.conduct.hunt_record import (
+from dcoflow.core.db import session_scope
+from dcoflow.core.errors import NotFoundError, ValidationError
+from dcoflow.models.audit import AuditEvent
+from dcoflow.models.emulation import dco_marker
+from dcoflow.models.hunt_run import HuntRun, HuntStatus, TriageVerdict, Verdict, derive_hunt_key
+from dcoflow.models.hunting import HuntOutcome, RuleInfo, RuleMatch, SkippedRule
+from dcoflow.models.stix.common import DCOFLOW_IDENTITY_ID
+from dcoflow.models.stix.markings import TLP2_IDS, Tlp
+from dcoflow.models.stix.store import StixObjectRow, count_objects, latest_objects, object_history, put_objects
+from dcoflow.tasks.conduct.hunt_record import (
     ExerciseWindow,
     exercise_markers_for,
     hunt_summary,
@@ -29,7 +29,7 @@ from tasks.conduct.hunt_record import (
     run_hunt_batches,
     summary_markdown,
 )
-from tasks.conduct.triage import triage_history, triage_hit
+from dcoflow.tasks.conduct.triage import triage_history, triage_hit
 
 from .helpers import sysmon_event
 
@@ -265,9 +265,9 @@ def test_record_hunt_idempotent_on_postgresql(rules: dict[str, RuleInfo], catalo
     import sqlalchemy as sa
     from sqlmodel import SQLModel, create_engine
 
-    import models.tables  # noqa: F401
-    from models.operation import DcoSpec
-    from models.repository import create_operation
+    import dcoflow.models.tables  # noqa: F401
+    from dcoflow.models.operation import DcoSpec
+    from dcoflow.models.repository import create_operation
 
     admin = create_engine(PG_URL)
     try:

@@ -16,10 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors.http import HttpConnector
-from connectors.siem.elastic import ElasticClient
-from connectors.siem.splunk import SplunkClient
-from core.errors import AuthError, ConnectorError
+from dcoflow.connectors.http import HttpConnector
+from dcoflow.connectors.siem.elastic import ElasticClient
+from dcoflow.connectors.siem.splunk import SplunkClient
+from dcoflow.core.errors import AuthError, ConnectorError
 
 START = datetime(2024, 5, 1, tzinfo=UTC)
 END = datetime(2024, 5, 2, tzinfo=UTC)

@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from connectors.siem.elastic import ElasticClient
-from connectors.siem.splunk import SplunkClient
-from core.errors import AuthError
-from models.hunting import RuleInfo
-from tasks.conduct.siem_hunt import convert_rule, run_siem_hunt
+from dcoflow.connectors.siem.elastic import ElasticClient
+from dcoflow.connectors.siem.splunk import SplunkClient
+from dcoflow.core.errors import AuthError
+from dcoflow.models.hunting import RuleInfo
+from dcoflow.tasks.conduct.siem_hunt import convert_rule, run_siem_hunt
 
 from .helpers import sysmon_event
 

@@ -13,14 +13,14 @@ from prefect.client.orchestration import get_client
 from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter, EventResourceFilter
 from sqlmodel import select
 
-from core.db import session_scope
-from core.errors import NotFoundError, ValidationError
-from flows.triage import triage_hunt
-from models.emulation import dco_marker
-from models.hunt_run import TriageVerdict, Verdict
-from models.hunting import HuntOutcome, RuleInfo, RuleMatch
-from tasks.conduct.hunt_record import record_hunt
-from tasks.conduct.triage import UntriagedHit, untriaged_hits, verdicts_for
+from dcoflow.core.db import session_scope
+from dcoflow.core.errors import NotFoundError, ValidationError
+from dcoflow.flows.triage import triage_hunt
+from dcoflow.models.emulation import dco_marker
+from dcoflow.models.hunt_run import TriageVerdict, Verdict
+from dcoflow.models.hunting import HuntOutcome, RuleInfo, RuleMatch
+from dcoflow.tasks.conduct.hunt_record import record_hunt
+from dcoflow.tasks.conduct.triage import UntriagedHit, untriaged_hits, verdicts_for
 
 from .helpers import sysmon_event
 

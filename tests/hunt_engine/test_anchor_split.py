@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from connectors.content.sigma_rules import load_rule_index
-from connectors.telemetry import iter_data_files, iter_file_records, match_view
-from core.errors import BatchReport
-from models.hunting import RuleInfo
-from models.sigma import compiler
-from models.sigma.compiler import RuleSet, anchors, compile_rule
+from dcoflow.connectors.content.sigma_rules import load_rule_index
+from dcoflow.connectors.telemetry import iter_data_files, iter_file_records, match_view
+from dcoflow.core.errors import BatchReport
+from dcoflow.models.hunting import RuleInfo
+from dcoflow.models.sigma import compiler
+from dcoflow.models.sigma.compiler import RuleSet, anchors, compile_rule
 
 SYSMON = "Microsoft-Windows-Sysmon/Operational"
 NEVER = 10**9  # split_min that keeps every group one function

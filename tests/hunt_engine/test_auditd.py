@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from connectors.content.sigma_rules import load_rule_index
-from connectors.telemetry import iter_events
-from connectors.telemetry.auditd import AUDITD_CHANNEL, AuditLineError, parse_audit_line
-from core.errors import BatchReport
-from models.hunting import HuntSelection, RuleInfo
-from models.sigma.compiler import RuleSet, compile_rule
-from models.sigma.logsource import variants_for
-from tasks.conduct.local_hunt import run_local_hunt
+from dcoflow.connectors.content.sigma_rules import load_rule_index
+from dcoflow.connectors.telemetry import iter_events
+from dcoflow.connectors.telemetry.auditd import AUDITD_CHANNEL, AuditLineError, parse_audit_line
+from dcoflow.core.errors import BatchReport
+from dcoflow.models.hunting import HuntSelection, RuleInfo
+from dcoflow.models.sigma.compiler import RuleSet, compile_rule
+from dcoflow.models.sigma.logsource import variants_for
+from dcoflow.tasks.conduct.local_hunt import run_local_hunt
 
 ARP = "security-datasets/data/atomic/linux/discovery/host/sh_arp_cache.zip"
 AUDITD_RULES = "sigma/rules/linux/auditd"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from connectors.telemetry import iter_events
-from core.errors import BatchReport, ContentError
-from tasks.conduct.local_hunt import run_local_hunt
+from dcoflow.connectors.telemetry import iter_events
+from dcoflow.core.errors import BatchReport, ContentError
+from dcoflow.tasks.conduct.local_hunt import run_local_hunt
 
 GOOD = b'{"Channel": "security", "EventID": 4688, "NewProcessName": "C:\\\\Windows\\\\System32\\\\whoami.exe"}\n'
 WHOAMI_RULE = """title: Whoami

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from connectors.content.sigma_rules import load_rule_index, technique_matches
-from connectors.telemetry import iter_events
-from models.hunting import HuntSelection
-from models.sigma.compiler import RuleSet, compile_rule
-from tasks.conduct.local_hunt import run_local_hunt
+from dcoflow.connectors.content.sigma_rules import load_rule_index, technique_matches
+from dcoflow.connectors.telemetry import iter_events
+from dcoflow.models.hunting import HuntSelection
+from dcoflow.models.sigma.compiler import RuleSet, compile_rule
+from dcoflow.tasks.conduct.local_hunt import run_local_hunt
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = Path(__file__).resolve().parents[3] / "shared"

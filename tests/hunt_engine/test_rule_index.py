@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from connectors.content.sigma_rules import load_rule_index, technique_ids_from_tags
-from core.errors import ContentError
-from models.hunting import HuntSelection
+from dcoflow.connectors.content.sigma_rules import load_rule_index, technique_ids_from_tags
+from dcoflow.core.errors import ContentError
+from dcoflow.models.hunting import HuntSelection
 
 
 def test_index_loads_every_rule_folder_fast(shared_dir: Path) -> None:

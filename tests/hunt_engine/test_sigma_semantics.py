@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from models.hunting import RuleInfo
-from models.sigma.compiler import RuleCompileError, RuleSet, compile_rule
+from dcoflow.models.hunting import RuleInfo
+from dcoflow.models.sigma.compiler import RuleCompileError, RuleSet, compile_rule
 
 SYSMON = "Microsoft-Windows-Sysmon/Operational"
 

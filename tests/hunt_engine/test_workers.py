@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from connectors.content.sigma_rules import load_rule_index
-from connectors.telemetry import iter_data_files, iter_file_records, match_view, normalise_event, readers
-from core.errors import BatchReport
-from models.hunting import HuntOutcome
-from models.sigma.compiler import RuleSet, compile_rule
-from tasks.conduct import local_hunt
-from tasks.conduct.local_hunt import default_workers, hunt_compiled, run_local_hunt
+from dcoflow.connectors.content.sigma_rules import load_rule_index
+from dcoflow.connectors.telemetry import iter_data_files, iter_file_records, match_view, normalise_event, readers
+from dcoflow.core.errors import BatchReport
+from dcoflow.models.hunting import HuntOutcome
+from dcoflow.models.sigma.compiler import RuleSet, compile_rule
+from dcoflow.tasks.conduct import local_hunt
+from dcoflow.tasks.conduct.local_hunt import default_workers, hunt_compiled, run_local_hunt
 
 DATA = "security-datasets/data/atomic/windows"
 FILES = [

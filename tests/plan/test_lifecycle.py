@@ -7,15 +7,15 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from connectors.content.operation_file import load_operation_file
-from core.db import session_scope
-from core.errors import NotFoundError, StateError
-from flows.demo import DEMO_OPERATION
-from models.audit import AuditEvent
-from models.operation import DcoState
-from models.plan import EmulationStep, HuntHypothesis, StepStatus
-from models.repository import audit_trail, create_operation, get_operation, transition
-from tasks.plan.planning import load_content, make_plan, store_plan
+from dcoflow.connectors.content.operation_file import load_operation_file
+from dcoflow.core.db import session_scope
+from dcoflow.core.errors import NotFoundError, StateError
+from dcoflow.flows.demo import DEMO_OPERATION
+from dcoflow.models.audit import AuditEvent
+from dcoflow.models.operation import DcoState
+from dcoflow.models.plan import EmulationStep, HuntHypothesis, StepStatus
+from dcoflow.models.repository import audit_trail, create_operation, get_operation, transition
+from dcoflow.tasks.plan.planning import load_content, make_plan, store_plan
 
 
 def test_state_machine_and_audit(db_url: str) -> None:

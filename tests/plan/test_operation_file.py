@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from connectors.content.operation_file import load_operation_file
-from core.errors import ContentError, ValidationError
-from flows.demo import DEMO_OPERATION
-from models.operation import DcoType, Role
+from dcoflow.connectors.content.operation_file import load_operation_file
+from dcoflow.core.errors import ContentError, ValidationError
+from dcoflow.flows.demo import DEMO_OPERATION
+from dcoflow.models.operation import DcoType, Role
 
 VALID = """
 name: Hunt for FIN7

@@ -12,10 +12,10 @@ from typing import Any
 from prefect.client.orchestration import get_client
 from prefect.flow_runs import resume_flow_run
 
-from core.db import session_scope
-from flows.demo import DEMO_OPERATION
-from flows.plan import plan_dco
-from models.repository import audit_trail, get_operation
+from dcoflow.core.db import session_scope
+from dcoflow.flows.demo import DEMO_OPERATION
+from dcoflow.flows.plan import plan_dco
+from dcoflow.models.repository import audit_trail, get_operation
 
 
 def _flow_run_id(name_prefix: str, state: str, timeout: float = 60) -> Any:
@@ -65,8 +65,8 @@ def test_bad_replan_keeps_what_is_stored(prefect_harness: None, settings: Any, t
     import pytest
     import yaml
 
-    from core.errors import ValidationError
-    from models.plan import PlanRecord
+    from dcoflow.core.errors import ValidationError
+    from dcoflow.models.plan import PlanRecord
 
     first = plan_dco(operation_file=str(DEMO_OPERATION), output_dir=str(tmp_path), actor="planner")
     with session_scope() as s:
@@ -88,7 +88,7 @@ def test_cli_approval_resumes_the_paused_plan_run(prefect_harness: None, setting
     """`dco ops approve` answers the paused run, as the UI's Resume form would; the run records it."""
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from dcoflow.flows.cli import app
 
     result: dict[str, Any] = {}
     worker = threading.Thread(target=lambda: result.update(plan_dco(

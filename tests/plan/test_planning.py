@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from connectors.content.atomics import load_atomics
-from connectors.content.ctid import load_ctid_plan
-from connectors.content.sigma_rules import load_rule_index
-from core.errors import ValidationError
-from models.operation import DcoSpec
-from models.plan import ProcedureSource
-from models.planning import emulation_steps, hunt_hypotheses, select_techniques, summarise
+from dcoflow.connectors.content.atomics import load_atomics
+from dcoflow.connectors.content.ctid import load_ctid_plan
+from dcoflow.connectors.content.sigma_rules import load_rule_index
+from dcoflow.core.errors import ValidationError
+from dcoflow.models.operation import DcoSpec
+from dcoflow.models.plan import ProcedureSource
+from dcoflow.models.planning import emulation_steps, hunt_hypotheses, select_techniques, summarise
 
 
 def spec(**profile: Any) -> DcoSpec:
@@ -122,7 +122,7 @@ def test_ctid_plan_with_revoked_and_unknown_ids(catalog: Any, atomics: Any, shar
 
 def test_ctid_step_prefers_an_allowed_executor_and_keeps_its_cleanup() -> None:
     """The planning flow and `import_ctid_plan` choose a CTID step's command by the same rule."""
-    from models.procedures import CtidStep
+    from dcoflow.models.procedures import CtidStep
 
     step = CtidStep(
         id="s1", name="Dump", description="", tactic="credential-access", technique_id="T1003.001",

@@ -11,24 +11,24 @@ from pathlib import Path
 
 import pytest
 
-from connectors.content.operation_file import load_operation_file
-from core.db import session_scope
-from core.settings import Settings
-from models.attack import Catalog
-from models.followup import GapInput
-from models.hunting import HuntSelection
-from models.operation import DcoState
-from models.repository import create_operation, get_operation, transition
-from models.stix.store import latest_objects
-from tasks.assess.scoring import assess_dco, gaps_for_follow_up
-from tasks.conduct.emulation import get_step, record_outcome
-from tasks.conduct.hunt_record import record_hunt
-from tasks.conduct.local_hunt import run_local_hunt
-from tasks.conduct.triage import triage_hit
-from tasks.follow_up.actions import plan_actions
-from tasks.follow_up.escalation import findings_from_store, open_incidents
-from tasks.follow_up.risks import derive_risks
-from tasks.plan.planning import load_content, make_plan, store_plan
+from dcoflow.connectors.content.operation_file import load_operation_file
+from dcoflow.core.db import session_scope
+from dcoflow.core.settings import Settings
+from dcoflow.models.attack import Catalog
+from dcoflow.models.followup import GapInput
+from dcoflow.models.hunting import HuntSelection
+from dcoflow.models.operation import DcoState
+from dcoflow.models.repository import create_operation, get_operation, transition
+from dcoflow.models.stix.store import latest_objects
+from dcoflow.tasks.assess.scoring import assess_dco, gaps_for_follow_up
+from dcoflow.tasks.conduct.emulation import get_step, record_outcome
+from dcoflow.tasks.conduct.hunt_record import record_hunt
+from dcoflow.tasks.conduct.local_hunt import run_local_hunt
+from dcoflow.tasks.conduct.triage import triage_hit
+from dcoflow.tasks.follow_up.actions import plan_actions
+from dcoflow.tasks.follow_up.escalation import findings_from_store, open_incidents
+from dcoflow.tasks.follow_up.risks import derive_risks
+from dcoflow.tasks.plan.planning import load_content, make_plan, store_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "flows" / "demo" / "apt29-purple-team.yaml"

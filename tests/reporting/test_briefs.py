@@ -9,16 +9,16 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from core.db import session_scope
-from models.assessment import reaches
-from models.attack import Catalog
-from models.followup import is_overdue
-from models.hunt_run import HuntRun
-from tasks.assess.scoring import latest_scores
-from tasks.conduct.emulation import current_outcomes
-from tasks.follow_up.actions import list_actions
-from tasks.follow_up.risks import risks_needing_decision
-from tasks.reporting.briefing import (
+from dcoflow.core.db import session_scope
+from dcoflow.models.assessment import reaches
+from dcoflow.models.attack import Catalog
+from dcoflow.models.followup import is_overdue
+from dcoflow.models.hunt_run import HuntRun
+from dcoflow.tasks.assess.scoring import latest_scores
+from dcoflow.tasks.conduct.emulation import current_outcomes
+from dcoflow.tasks.follow_up.actions import list_actions
+from dcoflow.tasks.follow_up.risks import risks_needing_decision
+from dcoflow.tasks.reporting.briefing import (
     executive_brief,
     gather_facts,
     key_risks,

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from core.db import session_scope
-from tasks.follow_up.risks import decisions_for, risks_needing_decision
+from dcoflow.core.db import session_scope
+from dcoflow.tasks.follow_up.risks import decisions_for, risks_needing_decision
 
 from .conftest import Built
 
@@ -17,7 +17,7 @@ BUNDLE = "attack/enterprise-attack-18.1.json.gz"  # the session catalog's source
 
 
 def test_cli_brief_and_meeting_cycle(built: Built, catalog: object, shared_dir: Path, tmp_path: Path) -> None:
-    from flows.cli.brief import app
+    from dcoflow.flows.cli.brief import app
 
     attack = ["--attack", str(shared_dir / BUNDLE)]
     runner = CliRunner()
@@ -65,7 +65,7 @@ def test_brief_flow_publishes_the_executive_brief(prefect_harness: None, built: 
                                                   shared_dir: Path, tmp_path: Path) -> None:
     from prefect.artifacts import Artifact
 
-    from flows.brief import brief
+    from dcoflow.flows.brief import brief
 
     result = brief(built.dco_id, audience="both", meeting_body="BCISOA", output_dir=str(tmp_path),
                    attack_source=str(shared_dir / BUNDLE))

@@ -9,14 +9,14 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from core.db import session_scope
-from core.errors import ValidationError
-from models.attack import Catalog
-from models.followup import ActionStatus, RiskStatus, Treatment
-from models.meeting import ItemKind, MeetingStatus, RefKind
-from tasks.follow_up.actions import list_actions
-from tasks.follow_up.risks import decisions_for, get_risk, risks_needing_decision
-from tasks.reporting.meetings import build_pack, create_meeting, decide_item, meeting_items, write_pack
+from dcoflow.core.db import session_scope
+from dcoflow.core.errors import ValidationError
+from dcoflow.models.attack import Catalog
+from dcoflow.models.followup import ActionStatus, RiskStatus, Treatment
+from dcoflow.models.meeting import ItemKind, MeetingStatus, RefKind
+from dcoflow.tasks.follow_up.actions import list_actions
+from dcoflow.tasks.follow_up.risks import decisions_for, get_risk, risks_needing_decision
+from dcoflow.tasks.reporting.meetings import build_pack, create_meeting, decide_item, meeting_items, write_pack
 
 from .conftest import NOW, Built
 
@@ -114,8 +114,8 @@ def test_meeting_decision_updates_the_risk_register(built: Built, catalog: Catal
 
 
 def test_cross_dco_meeting_takes_the_strictest_marking(built: Built, catalog: Catalog) -> None:
-    from models.operation import DcoSpec
-    from models.repository import create_operation
+    from dcoflow.models.operation import DcoSpec
+    from dcoflow.models.repository import create_operation
 
     with session_scope() as s:
         create_operation(s, DcoSpec.model_validate({

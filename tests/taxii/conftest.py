@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from connectors.content.operation_file import load_operation_file
-from core.db import session_scope
-from core.settings import Settings
-from models.attack import Catalog
-from models.hunting import HuntOutcome, HuntSelection
-from models.operation import DcoSpec
-from models.repository import create_operation
-from tasks.conduct.hunt_record import record_hunt
-from tasks.conduct.local_hunt import run_local_hunt
+from dcoflow.connectors.content.operation_file import load_operation_file
+from dcoflow.core.db import session_scope
+from dcoflow.core.settings import Settings
+from dcoflow.models.attack import Catalog
+from dcoflow.models.hunting import HuntOutcome, HuntSelection
+from dcoflow.models.operation import DcoSpec
+from dcoflow.models.repository import create_operation
+from dcoflow.tasks.conduct.hunt_record import record_hunt
+from dcoflow.tasks.conduct.local_hunt import run_local_hunt
 
 TAXII = "application/taxii+json;version=2.1"
 WRITABLE = "4f0a7d1e-6b2c-4c55-9f3e-1d2a3b4c5d01"

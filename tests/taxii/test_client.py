@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from connectors.taxii import TaxiiClient
-from core.errors import AuthError, ConnectorError
-from models.stix.ids import stix_id
+from dcoflow.connectors.taxii import TaxiiClient
+from dcoflow.core.errors import AuthError, ConnectorError
+from dcoflow.models.stix.ids import stix_id
 
 from .conftest import FLOW, PASSWORD, READ_ONLY, SCRATCH, USER, WRITABLE, WRITE_ONLY
 

@@ -12,21 +12,21 @@ import pytest
 import stix2
 from typer.testing import CliRunner
 
-from connectors.taxii import TaxiiClient
-from core.db import session_scope
-from core.errors import AuthError, ValidationError
-from core.settings import Settings, get_settings
-from models.attack import Catalog
-from models.hunting import HuntOutcome
-from models.operation import DcoSpec, Marking
-from models.repository import create_operation
-from models.stix.common import DcoContext
-from models.stix.ids import stix_id
-from models.stix.markings import TLP2_IDS, Tlp
-from models.stix.store import latest_objects, put_objects
-from tasks.conduct.triage import triage_hit
-from tasks.reporting.stix_export import build_dco_bundle
-from tasks.reporting.taxii_publish import publish_dco
+from dcoflow.connectors.taxii import TaxiiClient
+from dcoflow.core.db import session_scope
+from dcoflow.core.errors import AuthError, ValidationError
+from dcoflow.core.settings import Settings, get_settings
+from dcoflow.models.attack import Catalog
+from dcoflow.models.hunting import HuntOutcome
+from dcoflow.models.operation import DcoSpec, Marking
+from dcoflow.models.repository import create_operation
+from dcoflow.models.stix.common import DcoContext
+from dcoflow.models.stix.ids import stix_id
+from dcoflow.models.stix.markings import TLP2_IDS, Tlp
+from dcoflow.models.stix.store import latest_objects, put_objects
+from dcoflow.tasks.conduct.triage import triage_hit
+from dcoflow.tasks.reporting.stix_export import build_dco_bundle
+from dcoflow.tasks.reporting.taxii_publish import publish_dco
 
 from .conftest import FLOW, PASSWORD, READ_ONLY, SCRATCH, USER, WRITABLE, WRITE_ONLY, record_demo_hunt
 
@@ -144,14 +144,14 @@ def test_cli_publish_json(hunted_dco: str, catalog: Catalog, taxii_server: str,
                           monkeypatch: pytest.MonkeyPatch) -> None:
     import typer
 
-    import connectors.attack
-    from flows.cli.publish import app as publish_app
+    import dcoflow.connectors.attack as attack_connector
+    from dcoflow.flows.cli.publish import app as publish_app
 
     app = typer.Typer()  # as the root `dco` app mounts it: `dco publish …`
     app.add_typer(publish_app)
     app.callback()(lambda: None)
 
-    monkeypatch.setattr(connectors.attack, "load_catalog", lambda source=None: catalog)
+    monkeypatch.setattr(attack_connector, "load_catalog", lambda source=None: catalog)
     monkeypatch.setenv("TAXII_PW", PASSWORD)
     args = ["publish", hunted_dco, "--taxii", taxii_server, "--collection", SCRATCH, "--user", USER,
             "--password-env", "TAXII_PW", "--json"]
@@ -169,17 +169,17 @@ def test_cli_publish_json(hunted_dco: str, catalog: Catalog, taxii_server: str,
 def test_flow_publishes_with_env_credentials(hunted_dco: str, catalog: Catalog, taxii_server: str,
                                              demo_spec: DcoSpec, prefect_harness: None,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    import flows.publish
+    import dcoflow.flows.publish as publish_flow
 
-    monkeypatch.setattr(flows.publish, "load_catalog", lambda source=None: catalog)
+    monkeypatch.setattr(publish_flow, "load_catalog", lambda source=None: catalog)
     monkeypatch.setenv("DCO_TAXII_USER", USER)
     monkeypatch.setenv("DCO_TAXII_PASSWORD", PASSWORD)
     monkeypatch.setenv("DCO_TAXII_URL", taxii_server)
     get_settings.cache_clear()  # the flow reads the TAXII settings
-    result = flows.publish.publish_dco_taxii(hunted_dco, "", FLOW)
+    result = publish_flow.publish_dco_taxii(hunted_dco, "", FLOW)
     assert result["sent"] > 0 and result["failed"] == 0 and result["deduplicated"] is True
     red = demo_spec.model_copy(update={"name": "Red flow", "marking": Marking(tlp=Tlp.RED)})
     with session_scope() as s:
         red_id = create_operation(s, red, "coordinator").id
     with pytest.raises(ValidationError):
-        flows.publish.publish_dco_taxii(red_id, taxii_server, FLOW)
+        publish_flow.publish_dco_taxii(red_id, taxii_server, FLOW)

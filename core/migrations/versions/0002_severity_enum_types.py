@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from core.errors import StateError
+from dcoflow.core.errors import StateError
 
 revision: str = '0002_severity_enum_types'
 down_revision: str | Sequence[str] | None = '0001_baseline'

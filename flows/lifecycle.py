@@ -31,7 +31,7 @@ from dcoflow.flows.triage import triage_hunt
 from dcoflow.models.followup import GapInput
 from dcoflow.models.operation import DcoState
 from dcoflow.models.repository import get_operation
-from dcoflow.tasks.lifecycle import change_state
+from dcoflow.tasks.lifecycle import change_state, operation_id
 from dcoflow.tasks.reporting.stix_export import export_dco_bundle_task
 
 PLANNABLE = (DcoState.DRAFT, DcoState.PLANNED)
@@ -71,7 +71,7 @@ def dco_lifecycle(
     logger = get_run_logger()
     out = Path(output_dir) if output_dir else get_settings().output_dir
     spec = load_operation_file(operation_file)
-    dco = spec.slug
+    dco = operation_id(spec)
     result: dict[str, Any] = {"dco": dco, "output_dir": str(out)}
     try:
         state = _state(dco)

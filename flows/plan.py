@@ -19,7 +19,7 @@ from dcoflow.core.errors import ValidationError
 from dcoflow.core.settings import get_settings
 from dcoflow.flows.forms import described
 from dcoflow.models.operation import DcoSpec, DcoState
-from dcoflow.tasks.lifecycle import change_state, emit_dco_event, register_operation_task
+from dcoflow.tasks.lifecycle import change_state, emit_dco_event, operation_id, register_operation_task
 from dcoflow.tasks.plan.planning import (
     export_plan_task,
     load_content_task,
@@ -71,7 +71,7 @@ def plan_dco(
     # Plan before storing anything: a bad threat profile (unknown group…) fails here and leaves the
     # stored DCO and its previous plan as they were.
     try:
-        plan = make_plan_task(spec.slug, spec, catalog, atomics, rules, ctid)
+        plan = make_plan_task(operation_id(spec), spec, catalog, atomics, rules, ctid)
     except ValidationError as exc:  # name the operation file, as for any other bad field in it
         raise ValidationError(exc.reason, object=operation_file or exc.object, field=exc.field,
                               suggestions=exc.suggestions) from exc

@@ -3,7 +3,9 @@ the edge: operation file, flow parameters, CLI) and the stored row with its stat
 
 from __future__ import annotations
 
+import hashlib
 import re
+import unicodedata
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -12,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from sqlalchemy import JSON, Column
 from sqlmodel import Field as SqlField
 from sqlmodel import SQLModel
+from text_unidecode import unidecode  # type: ignore[import-untyped]
 
 from dcoflow.models.stix.markings import Tlp
 
@@ -183,7 +186,19 @@ class DcoSpec(BaseModel):
 
     @property
     def slug(self) -> str:
-        return re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-")[:60]
+        """The DCO id this name asks for (the repository adds a suffix when another name holds it)."""
+        return slugify(self.name)
+
+
+def slugify(name: str) -> str:
+    """ASCII id from any name: transliterated (Cyrillic, accents, CJK), never empty.
+
+    Names with nothing transliterable (emoji only) get ``dco-`` and a digest of the name, so two
+    such names still differ.
+    """
+    ascii_name = unidecode(unicodedata.normalize("NFKC", name))
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:60].strip("-")
+    return slug or "dco-" + hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:10]
 
 
 def utcnow() -> datetime:

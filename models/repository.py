@@ -7,7 +7,7 @@ import difflib
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from sqlmodel import Session, SQLModel, col, select
+from sqlmodel import Session, SQLModel, col, func, select
 
 from dcoflow.core.errors import NotFoundError, StateError
 from dcoflow.models.audit import AuditEvent
@@ -20,7 +20,8 @@ def create_operation(session: Session, spec: DcoSpec, actor: str, *, replace_dra
 
     Returns the existing row untouched when nothing changed, so a re-run is idempotent.
     """
-    existing = session.get(Operation, spec.slug)
+    dco_id = operation_id_for(session, spec)
+    existing = session.get(Operation, dco_id)
     data = spec.model_dump(mode="json")
     if existing is not None:
         if existing.spec == data:
@@ -37,17 +38,35 @@ def create_operation(session: Session, spec: DcoSpec, actor: str, *, replace_dra
         session.add(existing)
         _audit(session, existing.id, actor, "update-spec", existing.state, existing.state, None)
         return existing
-    op = Operation(id=spec.slug, name=spec.name, type=spec.type, spec=data)
+    op = Operation(id=dco_id, name=spec.name, type=spec.type, spec=data)
     session.add(op)
     _audit(session, op.id, actor, "create", None, DcoState.DRAFT, None)
     return op
 
 
+def operation_id_for(session: Session, spec: DcoSpec) -> str:
+    """The id of the DCO named ``spec.name`` (exactly), else the first free one of its slug, slug-2, …
+
+    Two names with one slug (``Hunt FIN7`` and ``hunt fin7!``, two Cyrillic spellings) get two DCOs:
+    a new name never takes over another DCO's id and spec.
+    """
+    same = session.exec(select(Operation.id).where(Operation.name == spec.name)).first()
+    if same is not None:
+        return same
+    base = spec.slug
+    taken = set(session.exec(select(Operation.id).where(col(Operation.id).startswith(base, autoescape=True))))
+    candidate, n = base, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{base}-{n}"
+    return candidate
+
+
 def get_operation(session: Session, ref: str) -> Operation:
-    """Find a DCO by id or name (case-insensitive), or say which ones exist."""
+    """Find a DCO by id or by name (case-insensitive, exact: no pattern), or say which ones exist."""
     op = session.get(Operation, ref)
     if op is None:
-        op = session.exec(select(Operation).where(col(Operation.name).ilike(ref))).first()
+        op = session.exec(select(Operation).where(func.lower(Operation.name) == ref.lower())).first()
     if op is None:
         known = [o.id for o in session.exec(select(Operation))]
         close = difflib.get_close_matches(ref, known, n=3, cutoff=0.5)

@@ -14,7 +14,7 @@ from prefect.cache_policies import NO_CACHE
 from dcoflow.core.db import session_scope
 from dcoflow.models.lifecycle import allowed
 from dcoflow.models.operation import DcoSpec, DcoState
-from dcoflow.models.repository import create_operation, get_operation, transition
+from dcoflow.models.repository import create_operation, get_operation, operation_id_for, transition
 from dcoflow.tasks import events
 
 
@@ -41,6 +41,12 @@ def change_state(dco: str, target: DcoState, actor: str, reason: str | None = No
         dco_id = op.id
     emit_dco_event(dco_id, f"phase.{target.value}", {"from": previous.value, "actor": actor, "reason": reason})
     return {"dco": dco_id, "from": previous.value, "to": target.value, "changed": True}
+
+
+def operation_id(spec: DcoSpec) -> str:
+    """The id ``spec`` has or will get when stored (its name's DCO, else a free slug)."""
+    with session_scope() as session:
+        return operation_id_for(session, spec)
 
 
 register_operation_task = task(name="register-operation", cache_policy=NO_CACHE)(register_operation)

@@ -4,9 +4,16 @@ The layers live in the repository's top-level folders and install as subpackages
 ``dcoflow.flows`` → ``dcoflow.tasks`` → ``dcoflow.connectors`` / ``dcoflow.models`` → ``dcoflow.core``.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
-try:
-    __version__ = version("dcoflow")
-except PackageNotFoundError:  # running from a tree that was never installed
-    __version__ = "0+unknown"
+
+def __getattr__(name: str) -> Any:
+    # Looked up on use: importlib.metadata costs every `dco` start a few tens of milliseconds otherwise.
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("dcoflow")
+        except PackageNotFoundError:  # running from a tree that was never installed
+            return "0+unknown"
+    raise AttributeError(f"module 'dcoflow' has no attribute {name!r}")

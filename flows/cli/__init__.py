@@ -8,23 +8,43 @@ from typing import Annotated, Any
 
 import typer
 
-from dcoflow.flows.cli import assess, attack, brief, db, emulate, followup, hunt, ops, publish
+from dcoflow.flows.cli.lazy import LazyArea, LazyGroup
 from dcoflow.flows.cli.output import cli_user, console, handle_errors, print_json
 
+# Each area's module is imported only when its command runs (see lazy.py and CONTRIBUTING.md); the help line
+# here is what `dco --help` shows, and tests/flows/test_cli_lazy.py checks it against the module's own.
+AREAS = {
+    "ops": LazyArea("dcoflow.flows.cli.ops", "Create, plan, approve and inspect Defensive Cyberspace Operations."),
+    "attack": LazyArea("dcoflow.flows.cli.attack", "Query the ATT&CK catalog"),
+    "hunt": LazyArea("dcoflow.flows.cli.hunt", "Hunt with Sigma rules over telemetry; triage hits; list hunt runs."),
+    "emulate": LazyArea("dcoflow.flows.cli.emulate",
+                        "Adversary emulation: steps, runs, outcomes, VECTR/Caldera exchange."),
+    "assess": LazyArea("dcoflow.flows.cli.assess",
+                       "Assess detection and visibility per technique; gaps, layers, trend, DeTT&CT import."),
+    "followup": LazyArea("dcoflow.flows.cli.followup",
+                         "Follow up a DCO: actions, risks and decisions, incidents, re-tests."),
+    "brief": LazyArea("dcoflow.flows.cli.brief",
+                      "Write a DCO's technical and/or executive brief (Markdown and self-contained HTML).",
+                      merged=True),
+    "meeting": LazyArea("dcoflow.flows.cli.brief", "Meetings of the coordination cell and the risk bodies.",
+                        merged=True),
+    "db": LazyArea("dcoflow.flows.cli.db", "Database schema: show and apply migrations"),
+    "publish": LazyArea("dcoflow.flows.cli.publish",
+                        "Publish a DCO's bundle; re-running sends only what the collection does not hold yet.",
+                        merged=True),
+}
+
+
+class RootGroup(LazyGroup):
+    areas = AREAS
+
+
 app = typer.Typer(
+    cls=RootGroup,
     help="dcoflow — plan, conduct, assess and follow up Defensive Cyberspace Operations.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
-app.add_typer(ops.app, name="ops")
-app.add_typer(attack.app, name="attack")
-app.add_typer(hunt.app, name="hunt")
-app.add_typer(emulate.app, name="emulate")
-app.add_typer(assess.app, name="assess")
-app.add_typer(followup.app, name="followup")
-app.add_typer(brief.app)
-app.add_typer(db.app, name="db")
-app.add_typer(publish.app)
 
 
 @app.command("plan")
@@ -37,6 +57,7 @@ def plan(
 ) -> None:
     """Plan a DCO from an operation file (runs the plan-dco flow) and show the plan."""
     from dcoflow.connectors.content.operation_file import load_operation_file
+    from dcoflow.flows.cli import ops
     from dcoflow.flows.plan import plan_dco
 
     load_operation_file(file)  # fail fast, before Prefect starts, on a bad file
@@ -115,6 +136,7 @@ def demo(
 
 
 def _demo_summary(result: dict[str, Any], out: Path) -> None:
+    from dcoflow.flows.cli import ops
     from dcoflow.flows.cli.output import table
 
     plan = ops._plan_view(result["dco"])["plan"] or {}

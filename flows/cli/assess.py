@@ -1,7 +1,7 @@
 """`dco assess`: score a DCO, list its gaps and scores, export Navigator layers, show the trend,
 import DeTT&CT administration files.
 
-Wiring (one line in flows/cli/__init__.py): ``app.add_typer(assess.app, name="assess")``. Commands
+Wiring: the ``assess`` entry of ``AREAS`` in flows/cli/__init__.py (imported when `dco assess` runs). Commands
 run the tasks directly (no Prefect server needed); the ``assess-dco`` flow does the same for the UI.
 """
 

@@ -1,7 +1,7 @@
 """`dco brief …` and `dco meeting …` — briefs for technical and executive audiences, meetings of the
 coordination cell and the risk bodies: agenda, decisions (recorded in the risk register), packs.
 
-Wire with ``app.add_typer(brief.app)`` (no name: its ``brief`` command and ``meeting`` group join the root).
+Wiring: the ``brief`` and ``meeting`` entries of ``AREAS`` in flows/cli/__init__.py (both merged into the root).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """`dco hunt`: hunt with Sigma rules over local telemetry, triage hits, list hunt runs.
 
-Wiring (one line in flows/cli/__init__.py): ``app.add_typer(hunt.app, name="hunt")``. The callback
+Wiring: the ``hunt`` entry of ``AREAS`` in flows/cli/__init__.py (imported when `dco hunt` runs). The callback
 is the hunt itself (``dco hunt --rules … --data …``); ``dco hunt triage …`` and ``dco hunt runs``
 are its sub-commands. ``hunt_command`` can also be registered on its own with ``app.command("hunt")``.
 The hunt runs the engine directly (no Prefect server needed); the ``hunt`` flow does the same for the UI.

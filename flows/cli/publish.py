@@ -1,6 +1,6 @@
 """`dco publish`: send a DCO's STIX 2.1 bundle to a TAXII 2.1 collection.
 
-Wiring (one line in flows/cli/__init__.py): ``app.add_typer(publish.app)`` (the command is ``dco publish``).
+Wiring: the ``publish`` entry of ``AREAS`` in flows/cli/__init__.py (merged: the command is ``dco publish``).
 Runs the task directly (no Prefect server needed); the ``publish-dco-taxii`` flow does the same for the UI.
 Exit codes: 0 all sent or already there, 1 some objects failed on the server, 2 an error (refused marking,
 collection not writable, server unreachable).

@@ -38,5 +38,7 @@ def assess_dco(
         summary["files"] = publish_task(dco_id, out, attack_source)
         log.info("%s: %d techniques, %d gaps, %d ids reported", dco_id, summary["techniques"], summary["gaps"],
                  summary["ids_reported"])
+        for line in summary.get("id_lines", []):
+            log.info("%s ids: %s", dco_id, line)
         results[dco_id] = summary
     return results

@@ -3,8 +3,8 @@ the content indexes (atomics, Sigma rules, a CTID plan), no I/O.
 
 1. ``select_techniques``: which techniques the threat profile brings in, and why
    (group direct use, via campaigns, via software, a campaign, software, an extra id,
-   a CTID plan step). Ids from other ATT&CK releases are kept and reported; revoked
-   ids resolve to their replacement with a note.
+   a CTID plan step). Revoked ids resolve to their replacement and newer-release ids (v19's
+   T1685) to their id here, with a note; other unknown ids are kept and reported.
 2. ``emulation_steps``: per technique, ordered by tactic, the candidate procedures for the
    scope's platforms (atomics), or the steps of an imported CTID plan.
 3. ``hunt_hypotheses``: per technique, a hypothesis with the data components and analytics
@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dcoflow.core.errors import NotFoundError, ValidationError
+from dcoflow.models.attack.newer_ids import newer_ids_for
 from dcoflow.models.operation import DcoSpec, Via
 from dcoflow.models.plan import EmulationStep, HuntHypothesis, ProcedureSource
 from dcoflow.models.stix.ids import row_id
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from dcoflow.connectors.content.atomics import AtomicsIndex
     from dcoflow.connectors.content.sigma_rules import RuleIndex
     from dcoflow.models.attack.catalog import Catalog
+    from dcoflow.models.hunting import RuleInfo
     from dcoflow.models.procedures import AtomicTest, CtidPlan
 
 UNKNOWN_TACTIC = "unknown"
@@ -197,7 +199,7 @@ def emulation_steps(
     for n, (tactic, tech) in enumerate(ordered(selection, catalog), start=1):
         if tech.attack_id in forbidden:
             continue
-        tests = atomics.for_technique(tech.attack_id, platforms) if atomics is not None and tech.known else []
+        tests = _atomics_for(atomics, tech.attack_id, platforms) if atomics is not None and tech.known else []
         chosen = _pick(tests, platforms, allowed)
         if tech.attack_id in pinned:
             wanted = next((t for t in tests if t.guid == pinned[tech.attack_id]), None)
@@ -225,6 +227,27 @@ def emulation_steps(
     return steps
 
 
+def _atomics_for(atomics: AtomicsIndex, technique_id: str, platforms: list[str]) -> list[AtomicTest]:
+    """The technique's atomic tests, plus those filed under its id of a newer ATT&CK release (the
+    atomics already file T1562.001's tests under v19's T1685)."""
+    found = atomics.for_technique(technique_id, platforms)
+    for newer in newer_ids_for(technique_id, include_subtechniques=False):
+        found.extend(atomics.for_technique(newer, platforms))
+    return found
+
+
+def _rules_for(rules: RuleIndex, technique_id: str) -> list[RuleInfo]:
+    """Rules tagged with the technique (or its sub-techniques), plus rules tagged with exactly one of
+    its newer-release ids (SigmaHQ tags T1562.001's rules with v19's T1685)."""
+    found = {r.rule_id: r for r in rules.for_technique(technique_id)}
+    newer = set(newer_ids_for(technique_id))
+    if newer:
+        for r in rules.rules:
+            if newer.intersection(r.technique_ids):
+                found.setdefault(r.rule_id, r)
+    return list(found.values())
+
+
 def hunt_hypotheses(
     dco_id: str, selection: TechniqueSelection, catalog: Catalog, rules: RuleIndex | None
 ) -> list[HuntHypothesis]:
@@ -233,7 +256,7 @@ def hunt_hypotheses(
         t = catalog.get_technique(tech.attack_id) if tech.known else None
         components = [dc.name for dc in t.data_components] if t is not None else []
         analytics = list(t.analytic_ids) if t is not None else []
-        tagged = rules.for_technique(tech.attack_id) if rules is not None else []
+        tagged = _rules_for(rules, tech.attack_id) if rules is not None else []
         telemetry = sorted({
             "/".join(v for k in ("product", "category", "service") if (v := r.logsource.get(k))) for r in tagged
         } - {""})

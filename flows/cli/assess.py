@@ -39,7 +39,7 @@ def run(
     """Assess a DCO now: scores are logged (a new dated row per technique), gaps ranked."""
     from dcoflow.core.db import session_scope
     from dcoflow.tasks.assess.outputs import publish
-    from dcoflow.tasks.assess.scoring import assess_dco
+    from dcoflow.tasks.assess.scoring import assess_dco, id_report_lines
 
     catalog = _catalog()
     with session_scope() as session:
@@ -53,8 +53,8 @@ def run(
         return
     table(f"Assessment of {result.dco_id}", ["measure", "value"],
           [(k, v) for k, v in result.summary().items()])
-    for note in result.id_report:
-        console.print(f"[yellow]{note.status}[/] {note.requested}: {note.note}")
+    for line in id_report_lines(result.id_report):
+        console.print(f"[yellow]ids[/] {line}")
     for kind, path in files.items():
         console.print(f"{kind}: {path}")
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, get_args
 
 from dcoflow.core.errors import NotFoundError, ValidationError
+from dcoflow.models.attack.newer_ids import NEWER_IDS
 from dcoflow.models.attack.objects import (
     Analytic,
     AttackObject,
@@ -34,7 +35,7 @@ DOMAINS = ("enterprise", "mobile", "ics")
 
 Via = Literal["direct", "campaigns", "software"]
 ALL_VIA: tuple[Via, ...] = get_args(Via)
-ResolutionStatus = Literal["current", "revoked", "deprecated", "unknown"]
+ResolutionStatus = Literal["current", "revoked", "deprecated", "newer-release", "unknown"]
 
 # The ATT&CK technique id syntax (Tnnnn, Tnnnn.nnn), upper case as ``normalize_technique_id`` gives it.
 TECHNIQUE_ID = re.compile(r"^T\d{4}(\.\d{3})?$")
@@ -366,14 +367,24 @@ class Catalog:
         """Map a technique id from any ATT&CK release onto this one.
 
         Revoked ids follow ``revoked-by`` to the current replacement; deprecated ids stay
-        (they have no replacement); ids this release never had are ``unknown`` and, unless
-        ``warn=False``, reported with an ``UnknownAttackIdWarning``.
+        (they have no replacement); ids of a newer release that this one lacks map through the
+        documented table in ``newer_ids`` (``newer-release``, e.g. v19's T1685 → T1562.001); other
+        ids this release never had are ``unknown`` and, unless ``warn=False``, reported with an
+        ``UnknownAttackIdWarning``.
         """
         requested = technique_id
         tid = normalize_technique_id(technique_id)
         table = self._by_kind[Kind.TECHNIQUE]
         release = f"ATT&CK {self.domain} v{self.version}"
         tech = table.get(tid)
+        newer = NEWER_IDS.get(tid) if tech is None else None
+        if newer is not None:
+            here = self.resolve(newer.attack_id, warn=False)
+            if here.attack_id is not None:
+                name = self._by_kind[Kind.TECHNIQUE][here.attack_id].name
+                return Resolution(requested, here.attack_id, "newer-release",
+                                  f"{tid} ({newer.name}) is ATT&CK v{newer.release}'s id for {here.attack_id} "
+                                  f"({name}) in {release} [{newer.source}]")
         if tech is None:
             if not TECHNIQUE_ID.match(tid):
                 note = f"{requested!r} is not an ATT&CK technique id (Tnnnn or Tnnnn.nnn)"

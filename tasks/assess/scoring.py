@@ -2,7 +2,8 @@
 
 Technique ids in evidence come from many releases (Sigma and atomics already use v19 ids, emulation
 plans v7–13): each distinct id is resolved once against the catalog; revoked ids move to their
-replacement, unknown and deprecated ids are kept under their own id, and all are reported.
+replacement, newer-release ids to their id here (models/attack/newer_ids.py), unknown and deprecated
+ids are kept under their own id, and all are reported (``id_report_lines``: one line for the moved ids).
 """
 
 from __future__ import annotations
@@ -49,6 +50,18 @@ class IdNote:
     attack_id: str | None
     note: str
     records: int = 0
+
+
+def id_report_lines(notes: Sequence[IdNote]) -> list[str]:
+    """The id report for people: one line for all ids a newer ATT&CK release moved (v19's T1685 →
+    T1562.001 …, with their record counts), then one line per other note (revoked, unknown …)."""
+    newer = [n for n in notes if n.status == "newer-release"]
+    lines = []
+    if newer:
+        lines.append(f"{len(newer)} ids of a newer ATT&CK release mapped (models/attack/newer_ids.py): " + ", ".join(
+            f"{n.requested}→{n.attack_id}" + (f" ×{n.records}" if n.records else "") for n in newer))
+    lines.extend(f"{n.status} {n.requested}: {n.note}" for n in notes if n.status != "newer-release")
+    return lines
 
 
 @dataclass(slots=True)
@@ -273,6 +286,7 @@ def _assess_task(
         result = assess_dco(session, dco_id, catalog, half_life_days=half_life_days)
         return {"dco_id": result.dco_id, "run_id": result.run_id, **result.summary(),
                 "id_report": [dataclasses.asdict(n) for n in result.id_report],
+                "id_lines": id_report_lines(result.id_report),
                 "evidence_report": result.evidence_report,
                 "follow_up_gaps": gaps_for_follow_up(result, catalog)}
 

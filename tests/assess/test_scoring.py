@@ -19,7 +19,7 @@ from dcoflow.models.plan import HuntHypothesis, PlanRecord
 from dcoflow.models.repository import create_operation
 from dcoflow.models.stix.store import put_objects
 from dcoflow.tasks.assess.evidence import load_evidence
-from dcoflow.tasks.assess.scoring import assess_dco, latest_scores, score_history, trend
+from dcoflow.tasks.assess.scoring import assess_dco, id_report_lines, latest_scores, score_history, trend
 
 from .stixdata import hunt_hit, hunt_run, outcome, verdict
 
@@ -109,7 +109,10 @@ def test_unknown_and_revoked_ids_are_resolved_and_reported(session: Session, cat
     result = assess_dco(session, dco, catalog_fixture, NOW)
     notes = {n.requested: n for n in result.id_report}
     assert notes["T1086"].status == "revoked" and notes["T1086"].attack_id == "T1059.001"
-    assert notes["T9999"].status == "unknown" and notes["T1685"].status == "unknown"
+    assert notes["T9999"].status == "unknown"
+    assert (notes["T1685"].status, notes["T1685"].attack_id) == ("newer-release", "T1562.001")  # ATT&CK v19 id
+    lines = id_report_lines(result.id_report)
+    assert sum("T1685" in line for line in lines) == 1 and "T1685→T1562.001" in lines[0]
     assert result.assessments["T1059.001"].detection.level == 4  # moved onto the replacement
     assert "(as T1086)" in " ".join(result.assessments["T1059.001"].detection.explanation)
     assert result.assessments["T9999"].detection.value == 0  # kept, scored, reported

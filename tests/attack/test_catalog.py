@@ -112,9 +112,11 @@ def test_resolve_identifiers_of_other_releases(catalog: Catalog) -> None:
     deprecated = next(t for t in catalog.all_objects(Kind.TECHNIQUE) if t.deprecated and not t.revoked)
     d = catalog.resolve(deprecated.attack_id)
     assert (d.status, d.attack_id) == ("deprecated", deprecated.attack_id)
-    with pytest.warns(UnknownAttackIdWarning, match="T1685"):
-        u = catalog.resolve("T1685")  # a v19 id
-    assert (u.status, u.attack_id, u.requested) == ("unknown", None, "T1685")
+    n = catalog.resolve("T1685")  # a v19 id: mapped through the documented table, no warning
+    assert (n.status, n.attack_id, n.requested) == ("newer-release", "T1562.001", "T1685")
+    with pytest.warns(UnknownAttackIdWarning, match="T1699"):
+        u = catalog.resolve("T1699")  # an id no release we know of has
+    assert (u.status, u.attack_id, u.requested) == ("unknown", None, "T1699")
     with pytest.warns(UnknownAttackIdWarning, match="parent T1059"):
         assert catalog.resolve("T1059.999").status == "unknown"
     with pytest.warns(UnknownAttackIdWarning, match="not an ATT&CK technique id"):

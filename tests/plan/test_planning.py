@@ -53,11 +53,29 @@ def test_unknown_group_names_the_field_and_suggests(catalog: Any) -> None:
 
 
 def test_ids_from_other_releases_are_kept_and_reported(catalog: Any) -> None:
-    sel = select_techniques(spec(techniques=["T1685", "T1086", "T1059.001"]), catalog)
-    assert "T1685" in sel.techniques and not sel.techniques["T1685"].known
+    sel = select_techniques(spec(techniques=["T1685", "T1086", "T1059.001", "T1699"]), catalog)
+    # v19's T1685 maps onto v18.1's T1562.001 (models/attack/newer_ids.py); an id no release has stays
+    assert "T1562.001" in sel.techniques and "T1685" not in sel.techniques
+    assert "T1699" in sel.techniques and not sel.techniques["T1699"].known
     assert "T1059.001" in sel.techniques and "T1086" not in sel.techniques  # revoked → replacement
     text = " ".join(sel.warnings)
-    assert "T1685" in text and "T1086" in text and "T1059.001" in text
+    assert "T1685" in text and "T1086" in text and "T1059.001" in text and "T1699" in text
+
+
+def test_content_tagged_with_newer_ids_counts_for_the_technique(catalog: Any, rules: Any, atomics: Any) -> None:
+    """SigmaHQ tags T1562.001's rules T1685 and the atomics file its tests under T1685 (ATT&CK v19)."""
+    sel = select_techniques(spec(techniques=["T1562.001", "T1070.001"]), catalog)
+    hyps = {h.technique_id: h for h in hunt_hypotheses("d", sel, catalog, rules)}
+    tagged = {r.rule_id for r in rules.rules if "T1685" in r.technique_ids}
+    assert tagged and tagged <= {r["rule_id"] for r in hyps["T1562.001"].sigma_rules}
+    # T1685.005 (Clear Windows Event Logs) belongs to T1070.001, not to T1562.001
+    clear = {r.rule_id for r in rules.rules if "T1685.005" in r.technique_ids}
+    assert clear and clear <= {r["rule_id"] for r in hyps["T1070.001"].sigma_rules}
+    assert not clear & {r["rule_id"] for r in hyps["T1562.001"].sigma_rules} - tagged
+    steps = {s.technique_id: s for s in emulation_steps("d", spec(techniques=["T1562.001"]), sel, catalog, atomics)}
+    assert steps["T1562.001"].source == ProcedureSource.ATOMIC
+    assert atomics.get(steps["T1562.001"].procedure_ref).technique_id == "T1685"
+    assert summarise(sel, list(steps.values()), list(hyps.values()))["without_hunt_content"] == []
 
 
 def test_emulation_steps_follow_kill_chain_and_scope(catalog: Any, atomics: Any) -> None:

@@ -31,6 +31,7 @@ from dcoflow.flows.triage import triage_hunt
 from dcoflow.models.followup import GapInput
 from dcoflow.models.operation import DcoState
 from dcoflow.models.repository import get_operation
+from dcoflow.tasks.conduct.emulation import export_vectr_task
 from dcoflow.tasks.lifecycle import change_state, operation_id
 from dcoflow.tasks.reporting.stix_export import export_dco_bundle_task
 
@@ -104,6 +105,7 @@ def dco_lifecycle(
             dco=dco, dry_run=False, manual_outcomes=answers, pause_for_input=answers is None,
             operator=actor, attack_source=attack_source,
         )["status_counts"]
+        result["vectr_csv"] = export_vectr_task(dco, str(out))
 
     # -- assess ---------------------------------------------------------------------------------------------------
     change_state(dco, DcoState.ASSESSING, actor, "assessment phase of the lifecycle")

@@ -29,7 +29,7 @@ COLUMNS = [
     "Alert Severity", "Alert Triggered", "Activity Logged", "Outcome Notes", "TargetAssets",
     "ExpectedDetectionLayers", "DetectingTools", "Start Time", "Start Time Epoch", "Stop Time",
     "Stop Time Epoch", "Detection Time", "Detection Time Epoch", "Organizations", "Tags", "Command",
-    "Operator", "DCO Step", "DCO Tool Outcomes",
+    "Operator", "DCO Step", "DCO Tool Outcomes", "DCO Marking",
 ]
 REQUIRED = ("Variant", "MitreID", "Outcome")
 _VECTR_SEVERITY = {"info": "Info", "low": "Low", "medium": "Med", "high": "High", "critical": "Critical"}
@@ -82,7 +82,9 @@ def _yes_no(flag: bool | None) -> str:
     return "TBD" if flag is None else ("Yes" if flag else "No")
 
 
-def write_vectr_csv(path: Path, cases: Iterable[VectrTestCase]) -> int:
+def write_vectr_csv(path: Path, cases: Iterable[VectrTestCase], marking: str) -> int:
+    """The cases as a VECTR campaign CSV; ``marking`` (the DCO's banner) goes in a column of its own on
+    every row, which VECTR's importer ignores and every row cut from the file keeps."""
     path.parent.mkdir(parents=True, exist_ok=True)
     n = 0
     with path.open("w", newline="", encoding="utf-8") as fh:
@@ -120,6 +122,7 @@ def write_vectr_csv(path: Path, cases: Iterable[VectrTestCase]) -> int:
                 "Operator": case.operator,
                 "DCO Step": case.step_id or "",
                 "DCO Tool Outcomes": ";".join(f"{t}={o.value}" for t, o in sorted(outcomes.items())),
+                "DCO Marking": marking,
             })
             n += 1
     return n

@@ -155,20 +155,23 @@ def trend_cmd(
 ) -> None:
     """Mean visibility and detection of every assessment run, across DCOs, oldest first."""
     from dcoflow.core.db import session_scope
+    from dcoflow.tasks.assess.outputs import trend_marking
     from dcoflow.tasks.assess.scoring import trend
 
     with session_scope() as session:
         points = trend(session)
+        marking = trend_marking(session, {p.dco_id for p in points})
     if svg is not None or csv is not None:
+        from dcoflow.models.marking import mark_svg
         from dcoflow.tasks.assess.frames import trend_csv_frame, trend_frame
         from dcoflow.tasks.assess.outputs import trend_svg, write_csv
 
         frame = trend_frame(points)
         if svg is not None:
             svg.parent.mkdir(parents=True, exist_ok=True)
-            svg.write_text(trend_svg(frame), encoding="utf-8")
+            svg.write_text(mark_svg(trend_svg(frame), marking), encoding="utf-8")
         if csv is not None:
-            write_csv(trend_csv_frame(frame), csv)
+            write_csv(trend_csv_frame(frame), csv, marking)
     if as_json:
         print_json([{**dataclasses.asdict(p), "assessed_at": p.assessed_at.isoformat()} for p in points])
         return

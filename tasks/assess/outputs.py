@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 from prefect import task
@@ -35,6 +35,7 @@ from dcoflow.models.assessment import (
 )
 from dcoflow.models.assessment_rows import TechniqueScore
 from dcoflow.models.attack import Catalog
+from dcoflow.models.marking import MARKING_KEY, MarkingFacts, mark_layer, mark_svg, strictest, xlsx_header
 from dcoflow.models.navigator import (
     DETECTION_COLORS,
     ScoredTechnique,
@@ -57,9 +58,6 @@ from dcoflow.tasks.assess.frames import (
 )
 from dcoflow.tasks.assess.scoring import latest_scores, trend
 
-if TYPE_CHECKING:
-    from dcoflow.tasks.reporting.briefing import MarkingFacts
-
 VISIBILITY_COLORS = ["#f7fbff", "#2c7bb6"]
 #: Line colours of the trend chart, one per DCO (cycled); colour-blind safe (Okabe–Ito).
 SERIES_COLORS = ["#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#f0e442", "#000000"]
@@ -70,8 +68,10 @@ def coverage_rows(scores: Sequence[TechniqueScore], catalog: Catalog) -> list[di
     return coverage_records(coverage_frame(scores, catalog))
 
 
-def write_csv(frame: pd.DataFrame, path: Path) -> Path:
+def write_csv(frame: pd.DataFrame, path: Path, marking: MarkingFacts) -> Path:
+    """The table with the marking as its last column, on every row (models/marking.py says why)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    frame = frame.assign(**{MARKING_KEY: marking.banner})
     frame.to_csv(path, index=False, lineterminator="\n", encoding="utf-8")
     return path
 
@@ -127,7 +127,7 @@ def _marked_sheet(writer: pd.ExcelWriter, name: str, frame: pd.DataFrame, markin
     head = book.add_format({"bold": True, "bg_color": "#F2F2F2", "border": 1})
     ncol = len(frame.columns)
     # Excel header/footer codes: &C centre section; ampersands in the text must be doubled.
-    code = marking.banner.replace("&", "&&")
+    code = xlsx_header(marking)
     sheet.set_header(f"&C{code}")
     sheet.set_footer(f"&C{code} — page &P of &N")
     sheet.merge_range(0, 0, 0, ncol - 1, marking.banner, banner)
@@ -256,7 +256,12 @@ def build_layer(session: Session, dco_id: str, catalog: Catalog, kind: str) -> d
 
 def _layer(op: Operation, catalog: Catalog, kind: str, scores: Sequence[TechniqueScore],
            before: Sequence[TechniqueScore]) -> dict[str, Any]:
-    """The ``kind`` layer from the newest scores (``before``: the run before them, for compare)."""
+    """The ``kind`` layer from the newest scores (``before``: the run before them, for compare), marked."""
+    return mark_layer(_unmarked_layer(op, catalog, kind, scores, before), MarkingFacts.of(op.dco.marking))
+
+
+def _unmarked_layer(op: Operation, catalog: Catalog, kind: str, scores: Sequence[TechniqueScore],
+                    before: Sequence[TechniqueScore]) -> dict[str, Any]:
     if not scores and kind != "threat":
         raise NotFoundError("no assessment yet", object=op.id, hint=f"run `dco assess run {op.id}` first")
     tactics = tactics_of(catalog, [s.technique_id for s in scores])
@@ -304,15 +309,15 @@ def publish(session: Session, dco_id: str, catalog: Catalog, output_dir: Path) -
         raise NotFoundError("no assessment yet", object=op.id, hint=f"run `dco assess run {op.id}` first")
     folder = output_dir / op.id / "assessment"
     folder.mkdir(parents=True, exist_ok=True)
-    from dcoflow.tasks.reporting.briefing import MarkingFacts  # reporting imports the assessment: not at module load
-
+    marking = MarkingFacts.of(op.dco.marking)
     frame, tactics = coverage_frame(scores, catalog), tactic_table(scores, catalog)
-    files = {"csv": write_csv(frame, folder / "coverage.csv"),
-             "xlsx": write_xlsx(frame, folder / "coverage.xlsx", MarkingFacts.of(op.dco.marking), title=op.name,
+    files = {"csv": write_csv(frame, folder / "coverage.csv", marking),
+             "xlsx": write_xlsx(frame, folder / "coverage.xlsx", marking, title=op.name,
                                 tactics=tactics, created=scores[0].assessed_at),
-             "tactics": write_csv(tactic_rows(tactics), folder / "tactics.csv"),
+             "tactics": write_csv(tactic_rows(tactics), folder / "tactics.csv", marking),
              "heatmap": folder / "heatmap.svg"}
-    files["heatmap"].write_text(heatmap_svg(tactics, f"{op.name}: detection by tactic"), encoding="utf-8")
+    files["heatmap"].write_text(mark_svg(heatmap_svg(tactics, f"{op.name}: detection by tactic"), marking),
+                                encoding="utf-8")
     before = latest_scores(session, op.id, back=1)
     for kind in ["coverage", "gaps", "threat"] + (["compare"] if before else []):
         path = folder / f"layer-{kind}.json"
@@ -324,11 +329,18 @@ def publish(session: Session, dco_id: str, catalog: Catalog, output_dir: Path) -
 
 def publish_trend(session: Session, output_dir: Path) -> dict[str, Path]:
     """The trend across every DCO's assessment runs: ``trend.csv`` (one row per DCO per run) and ``trend.svg``."""
-    frame = trend_frame(trend(session))
+    points = trend(session)
+    frame = trend_frame(points)
+    marking = trend_marking(session, {p.dco_id for p in points})
     output_dir.mkdir(parents=True, exist_ok=True)
     svg = output_dir / "trend.svg"
-    svg.write_text(trend_svg(frame), encoding="utf-8")
-    return {"trend": svg, "trend-csv": write_csv(trend_csv_frame(frame), output_dir / "trend.csv")}
+    svg.write_text(mark_svg(trend_svg(frame), marking), encoding="utf-8")
+    return {"trend": svg, "trend-csv": write_csv(trend_csv_frame(frame), output_dir / "trend.csv", marking)}
+
+
+def trend_marking(session: Session, dco_ids: set[str]) -> MarkingFacts:
+    """The trend spans DCOs: it carries the strictest of their markings."""
+    return strictest(MarkingFacts.of(get_operation(session, d).dco.marking) for d in sorted(dco_ids))
 
 
 def _artifacts(dco_id: str, rows: Sequence[dict[str, Any]]) -> None:

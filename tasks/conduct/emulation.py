@@ -44,6 +44,7 @@ from dcoflow.models.emulation import (
     aware,
     dco_marker,
 )
+from dcoflow.models.marking import MarkingFacts
 from dcoflow.models.operation import Operation, utcnow
 from dcoflow.models.plan import EmulationStep, ProcedureSource, StepStatus
 from dcoflow.models.procedures import CtidPlan
@@ -738,7 +739,8 @@ def vectr_cases(session: Session, dco_id: str) -> list[VectrTestCase]:
 
 
 def export_vectr(session: Session, dco_id: str, path: Path) -> int:
-    return write_vectr_csv(path, vectr_cases(session, dco_id))
+    marking = MarkingFacts.of(get_operation(session, dco_id).dco.marking)
+    return write_vectr_csv(path, vectr_cases(session, dco_id), marking.banner)
 
 
 def import_vectr(
@@ -901,3 +903,17 @@ record_outcome_task = task(name="record-outcome", retries=2, retry_delay_seconds
 def normalise_connector(name: str) -> str:
     key = name.strip().lower()
     return {"atomic": "local", "sh": "local", "bash": "local"}.get(key, key)
+
+
+def _export_vectr_file(dco: str, output_dir: str) -> str:
+    """``<output_dir>/<dco>-vectr.csv``: the DCO's outcomes as a VECTR campaign (the lifecycle's export)."""
+    from dcoflow.core.db import session_scope
+
+    with session_scope() as session:
+        dco_id = get_operation(session, dco).id
+        path = Path(output_dir) / f"{dco_id}-vectr.csv"
+        export_vectr(session, dco_id, path)
+    return str(path)
+
+
+export_vectr_task = task(name="export-vectr", retries=1, cache_policy=NO_CACHE)(_export_vectr_file)

@@ -22,6 +22,7 @@ from dcoflow.connectors.content.sigma_rules import RuleIndex, load_rule_index
 from dcoflow.core.errors import ConfigError
 from dcoflow.core.settings import Settings, get_settings
 from dcoflow.models.attack.catalog import Catalog
+from dcoflow.models.marking import MarkingFacts, mark_json, mark_layer
 from dcoflow.models.navigator import planned_layer
 from dcoflow.models.operation import DcoSpec, DcoState, Operation
 from dcoflow.models.plan import EmulationStep, HuntHypothesis, PlanRecord, StepStatus
@@ -179,7 +180,8 @@ def export_plan(plan: Plan, out_dir: Path) -> list[Path]:
     """Write the plan JSON and a Navigator layer (4.5) of the planned techniques."""
     out_dir.mkdir(parents=True, exist_ok=True)
     plan_path = out_dir / f"{plan.dco_id}-plan.json"
-    plan_path.write_text(json.dumps(plan_document(plan), indent=2, default=str), encoding="utf-8")
+    marking = MarkingFacts.of(plan.spec.marking)
+    plan_path.write_text(json.dumps(mark_json(plan_document(plan), marking), indent=2, default=str), encoding="utf-8")
     layer = planned_layer(
         name=f"{plan.spec.name} — planned techniques",
         catalog_version=plan.attack["version"],
@@ -187,7 +189,7 @@ def export_plan(plan: Plan, out_dir: Path) -> list[Path]:
         description=plan.spec.objective,
     )
     layer_path = out_dir / f"{plan.dco_id}-planned-layer.json"
-    layer_path.write_text(json.dumps(layer, indent=2), encoding="utf-8")
+    layer_path.write_text(json.dumps(mark_layer(layer, marking), indent=2), encoding="utf-8")
     return [plan_path, layer_path]
 
 

@@ -14,7 +14,7 @@ achieves with it (from its ATT&CK tactic), never as a bare identifier.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -41,11 +41,10 @@ from dcoflow.models.followup import (
     as_utc,
     is_overdue,
 )
+from dcoflow.models.marking import MarkingFacts
 from dcoflow.models.meeting import recommend
-from dcoflow.models.operation import Marking
 from dcoflow.models.plan import PlanRecord
 from dcoflow.models.repository import get_operation
-from dcoflow.models.stix.markings import Tlp
 from dcoflow.tasks.assess.scoring import latest_scores
 from dcoflow.tasks.conduct.emulation import current_outcomes, load_steps
 from dcoflow.tasks.conduct.hunt_record import list_hunt_runs
@@ -74,53 +73,7 @@ TACTIC_PLAIN: dict[str, str] = {
     "exfiltration": "take data out of our network",
     "impact": "disrupt services or destroy data",
 }
-TLP_ORDER = [Tlp.CLEAR, Tlp.GREEN, Tlp.AMBER, Tlp.AMBER_STRICT, Tlp.RED]
-TLP_MEANING: dict[Tlp, str] = {
-    Tlp.CLEAR: "disclosure is not limited",
-    Tlp.GREEN: "limited to the community",
-    Tlp.AMBER: "limited to recipients' organisations on a need-to-know basis",
-    Tlp.AMBER_STRICT: "limited to the recipients' organisation only",
-    Tlp.RED: "for the named recipients only",
-}
-
-
 # -- facts ------------------------------------------------------------------------------------------------
-
-
-@dataclass(slots=True, frozen=True)
-class MarkingFacts:
-    tlp: Tlp
-    statements: tuple[str, ...] = ()
-
-    @property
-    def label(self) -> str:
-        return f"TLP:{self.tlp.value.upper()}"
-
-    @property
-    def statement(self) -> str:
-        return "; ".join(self.statements) or "no classification or releasability statement"
-
-    @property
-    def banner(self) -> str:
-        return f"{self.label} — {self.statement}"
-
-    @property
-    def meaning(self) -> str:
-        return TLP_MEANING[self.tlp]
-
-    @classmethod
-    def of(cls, marking: Marking) -> MarkingFacts:
-        return cls(marking.tlp, (marking.statement,) if marking.statement else ())
-
-
-def strictest(markings: Iterable[MarkingFacts]) -> MarkingFacts:
-    """The marking of a document that combines several DCOs: the strictest TLP, every statement."""
-    found = list(markings)
-    if not found:
-        return MarkingFacts(Tlp.AMBER)
-    tlp = max((m.tlp for m in found), key=TLP_ORDER.index)
-    statements = tuple(dict.fromkeys(s for m in found for s in m.statements))
-    return MarkingFacts(tlp, statements)
 
 
 @dataclass(slots=True, frozen=True)

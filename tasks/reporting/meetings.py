@@ -31,6 +31,7 @@ from dcoflow.models.followup import (
     as_utc,
     is_overdue,
 )
+from dcoflow.models.marking import MarkingFacts, strictest
 from dcoflow.models.meeting import (
     ItemKind,
     Meeting,
@@ -49,12 +50,10 @@ from dcoflow.tasks.follow_up.risks import get_risk, record_decision, risks_needi
 from dcoflow.tasks.reporting.briefing import (
     ActionFacts,
     BriefingFacts,
-    MarkingFacts,
     Rag,
     RiskFacts,
     gather_facts,
     render,
-    strictest,
 )
 
 REVIEW_WINDOW_DAYS = 14

@@ -19,11 +19,12 @@ from dcoflow.core.db import session_scope
 from dcoflow.core.settings import Settings
 from dcoflow.models.assessment_rows import TechniqueScore
 from dcoflow.models.attack import Catalog
+from dcoflow.models.marking import mark_svg
 from dcoflow.models.operation import DcoSpec
 from dcoflow.models.repository import create_operation
 from dcoflow.models.stix.store import put_objects
 from dcoflow.tasks.assess.frames import LEVELS, TABLE_COLUMNS, coverage_frame, tactic_table, trend_frame
-from dcoflow.tasks.assess.outputs import publish, publish_trend, trend_svg
+from dcoflow.tasks.assess.outputs import publish, publish_trend, trend_marking, trend_svg
 from dcoflow.tasks.assess.scoring import assess_dco, gaps_for_follow_up, latest_scores, trend
 
 from .stixdata import hunt_hit, hunt_run, outcome, verdict
@@ -170,7 +171,9 @@ def test_trend_across_dcos_as_csv_and_one_line_per_dco(session: Session, catalog
     assert titles == sorted([first, first, second, second])  # detection + visibility per DCO
     by_dco = {line.findtext(f"{ns}title"): line for line in lines if "stroke-dasharray" not in line.attrib}
     assert len(by_dco[first].attrib["points"].split()) == 2 and len(by_dco[second].attrib["points"].split()) == 1
-    assert trend_svg(trend_frame(points)) == files["trend"].read_text()
+    marking = trend_marking(session, {p.dco_id for p in points})
+    assert mark_svg(trend_svg(trend_frame(points)), marking) == files["trend"].read_text()
+    assert all(r["marking"] == marking.banner for r in rows)
 
     session.commit()  # the CLI reads through its own connection
     runner = CliRunner()

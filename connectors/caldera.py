@@ -188,6 +188,7 @@ class CalderaClient(HttpConnector):
             "state": state,
             "auto_close": auto_close,
         }
+        # Caldera creates a second operation for a second POST: never re-sent (connectors/http.py).
         return self._dict(self.post_json(f"{API}/operations", json=body), "operation")
 
     def operation(self, operation_id: str) -> dict[str, Any]:
@@ -199,7 +200,8 @@ class CalderaClient(HttpConnector):
 
     def operation_report(self, operation_id: str, *, agent_output: bool = True) -> dict[str, Any]:
         return self._dict(
-            self.post_json(f"{API}/operations/{operation_id}/report", json={"enable_agent_output": agent_output}),
+            self.post_json(f"{API}/operations/{operation_id}/report", json={"enable_agent_output": agent_output},
+                           idempotent=True),  # a read sent as POST
             "report",
         )
 

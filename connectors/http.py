@@ -7,8 +7,15 @@ Subclass :class:`HttpConnector`, set ``system`` (the name errors carry) and call
   retries and backoff default to the ``DCO_HTTP_*`` settings);
   ``transport=`` swaps the network for ``httpx.MockTransport`` in tests; a request path that is
   an absolute ``http(s)://`` URL is sent as is (downloaders that hop between hosts);
-- retries with exponential backoff (``backoff_s * 2**attempt``, capped by ``max_backoff_s``,
-  honouring a numeric ``Retry-After``) for 5xx, 429, timeouts and transport errors;
+- retries for 5xx, 429, timeouts and transport errors, with exponential backoff and jitter
+  (``backoff_s * 2**attempt`` capped by ``max_backoff_s``, then a random 50–100 % of it so clients
+  that failed together do not retry together), honouring a numeric ``Retry-After``;
+- only requests that are safe to send twice are re-sent: GET, HEAD, PUT, DELETE and OPTIONS, or a
+  call marked ``idempotent=True`` (a search sent as POST, a POST carrying an idempotency key the
+  receiver honours). Any other request — a POST that creates a Caldera operation, a TheHive alert,
+  TAXII objects — is re-sent only when the server certainly did not act on it (the connection was never
+  made, or HTTP 429); otherwise its failure is raised at once, still ``retryable``, for a caller that
+  checks before it writes again (find-or-create, diff-then-send) to retry at its own level;
 - :class:`~core.errors.AuthError` at once on 401/403 (retrying rejected credentials only locks
   accounts), :class:`~core.errors.ConnectorError` with ``retryable=False`` on other 4xx;
 - errors that name the system, the method + URL and the status, with the start of the body.
@@ -18,6 +25,7 @@ Subclass :class:`HttpConnector`, set ``system`` (the name errors carry) and call
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Self
@@ -27,6 +35,8 @@ import httpx
 from dcoflow.core.errors import AuthError, ConnectorError
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# RFC 9110 §9.2.2: sending these twice has the effect of sending them once.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 _BODY_PREVIEW = 300
 
 
@@ -87,13 +97,18 @@ class HttpConnector:
         self.close()
 
     # -- requests --------------------------------------------------------------------------------
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """Send one request with the shared retry and error policy; returns a 2xx/3xx response."""
+    def request(self, method: str, path: str, *, idempotent: bool | None = None, **kwargs: Any) -> httpx.Response:
+        """Send one request with the shared retry and error policy; returns a 2xx/3xx response.
+
+        ``idempotent`` overrides the method's own rule (see the module docstring): ``True`` for a POST that
+        only reads or that the receiver de-duplicates, ``False`` for a PUT/DELETE that is not safe to repeat.
+        """
         if path.startswith(("http://", "https://")):
             url = path
         else:
             url = f"{self.base_url}{path if path.startswith('/') else '/' + path}"
         where = f"{method} {url}"
+        resend = method.upper() in IDEMPOTENT_METHODS if idempotent is None else idempotent
         attempt = 0
         while True:
             try:
@@ -102,11 +117,13 @@ class HttpConnector:
                 failure: ConnectorError = ConnectorError(
                     f"timed out: {where} ({type(exc).__name__})", system=self.system, object=url, retryable=True
                 )
+                unsent = isinstance(exc, httpx.ConnectTimeout)
                 retry_after = None
             except httpx.TransportError as exc:
                 failure = ConnectorError(
                     f"cannot reach {where}: {exc}", system=self.system, object=url, retryable=True
                 )
+                unsent = isinstance(exc, httpx.ConnectError)
                 retry_after = None
             else:
                 status = response.status_code
@@ -125,20 +142,27 @@ class HttpConnector:
                     f"{where} failed with HTTP {status}: {body}",
                     system=self.system, object=url, status=status, retryable=retryable,
                 )
+                unsent = status == 429  # RFC 6585: rate-limited requests were not processed
                 retry_after = _retry_after(response)
-            if not failure.retryable or attempt >= self.retries:
+            if not failure.retryable or attempt >= self.retries or not (resend or unsent):
                 if failure.retryable:
                     failure.details["attempts"] = attempt + 1
+                    if not (resend or unsent):
+                        failure.details["not_resent"] = f"{method} is not idempotent and may have been applied"
                 raise failure
-            delay = retry_after if retry_after is not None else self.backoff_s * (2**attempt)
-            self._sleep(min(delay, self.max_backoff_s))
+            self._sleep(min(retry_after, self.max_backoff_s) if retry_after is not None else self.backoff(attempt))
             attempt += 1
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait before retry ``attempt + 1``: exponential, capped, with 50–100 % jitter."""
+        delay: float = min(self.backoff_s * 2.0**attempt, self.max_backoff_s)
+        return delay * (0.5 + random.random() / 2)
 
     def get_json(self, path: str, **kwargs: Any) -> Any:
         return self._decode(self.request("GET", path, **kwargs))
 
-    def post_json(self, path: str, **kwargs: Any) -> Any:
-        return self._decode(self.request("POST", path, **kwargs))
+    def post_json(self, path: str, *, idempotent: bool | None = None, **kwargs: Any) -> Any:
+        return self._decode(self.request("POST", path, idempotent=idempotent, **kwargs))
 
     def _decode(self, response: httpx.Response) -> Any:
         try:

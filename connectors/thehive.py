@@ -65,7 +65,8 @@ class TheHiveClient(HttpConnector):
             {"_name": "filter", "_and": conditions},
             {"_name": "page", "from": 0, "to": 1},
         ]
-        found = self.post_json("/api/v1/query", params={"name": "dcoflow-find-alert"}, json={"query": query})
+        found = self.post_json("/api/v1/query", params={"name": "dcoflow-find-alert"}, json={"query": query},
+                               idempotent=True)  # a read sent as POST
         if not isinstance(found, list):
             raise ConnectorError(
                 f"query for alert {source_ref} returned {type(found).__name__}, expected a list",
@@ -104,7 +105,9 @@ class TheHiveClient(HttpConnector):
             "observables": list(observables),
         }
         try:
-            created = self.post_json("/api/v1/alert", json=body)
+            # Safe to re-send: TheHive refuses a second alert with the same type, source and sourceRef (400),
+            # and the 400 below finds the first one.
+            created = self.post_json("/api/v1/alert", json=body, idempotent=True)
         except ConnectorError as exc:
             # A concurrent or earlier attempt created it between our lookup and this call.
             if exc.status == 400:

@@ -70,7 +70,8 @@ class WebhookClient(HttpConnector):
                    TIMESTAMP_HEADER: timestamp, "X-Dco-Event": event}
         if self.secret:
             headers[SIGNATURE_HEADER] = sign(self.secret, timestamp, body)
-        response = self.request("POST", self.path, content=body, headers=headers)
+        # Re-sent on failure: the receiver drops a repeated Idempotency-Key.
+        response = self.request("POST", self.path, content=body, headers=headers, idempotent=True)
         if not response.content:
             return {"status": response.status_code}
         try:

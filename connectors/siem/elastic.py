@@ -101,10 +101,12 @@ class ElasticClient(HttpConnector):
                                                  "format": "strict_date_optional_time"}}}
 
     def _open_pit(self, index: str) -> str:
+        # Opening a point in time only reads; a PIT orphaned by a re-sent request expires after keep_alive.
         if self.flavor == "opensearch":
-            body = self.post_json(f"/{index}/_search/point_in_time", params={"keep_alive": KEEP_ALIVE})
+            body = self.post_json(f"/{index}/_search/point_in_time", params={"keep_alive": KEEP_ALIVE},
+                                  idempotent=True)
             return str(body["pit_id"])
-        body = self.post_json(f"/{index}/_pit", params={"keep_alive": KEEP_ALIVE})
+        body = self.post_json(f"/{index}/_pit", params={"keep_alive": KEEP_ALIVE}, idempotent=True)
         return str(body["id"])
 
     def _close_pit(self, pit: str) -> None:
@@ -132,7 +134,7 @@ class ElasticClient(HttpConnector):
                 }
                 if after is not None:
                     body["search_after"] = after
-                page = self.post_json("/_search", json=body)
+                page = self.post_json("/_search", json=body, idempotent=True)  # a search sent as POST
                 pit = str(page.get("pit_id") or pit)
                 hits = page.get("hits", {}).get("hits", [])
                 for hit in hits:
@@ -151,7 +153,7 @@ class ElasticClient(HttpConnector):
         # count says when the cap was reached.
         body = {"query": query, "filter": self._range(start, end), "size": size,
                 "timestamp_field": self.timestamp_field}
-        page = self.post_json(f"/{index}/_eql/search", json=body)
+        page = self.post_json(f"/{index}/_eql/search", json=body, idempotent=True)  # a search sent as POST
         hits = page.get("hits", {})
         for hit in hits.get("events", []):
             yield _event(hit)

@@ -81,8 +81,9 @@ class SplunkClient(HttpConnector):
         return self.results(sid, page_size)
 
     def create_job(self, spl: str, start: datetime, end: datetime) -> str:
+        # A search job only reads; one orphaned by a re-sent request expires with its TTL.
         body = self.post_json(JOBS, data={"search": spl, "earliest_time": iso(start), "latest_time": iso(end),
-                                          "output_mode": "json"})
+                                          "output_mode": "json"}, idempotent=True)
         sid = body.get("sid") if isinstance(body, dict) else None
         if not sid:
             raise ConnectorError(f"search job created without a sid: {body!r:.200}", system=self.system, object=JOBS)

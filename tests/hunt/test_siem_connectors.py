@@ -121,7 +121,8 @@ def test_500_then_success_is_retried_with_backoff() -> None:
     conn = HttpConnector("http://svc", transport=httpx.MockTransport(handler), retries=3, backoff_s=0.5,
                          sleep=rec.sleep)
     assert conn.get_json("/x") == {"ok": True}
-    assert rec.delays == [0.5, 1.0]  # exponential
+    assert len(rec.delays) == 2  # exponential, each with 50–100 % jitter
+    assert 0.25 <= rec.delays[0] <= 0.5 and 0.5 <= rec.delays[1] <= 1.0
 
 
 def test_429_honours_retry_after() -> None:

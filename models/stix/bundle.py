@@ -1,24 +1,17 @@
 """A DCO as one STIX 2.1 bundle: a ``report`` whose object_refs are every result the DCO
-recorded, the objects themselves, the ATT&CK attack-patterns they reference (as reference
-copies carrying ATT&CK's own ids) and the marking-definitions they use."""
+recorded, the objects themselves, the ATT&CK objects they reference exactly as MITRE published them
+(with MITRE's identity and marking-definition; by reference when they are not at hand) and the
+marking-definitions they use."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from dcoflow.models.stix.ids import stix_id
 from dcoflow.models.stix.markings import TLP2_IDS, Tlp, tlp_marking
 
 ATTACK_PATTERN_PREFIX = "attack-pattern--"
-
-
-class TechniqueLike(Protocol):
-    attack_id: str
-    stix_id: str
-    name: str
-    url: str
-    modified: str
 
 
 def referenced_ids(objects: Iterable[Mapping[str, Any]]) -> set[str]:
@@ -33,40 +26,33 @@ def referenced_ids(objects: Iterable[Mapping[str, Any]]) -> set[str]:
     return refs
 
 
-def attack_pattern_copy(tech: TechniqueLike, created: str) -> dict[str, Any]:
-    """A reference copy of an ATT&CK technique with its official id, so the bundle resolves."""
-    return {
-        "type": "attack-pattern",
-        "spec_version": "2.1",
-        "id": tech.stix_id,
-        "created": created,
-        "modified": tech.modified or created,
-        "name": tech.name,
-        "external_references": [{"source_name": "mitre-attack", "external_id": tech.attack_id, "url": tech.url}],
-    }
-
-
 def dco_bundle(
     dco_id: str,
     name: str,
     description: str,
-    published: str,
+    published_at: str,
     objects: Sequence[dict[str, Any]],
-    technique_by_stix_id: Callable[[str], TechniqueLike | None],
+    published: Callable[[str], dict[str, Any] | None],
     identity: dict[str, Any],
     marking_refs: Sequence[str],
     extra_markings: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
-    """The bundle of a DCO; ``technique_by_stix_id`` finds the catalog technique of an attack-pattern id."""
+    """The bundle of a DCO; ``published`` gives an ATT&CK object as published by its id (None: not at hand)."""
     by_id = {o["id"]: o for o in objects}
     by_id.setdefault(identity["id"], identity)
     for m in extra_markings:
         by_id.setdefault(m["id"], m)
     refs = referenced_ids(by_id.values())
-    for ref in sorted(r for r in refs if r.startswith(ATTACK_PATTERN_PREFIX)):
-        tech = technique_by_stix_id(ref) if ref not in by_id else None
-        if tech is not None:
-            by_id[ref] = attack_pattern_copy(tech, published)
+    attack = [p for p in (published(r) for r in sorted(refs) if r.startswith(ATTACK_PATTERN_PREFIX)
+                          and r not in by_id) if p is not None]
+    for obj in attack:
+        by_id[obj["id"]] = obj
+    # MITRE's identity and marking-definition the published objects point at
+    for ref in sorted(referenced_ids(attack)):
+        found = published(ref) if ref not in by_id else None
+        if found is not None:
+            by_id[ref] = found
+    refs |= referenced_ids(attack)
     tlp_by_id = {v: k for k, v in TLP2_IDS.items()}
     for ref in sorted(refs | set(marking_refs)):
         if ref in tlp_by_id and ref not in by_id:
@@ -76,9 +62,9 @@ def dco_bundle(
         "type": "report",
         "spec_version": "2.1",
         "id": stix_id("report", dco_id),
-        "created": published,
-        "modified": published,
-        "published": published,
+        "created": published_at,
+        "modified": published_at,
+        "published": published_at,
         "name": name,
         "description": description,
         "report_types": ["attack-pattern", "indicator", "observed-data"],
@@ -87,4 +73,4 @@ def dco_bundle(
         "object_marking_refs": list(marking_refs),
         "x_dco_id": dco_id,
     }
-    return {"type": "bundle", "id": stix_id("bundle", dco_id, published), "objects": [report, *by_id.values()]}
+    return {"type": "bundle", "id": stix_id("bundle", dco_id, published_at), "objects": [report, *by_id.values()]}

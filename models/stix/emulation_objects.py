@@ -13,7 +13,7 @@ from typing import Any
 
 from dcoflow.models.emulation import EmulationOutcome, Outcome
 from dcoflow.models.stix.common import DcoContext, system_identity, system_identity_id
-from dcoflow.models.stix.ids import sco_id, stix_id
+from dcoflow.models.stix.ids import sco, stix_id
 from dcoflow.models.stix.store import stix_time
 
 
@@ -41,10 +41,10 @@ def fallback_attack_pattern(ctx: DcoContext, technique_id: str, name: str, creat
 
 
 def _sco(item: dict[str, Any], key: tuple[object, ...]) -> dict[str, Any]:
-    props = {k: v for k, v in item.items() if k not in ("id", "spec_version")}
-    obj = {"type": item["type"], "spec_version": "2.1", **props}
-    obj["id"] = item.get("id") or sco_id(item["type"], props, *key)
-    return obj
+    props = {k: v for k, v in item.items() if k not in ("id", "spec_version", "type")}
+    if item.get("id"):
+        return {"type": item["type"], "spec_version": "2.1", "id": item["id"], **props}
+    return sco(item["type"], props, *key)
 
 
 def outcome_objects(

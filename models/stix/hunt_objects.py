@@ -25,7 +25,7 @@ import orjson
 
 from dcoflow.models.hunting import RuleInfo
 from dcoflow.models.stix.common import DcoContext, common_properties, system_identity
-from dcoflow.models.stix.ids import sco_id, stix_id
+from dcoflow.models.stix.ids import sco, stix_id
 from dcoflow.models.stix.store import stix_time
 
 
@@ -196,11 +196,11 @@ class _Scos:
 
     def add(self, stix_type: str, props: dict[str, Any], *fallback: object) -> str:
         props = {k: v for k, v in props.items() if v not in (None, "", [], {})}
-        oid = sco_id(stix_type, props, *fallback)
-        if oid not in self.objects:
-            self.objects[oid] = {"type": stix_type, "spec_version": "2.1", "id": oid, **props,
-                                 "object_marking_refs": list(self.ctx.marking_refs), "x_dco_id": self.ctx.dco_id}
-        return oid
+        obj = sco(stix_type, props, *fallback)
+        if obj["id"] not in self.objects:
+            obj.update({"object_marking_refs": list(self.ctx.marking_refs), "x_dco_id": self.ctx.dco_id})
+            self.objects[obj["id"]] = obj
+        return str(obj["id"])
 
     def file(self, path: str, hashes: dict[str, str] | None = None) -> str:
         directory, name = _split_path(path)

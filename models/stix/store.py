@@ -4,6 +4,8 @@ version of an object sits beside the older ones (history is kept)."""
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -13,6 +15,7 @@ from sqlalchemy import true as sa_true
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from dcoflow.core.db import upsert
+from dcoflow.models.stix.ids import NATURAL_KEY
 
 STIX_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -41,15 +44,69 @@ class StixObjectRow(SQLModel, table=True):
     object: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
 
 
+class RandomScoIdRow(SQLModel, table=True):
+    """The UUIDv4 given once to an SCO without id-contributing properties (a process), per (DCO, natural key):
+    STIX 2.1 wants a random id for it, and storing the one drawn keeps a retried task's objects identical."""
+
+    __tablename__ = "stix_random_sco_id"
+
+    dco_id: str = Field(primary_key=True, max_length=64)
+    key_hash: str = Field(primary_key=True, max_length=64)  # sha256 of the natural key (command lines are long)
+    stix_id: str = Field(max_length=120)
+
+
+def _key_hash(natural_key: str) -> str:
+    return hashlib.sha256(natural_key.encode()).hexdigest()
+
+
+def _random_ids(session: Session, dco_id: str, hashes: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    unique = list(dict.fromkeys(hashes))
+    for start in range(0, len(unique), 500):
+        stmt = select(RandomScoIdRow).where(RandomScoIdRow.dco_id == dco_id,
+                                            col(RandomScoIdRow.key_hash).in_(unique[start:start + 500]))
+        out.update({row.key_hash: row.stix_id for row in session.exec(stmt)})
+    return out
+
+
+def resolve_random_ids(session: Session, dco_id: str | None, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Give every SCO a builder left with a provisional id (``NATURAL_KEY`` set) its stored UUIDv4 — drawn and
+    kept now when its (DCO, natural key) is new — and point every ``*_ref``/``*_refs`` at it. In place."""
+    pending = {o["id"]: str(o[NATURAL_KEY]) for o in objects if NATURAL_KEY in o}
+    if not pending:
+        return objects
+    dco = dco_id or ""
+    by_hash = {_key_hash(key): key for key in pending.values()}
+    known = _random_ids(session, dco, list(by_hash))
+    new = [{"dco_id": dco, "key_hash": h, "stix_id": f"{by_hash[h].split('|', 1)[0]}--{uuid.uuid4()}"}
+           for h in by_hash if h not in known]
+    if new:
+        # Conflicts are ignored and the table re-read: a concurrent writer's id wins for everyone.
+        upsert(session, RandomScoIdRow, new, keys=("dco_id", "key_hash"))
+        known = _random_ids(session, dco, list(by_hash))
+    swap = {old: known[_key_hash(key)] for old, key in pending.items()}
+    for obj in objects:
+        obj.pop(NATURAL_KEY, None)
+        if obj["id"] in swap:
+            obj["id"] = swap[obj["id"]]
+        for name, value in obj.items():
+            if name.endswith("_ref") and isinstance(value, str) and value in swap:
+                obj[name] = swap[value]
+            elif name.endswith("_refs") and isinstance(value, list):
+                obj[name] = [swap.get(v, v) if isinstance(v, str) else v for v in value]
+    return objects
+
+
 def _modified(obj: dict[str, Any]) -> str:
     # SCOs and marking-definitions have no 'modified'; they never change once written.
     return str(obj.get("modified") or obj.get("created") or "")
 
 
 def put_objects(session: Session, objects: Iterable[dict[str, Any]], dco_id: str | None) -> int:
-    """Bulk-store STIX objects (plain dicts); identical (id, modified) pairs are ignored."""
+    """Bulk-store STIX objects (plain dicts); identical (id, modified) pairs are ignored. SCOs still holding a
+    provisional id get their stored UUIDv4 first (``resolve_random_ids``)."""
     rows: dict[tuple[str, str], dict[str, Any]] = {}
-    for obj in objects:
+    for obj in resolve_random_ids(session, dco_id, list(objects)):
         markings = obj.get("object_marking_refs") or [None]
         key = (obj["id"], _modified(obj))
         rows[key] = {

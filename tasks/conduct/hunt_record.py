@@ -37,7 +37,14 @@ from dcoflow.models.operation import as_utc
 from dcoflow.models.repository import get_operation, record_event
 from dcoflow.models.stix import hunt_objects as ho
 from dcoflow.models.stix.common import dcoflow_identity, marking_refs
-from dcoflow.models.stix.store import StixObjectRow, latest_objects, put_objects, stix_now, stix_time
+from dcoflow.models.stix.store import (
+    StixObjectRow,
+    latest_objects,
+    put_objects,
+    resolve_random_ids,
+    stix_now,
+    stix_time,
+)
 
 # -- exercise separation ---------------------------------------------------------------------------
 
@@ -148,6 +155,7 @@ def next_modified(previous: str, now: str) -> str:
 def settle_versions(session: Session, dco_id: str, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Give objects that already exist (for this DCO) their stored timestamps when nothing changed,
     else keep ``created`` (and ``valid_from``) and make a strictly newer ``modified``."""
+    resolve_random_ids(session, dco_id, objects)  # final SCO ids first: refs to them are content
     ids = [o["id"] for o in objects if "modified" in o]
     stored: dict[str, dict[str, Any]] = {}
     for start in range(0, len(ids), 500):

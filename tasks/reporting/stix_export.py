@@ -12,9 +12,9 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session
 
+from dcoflow.connectors.attack.published import published_objects
 from dcoflow.core.errors import ContentError
 from dcoflow.models.attack.catalog import Catalog
-from dcoflow.models.attack.objects import Technique
 from dcoflow.models.repository import get_operation
 from dcoflow.models.stix.bundle import dco_bundle
 from dcoflow.models.stix.common import dcoflow_identity, marking_refs
@@ -30,17 +30,15 @@ def build_dco_bundle(
     spec = op.dco
     refs, definitions = marking_refs(spec.marking)
 
-    def technique(stix_id: str) -> Technique | None:
-        obj = catalog.by_stix_id(stix_id)
-        return obj if isinstance(obj, Technique) else None
+    as_published = published_objects(catalog.source)
 
     return dco_bundle(
         dco_id=op.id,
         name=f"DCO {spec.name}",
         description=f"{spec.objective} (state: {op.state.value})",
-        published=published or stix_now(),
+        published_at=published or stix_now(),
         objects=latest_objects(session, op.id) if objects is None else objects,
-        technique_by_stix_id=technique,
+        published=as_published.get,
         identity=dcoflow_identity(),
         marking_refs=refs,
         extra_markings=definitions,

@@ -17,6 +17,7 @@ from dcoflow.core.settings import get_settings
 from dcoflow.flows.forms import described
 from dcoflow.models.repository import get_operation
 from dcoflow.tasks.reporting.briefing import write_briefs_task
+from dcoflow.tasks.retry import retry_when_retryable
 
 
 def _meeting_pack(dco_id: str, body: str, output_dir: str, attack_source: str | None) -> dict[str, Any]:
@@ -32,7 +33,8 @@ def _meeting_pack(dco_id: str, body: str, output_dir: str, attack_source: str | 
         return {"meeting": meeting.id, "files": {k: str(v) for k, v in files.items()}}
 
 
-meeting_pack_task = task(name="meeting-pack", retries=1, cache_policy=NO_CACHE)(_meeting_pack)
+meeting_pack_task = task(name="meeting-pack",
+                         retry_condition_fn=retry_when_retryable, retries=1, cache_policy=NO_CACHE)(_meeting_pack)
 
 
 @flow(name="brief")

@@ -15,6 +15,7 @@ from dcoflow.core.errors import ConfigError
 from dcoflow.core.settings import get_settings
 from dcoflow.flows.forms import described
 from dcoflow.models.attack.catalog import DOMAINS
+from dcoflow.tasks.retry import retry_when_retryable
 
 PARTS = ("attack", "sigma", "atomics")
 
@@ -31,7 +32,8 @@ def sync_parts(dest: str | Path, parts: Sequence[str], domains: Sequence[str], a
     return [{"part": r.part, "path": r.path, "detail": r.detail} for r in results]
 
 
-sync_part_task = task(name="sync-content-part", cache_policy=NO_CACHE, retries=1)(sync_parts)
+sync_part_task = task(name="sync-content-part", cache_policy=NO_CACHE,
+                      retry_condition_fn=retry_when_retryable, retries=1)(sync_parts)
 
 
 @flow(name="sync-content")

@@ -57,6 +57,7 @@ from dcoflow.tasks.assess.frames import (
     trend_pivot,
 )
 from dcoflow.tasks.assess.scoring import latest_scores, trend
+from dcoflow.tasks.retry import retry_when_retryable
 
 VISIBILITY_COLORS = ["#f7fbff", "#2c7bb6"]
 #: Line colours of the trend chart, one per DCO (cycled); colour-blind safe (Okabe–Ito).
@@ -369,4 +370,5 @@ def _publish_task(dco_id: str, output_dir: str, attack_source: str | None = None
         return files
 
 
-publish_task = task(name="publish-assessment", cache_policy=NO_CACHE, retries=1)(_publish_task)
+publish_task = task(name="publish-assessment", cache_policy=NO_CACHE,
+                    retry_condition_fn=retry_when_retryable, retries=1)(_publish_task)

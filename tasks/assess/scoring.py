@@ -39,6 +39,7 @@ from dcoflow.models.operation import Operation
 from dcoflow.models.repository import get_operation
 from dcoflow.models.stix.ids import row_id
 from dcoflow.tasks.assess.evidence import evidence_from_catalog, load_evidence
+from dcoflow.tasks.retry import retry_when_retryable
 
 
 @dataclass(slots=True, frozen=True)
@@ -291,7 +292,8 @@ def _assess_task(
                 "follow_up_gaps": gaps_for_follow_up(result, catalog)}
 
 
-assess_dco_task = task(name="assess-dco", cache_policy=NO_CACHE, retries=1)(_assess_task)
+assess_dco_task = task(name="assess-dco", cache_policy=NO_CACHE,
+                       retry_condition_fn=retry_when_retryable, retries=1)(_assess_task)
 
 
 def gaps_for_follow_up(result: AssessmentResult, catalog: Catalog, limit: int = 50) -> list[dict[str, Any]]:

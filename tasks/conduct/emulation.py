@@ -53,6 +53,7 @@ from dcoflow.models.stix.common import DcoContext
 from dcoflow.models.stix.emulation_objects import outcome_objects, sighting_id
 from dcoflow.models.stix.ids import row_id
 from dcoflow.models.stix.store import put_objects
+from dcoflow.tasks.retry import retry_when_retryable
 
 CONNECTORS = ("manual", "local", "caldera")
 SEVERITY_ORDER = list(Severity)
@@ -893,10 +894,12 @@ def _record_in_session(dco_id: str, step: EmulationStep, outcomes: Iterable[Mapp
 
 
 deconflict_step_task = task(name="deconflict-step", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE,
+                            retry_condition_fn=retry_when_retryable,
                             task_run_name="deconflict-{step.order}-{step.technique_id}")(_deconflict_in_session)
 execute_step_task = task(name="execute-step", cache_policy=NO_CACHE,
                          task_run_name="step-{step.order}-{step.technique_id}")(_execute_in_session)
 record_outcome_task = task(name="record-outcome", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE,
+                           retry_condition_fn=retry_when_retryable,
                            task_run_name="outcome-{step.order}-{step.technique_id}")(_record_in_session)
 
 
@@ -916,4 +919,5 @@ def _export_vectr_file(dco: str, output_dir: str) -> str:
     return str(path)
 
 
-export_vectr_task = task(name="export-vectr", retries=1, cache_policy=NO_CACHE)(_export_vectr_file)
+export_vectr_task = task(name="export-vectr",
+                         retry_condition_fn=retry_when_retryable, retries=1, cache_policy=NO_CACHE)(_export_vectr_file)

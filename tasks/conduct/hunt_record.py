@@ -45,6 +45,7 @@ from dcoflow.models.stix.store import (
     stix_now,
     stix_time,
 )
+from dcoflow.tasks.retry import retry_when_retryable
 
 # -- exercise separation ---------------------------------------------------------------------------
 
@@ -530,6 +531,6 @@ def _record_in_new_session(dco_id: str, outcome: HuntOutcome, hunt_key: str, cat
 
 
 # Prefect wrappers: coarse (a whole hunt or batch run), retried for database hiccups only.
-record_hunt_task = task(name="record-hunt", cache_policy=NO_CACHE, retries=2,
+record_hunt_task = task(name="record-hunt", cache_policy=NO_CACHE, retry_condition_fn=retry_when_retryable, retries=2,
                         retry_delay_seconds=2)(_record_in_new_session)
 run_hunt_batches_task = task(name="hunt-batches", cache_policy=NO_CACHE)(run_hunt_batches)

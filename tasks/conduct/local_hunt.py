@@ -40,6 +40,7 @@ from dcoflow.core.errors import BatchReport
 from dcoflow.core.settings import get_settings
 from dcoflow.models.hunting import HuntOutcome, HuntSelection, RuleMatch, SkippedRule
 from dcoflow.models.sigma.compiler import CompiledRule, GroupFn, RuleCompileError, RuleSet, compile_rule, dispatch_key
+from dcoflow.tasks.retry import retry_when_retryable
 
 _PROGRESS_EVERY = 10_000
 # Below this much input a forked pool costs more than it saves.
@@ -314,4 +315,5 @@ def hunt_compiled(
     )
 
 
-run_local_hunt_task = task(name="local-hunt", cache_policy=NO_CACHE, retries=1)(run_local_hunt)
+run_local_hunt_task = task(name="local-hunt", cache_policy=NO_CACHE,
+                           retry_condition_fn=retry_when_retryable, retries=1)(run_local_hunt)

@@ -38,6 +38,7 @@ from dcoflow.models.repository import get_operation, get_or_raise, record_event
 from dcoflow.models.stix.common import DcoContext
 from dcoflow.models.stix.followup_objects import action_objects
 from dcoflow.models.stix.store import put_objects
+from dcoflow.tasks.retry import retry_when_retryable
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,4 +268,5 @@ def plan_actions_batch(
         return {"actions": [action_row(a) for a in actions], "report": report.summary()}
 
 
-plan_actions_task = task(name="plan-actions", cache_policy=NO_CACHE, retries=2)(plan_actions_batch)
+plan_actions_task = task(name="plan-actions", cache_policy=NO_CACHE,
+                         retry_condition_fn=retry_when_retryable, retries=2)(plan_actions_batch)

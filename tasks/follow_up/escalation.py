@@ -36,6 +36,7 @@ from dcoflow.models.repository import get_operation, record_event
 from dcoflow.models.stix.common import DcoContext
 from dcoflow.models.stix.followup_objects import incident_id, incident_objects
 from dcoflow.models.stix.store import latest_objects, put_objects
+from dcoflow.tasks.retry import retry_when_retryable
 
 # -- findings from the evidence store ------------------------------------------------------------------
 
@@ -311,4 +312,5 @@ def escalate(
         return [incident_payload(i) for i in list_incidents(session, dco_id=op_id)]
 
 
-escalate_task = task(name="escalate-findings", cache_policy=NO_CACHE, retries=1)(escalate)
+escalate_task = task(name="escalate-findings", cache_policy=NO_CACHE,
+                     retry_condition_fn=retry_when_retryable, retries=1)(escalate)

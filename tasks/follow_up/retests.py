@@ -33,6 +33,7 @@ from dcoflow.models.followup import (
 from dcoflow.models.operation import utcnow
 from dcoflow.models.repository import get_or_raise, record_event
 from dcoflow.models.stix.store import latest_objects
+from dcoflow.tasks.retry import retry_when_retryable
 
 
 class RetestSubmitter(Protocol):
@@ -259,4 +260,5 @@ def run_due_retests_batch(retest_id: str | None = None, conduct_deployment: str 
         return run_due_retests(session, retest_id=retest_id, start_conduct=starter)
 
 
-run_due_retests_task = task(name="run-due-retests", cache_policy=NO_CACHE, retries=2)(run_due_retests_batch)
+run_due_retests_task = task(name="run-due-retests", cache_policy=NO_CACHE,
+                            retry_condition_fn=retry_when_retryable, retries=2)(run_due_retests_batch)

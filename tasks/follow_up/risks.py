@@ -32,6 +32,7 @@ from dcoflow.models.followup import (
 from dcoflow.models.operation import Operation, utcnow
 from dcoflow.models.repository import get_operation, get_or_raise, record_event
 from dcoflow.tasks.follow_up.retests import RetestSubmitter, schedule_retest
+from dcoflow.tasks.retry import retry_when_retryable
 
 
 def scope_impact(op: Operation, criticality: int = 3) -> ScopeImpact:
@@ -224,5 +225,7 @@ def expire_acceptances_batch(deployment: str | None = None) -> list[str]:
         return [r.id for r in handle_expired_acceptances(session, deployment=deployment)]
 
 
-derive_risks_task = task(name="derive-risks", cache_policy=NO_CACHE, retries=2)(derive_risks_batch)
-expire_acceptances_task = task(name="expire-acceptances", cache_policy=NO_CACHE, retries=2)(expire_acceptances_batch)
+derive_risks_task = task(name="derive-risks", cache_policy=NO_CACHE,
+                         retry_condition_fn=retry_when_retryable, retries=2)(derive_risks_batch)
+expire_acceptances_task = task(name="expire-acceptances", cache_policy=NO_CACHE,
+                               retry_condition_fn=retry_when_retryable, retries=2)(expire_acceptances_batch)

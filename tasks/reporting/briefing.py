@@ -51,6 +51,7 @@ from dcoflow.tasks.conduct.hunt_record import list_hunt_runs
 from dcoflow.tasks.follow_up.actions import list_actions
 from dcoflow.tasks.follow_up.escalation import list_incidents
 from dcoflow.tasks.follow_up.risks import list_risks, risks_needing_decision
+from dcoflow.tasks.retry import retry_when_retryable
 
 Audience = Literal["technical", "executive", "both"]
 RagLevel = Literal["red", "amber", "green"]
@@ -711,4 +712,5 @@ def _brief_in_session(
             "overdue_actions": len(facts.overdue_actions), "incidents": len(facts.incidents)}
 
 
-write_briefs_task = task(name="write-briefs", retries=1, cache_policy=NO_CACHE)(_brief_in_session)
+write_briefs_task = task(name="write-briefs",
+                         retry_condition_fn=retry_when_retryable, retries=1, cache_policy=NO_CACHE)(_brief_in_session)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from platformdirs import user_cache_dir, user_data_dir
 from pydantic import Field, SecretStr
@@ -22,6 +23,8 @@ from dcoflow.core.errors import ConfigError
 OFFICIAL_ATTACK_URL = (
     "https://raw.githubusercontent.com/mitre-attack/attack-stix-data/master/enterprise-attack/enterprise-attack.json"
 )
+
+FieldMappingName = Literal["sysmon", "ecs"]  # how an Elastic index stores Windows events (models.sigma.siem_convert)
 
 # content part → the setting that points it elsewhere (its variable is DCO_ + the setting upper-cased)
 _PART_SETTINGS = {"sigma": "sigma_dir", "atomics": "atomics_dir", "emulation-library": "emulation_dir",
@@ -63,6 +66,18 @@ class Settings(BaseSettings):
     elastic_api_key: SecretStr | None = None
     elastic_user: str | None = None
     elastic_password: SecretStr | None = None
+    elastic_field_mapping: FieldMappingName = Field(
+        "sysmon", description="How Elastic indices store Windows events: 'sysmon' (raw Sysmon/Windows field names) "
+        "or 'ecs' (Elastic Common Schema, the Elastic Agent / Winlogbeat 7+ default).")
+    elastic_index_mappings: dict[str, FieldMappingName] = Field(
+        default_factory=dict, description='Per-index exceptions, index pattern → mapping, as JSON: '
+        '{"logs-endpoint*": "ecs", "winlogbeat-raw-*": "sysmon"}.')
+    elastic_eql_max_requests: int = Field(64, ge=1, description="EQL requests one query may spend counting its hits.")
+    siem_concurrency: int = Field(4, ge=1, le=64, description="Rules a SIEM hunt runs at once.")
+    siem_slice_hours: float = Field(0.0, ge=0, description="Split a SIEM hunt's window into slices this long "
+                                    "(0: one query per rule over the whole window).")
+    siem_rate_limit_budget_s: float = Field(900.0, ge=0, description="How long a SIEM hunt waits out 429/quota "
+                                            "answers in total before it fails.")
     splunk_url: str | None = None
     splunk_token: SecretStr | None = None
     splunk_index: str = "main"
@@ -82,6 +97,15 @@ class Settings(BaseSettings):
     max_archive_member_bytes: int = Field(2 * 1024**3, description="Refuse zip members larger than this.")
 
     # -- derived locations -----------------------------------------------------------------------------
+    def elastic_mapping_for(self, index: str) -> FieldMappingName:
+        """``index``'s field mapping: the first pattern in ``elastic_index_mappings`` it matches, else the default."""
+        from fnmatch import fnmatchcase
+
+        for pattern, mapping in self.elastic_index_mappings.items():
+            if fnmatchcase(index, pattern):
+                return mapping
+        return self.elastic_field_mapping
+
     def content_path(self, part: str) -> Path:
         """Resolve a content part (``sigma``, ``atomics``, …) or say which setting to use."""
         if part not in _PART_SETTINGS:

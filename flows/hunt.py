@@ -133,8 +133,10 @@ def make_engine(params: HuntSource, start: datetime, end: datetime) -> tuple[Cal
     if params.source == DataSource.ELASTIC:
         from dcoflow.connectors.siem.elastic import ElasticClient
 
-        client = ElasticClient.from_settings(settings, api_key=_secret(params.secret_block))
+        client = ElasticClient.from_settings(settings, api_key=_secret(params.secret_block),
+                                             eql_max_requests=settings.elastic_eql_max_requests)
         index = params.index or settings.elastic_index
+        mapping = settings.elastic_mapping_for(index)
         backend: Literal["elastic-lucene", "elastic-eql", "splunk"] = (
             "elastic-eql" if params.elastic_language == "eql" else "elastic-lucene")
     else:
@@ -143,9 +145,12 @@ def make_engine(params: HuntSource, start: datetime, end: datetime) -> tuple[Cal
         client = SplunkClient.from_settings(settings, token=_secret(params.secret_block))
         index = params.index or settings.splunk_index
         backend = "splunk"
+        mapping = "sysmon"  # Splunk's Windows add-ons keep the raw event field names
     name = f"{client.system}:{client.base_url}/{index}"
+    slice_s = settings.siem_slice_hours * 3600 or None
     return (lambda batch: run_siem_hunt(batch, client, backend=backend, index=index, start=start, end=end,
-                                        sample=params.sample)), name
+                                        sample=params.sample, mapping=mapping, concurrency=settings.siem_concurrency,
+                                        slice_s=slice_s, rate_limit_budget_s=settings.siem_rate_limit_budget_s)), name
 
 
 @task(name="hunt-and-record", cache_policy=NO_CACHE)

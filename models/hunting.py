@@ -41,6 +41,7 @@ class RuleMatch:
     rule: RuleInfo
     count: int
     events: list[dict[str, Any]] = field(default_factory=list)
+    exact: bool = True  # False: the SIEM could only say "at least ``count``" (reported as ≥ count)
 
 
 @dataclass(slots=True)
@@ -55,6 +56,7 @@ class HuntOutcome:
     events_read: int = 0
     reports: list[BatchReport] = field(default_factory=list)  # bad records per input file
     duration_s: float = 0.0
+    rate_limited: int = 0  # SIEM answers that asked the hunt to slow down (429, search quota)
 
 
 @dataclass(slots=True)

@@ -8,6 +8,13 @@ response carries ``pit_id`` (use the newest) and per-hit ``sort`` values; ``DELE
 EQL queries run through ``POST /<index>/_eql/search``; matching events are in ``hits.events``
 (EQL search API), with a ``filter`` on the time range.
 
+Counting (``count_and_sample``) asks the server: a Lucene query is one ``_search`` with
+``track_total_hits: true`` (``hits.total = {"value": n, "relation": "eq"}``) and ``size`` = the sample,
+so a rule with ten million hits costs one request. EQL has no ``search_after`` and returns at most
+``size`` events: when a page comes back full, the time window is halved and each half asked again
+(oldest first), within ``eql_max_requests`` per query; a window still full at the end of the budget
+makes the count a lower bound (``exact=False``), which the hunt reports as such.
+
 OpenSearch (``flavor="opensearch"``) differs: a PIT is opened with
 ``POST /<index>/_search/point_in_time?keep_alive=1m`` and answered with ``{"pit_id": …}``, closed
 with ``DELETE /_search/point_in_time`` and body ``{"pit_id": [...]}``; ``_shard_doc`` only exists
@@ -25,7 +32,7 @@ from typing import Any, Literal
 import httpx
 
 from dcoflow.connectors.http import HttpConnector
-from dcoflow.connectors.siem import iso
+from dcoflow.connectors.siem import CountedSample, iso
 from dcoflow.core.errors import ConnectorError, ValidationError
 from dcoflow.core.settings import Settings, get_settings
 
@@ -52,8 +59,12 @@ class ElasticClient(HttpConnector):
         timestamp_field: str = "@timestamp",
         verify: bool | str = True,
         sleep: Callable[[float], None] = time.sleep,
+        eql_page: int = 1000,
+        eql_max_requests: int = 64,
     ) -> None:
         headers = {"Accept": "application/json"}
+        self.eql_page = eql_page
+        self.eql_max_requests = eql_max_requests
         if api_key:
             headers["Authorization"] = f"ApiKey {api_key}"
         auth = (username, password or "") if username and not api_key else None
@@ -76,6 +87,57 @@ class ElasticClient(HttpConnector):
         password = s.elastic_password.get_secret_value() if s.elastic_password else None
         return cls(s.elastic_url, api_key=key, username=s.elastic_user, password=password, **kwargs)
 
+    # -- count --------------------------------------------------------------------------------
+    def count_and_sample(
+        self, index: str, query: str, *, language: Language = "lucene", start: datetime, end: datetime,
+        sample: int = 20,
+    ) -> CountedSample:
+        """The number of events matching ``query`` in ``[start, end)`` and the oldest ``sample`` of them."""
+        if language == "lucene":
+            body = {"size": sample, "track_total_hits": True, "query": self._query(query, start, end),
+                    "sort": [{self.timestamp_field: "asc"}]}
+            page = self.post_json(f"/{index}/_search", json=body)
+            hits = page.get("hits", {}).get("hits", [])
+            count, exact = self._total(page, index, len(hits))
+            return CountedSample(count, [_event(h) for h in hits[:sample]], exact, requests=1)
+        if language == "eql":
+            if self.flavor == "opensearch":
+                raise ValidationError("OpenSearch has no EQL endpoint", field="language", suggestions=["lucene"])
+            return self._eql_count(index, query, start, end, sample)
+        raise ValidationError(f"unknown query language {language!r}", field="language", suggestions=["lucene", "eql"])
+
+    def _total(self, page: dict[str, Any], index: str, returned: int) -> tuple[int, bool]:
+        total = page.get("hits", {}).get("total")
+        if total is None:
+            return returned, False
+        value = total.get("value") if isinstance(total, dict) else total  # ES 6 answered a bare number
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConnectorError(f"hits.total is not a count: {total!r:.100}", system=self.system, object=index)
+        relation = total.get("relation", "eq") if isinstance(total, dict) else "eq"
+        return value, relation == "eq"
+
+    def _eql_count(self, index: str, query: str, start: datetime, end: datetime, sample: int) -> CountedSample:
+        result = CountedSample(0)
+        windows = [(start, end)]  # a stack: the older half is asked first, so samples stay oldest-first
+        while windows:
+            lo, hi = windows.pop()
+            body = {"query": query, "filter": self._range(lo, hi), "size": self.eql_page,
+                    "timestamp_field": self.timestamp_field}
+            page = self.post_json(f"/{index}/_eql/search", json=body)
+            result.requests += 1
+            hits = page.get("hits", {})
+            events = [_event(h) for h in hits.get("events", [])]
+            events += [_event(h) for seq in hits.get("sequences", []) for h in seq.get("events", [])]
+            total, exact = self._total(page, index, len(events))
+            full = len(events) >= self.eql_page and not (exact and total > len(events))
+            mid = lo + (hi - lo) / 2
+            if full and result.requests + len(windows) + 2 <= self.eql_max_requests and mid > lo:
+                windows += [(mid, hi), (lo, mid)]
+                continue
+            part = CountedSample(max(total, len(events)), events, exact=exact and not full)
+            result.merge(part, sample)
+        return result
+
     # -- search ---------------------------------------------------------------------------------
     def search(
         self,
@@ -95,6 +157,9 @@ class ElasticClient(HttpConnector):
                 raise ValidationError("OpenSearch has no EQL endpoint", field="language", suggestions=["lucene"])
             return self._eql(index, query, start, end, page_size)
         raise ValidationError(f"unknown query language {language!r}", field="language", suggestions=["lucene", "eql"])
+
+    def _query(self, query: str, start: datetime, end: datetime) -> dict[str, Any]:
+        return {"bool": {"must": [{"query_string": {"query": query}}], "filter": [self._range(start, end)]}}
 
     def _range(self, start: datetime, end: datetime) -> dict[str, Any]:
         return {"range": {self.timestamp_field: {"gte": iso(start), "lt": iso(end),
@@ -126,8 +191,7 @@ class ElasticClient(HttpConnector):
             while True:
                 body: dict[str, Any] = {
                     "size": size,
-                    "query": {"bool": {"must": [{"query_string": {"query": query}}],
-                                       "filter": [self._range(start, end)]}},
+                    "query": self._query(query, start, end),
                     "pit": {"id": pit, "keep_alive": KEEP_ALIVE},
                     "sort": [{self.timestamp_field: "asc"}, tiebreak],
                     "track_total_hits": False,

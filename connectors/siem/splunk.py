@@ -7,6 +7,12 @@ Splunk REST API reference, "Search endpoint descriptions":
 …, "resultCount": …, "messages": […]}}]}``; ``GET /services/search/v2/jobs/{sid}/results?output_mode=json
 &count=&offset=`` → ``{"results": [{field: value}], …}``. Authentication: ``Authorization: Bearer <token>``
 (Splunk authentication tokens).
+
+Counting (``count_and_sample``) reads the finished job's own ``resultCount`` (``eventCount`` when larger:
+a non-transforming search keeps at most ``max_count`` results but counts every event) and fetches one
+page of ``sample`` results: a rule with ten million hits costs the job, its polls and one page.
+A search quota that is full answers the job creation with HTTP 503 (or 429); the connector retries
+those, and the hunt's throttle waits them out rather than failing the hunt.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import Any, Literal
 import httpx
 
 from dcoflow.connectors.http import HttpConnector
-from dcoflow.connectors.siem import iso
+from dcoflow.connectors.siem import CountedSample, iso
 from dcoflow.core.errors import ConnectorError, ValidationError
 from dcoflow.core.settings import Settings, get_settings
 
@@ -62,6 +68,25 @@ class SplunkClient(HttpConnector):
         tok = token or (s.splunk_token.get_secret_value() if s.splunk_token else "")
         return cls(s.splunk_url, tok, **kwargs)
 
+    def count_and_sample(
+        self, index: str, query: str, *, language: Literal["spl"] = "spl", start: datetime, end: datetime,
+        sample: int = 20,
+    ) -> CountedSample:
+        """The job's count of events matching ``query`` in ``[start, end)`` and its first ``sample`` results."""
+        sid = self.create_job(self._spl(index, query, language), start, end)
+        content = self.wait(sid)
+        count = max(_count(content.get("resultCount"), sid), _count(content.get("eventCount"), sid))
+        events: list[dict[str, Any]] = []
+        if count and sample > 0:
+            body = self.get_json(f"{JOBS}/{sid}/results", params={"output_mode": "json", "count": sample, "offset": 0})
+            events = list(body.get("results", []))[:sample]
+        return CountedSample(count, events, exact=True)
+
+    def _spl(self, index: str, query: str, language: str) -> str:
+        if language != "spl":
+            raise ValidationError(f"Splunk runs SPL, not {language!r}", field="language", suggestions=["spl"])
+        return query if query.lstrip().startswith(("search ", "|")) else f"search index={index} {query}"
+
     def search(
         self,
         index: str,
@@ -73,10 +98,7 @@ class SplunkClient(HttpConnector):
         page_size: int = 1000,
     ) -> Iterator[dict[str, Any]]:
         """Every result of ``search index=<index> <query>`` in ``[start, end)``."""
-        if language != "spl":
-            raise ValidationError(f"Splunk runs SPL, not {language!r}", field="language", suggestions=["spl"])
-        spl = query if query.lstrip().startswith(("search ", "|")) else f"search index={index} {query}"
-        sid = self.create_job(spl, start, end)
+        sid = self.create_job(self._spl(index, query, language), start, end)
         self.wait(sid)
         return self.results(sid, page_size)
 
@@ -117,3 +139,18 @@ class SplunkClient(HttpConnector):
             if len(rows) < page_size:
                 return
             offset += len(rows)
+
+
+def _count(value: Any, sid: str) -> int:
+    """A job count as Splunk sends it (a number, sometimes as a string); anything else is an error."""
+    if value is None:
+        return 0
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConnectorError(f"search job {sid} reported a count that is not a number: {value!r:.60}",
+                             system=SplunkClient.system, object=sid) from None
+    if number < 0:
+        raise ConnectorError(f"search job {sid} reported a negative count {number}", system=SplunkClient.system,
+                             object=sid)
+    return number

@@ -312,8 +312,8 @@ def record_hunt(
             objects.append(sig)
             grouped += [sig["id"], *([od["id"]] if od else [])]
         stats[rule.rule_id] = {"rule_id": rule.rule_id, "title": rule.title, "technique_ids": rule.technique_ids,
-                               "hits": match.count, "exercise_hits": exercise_n, "hosts": dict(hosts),
-                               "logsource": rule.logsource}
+                               "hits": match.count, "exact": match.exact, "exercise_hits": exercise_n,
+                               "hosts": dict(hosts), "logsource": rule.logsource}
 
     run.rule_stats = stats
     run.hits = sum(int(s["hits"]) for s in stats.values())
@@ -454,7 +454,8 @@ def summarize_outcome(outcome: HuntOutcome, exercise_markers: Sequence[ExerciseM
     """The summary of an unrecorded outcome (ad-hoc hunts from the CLI); hosts come from the sampled events."""
     hits = {m.rule.rule_id: m for m in outcome.matches}
     rules = [{"rule_id": r.rule_id, "title": r.title, "technique_ids": r.technique_ids, "tags": r.tags,
-              "hits": hits[r.rule_id].count if r.rule_id in hits else 0} for r in outcome.rules_run]
+              "hits": hits[r.rule_id].count if r.rule_id in hits else 0,
+              "exact": hits[r.rule_id].exact if r.rule_id in hits else True} for r in outcome.rules_run]
     hosts: Counter[str] = Counter()
     exercise = 0
     for m in outcome.matches:
@@ -505,7 +506,9 @@ def summary_markdown(summary: HuntSummary, *, top: int = 25) -> str:
     lines += ["", "## Hits by technique", "", "| technique | hits |", "|---|---:|"]
     lines += [f"| {t} | {n} |" for t, n in list(summary.by_technique.items())[:top]]
     lines += ["", "## Hits by rule", "", "| rule | title | techniques | hits |", "|---|---|---|---:|"]
-    lines += [f"| `{r['rule_id']}` | {r['title']} | {', '.join(r['technique_ids'])} | {r['hits']} |"
+    # ≥: a SIEM that could only bound the count (EQL past its request budget) — never shown as exact
+    lines += [f"| `{r['rule_id']}` | {r['title']} | {', '.join(r['technique_ids'])} | "
+              f"{'' if r.get('exact', True) else '≥'}{r['hits']} |"
               for r in summary.by_rule[:top] if r["hits"]]
     lines += ["", "## Hits by host (sampled events)", "", "| host | hits |", "|---|---:|"]
     lines += [f"| {h} | {n} |" for h, n in list(summary.by_host.items())[:top]]

@@ -33,15 +33,17 @@ def test_elastic_hunt_counts_samples_and_skips(rules: dict[str, RuleInfo]) -> No
     queries: list[str] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith("/_pit"):
-            return httpx.Response(200, json={"id": "p"} if request.method == "POST" else {"succeeded": True})
+        assert request.url.path == "/logs/_search"  # one counted search per rule, no PIT paging
         body = json.loads(request.content)
+        assert body["track_total_hits"] is True and body["size"] == 2
         q = body["query"]["bool"]["must"][0]["query_string"]["query"]
         queries.append(q)
         if "netsvcs" in q:
             return httpx.Response(400, json={"error": {"type": "query_shard_exception", "reason": "bad field"}})
-        hits = [{"_index": "logs", "_id": f"d{i}", "_source": sysmon_event(i), "sort": [i, i]} for i in range(3)]
-        return httpx.Response(200, json={"pit_id": "p", "hits": {"hits": hits if "procdump" in q else []}})
+        n = 3 if "procdump" in q else 0
+        hits = [{"_index": "logs", "_id": f"d{i}", "_source": sysmon_event(i)} for i in range(min(n, body["size"]))]
+        return httpx.Response(200, json={"took": 1, "timed_out": False,
+                                         "hits": {"total": {"value": n, "relation": "eq"}, "hits": hits}})
 
     broken = replace(rules["safeboot"], rule_id="broken", yaml="title: x\ndetection: {}\n")
     client = ElasticClient("http://es:9200", transport=httpx.MockTransport(handler))
@@ -53,7 +55,7 @@ def test_elastic_hunt_counts_samples_and_skips(rules: dict[str, RuleInfo]) -> No
     reasons = {s.rule_id: s.reason for s in out.skipped}
     assert "refused the query" in reasons[rules["ps_persist"].rule_id]
     assert reasons["broken"].startswith("cannot convert to elastic-lucene")
-    assert out.source == "elasticsearch:http://es:9200/logs" and out.events_read == 3
+    assert out.source == "elasticsearch:http://es:9200/logs" and out.events_read == 2  # the sample, not the hits
 
 
 def test_splunk_hunt_and_auth_failure_stops(rules: dict[str, RuleInfo]) -> None:
@@ -63,7 +65,7 @@ def test_splunk_hunt_and_auth_failure_stops(rules: dict[str, RuleInfo]) -> None:
         if request.url.path.endswith("/results"):
             return httpx.Response(200, json={"results": [{"host": "wks01", "Image": "C:\\procdump.exe",
                                                           "_time": "1714557600"}]})
-        return httpx.Response(200, json={"entry": [{"content": {"dispatchState": "DONE"}}]})
+        return httpx.Response(200, json={"entry": [{"content": {"dispatchState": "DONE", "resultCount": 1}}]})
 
     client = SplunkClient("https://splunk:8089", "t", transport=httpx.MockTransport(handler))
     out = run_siem_hunt([rules["procdump"]], client, backend="splunk", index="main", start=START, end=END)

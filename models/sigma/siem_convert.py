@@ -1,0 +1,111 @@
+"""Sigma rules as SIEM queries: pySigma back ends plus the field mapping of the index they run on.
+
+Back ends: ``elastic-lucene`` (``LuceneBackend``, run with ``query_string``), ``elastic-eql``
+(``EqlBackend``) and ``splunk`` (``SplunkBackend``). Windows rules need a field mapping that says how
+the index stores Windows events:
+
+- ``sysmon``: raw Sysmon/Windows event fields (``Image``, ``CommandLine``, ``EventID``…), as Splunk's
+  Windows add-ons and Winlogbeat's raw ``winlog.event_data`` keep them; pySigma's Sysmon + Windows
+  log-source pipelines add the channel/EventID conditions a generic rule leaves implicit;
+- ``ecs``: Elastic Common Schema (``process.executable``, ``destination.port``…), the default for
+  Elastic Agent and Winlogbeat 7+; pySigma's ``ecs_windows`` pipeline maps the fields, and the
+  ``event.category``/``event.type`` conditions below stand in for the EventID, which ECS indices
+  describe by category instead (without them a process rule would also match network events that
+  carry ``process.executable``).
+
+A back end (and its pipeline) is built once per (back end, Windows or not, mapping) and reused: the
+pipeline objects are stateless between conversions, while the *rules* are mutated in place by them,
+so each conversion parses the rule's YAML afresh.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import cache
+from typing import Any, Literal
+
+from dcoflow.core.errors import ContentError, ValidationError
+from dcoflow.models.hunting import RuleInfo
+
+SiemBackend = Literal["elastic-lucene", "elastic-eql", "splunk"]
+
+
+class FieldMapping(StrEnum):
+    SYSMON = "sysmon"
+    ECS = "ecs"
+
+
+# Sigma log-source category → the ECS event categorisation of the same events (ECS reference,
+# "event.category" and "event.type" allowed values).
+ECS_CATEGORY: dict[str, dict[str, str]] = {
+    "process_creation": {"event.category": "process", "event.type": "start"},
+    "network_connection": {"event.category": "network"},
+    "dns_query": {"event.category": "network", "network.protocol": "dns"},
+    "file_event": {"event.category": "file"},
+    "file_delete": {"event.category": "file", "event.type": "deletion"},
+    "image_load": {"event.category": "library"},
+    "registry_add": {"event.category": "registry"},
+    "registry_set": {"event.category": "registry"},
+    "registry_delete": {"event.category": "registry"},
+    "registry_event": {"event.category": "registry"},
+}
+
+
+def _ecs_category_pipeline() -> Any:
+    from sigma.processing.conditions import LogsourceCondition
+    from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
+    from sigma.processing.transformations import AddConditionTransformation
+
+    items = [
+        ProcessingItem(transformation=AddConditionTransformation(dict(conditions)),
+                       rule_conditions=[LogsourceCondition(category=category, product="windows")],
+                       identifier=f"dcoflow_ecs_{category}")
+        for category, conditions in ECS_CATEGORY.items()
+    ]
+    return ProcessingPipeline(items=items, name="dcoflow ECS event categories", priority=30)
+
+
+@cache
+def siem_backend(name: SiemBackend, windows: bool, mapping: FieldMapping) -> Any:
+    """The pySigma back end for ``name`` with the pipeline for Windows rules under ``mapping``."""
+    from sigma.backends.elasticsearch.elasticsearch_eql import EqlBackend
+    from sigma.backends.elasticsearch.elasticsearch_lucene import LuceneBackend
+    from sigma.backends.splunk.splunk import SplunkBackend
+
+    if mapping is FieldMapping.ECS and name == "splunk":
+        raise ValidationError("the ECS field mapping is for Elastic indices, not Splunk", field="field_mapping",
+                              suggestions=[FieldMapping.SYSMON.value])
+    pipeline = None
+    if windows and mapping is FieldMapping.SYSMON:
+        from sigma.pipelines.sysmon.sysmon import sysmon_pipeline
+        from sigma.pipelines.windows.windows import windows_logsource_pipeline
+
+        pipeline = sysmon_pipeline() + windows_logsource_pipeline()
+    elif windows:
+        from sigma.pipelines.elasticsearch.windows import ecs_windows
+
+        pipeline = ecs_windows() + _ecs_category_pipeline()
+    cls = {"elastic-lucene": LuceneBackend, "elastic-eql": EqlBackend, "splunk": SplunkBackend}[name]
+    return cls(pipeline) if pipeline is not None else cls()
+
+
+def convert_rule(rule: RuleInfo, backend: SiemBackend, mapping: FieldMapping = FieldMapping.SYSMON) -> list[str]:
+    """The rule as queries for ``backend`` (usually one); raises ContentError saying why it cannot be.
+
+    Not thread-safe (pySigma back ends keep the last pipeline on themselves): convert in one thread.
+    """
+    from sigma.collection import SigmaCollection
+
+    if not rule.yaml:
+        raise ContentError("rule text not loaded", object=rule.path)
+    windows = rule.logsource.get("product", "").lower() == "windows"
+    converter = siem_backend(backend, windows, FieldMapping(mapping))
+    try:
+        collection = SigmaCollection.from_yaml(rule.yaml)  # fresh parse: pipelines mutate rules in place
+        queries = converter.convert(collection)
+    except Exception as exc:  # pySigma raises many unrelated types for unsupported constructs
+        raise ContentError(f"cannot convert to {backend}: {type(exc).__name__}: {exc}", object=rule.path) from exc
+    out = [str(q) for q in queries if str(q).strip()]
+    if not out:
+        raise ContentError(f"conversion to {backend} produced no query", object=rule.path)
+    return out

@@ -96,7 +96,7 @@ class ElasticClient(HttpConnector):
         if language == "lucene":
             body = {"size": sample, "track_total_hits": True, "query": self._query(query, start, end),
                     "sort": [{self.timestamp_field: "asc"}]}
-            page = self.post_json(f"/{index}/_search", json=body)
+            page = self.post_json(f"/{index}/_search", json=body, idempotent=True)  # a count sent as POST
             hits = page.get("hits", {}).get("hits", [])
             count, exact = self._total(page, index, len(hits))
             return CountedSample(count, [_event(h) for h in hits[:sample]], exact, requests=1)
@@ -123,7 +123,7 @@ class ElasticClient(HttpConnector):
             lo, hi = windows.pop()
             body = {"query": query, "filter": self._range(lo, hi), "size": self.eql_page,
                     "timestamp_field": self.timestamp_field}
-            page = self.post_json(f"/{index}/_eql/search", json=body)
+            page = self.post_json(f"/{index}/_eql/search", json=body, idempotent=True)
             result.requests += 1
             hits = page.get("hits", {})
             events = [_event(h) for h in hits.get("events", [])]

@@ -4,7 +4,8 @@ Each POST carries a JSON body ``{"event", "sent_at", "payload"}``, an ``Idempote
 (the receiver drops repeats, so our retries never notify twice) and, when a secret is set, an
 ``X-Dco-Signature: sha256=<hex>`` HMAC-SHA256 of ``<timestamp>.<body>`` with the timestamp in
 ``X-Dco-Timestamp`` (GitHub/Stripe-style signing: the receiver recomputes it to check the
-sender and refuse replays). Retries and error mapping come from ``dcoflow.connectors.http``.
+sender, and :func:`verify` refuses a timestamp outside the replay window, so a captured message
+cannot be replayed later). Retries and error mapping come from ``dcoflow.connectors.http``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from dcoflow.core.errors import ConnectorError
 
 SIGNATURE_HEADER = "X-Dco-Signature"
 TIMESTAMP_HEADER = "X-Dco-Timestamp"
+# Stripe's default tolerance; longer than any retry backoff of one delivery (max_backoff_s x retries).
+REPLAY_WINDOW_S = 300.0
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -31,7 +34,19 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     return f"sha256={digest}"
 
 
-def verify(secret: str, timestamp: str, body: bytes, signature: str) -> bool:
+def verify(secret: str, timestamp: str, body: bytes, signature: str, *, tolerance_s: float = REPLAY_WINDOW_S,
+           now: float | None = None) -> bool:
+    """True when ``signature`` signs ``timestamp.body`` with ``secret`` and the timestamp is within
+    ``tolerance_s`` of ``now`` (either way: the clocks of sender and receiver drift).
+
+    Inside the window a receiver still drops repeats by ``Idempotency-Key``; outside it the message is stale.
+    """
+    try:
+        sent = int(timestamp)
+    except ValueError:
+        return False
+    if abs((time.time() if now is None else now) - sent) > tolerance_s:
+        return False
     return hmac.compare_digest(sign(secret, timestamp, body), signature)
 
 

@@ -172,8 +172,9 @@ def test_webhook_signs_and_sets_idempotency_key() -> None:
     req = seen[0]
     assert req.url.path == "/dco" and req.url.params["team"] == "soc"
     assert req.headers["Idempotency-Key"] == "key-1"
-    assert verify("s3cret", req.headers[TIMESTAMP_HEADER], req.content, req.headers[SIGNATURE_HEADER])
-    assert not verify("other", req.headers[TIMESTAMP_HEADER], req.content, req.headers[SIGNATURE_HEADER])
+    sent = req.headers[TIMESTAMP_HEADER], req.content, req.headers[SIGNATURE_HEADER]
+    assert verify("s3cret", *sent, now=1_700_000_000.0)
+    assert not verify("other", *sent, now=1_700_000_000.0)
     unsigned = WebhookClient("https://hooks.example.org/x", transport=httpx.MockTransport(receiver))
     unsigned.post("e", {}, idempotency_key="k2")
     assert SIGNATURE_HEADER not in seen[-1].headers

@@ -71,14 +71,21 @@ class TaxiiStatus:
             raise ConnectorError(f"the server sent no status resource: {str(data)[:300]}", system=TaxiiClient.system,
                                  object=where)
 
+        def count(key: str) -> int:
+            value = data.get(key) or 0
+            if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+                raise ConnectorError(f"the status resource's {key} is not a count: {str(value)[:60]!r}",
+                                     system=TaxiiClient.system, object=where)
+            return int(value)
+
         def details(key: str) -> list[StatusDetail]:
             return [StatusDetail(str(d.get("id", "")), str(d.get("version", "")), d.get("message"))
                     for d in data.get(key) or () if isinstance(d, dict)]
 
         return cls(
             id=str(data["id"]), status=str(data["status"]),
-            total_count=int(data.get("total_count") or 0), success_count=int(data.get("success_count") or 0),
-            failure_count=int(data.get("failure_count") or 0), pending_count=int(data.get("pending_count") or 0),
+            total_count=count("total_count"), success_count=count("success_count"),
+            failure_count=count("failure_count"), pending_count=count("pending_count"),
             successes=details("successes"), failures=details("failures"), pendings=details("pendings"),
         )
 

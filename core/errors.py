@@ -8,8 +8,73 @@ help (timeouts, 429, 5xx) or not (bad input, 4xx).
 
 from __future__ import annotations
 
+import logging
+import re
+import traceback
 from dataclasses import dataclass, field
 from typing import Any
+
+# -- secrets never reach a message or a log ------------------------------------------------------------
+# user:password@ in any URL, secret-looking query/form values, and Authorization-style headers.
+_URL_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@'\"<>]*:[^/\s@'\"<>]*@")
+_SECRET_PARAM = re.compile(
+    r"(?P<name>(?:[?&;]|\b)(?:access_?token|api_?key|apikey|auth|client_secret|key|passw(?:or)?d|pwd|secret|"
+    r"sig|signature|token)=)[^&\s#'\"<>]+",
+    re.IGNORECASE,
+)
+_SECRET_HEADER = re.compile(
+    r"(?P<name>\b(?:authorization|proxy-authorization|x-api-key|api-key|x-auth-token|cookie)[\"']?\s*[:=]\s*[\"']?)"
+    r"(?:(?:bearer|basic|apikey|token|splunk|digest)\s+)?[^\s\"',;}]+",
+    re.IGNORECASE,
+)
+REDACTED = "***"
+
+
+def redact(text: str) -> str:
+    """``text`` with URL credentials, secret query values and auth headers replaced by ``***``."""
+    if not text:
+        return text
+    text = _URL_USERINFO.sub(lambda m: f"{m['scheme']}{REDACTED}@", text)
+    text = _SECRET_PARAM.sub(lambda m: f"{m['name']}{REDACTED}", text)
+    return _SECRET_HEADER.sub(lambda m: f"{m['name']}{REDACTED}", text)
+
+
+class RedactingFilter(logging.Filter):
+    """Log filter that redacts a record's message and traceback (attach to handlers or loggers)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        redact_record(record)
+        return True
+
+
+def redact_record(record: logging.LogRecord) -> logging.LogRecord:
+    try:
+        message = record.getMessage()
+    except Exception:  # a malformed %-format: leave it for logging to report
+        return record
+    record.msg, record.args = redact(message), None
+    if record.exc_info and record.exc_info[0] is not None and not record.exc_text:
+        record.exc_text = redact("".join(traceback.format_exception(*record.exc_info)).rstrip("\n"))
+    elif record.exc_text:
+        record.exc_text = redact(record.exc_text)
+    return record
+
+
+def install_log_redaction() -> None:
+    """Redact every log record this process creates (Prefect's API log handler included).
+
+    A record factory rather than a filter: filters on a logger do not see records of its
+    children, and Prefect adds its handlers after we start.
+    """
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "redacting", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        return redact_record(previous(*args, **kwargs))
+
+    factory.redacting = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
 
 
 class DcoError(Exception):
@@ -27,12 +92,13 @@ class DcoError(Exception):
         hint: str | None = None,
         details: dict[str, Any] | None = None,
     ) -> None:
-        self.reason = reason
+        # Messages end up on terminals, in Prefect's run states and logs: never with a secret.
+        self.reason = redact(str(reason))
         if system is not None:
             self.system = system
-        self.object = object
+        self.object = None if object is None else redact(str(object))
         self.retryable = retryable
-        self.hint = hint
+        self.hint = None if hint is None else redact(hint)
         self.details = details or {}
         super().__init__(self.message)
 

@@ -95,6 +95,8 @@ class Settings(BaseSettings):
 
     # -- hunting limits ------------------------------------------------------------------------------
     max_archive_member_bytes: int = Field(2 * 1024**3, description="Refuse zip members larger than this.")
+    max_bundle_bytes: int = Field(1024**3, gt=0, description="Refuse ATT&CK/STIX bundles larger than this "
+                                  "(decompressed): a gzip bomb stops here, not at a MemoryError.")
 
     # -- derived locations -----------------------------------------------------------------------------
     def elastic_mapping_for(self, index: str) -> FieldMappingName:

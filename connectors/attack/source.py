@@ -7,7 +7,6 @@ fetched by ``dcoflow.connectors.attack.remote.AttackHttp`` and a TAXII collectio
 
 from __future__ import annotations
 
-import gzip
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,15 +65,43 @@ def parse_source(source: str) -> SourceSpec:
     return SourceSpec("file", text[len("file://"):] if scheme == "file" else text)
 
 
-def decompress_if_gzip(data: bytes, where: str) -> bytes:
-    """Bundles may come gzipped (by name or by magic bytes); a broken stream is a ContentError."""
+def max_bundle_bytes() -> int:
+    from dcoflow.core.settings import get_settings
+
+    return get_settings().max_bundle_bytes
+
+
+def _too_large(where: str, limit: int) -> ContentError:
+    return ContentError(f"bundle is larger than {limit} bytes (decompressed)", object=where,
+                        hint="raise DCO_MAX_BUNDLE_BYTES if this bundle is genuine")
+
+
+def decompress_if_gzip(data: bytes, where: str, limit: int | None = None) -> bytes:
+    """Bundles may come gzipped (by name or by magic bytes); a broken stream is a ContentError.
+
+    Decompression stops at ``limit`` bytes (DCO_MAX_BUNDLE_BYTES): a few kB of gzip bomb would
+    otherwise expand to gigabytes and end the process with a MemoryError.
+    """
     if data[:2] != b"\x1f\x8b":
         return data
+    limit = max_bundle_bytes() if limit is None else limit
+    out = bytearray()
+    rest = data
     try:
-        return gzip.decompress(data)
+        while rest[:2] == b"\x1f\x8b":  # one or more gzip members
+            stream = zlib.decompressobj(wbits=31)
+            out += stream.decompress(rest, limit + 1 - len(out))
+            if len(out) > limit:
+                raise _too_large(where, limit)
+            if not stream.eof:
+                if stream.unconsumed_tail:
+                    raise _too_large(where, limit)
+                raise EOFError("compressed stream ended before the end-of-stream marker")
+            rest = stream.unused_data
     except (OSError, EOFError, zlib.error) as exc:
         raise ContentError(f"corrupt or truncated gzip data: {exc}", object=where,
                            hint=f"download the bundle again, or point {SETTING} at another copy") from exc
+    return bytes(out)
 
 
 def read_file(path: Path) -> bytes:
@@ -82,5 +109,12 @@ def read_file(path: Path) -> bytes:
     if not path.is_file():
         raise ConfigError(f"ATT&CK bundle {path} does not exist", object=str(path),
                           hint=f"set {SETTING} to a bundle file, URL or TAXII collection, or DCO_CONTENT_DIR")
-    return decompress_if_gzip(path.read_bytes(), str(path))
+    limit = max_bundle_bytes()
+    try:
+        if path.stat().st_size > limit:
+            raise _too_large(str(path), limit)
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ContentError(f"cannot read the bundle: {exc.strerror or exc}", object=str(path)) from exc
+    return decompress_if_gzip(data, str(path), limit)
 

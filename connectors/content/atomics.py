@@ -20,6 +20,7 @@ import yaml
 
 from dcoflow.core.errors import BatchReport, ContentError, NotFoundError
 from dcoflow.models.procedures import AtomicTest, Dependency, InputArgument, normalise_platform
+from dcoflow.models.strict_yaml import load_yaml
 
 _lock = threading.Lock()
 _memo: dict[str, AtomicsIndex] = {}
@@ -162,7 +163,7 @@ def read_atomics(path: Path) -> AtomicsIndex:
         rel = f"{file.parent.name}/{file.name}"
         try:
             with file.open("rb") as fh:
-                doc = yaml.load(fh, Loader=yaml.CSafeLoader)
+                doc = load_yaml(fh)
         except (yaml.YAMLError, OSError, UnicodeDecodeError) as exc:
             report.read += 1
             report.skip(rel, f"unreadable YAML: {str(exc).splitlines()[0]}")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 from dcoflow.connectors.caldera import LinkStatus
 from dcoflow.core.errors import BatchReport, ContentError
+from dcoflow.models.strict_yaml import load_json
 
 _TIME = "%Y-%m-%d %H:%M:%S"
 
@@ -130,7 +130,7 @@ def parse_caldera_report(doc: Any, source: str) -> CalderaReport:
 
 def load_caldera_report(path: Path) -> CalderaReport:
     try:
-        doc = json.loads(path.read_bytes())
+        doc = load_json(path.read_bytes())
     except OSError as exc:
         raise ContentError(f"cannot read: {exc.strerror}", system="caldera", object=str(path)) from exc
     except ValueError as exc:

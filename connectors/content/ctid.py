@@ -25,6 +25,7 @@ from dcoflow.models.procedures import (
     InputArgument,
     normalise_platform,
 )
+from dcoflow.models.strict_yaml import load_yaml, yaml_problem
 
 SUPPORTED_FORMATS = ("1.0",)
 
@@ -182,11 +183,13 @@ def load_ctid_plan(path: Path | str) -> CtidPlan:
     path = Path(path)
     try:
         with path.open("rb") as fh:
-            doc = yaml.load(fh, Loader=yaml.CSafeLoader)
+            doc = load_yaml(fh)
     except OSError as exc:
         raise ContentError(f"cannot read the plan: {exc.strerror}", system="ctid", object=str(path)) from exc
+    except UnicodeDecodeError as exc:
+        raise ContentError(f"not UTF-8 text (byte {exc.start})", system="ctid", object=str(path)) from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "?"
-        raise _err(path, where, f"not valid YAML: {str(exc).splitlines()[0]}") from exc
+        raise _err(path, where, f"not valid YAML: {yaml_problem(exc)}") from exc
     return parse_ctid_plan(doc, path)

@@ -43,6 +43,7 @@ import yaml
 from dcoflow.core.errors import BatchReport, ContentError
 from dcoflow.models.assessment import Evidence, EvidenceKind
 from dcoflow.models.attack import Catalog
+from dcoflow.models.strict_yaml import load_yaml, yaml_problem
 
 TECHNIQUE_FILE = "technique-administration"
 DATA_SOURCE_FILE = "data-source-administration"
@@ -67,11 +68,13 @@ def read_dettect(path: Path, *, catalog: Catalog | None = None, dco_id: str | No
     """
     where = str(path)
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc = load_yaml(path.read_bytes())
     except OSError as exc:
         raise ContentError(f"cannot read DeTT&CT file: {exc.strerror}", object=where) from exc
     except yaml.YAMLError as exc:
-        raise ContentError(f"not valid YAML: {exc}", object=where) from exc
+        raise ContentError(f"not valid YAML: {yaml_problem(exc)}", object=where) from exc
+    except UnicodeDecodeError as exc:
+        raise ContentError(f"not UTF-8 text (byte {exc.start})", object=where) from exc
     if not isinstance(doc, Mapping):
         raise ContentError("not a DeTT&CT administration file (top level is not a mapping)", object=where)
     file_type = str(doc.get("file_type") or "")

@@ -6,7 +6,6 @@ would be valid, because coordinators write these files by hand.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from dcoflow.core.errors import ContentError, ValidationError
 from dcoflow.models.operation import DcoSpec
+from dcoflow.models.strict_yaml import load_json, load_yaml, yaml_problem
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
@@ -24,10 +24,30 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     return out
 
 
+def _nul_field(data: Any, loc: tuple[int | str, ...] = ()) -> str | None:
+    """The dotted path of the first key or string value holding a NUL character."""
+    if isinstance(data, str):
+        return (_field_path(loc) or "(top)") if "\x00" in data else None
+    items: list[tuple[Any, Any]] = (
+        list(data.items()) if isinstance(data, dict) else list(enumerate(data)) if isinstance(data, list) else []
+    )
+    for key, value in items:
+        where = (*loc, key if isinstance(key, int) else str(key))
+        if isinstance(key, str) and "\x00" in key:
+            return _field_path(where)
+        found = _nul_field(value, where)
+        if found is not None:
+            return found
+    return None
+
+
 def spec_from_data(data: Any, source: str) -> DcoSpec:
     """Validate a parsed mapping; raises ValidationError naming ``source`` and the first bad field."""
     if not isinstance(data, dict):
         raise ValidationError("an operation must be a mapping of fields (name, objective, type, …)", object=source)
+    nul = _nul_field(data)
+    if nul is not None:  # PostgreSQL text cannot hold NUL, and no name or objective needs one
+        raise ValidationError("contains a NUL character", object=source, field=nul)
     try:
         return DcoSpec.model_validate(data)
     except PydanticValidationError as exc:
@@ -53,11 +73,14 @@ def load_operation_file(path: str | Path) -> DcoSpec:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise ContentError("operation file not found", object=str(path)) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ContentError(f"cannot read operation file: {exc}", object=str(path)) from exc
+    except UnicodeDecodeError as exc:
+        raise ContentError(f"not UTF-8 text (byte {exc.start}: {exc.reason})", object=str(path)) from exc
+    except OSError as exc:
+        raise ContentError(f"cannot read operation file: {exc.strerror or exc}", object=str(path)) from exc
     try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
-        raise ContentError(f"not valid {kind}: {exc}", object=str(path)) from exc
+        data = load_json(text) if path.suffix.lower() == ".json" else load_yaml(text)
+    except yaml.YAMLError as exc:
+        raise ContentError(f"not valid YAML: {yaml_problem(exc)}", object=str(path)) from exc
+    except ValueError as exc:
+        raise ContentError(f"not valid JSON: {exc}", object=str(path)) from exc
     return spec_from_data(data, str(path))

@@ -25,6 +25,7 @@ import yaml
 
 from dcoflow.core.errors import BatchReport, ContentError
 from dcoflow.models.hunting import HuntSelection, RuleInfo
+from dcoflow.models.strict_yaml import load_yaml_all, yaml_problem
 
 RULE_SUFFIXES = (".yml", ".yaml")
 _TECHNIQUE_TAG = re.compile(r"^attack\.(t\d{4}(?:\.\d{3})?)$", re.IGNORECASE)
@@ -103,7 +104,7 @@ def _read_rule(path: Path) -> RuleInfo | str:
     result: RuleInfo | str
     try:
         text = path.read_text(encoding="utf-8")
-        docs = list(yaml.load_all(text, Loader=yaml.CSafeLoader))
+        docs = load_yaml_all(text)
         docs = [d for d in docs if d is not None]
         if len(docs) != 1:
             raise ValueError(f"expected one YAML document, found {len(docs)}")
@@ -113,7 +114,7 @@ def _read_rule(path: Path) -> RuleInfo | str:
     except UnicodeDecodeError as exc:
         result = f"not UTF-8: {exc.reason} at byte {exc.start}"
     except yaml.YAMLError as exc:
-        result = f"invalid YAML: {str(exc).splitlines()[0]}"
+        result = f"invalid YAML: {yaml_problem(exc)}"
     except ValueError as exc:
         result = str(exc)
     with _cache_lock:

@@ -129,13 +129,16 @@ def write_vectr_csv(path: Path, cases: Iterable[VectrTestCase], marking: str) ->
 
 
 def _time(value: str, epoch: str) -> datetime | None:
+    bad_epoch = None
     if epoch.strip():
         try:
             return datetime.fromtimestamp(int(epoch) / 1000, tz=UTC)
-        except (ValueError, OverflowError):
-            pass
+        except (ValueError, OverflowError, OSError):  # not a number, or outside the years datetime holds
+            bad_epoch = epoch.strip()[:40]
     text = value.strip()
     if not text:
+        if bad_epoch is not None:
+            raise ValueError(f"epoch {bad_epoch!r} is not a time in milliseconds")
         return None
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
@@ -185,14 +188,29 @@ def read_vectr_csv(path: Path) -> tuple[list[VectrTestCase], BatchReport]:
     cases: list[VectrTestCase] = []
     with fh:
         reader = csv.DictReader(fh)
-        header = reader.fieldnames or []
+        try:
+            header = reader.fieldnames or []
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise ContentError(f"unreadable CSV header: {exc}", system="vectr", object=str(path)) from exc
         missing = [c for c in REQUIRED if c not in header]
         if missing:
             raise ContentError(f"not a VECTR CSV: missing column(s) {', '.join(missing)}", system="vectr",
                                object=str(path), hint="expected at least " + ", ".join(REQUIRED))
-        for line, row in enumerate(reader, start=2):
+        rows = iter(reader)
+        while True:
+            try:
+                row = next(rows)
+            except StopIteration:
+                break
+            except csv.Error as exc:  # e.g. a field over the csv module's size limit: skip that row
+                report.read += 1
+                report.skip(f"line {reader.line_num}", f"unreadable CSV row: {exc}")
+                continue
+            except UnicodeDecodeError as exc:  # the decoder cannot resynchronise: stop, naming the file
+                raise ContentError(f"not UTF-8 text (byte {exc.start}) after line {reader.line_num}",
+                                   system="vectr", object=str(path)) from exc
             report.read += 1
-            where = f"line {line} ({row.get('Variant') or '?'})"
+            where = f"line {reader.line_num} ({row.get('Variant') or '?'})"
             try:
                 if not (row.get("Variant") or "").strip():
                     raise ValueError("empty Variant (test case name)")

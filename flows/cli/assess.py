@@ -63,7 +63,7 @@ def run(
 @handle_errors
 def gaps(
     dco: Annotated[str, typer.Argument(help="DCO id or name.")],
-    limit: Annotated[int, typer.Option(help="How many gaps to show.")] = 20,
+    limit: Annotated[int, typer.Option(help="How many gaps to show.", min=1)] = 20,
     as_json: JsonOpt = False,
 ) -> None:
     """The newest assessment's gaps, worst first (priority = threat relevance × score deficit)."""

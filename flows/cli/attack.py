@@ -166,7 +166,7 @@ app.command("data-component")(handle_errors(_simple(Kind.DATA_COMPONENT, {
 def search(
     text: Annotated[str, typer.Argument(help="Text in an id, name or alias.")],
     types: Annotated[list[Kind] | None, typer.Option("--type", help="Limit to these kinds (repeat).")] = None,
-    limit: Annotated[int, typer.Option("--limit")] = 50,
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
     attack: SourceOpt = None, domain: DomainOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Find objects by id, name or alias."""

@@ -44,7 +44,7 @@ def hunt_command(
     technique: Annotated[list[str] | None, typer.Option("--technique", help="ATT&CK id, e.g. T1003.001.")] = None,
     rule_id: Annotated[list[str] | None, typer.Option("--rule-id", help="Sigma rule id.")] = None,
     dco: Annotated[str | None, typer.Option("--dco", help="Record the hits as evidence of this DCO.")] = None,
-    sample: Annotated[int, typer.Option("--sample", help="Matching events kept per rule.")] = 20,
+    sample: Annotated[int, typer.Option("--sample", help="Matching events kept per rule.", min=0)] = 20,
     hunt_key: Annotated[str | None, typer.Option("--hunt-key", help="Name of this hunt for re-runs.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
 ) -> None:

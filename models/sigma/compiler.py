@@ -75,6 +75,7 @@ from sigma.types import (
 
 from dcoflow.models.hunting import RuleInfo
 from dcoflow.models.sigma.logsource import Variant, variants_for
+from dcoflow.models.strict_yaml import load_yaml, yaml_problem
 
 # Modifier spellings of the Sigma specification that pySigma 1.5 names differently.
 _MODIFIER_ALIASES = {"utf16le": "wide"}
@@ -105,9 +106,9 @@ def _alias_modifiers(detection: Any) -> Any:
 def parse_rule(text: str) -> SigmaRule:
     """A fresh pySigma rule from YAML text (pySigma mutates rules when converting: never share them)."""
     try:
-        doc = yaml.load(text, Loader=yaml.CSafeLoader)
+        doc = load_yaml(text)
     except yaml.YAMLError as exc:
-        raise RuleCompileError(f"invalid YAML: {str(exc).splitlines()[0]}") from exc
+        raise RuleCompileError(f"invalid YAML: {yaml_problem(exc)}") from exc
     if not isinstance(doc, dict) or "detection" not in doc:
         raise RuleCompileError("not a Sigma rule (no detection section)")
     doc = dict(doc)

@@ -55,7 +55,7 @@ def test_log_records_are_redacted(caplog: pytest.LogCaptureFixture) -> None:
     install_log_redaction()
     install_log_redaction()  # idempotent
     log = logging.getLogger("prefect.task_runs")
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO, logger="prefect.task_runs"):
         log.info("posting to %s", TEXTS[0])
         try:
             raise RuntimeError(TEXTS[2])

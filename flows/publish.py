@@ -18,6 +18,7 @@ from pydantic import Field, SecretStr
 from dcoflow.connectors.attack import load_catalog
 from dcoflow.core.errors import ConfigError
 from dcoflow.core.settings import get_settings
+from dcoflow.flows.cli.publish import release_policy
 from dcoflow.flows.forms import described
 from dcoflow.flows.secrets import load_secret
 from dcoflow.tasks.reporting.taxii_publish import publish_dco_task
@@ -47,6 +48,12 @@ def publish_dco_taxii(
         description=f"Prefect Secret block holding the TAXII password; else {ENV_PASSWORD}.")] = None,
     allow_amber_strict: Annotated[bool, Field(
         description="Publish a TLP:AMBER+STRICT DCO (TLP:RED never is).")] = False,
+    max_tlp: Annotated[str | None, Field(
+        description="Highest TLP the collection may receive (clear, green, amber, amber+strict); "
+                    "default amber, amber+strict with allow_amber_strict.")] = None,
+    releasable: Annotated[list[str] | None, Field(
+        description="Classification/releasability statements the collection's readers are cleared for; "
+                    "objects with any other statement are never sent.")] = None,
     username: Annotated[str | None, Field(description=f"TAXII user; default {ENV_USER}.")] = None,
     since: Annotated[datetime | None, Field(description="Only evidence created/modified from then on.")] = None,
     attack_source: Annotated[str | None, Field(description="ATT&CK bundle; the configured one when empty.")] = None,
@@ -65,6 +72,7 @@ def publish_dco_taxii(
         dco, load_catalog(attack_source), root, collection_id,
         username=username or settings.taxii_user, password=taxii_password(secret_block),
         since=since, allow_amber_strict=allow_amber_strict,
+        policy=release_policy(max_tlp, releasable, allow_amber_strict),
     )
     lines = [f"# {result['dco_id']} → TAXII", "",
              f"collection `{collection_id}` on {result['api_root']}", "",

@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from dcoflow.flows.cli.output import console, handle_errors, print_json, table
+from dcoflow.models.stix.markings import ReleasePolicy, Tlp
 
 app = typer.Typer(help="Publish DCO evidence to TAXII 2.1.")
 
@@ -33,6 +34,13 @@ def publish(
     since: Annotated[datetime | None, typer.Option(help="Only evidence created/modified from then on.")] = None,
     allow_amber_strict: Annotated[bool, typer.Option(
         "--allow-amber-strict", help="Publish a TLP:AMBER+STRICT DCO (TLP:RED never is).")] = False,
+    max_tlp: Annotated[str | None, typer.Option(
+        "--max-tlp", help="Highest TLP the collection may receive: clear, green, amber, amber+strict "
+                          "(default amber; amber+strict with --allow-amber-strict).")] = None,
+    releasable: Annotated[list[str] | None, typer.Option(
+        "--releasable", help="A classification/releasability statement the collection's readers are cleared "
+                             "for, as the DCO's marking writes it (e.g. 'NATO UNCLASSIFIED — REL TO DCO CELL'); "
+                             "repeatable. Objects with any other statement are never sent.")] = None,
     attack_source: Annotated[str | None, typer.Option("--attack", help="ATT&CK bundle file, URL or TAXII.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document instead of a table.")] = False,
 ) -> None:
@@ -47,10 +55,11 @@ def publish(
     if user and password is None:
         raise ConfigError(f"--user {user} given but ${password_env} is empty", object=password_env,
                           hint=f"export {password_env}=… or name another variable with --password-env")
+    policy = release_policy(max_tlp, releasable, allow_amber_strict)
     catalog = load_catalog(attack_source)
     with TaxiiClient(taxii, username=user, password=password) as client, session_scope() as session:
         result = publish_dco(session, dco, catalog, client, collection, since=since,
-                             allow_amber_strict=allow_amber_strict)
+                             allow_amber_strict=allow_amber_strict, policy=policy)
     if as_json:
         print_json(result.as_dict())
     else:
@@ -58,7 +67,24 @@ def publish(
               [("sent", result.sent), ("skipped", result.skipped), ("refused (marking)", result.refused),
                ("failed", result.failed), ("chunks", result.chunks),
                ("de-duplicated", "yes" if result.deduplicated else "no (collection not readable)")])
+        for r in result.refusals[:20]:
+            console.print(f"[yellow]refused[/] {r['id']}: {r['reason']}")
         for f in result.failures[:20]:
             console.print(f"[red]failed[/] {f['id']} ({f['version']}): {f.get('message') or 'no reason given'}")
     if result.failed:
         raise typer.Exit(1)
+
+
+def release_policy(max_tlp: str | None, releasable: list[str] | None, allow_amber_strict: bool) -> ReleasePolicy:
+    """The collection's allowed marking set from the command line (flow parameters use the same)."""
+    from dcoflow.core.errors import ValidationError
+
+    if max_tlp is None:
+        level = Tlp.AMBER_STRICT if allow_amber_strict else Tlp.AMBER
+    else:
+        try:
+            level = Tlp(max_tlp.lower().removeprefix("tlp:"))
+        except ValueError:
+            raise ValidationError(f"--max-tlp {max_tlp!r} is not a TLP level", field="max_tlp",
+                                  hint=f"one of {', '.join(t.value for t in Tlp if t != Tlp.RED)}") from None
+    return ReleasePolicy(max_tlp=level, statements=frozenset(releasable or ()))

@@ -4,10 +4,12 @@
 ATT&CK reference copies and markings as the file export), validates it, and sends it in chunks with
 ``dcoflow.connectors.taxii.TaxiiClient.add_objects``:
 
-- markings: a DCO marked TLP:RED is refused before anything is sent; TLP:AMBER+STRICT needs
-  ``allow_amber_strict=True``. Single objects carrying a TLP:RED (or, without the flag, TLP:AMBER+STRICT)
-  marking — e.g. evidence shared from elsewhere — are refused and counted; the report's ``object_refs``
-  drop them.
+- markings: the collection's ``ReleasePolicy`` (highest TLP, classification/releasability statements it is
+  cleared for; default TLP:AMBER — TLP:AMBER+STRICT with ``allow_amber_strict`` — and no statement) decides.
+  A DCO whose own marking is above it is refused before anything is sent (TLP:RED always). Single objects
+  above it — a higher TLP (1.0 or 2.0), a statement the collection is not cleared for, a marking we cannot
+  read; e.g. evidence shared from elsewhere — are refused and counted with the reason; the report's
+  ``object_refs`` drop them and no marking-definition goes without an object that carries it.
 - idempotent: the collection's manifest (``match[id]`` in batches, ``match[version]=all``) says which
   (id, version) pairs it already holds; only the others are sent. Objects without ``modified`` (SCOs,
   marking-definitions) are immutable: present by id is enough. The report's ``published``/``modified`` is
@@ -39,8 +41,9 @@ from sqlmodel import Session
 from dcoflow.connectors.taxii import TaxiiClient
 from dcoflow.core.errors import AuthError, ValidationError
 from dcoflow.models.attack.catalog import Catalog
+from dcoflow.models.operation import Marking
 from dcoflow.models.repository import get_operation
-from dcoflow.models.stix.markings import TLP2_IDS, Tlp
+from dcoflow.models.stix.markings import TLP_RANK, ReleasePolicy, Tlp, markings_of
 from dcoflow.models.stix.store import latest_objects, stix_time
 from dcoflow.tasks.reporting.stix_export import build_dco_bundle, validate_bundle
 
@@ -70,6 +73,7 @@ class PublishResult:
     deduplicated: bool = True
     status_ids: list[str] = field(default_factory=list)
     refused_ids: list[str] = field(default_factory=list)
+    refusals: list[dict[str, str]] = field(default_factory=list)  # id and the marking rule that kept it home
     failures: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -94,20 +98,13 @@ def publish_dco(
     *,
     since: datetime | None = None,
     allow_amber_strict: bool = False,
+    policy: ReleasePolicy | None = None,
     chunk_size: int = DEFAULT_CHUNK,
 ) -> PublishResult:
     """Publish DCO ``dco``'s bundle to ``collection_id``; see the module doc."""
     op = get_operation(session, dco)
-    tlp = op.dco.marking.tlp
-    if tlp == Tlp.RED:
-        raise ValidationError(f"DCO {op.id} is marked TLP:RED: its evidence is never published to a TAXII collection",
-                              field="marking.tlp", object=op.id,
-                              hint="TLP:RED is for the named recipients only; share it person to person")
-    if tlp == Tlp.AMBER_STRICT and not allow_amber_strict:
-        raise ValidationError(f"DCO {op.id} is marked TLP:AMBER+STRICT: publishing needs an explicit permission",
-                              field="marking.tlp", object=op.id,
-                              hint="pass allow_amber_strict (--allow-amber-strict) when every reader of "
-                                   f"collection {collection_id} is inside the organisation")
+    policy = policy or ReleasePolicy(max_tlp=Tlp.AMBER_STRICT if allow_amber_strict else Tlp.AMBER)
+    _check_dco_releasable(op.id, op.dco.marking, policy, collection_id)
     result = PublishResult(op.id, client.api_root_url, collection_id)
 
     info = client.collection(collection_id)
@@ -123,12 +120,14 @@ def publish_dco(
                               objects=objects)
     validate_bundle(bundle)
 
-    blocked = _blocked_markings(allow_amber_strict)
+    definitions = {o["id"]: o for o in bundle["objects"] if o["type"] == "marking-definition"}
     allowed: list[dict[str, Any]] = []
     for obj in bundle["objects"]:
-        if blocked & _markings_of(obj):
+        reason = policy.refusal(obj, definitions)
+        if reason:
             result.refused += 1
             result.refused_ids.append(obj["id"])
+            result.refusals.append({"id": obj["id"], "reason": reason})
         else:
             allowed.append(obj)
     if result.refused_ids:
@@ -136,6 +135,10 @@ def publish_dco(
         for obj in allowed:
             if obj["type"] == "report":
                 obj["object_refs"] = [r for r in obj["object_refs"] if r not in gone] or [obj["created_by_ref"]]
+    # a marking-definition goes only with an object that carries it: the text of a statement nothing
+    # releasable carries (e.g. a higher classification) stays home too
+    used = set().union(*(markings_of(o) for o in allowed if o["type"] != "marking-definition"))
+    allowed = [o for o in allowed if o["type"] != "marking-definition" or o["id"] in used]
 
     candidates = [o for o in allowed if _after(o, since)]
     result.skipped += len(allowed) - len(candidates)
@@ -168,17 +171,33 @@ def _published(objects: Sequence[dict[str, Any]], changed: str) -> str:
     return max(s for s in stamps if s)
 
 
-def _blocked_markings(allow_amber_strict: bool) -> frozenset[str]:
-    blocked = {TLP2_IDS[Tlp.RED]}
-    if not allow_amber_strict:
-        blocked.add(TLP2_IDS[Tlp.AMBER_STRICT])
-    return frozenset(blocked)
-
-
-def _markings_of(obj: dict[str, Any]) -> set[str]:
-    refs = set(obj.get("object_marking_refs") or ())
-    refs.update(g.get("marking_ref") for g in obj.get("granular_markings") or () if isinstance(g, dict))
-    return {r for r in refs if isinstance(r, str)}
+def _check_dco_releasable(dco_id: str, marking: Marking, policy: ReleasePolicy, collection_id: str) -> None:
+    """Refuse, before anything is sent, a DCO whose own marking the recipient may not receive."""
+    tlp = marking.tlp
+    if policy.max_tlp == Tlp.RED:
+        raise ValidationError("no TAXII collection is cleared for TLP:RED", field="max_tlp", object=collection_id,
+                              hint="TLP:RED is for the named recipients only; the highest is amber+strict")
+    if tlp == Tlp.RED:
+        raise ValidationError(f"DCO {dco_id} is marked TLP:RED: its evidence is never published to a TAXII "
+                              "collection", field="marking.tlp", object=dco_id,
+                              hint="TLP:RED is for the named recipients only; share it person to person")
+    if TLP_RANK[tlp] > TLP_RANK[policy.max_tlp]:
+        if tlp == Tlp.AMBER_STRICT:
+            raise ValidationError(f"DCO {dco_id} is marked TLP:AMBER+STRICT: publishing needs an explicit permission",
+                                  field="marking.tlp", object=dco_id,
+                                  hint="pass allow_amber_strict (--allow-amber-strict) when every reader of "
+                                       f"collection {collection_id} is inside the organisation")
+        raise ValidationError(f"DCO {dco_id} is marked TLP:{tlp.value.upper()}, above the "
+                              f"TLP:{policy.max_tlp.value.upper()} collection {collection_id} may receive",
+                              field="marking.tlp", object=dco_id,
+                              hint="publish to a collection cleared for it, or raise --max-tlp if its readers are")
+    statement = marking.statement
+    if statement and statement not in policy.statements:
+        cleared = ", ".join(repr(s) for s in sorted(policy.statements)) or "no classification/releasability statement"
+        raise ValidationError(f"DCO {dco_id} is marked {statement!r}; collection {collection_id} is cleared for "
+                              f"{cleared}", field="marking.statement", object=dco_id,
+                              hint=f"pass --releasable {statement!r} when every reader of the collection may "
+                                   "receive it")
 
 
 def _instant(value: str) -> datetime | None:
@@ -257,6 +276,7 @@ def publish_dco_task(
     password: SecretStr | None = None,
     since: datetime | None = None,
     allow_amber_strict: bool = False,
+    policy: ReleasePolicy | None = None,
 ) -> dict[str, Any]:
     """Publish in one session with one client; returns ``PublishResult.as_dict()``."""
     from dcoflow.core.db import session_scope
@@ -265,4 +285,4 @@ def publish_dco_task(
                      password=password.get_secret_value() if password else None) as client, \
             session_scope() as session:
         return publish_dco(session, dco, catalog, client, collection_id, since=since,
-                           allow_amber_strict=allow_amber_strict).as_dict()
+                           allow_amber_strict=allow_amber_strict, policy=policy).as_dict()

@@ -22,7 +22,7 @@ from dcoflow.models.operation import DcoSpec, Marking
 from dcoflow.models.repository import create_operation
 from dcoflow.models.stix.common import DcoContext
 from dcoflow.models.stix.ids import stix_id
-from dcoflow.models.stix.markings import TLP2_IDS, Tlp
+from dcoflow.models.stix.markings import TLP2_IDS, ReleasePolicy, Tlp
 from dcoflow.models.stix.store import latest_objects, put_objects
 from dcoflow.tasks.conduct.triage import triage_hit
 from dcoflow.tasks.reporting.stix_export import build_dco_bundle
@@ -31,6 +31,8 @@ from dcoflow.tasks.reporting.taxii_publish import publish_dco
 from .conftest import FLOW, PASSWORD, READ_ONLY, SCRATCH, USER, WRITABLE, WRITE_ONLY, record_demo_hunt
 
 REPORT_TYPE = "report"
+DEMO_STATEMENT = "NATO UNCLASSIFIED — REL TO DCO CELL"  # the demo DCO's classification and releasability
+CLEARED = ReleasePolicy(statements=frozenset({DEMO_STATEMENT}))
 
 
 @pytest.fixture()
@@ -49,7 +51,7 @@ def _held(client: TaxiiClient, collection: str, ids: list[str]) -> set[tuple[str
 
 def test_publish_round_trip_then_nothing_twice(hunted_dco: str, catalog: Catalog, client: TaxiiClient) -> None:
     with session_scope() as s:
-        first = publish_dco(s, hunted_dco, catalog, client, WRITABLE, chunk_size=25)
+        first = publish_dco(s, hunted_dco, catalog, client, WRITABLE, chunk_size=25, policy=CLEARED)
         expected = {o["id"] for o in build_dco_bundle(s, hunted_dco, catalog)["objects"]}
     assert first.failed == 0 and first.refused == 0 and first.skipped == 0
     assert first.sent == first.candidates == len(expected) and first.chunks > 1
@@ -64,7 +66,7 @@ def test_publish_round_trip_then_nothing_twice(hunted_dco: str, catalog: Catalog
     assert all(o.get("x_dco_id") == hunted_dco for o in back.values() if o["type"] in ("sighting", "indicator"))
 
     with session_scope() as s:  # re-publishing an unchanged DCO sends nothing
-        again = publish_dco(s, hunted_dco, catalog, client, WRITABLE)
+        again = publish_dco(s, hunted_dco, catalog, client, WRITABLE, policy=CLEARED)
     assert (again.sent, again.failed, again.chunks) == (0, 0, 0) and again.skipped == first.sent
 
     with session_scope() as s:  # new evidence: only the verdict's opinion and a new report version go
@@ -72,7 +74,7 @@ def test_publish_round_trip_then_nothing_twice(hunted_dco: str, catalog: Catalog
         triage_hit(s, sighting, "true-positive", "alice", "comsvcs MiniDump of LSASS",
                    at=datetime.now(UTC))
     with session_scope() as s:
-        third = publish_dco(s, hunted_dco, catalog, client, WRITABLE)
+        third = publish_dco(s, hunted_dco, catalog, client, WRITABLE, policy=CLEARED)
         opinion = next(o for o in latest_objects(s, hunted_dco, ["opinion"]))
     assert third.failed == 0 and third.sent == 2 and third.skipped == first.sent - 1  # all but the old report
     versions = {v for i, v in _held(client, WRITABLE, [report["id"]])}
@@ -85,7 +87,7 @@ def test_tlp_red_dco_is_refused(settings: Settings, lsass_hunt: HuntOutcome, cat
     red = demo_spec.model_copy(update={"name": "Red team exercise", "marking": Marking(tlp=Tlp.RED)})
     dco = record_demo_hunt(red, lsass_hunt, catalog)
     with session_scope() as s, pytest.raises(ValidationError) as err:
-        publish_dco(s, dco, catalog, client, SCRATCH)
+        publish_dco(s, dco, catalog, client, SCRATCH, policy=CLEARED)
     assert "TLP:RED" in err.value.message and err.value.field == "marking.tlp"
     assert not _held(client, SCRATCH, [stix_id("report", dco)])
 
@@ -96,10 +98,11 @@ def test_amber_strict_needs_the_flag(settings: Settings, catalog: Catalog, demo_
     with session_scope() as s:
         dco = create_operation(s, strict, "coordinator").id
     with session_scope() as s, pytest.raises(ValidationError) as err:
-        publish_dco(s, dco, catalog, client, SCRATCH)
+        publish_dco(s, dco, catalog, client, SCRATCH, policy=CLEARED)
     assert "AMBER+STRICT" in err.value.message and "allow-amber-strict" in (err.value.hint or "")
     with session_scope() as s:
-        done = publish_dco(s, dco, catalog, client, SCRATCH, allow_amber_strict=True)
+        done = publish_dco(s, dco, catalog, client, SCRATCH, allow_amber_strict=True,
+                           policy=ReleasePolicy(Tlp.AMBER_STRICT, frozenset({DEMO_STATEMENT})))
     assert done.sent >= 2 and done.refused == 0  # the report and the dcoflow identity (+ markings)
     assert _held(client, SCRATCH, [stix_id("report", dco)])
 
@@ -113,7 +116,7 @@ def test_single_red_object_is_refused_and_left_out_of_the_report(hunted_dco: str
                 "content": "the host owner's name, for the named recipients only", "object_refs": [sighting]}
         put_objects(s, [note], hunted_dco)
     with session_scope() as s:
-        result = publish_dco(s, hunted_dco, catalog, client, SCRATCH)
+        result = publish_dco(s, hunted_dco, catalog, client, SCRATCH, policy=CLEARED)
     assert result.refused == 1 and result.refused_ids == [note["id"]] and result.failed == 0
     assert not _held(client, SCRATCH, [note["id"]])
     report = next(client.get_objects(SCRATCH, ids=[stix_id("report", hunted_dco)]))
@@ -123,7 +126,7 @@ def test_single_red_object_is_refused_and_left_out_of_the_report(hunted_dco: str
 def test_read_only_collection_is_a_clear_error(hunted_dco: str, catalog: Catalog, client: TaxiiClient,
                                                taxii_server: str) -> None:
     with session_scope() as s, pytest.raises(AuthError) as err:
-        publish_dco(s, hunted_dco, catalog, client, READ_ONLY)
+        publish_dco(s, hunted_dco, catalog, client, READ_ONLY, policy=CLEARED)
     message = err.value.message
     assert READ_ONLY in message and taxii_server in message and "not writable" in message
     assert "Partner feed" in message and err.value.status == 403
@@ -131,8 +134,8 @@ def test_read_only_collection_is_a_clear_error(hunted_dco: str, catalog: Catalog
 
 def test_write_only_collection_is_not_deduplicated(hunted_dco: str, catalog: Catalog, client: TaxiiClient) -> None:
     with session_scope() as s:
-        first = publish_dco(s, hunted_dco, catalog, client, WRITE_ONLY)
-        second = publish_dco(s, hunted_dco, catalog, client, WRITE_ONLY)
+        first = publish_dco(s, hunted_dco, catalog, client, WRITE_ONLY, policy=CLEARED)
+        second = publish_dco(s, hunted_dco, catalog, client, WRITE_ONLY, policy=CLEARED)
     assert not first.deduplicated and first.sent > 0 and first.failed == 0
     # the server refuses what it already holds; each refusal is reported with its object and reason
     assert second.sent == 0 and second.failed == first.sent
@@ -154,7 +157,7 @@ def test_cli_publish_json(hunted_dco: str, catalog: Catalog, taxii_server: str,
     monkeypatch.setattr(attack_connector, "load_catalog", lambda source=None: catalog)
     monkeypatch.setenv("TAXII_PW", PASSWORD)
     args = ["publish", hunted_dco, "--taxii", taxii_server, "--collection", SCRATCH, "--user", USER,
-            "--password-env", "TAXII_PW", "--json"]
+            "--password-env", "TAXII_PW", "--releasable", DEMO_STATEMENT, "--json"]
     runner = CliRunner()
     out = runner.invoke(app, args)
     assert out.exit_code == 0, out.output
@@ -176,10 +179,10 @@ def test_flow_publishes_with_env_credentials(hunted_dco: str, catalog: Catalog, 
     monkeypatch.setenv("DCO_TAXII_PASSWORD", PASSWORD)
     monkeypatch.setenv("DCO_TAXII_URL", taxii_server)
     get_settings.cache_clear()  # the flow reads the TAXII settings
-    result = publish_flow.publish_dco_taxii(hunted_dco, "", FLOW)
+    result = publish_flow.publish_dco_taxii(hunted_dco, "", FLOW, releasable=[DEMO_STATEMENT])
     assert result["sent"] > 0 and result["failed"] == 0 and result["deduplicated"] is True
     red = demo_spec.model_copy(update={"name": "Red flow", "marking": Marking(tlp=Tlp.RED)})
     with session_scope() as s:
         red_id = create_operation(s, red, "coordinator").id
     with pytest.raises(ValidationError):
-        publish_flow.publish_dco_taxii(red_id, taxii_server, FLOW)
+        publish_flow.publish_dco_taxii(red_id, taxii_server, FLOW, releasable=[DEMO_STATEMENT])

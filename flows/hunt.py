@@ -54,6 +54,8 @@ class HuntSource(BaseModel):
     rules_path: list[str] = Field(
         default_factory=list, description="Sigma rule files/folders; default the content folder's sigma/rules.")
     sample: int = Field(20, ge=0, le=10_000, description="Matching events kept per rule as evidence.")
+    workers: int | None = Field(None, ge=1, le=256, description="Processes sharing local telemetry files "
+                                                                "(source=local); default the cores available.")
     attack_source: str | None = Field(None, description="ATT&CK bundle/URL/TAXII; default from settings.")
 
     @model_validator(mode="after")
@@ -124,7 +126,7 @@ def make_engine(params: HuntSource, start: datetime, end: datetime) -> tuple[Cal
 
         data = [Path(p) for p in params.data]
         def local(batch: list[RuleInfo]) -> HuntOutcome:
-            return run_local_hunt([Path(r.path) for r in batch], data, sample=params.sample)
+            return run_local_hunt([Path(r.path) for r in batch], data, sample=params.sample, workers=params.workers)
 
         return local, ", ".join(params.data)
     from dcoflow.tasks.conduct.siem_hunt import run_siem_hunt

@@ -45,6 +45,9 @@ def hunt_command(
     rule_id: Annotated[list[str] | None, typer.Option("--rule-id", help="Sigma rule id.")] = None,
     dco: Annotated[str | None, typer.Option("--dco", help="Record the hits as evidence of this DCO.")] = None,
     sample: Annotated[int, typer.Option("--sample", help="Matching events kept per rule.", min=0)] = 20,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, max=256,
+                                                help="Processes sharing the telemetry files; default the cores "
+                                                     "available.")] = None,
     hunt_key: Annotated[str | None, typer.Option("--hunt-key", help="Name of this hunt for re-runs.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
 ) -> None:
@@ -60,14 +63,14 @@ def hunt_command(
 
     selection = HuntSelection(techniques=technique or [], rule_ids=rule_id or [])
     if as_json:
-        outcome = run_local_hunt(list(rules), list(data), selection, sample=sample)
+        outcome = run_local_hunt(list(rules), list(data), selection, sample=sample, workers=workers)
     else:
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed:,} events read"),
                       TimeElapsedColumn(), console=console, transient=True) as bar:
             job = bar.add_task("hunting", total=None)
-            outcome = run_local_hunt(list(rules), list(data), selection, sample=sample,
+            outcome = run_local_hunt(list(rules), list(data), selection, sample=sample, workers=workers,
                                      progress=lambda n: bar.update(job, completed=n))
     run_id = None
     if dco:

@@ -133,8 +133,16 @@ def _work(path: Path) -> FileHunt:
     return hunt_file(ruleset, path, sample=sample, max_member_bytes=max_member)
 
 
+def cores_available() -> int:
+    """CPUs this process may run on (its affinity mask, which containers and taskset narrow), else the count."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # not every platform has affinity masks
+        return os.cpu_count() or 1
+
+
 def default_workers(files: Sequence[Path]) -> int:
-    """min(2, CPUs, files); 1 when fork is unavailable or the input is too small to gain from a pool."""
+    """min(cores available, files); 1 when fork is unavailable or the input is too small to gain from a pool."""
     if "fork" not in multiprocessing.get_all_start_methods() or len(files) < 2:
         return 1
     total = 0
@@ -145,7 +153,7 @@ def default_workers(files: Sequence[Path]) -> int:
             continue
     if total < _MIN_PARALLEL_BYTES:
         return 1
-    return max(1, min(2, os.cpu_count() or 1, len(files)))
+    return max(1, min(cores_available(), len(files)))
 
 
 def _hunt_in_pool(ruleset: RuleSet, files: Sequence[Path], workers: int, sample: int, max_member: int,

@@ -16,7 +16,7 @@ from dcoflow.core.errors import BatchReport
 from dcoflow.models.hunting import HuntOutcome
 from dcoflow.models.sigma.compiler import RuleSet, compile_rule
 from dcoflow.tasks.conduct import local_hunt
-from dcoflow.tasks.conduct.local_hunt import default_workers, hunt_compiled, run_local_hunt
+from dcoflow.tasks.conduct.local_hunt import cores_available, default_workers, hunt_compiled, run_local_hunt
 
 DATA = "security-datasets/data/atomic/windows"
 FILES = [
@@ -69,7 +69,8 @@ def test_run_local_hunt_with_workers(shared_dir: Path) -> None:
 
 def test_default_workers(shared_dir: Path, tmp_path: Path) -> None:
     corpus = list(iter_data_files(shared_dir / "security-datasets" / "data"))
-    assert default_workers(corpus) == min(2, os.cpu_count() or 1)
+    assert default_workers(corpus) == min(cores_available(), len(corpus))  # every core the process may use
+    assert cores_available() == len(os.sched_getaffinity(0))
     assert default_workers(corpus[:1]) == 1
     small = [tmp_path / "a.json", tmp_path / "b.json"]
     for f in small:
@@ -143,3 +144,21 @@ def test_match_view_is_the_lowered_normalised_event(shared_dir: Path) -> None:
             assert match_view(raw) == {k.lower(): v for k, v in normalise_event(raw).items()}
     assert match_view(raws[0])["processid_variant"] == "2"
     assert match_view(raws[1])["channel"] == "Microsoft-Windows-Sysmon/Operational"
+
+
+def test_cli_workers_option_gives_the_same_result(shared_dir: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from dcoflow.flows.cli.hunt import app
+
+    args = ["--rules", str(shared_dir / "sigma" / "rules" / "windows" / "process_creation"),
+            *(a for f in FILES for a in ("--data", str(shared_dir / DATA / f))), "--json"]
+    runner = CliRunner()
+    docs = [runner.invoke(app, [*args, "--workers", n]) for n in ("1", "2")]
+    assert all(d.exit_code == 0 for d in docs), docs[0].output
+    one, two = (json.loads(d.stdout) for d in docs)
+    assert one["events_read"] == two["events_read"] > 4000 and one["rules"] == two["rules"]
+    bad = runner.invoke(app, [*args, "--workers", "0"])
+    assert bad.exit_code == 2 and "--workers" in bad.output

@@ -76,6 +76,31 @@ def load_catalog(
     return catalog
 
 
+def load_stix_objects(source: str | None = None, domain: str | None = None) -> list[dict[str, Any]]:
+    """The STIX objects of the bundle ``load_catalog(source, domain)`` reads, for views that need whole objects
+    (the pyattck facade's ``full_stix``). Read each time, not cached: the catalog is the fast path."""
+    import orjson
+
+    from dcoflow.connectors.attack.source import read_file
+
+    src = source or get_settings().default_attack_source(domain)
+    spec = parse_source(src)
+    if spec.kind != "file":
+        raise ConfigError("whole STIX objects are read from a bundle file, not a URL or TAXII collection",
+                          object=spec.display, hint="fetch the bundle with `dco sync-content` and point "
+                          f"{SETTING} at the file")
+    try:
+        parsed = orjson.loads(read_file(Path(spec.location).expanduser()))
+    except orjson.JSONDecodeError as exc:
+        raise ContentError(f"not JSON: {exc}", object=spec.display, hint=f"point {SETTING} at an ATT&CK STIX bundle") \
+            from exc
+    objects = parsed.get("objects") if isinstance(parsed, dict) else None
+    if not isinstance(objects, list):
+        raise ContentError("not a STIX bundle: no objects list", object=spec.display,
+                           hint=f"point {SETTING} at an ATT&CK STIX bundle")
+    return [o for o in objects if isinstance(o, dict)]
+
+
 def _from_cache(content_hash: str, cache: CatalogCache) -> Catalog | None:
     hit = _by_hash.get(content_hash) or cache.load(content_hash)
     if hit is not None:
@@ -190,4 +215,4 @@ def _load_remote(spec: SourceSpec, cache: CatalogCache, *, transport: httpx.Base
     return catalog
 
 
-__all__ = ["clear_memo", "load_catalog"]
+__all__ = ["clear_memo", "load_catalog", "load_stix_objects"]

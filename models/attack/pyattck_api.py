@@ -1,40 +1,102 @@
-"""A pyattck-style facade over the catalog, for code written against pyattck.
+"""A pyattck 7 style facade over the catalog, for code written against pyattck.
 
-``Attck(catalog).enterprise.techniques`` etc. The wrappers are thin views over catalog
-objects: ``.id`` is the ATT&CK id (as in pyattck), ``.stix_id`` the STIX id, and the
-relation attributes return wrapped objects. See ``models/attack/README.md`` for the mapping.
+Names follow pyattck 7 (its models live in pyattck-data): ``.id`` and ``.stix`` are the STIX id,
+``technique_id`` / ``mitigation_id`` the ATT&CK id; objects carry ``type``, ``external_references``,
+``kill_chain_phases`` and ``x_mitre_*`` attributes; a domain lists ``techniques``, ``tactics``, ``actors``,
+``malwares``, ``tools``, ``mitigations``, ``campaigns``, ``data_components``, ``data_sources``, ``controls``
+and ``relationships``. The catalog holds an index, not whole STIX objects: pass the bundle's objects
+(``Attck(catalog, stix_objects=…)``, or ``Attck.load(full_stix=True)``) for every other STIX property and
+the relationship objects themselves. Deliberate differences from pyattck: ``models/attack/README.md``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
 
 from dcoflow.models.attack.catalog import Catalog
-from dcoflow.models.attack.objects import AttackObject, Campaign, Group, Mitigation, Software, Tactic, Technique
+from dcoflow.models.attack.objects import (
+    AttackObject,
+    Campaign,
+    DataComponent,
+    Group,
+    Mitigation,
+    Software,
+    Tactic,
+    Technique,
+)
 
-if TYPE_CHECKING:
-    from collections.abc import Iterable
+# ATT&CK's external_references source_name and kill_chain_name per domain.
+ATTACK_SOURCE = {"enterprise": "mitre-attack", "mobile": "mitre-mobile-attack", "ics": "mitre-ics-attack"}
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalReference:
+    """pyattck-data's ``ExternalReferences``."""
+
+    source_name: str
+    url: str = ""
+    external_id: str = ""
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class KillChainPhase:
+    """pyattck-data's ``KillChainPhases``."""
+
+    kill_chain_name: str
+    phase_name: str
+
+
+def _when(value: Any) -> datetime | None:
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
+
+
+class _Context:
+    """What every view of one domain shares: the catalog, the bundle's objects by id (optional), controls."""
+
+    def __init__(self, catalog: Catalog, stix: Mapping[str, Mapping[str, Any]] | None,
+                 controls: list[Mapping[str, Any]], control_links: Mapping[str, list[str]]) -> None:
+        self.catalog = catalog
+        self.stix = stix
+        self.controls = controls
+        self.control_links = control_links  # technique STIX id → control STIX ids (mitigates)
+
+
+_V = TypeVar("_V", bound="_View")
 
 
 class _View:
-    """Common attributes; anything else falls through to the catalog object."""
+    """Common attributes; STIX properties the catalog does not index come from the bundle when given."""
 
-    __slots__ = ("_obj",)
+    __slots__ = ("_ctx", "_obj")
 
-    def __init__(self, obj: AttackObject) -> None:
+    def __init__(self, obj: AttackObject, ctx: _Context) -> None:
         self._obj = obj
+        self._ctx = ctx
+
+    def _wrap(self, cls: type[_V], objs: Iterable[AttackObject]) -> list[_V]:
+        return [cls(o, self._ctx) for o in objs]
 
     @property
     def id(self) -> str:
-        return self._obj.attack_id
+        """The STIX id, as in pyattck 7 (pyattck ≤ 6 gave the ATT&CK id; that is ``external_id`` here)."""
+        return self._obj.stix_id
+
+    @property
+    def stix(self) -> str:
+        return self._obj.stix_id
+
+    @property
+    def type(self) -> str:
+        return self._obj.stix_id.split("--", 1)[0]
 
     @property
     def external_id(self) -> str:
+        """The ATT&CK id (T1059.001, G0016, …)."""
         return self._obj.attack_id
-
-    @property
-    def stix_id(self) -> str:
-        return self._obj.stix_id
 
     @property
     def name(self) -> str:
@@ -53,16 +115,65 @@ class _View:
         return self._obj.revoked
 
     @property
-    def deprecated(self) -> bool:
+    def x_mitre_deprecated(self) -> bool:
         return self._obj.deprecated
+
+    @property
+    def x_mitre_version(self) -> str:
+        return self._obj.version
+
+    @property
+    def x_mitre_domains(self) -> list[str]:
+        raw = self._raw_or_none()
+        return list(raw.get("x_mitre_domains", [])) if raw else [f"{self._ctx.catalog.domain}-attack"]
+
+    @property
+    def modified(self) -> datetime | None:
+        return _when(self._obj.modified)
+
+    @property
+    def created(self) -> datetime | None:
+        return _when(self._raw().get("created"))
+
+    @property
+    def external_references(self) -> list[ExternalReference]:
+        """All references with the bundle; without it, the ATT&CK one (id and URL) the catalog keeps."""
+        raw = self._raw_or_none()
+        if raw is not None:
+            return [ExternalReference(**{k: str(r.get(k) or "") for k in ExternalReference.__slots__})
+                    for r in raw.get("external_references", [])]
+        return [ExternalReference(ATTACK_SOURCE.get(self._ctx.catalog.domain, "mitre-attack"), self._obj.url,
+                                  self._obj.attack_id)]
 
     @property
     def obj(self) -> AttackObject:
         """The catalog object behind the view."""
         return self._obj
 
+    def _raw_or_none(self) -> Mapping[str, Any] | None:
+        return self._ctx.stix.get(self._obj.stix_id) if self._ctx.stix is not None else None
+
+    def _raw(self) -> Mapping[str, Any]:
+        raw = self._raw_or_none()
+        if raw is None:
+            raise AttributeError(
+                f"{self._obj.attack_id}: the catalog indexes no such STIX property; pass the bundle's objects "
+                "(Attck(catalog, stix_objects=bundle['objects']) or Attck.load(full_stix=True))")
+        return raw
+
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._obj, name)
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return getattr(self._obj, name)  # the catalog's own fields (attack_id, platforms, …)
+        except AttributeError:
+            pass
+        raw = self._raw()
+        if name in raw:
+            return raw[name]
+        if name.startswith("x_mitre_"):
+            return None  # an optional property this object does not carry
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, _View) and other._obj == self._obj
@@ -71,23 +182,19 @@ class _View:
         return hash(self._obj)
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.id} {self.name}>"
+        return f"<{type(self).__name__} {self._obj.attack_id} {self.name}>"
 
 
-def _malwares(items: Iterable[Software]) -> list[AttckMalware]:
-    return [AttckMalware(s) for s in items if s.software_type == "malware"]
+def _malwares(view: _View, items: Iterable[Software]) -> list[AttckMalware]:
+    return view._wrap(AttckMalware, (s for s in items if s.software_type == "malware"))
 
 
-def _tools(items: Iterable[Software]) -> list[AttckTool]:
-    return [AttckTool(s) for s in items if s.software_type == "tool"]
+def _tools(view: _View, items: Iterable[Software]) -> list[AttckTool]:
+    return view._wrap(AttckTool, (s for s in items if s.software_type == "tool"))
 
 
 class AttckTactic(_View):
     __slots__ = ()
-
-    @property
-    def shortname(self) -> str:
-        return self._tac.shortname
 
     @property
     def _tac(self) -> Tactic:
@@ -95,8 +202,16 @@ class AttckTactic(_View):
         return self._obj
 
     @property
+    def x_mitre_shortname(self) -> str:
+        return self._tac.shortname
+
+    @property
+    def shortname(self) -> str:
+        return self._tac.shortname
+
+    @property
     def techniques(self) -> list[AttckTechnique]:
-        return [AttckTechnique(t) for t in self._tac.techniques]
+        return self._wrap(AttckTechnique, self._tac.techniques)
 
 
 class AttckTechnique(_View):
@@ -112,43 +227,67 @@ class AttckTechnique(_View):
         return self._obj.attack_id
 
     @property
-    def platforms(self) -> list[str]:
+    def x_mitre_platforms(self) -> list[str]:
         return self._tech.platforms
 
     @property
+    def x_mitre_is_subtechnique(self) -> bool:
+        return self._tech.is_subtechnique
+
+    @property
+    def kill_chain_phases(self) -> list[KillChainPhase]:
+        chain = ATTACK_SOURCE.get(self._ctx.catalog.domain, "mitre-attack")
+        return [KillChainPhase(chain, shortname) for shortname in self._tech.tactics]
+
+    @property
     def tactics(self) -> list[AttckTactic]:
-        return [AttckTactic(t) for t in self._tech.tactic_objects]
+        return self._wrap(AttckTactic, self._tech.tactic_objects)
 
     @property
     def mitigations(self) -> list[AttckMitigation]:
-        return [AttckMitigation(m) for m in self._tech.mitigations]
+        return self._wrap(AttckMitigation, self._tech.mitigations)
+
+    @property
+    def techniques(self) -> list[AttckTechnique]:
+        """pyattck 7: the techniques related by ``subtechnique-of`` — a technique's sub-techniques, or a
+        sub-technique's parent."""
+        parent = self._tech.parent
+        return self._wrap(AttckTechnique, [parent] if parent is not None else self._tech.subtechniques)
 
     @property
     def subtechniques(self) -> list[AttckTechnique]:
-        return [AttckTechnique(t) for t in self._tech.subtechniques]
-
-    # pyattck 3–6 named sub-techniques ``techniques``
-    techniques = subtechniques
+        return self._wrap(AttckTechnique, self._tech.subtechniques)
 
     @property
     def actors(self) -> list[AttckActor]:
-        return [AttckActor(g) for g in self._tech.groups]
+        return self._wrap(AttckActor, self._tech.groups)
 
     @property
     def malwares(self) -> list[AttckMalware]:
-        return _malwares(self._tech.softwares)
+        return _malwares(self, self._tech.softwares)
 
     @property
     def tools(self) -> list[AttckTool]:
-        return _tools(self._tech.softwares)
+        return _tools(self, self._tech.softwares)
 
     @property
     def campaigns(self) -> list[AttckCampaign]:
-        return [AttckCampaign(c) for c in self._tech.campaigns]
+        return self._wrap(AttckCampaign, self._tech.campaigns)
 
     @property
-    def data_components(self) -> list[str]:
-        return [d.name for d in self._tech.data_components]
+    def data_components(self) -> list[AttckDataComponent]:
+        """The data components of the technique's detection strategies' analytics (ATT&CK v18's chain)."""
+        return self._wrap(AttckDataComponent, self._tech.data_components)
+
+    @property
+    def data_sources(self) -> list[AttckDataSource]:
+        names = {d.data_source for d in self._tech.data_components if d.data_source}
+        return [s for s in _data_sources(self._ctx) if s.name in names]
+
+    @property
+    def controls(self) -> list[AttckControl]:
+        ids = set(self._ctx.control_links.get(self._obj.stix_id, ()))
+        return [AttckControl(c, self._ctx) for c in self._ctx.controls if c.get("id") in ids]
 
 
 class AttckActor(_View):
@@ -166,19 +305,19 @@ class AttckActor(_View):
     @property
     def techniques(self) -> list[AttckTechnique]:
         """Techniques the group uses directly (pyattck's meaning)."""
-        return [AttckTechnique(t) for t in self._group.techniques]
+        return self._wrap(AttckTechnique, self._group.techniques)
 
     @property
     def malwares(self) -> list[AttckMalware]:
-        return _malwares(self._group.softwares)
+        return _malwares(self, self._group.softwares)
 
     @property
     def tools(self) -> list[AttckTool]:
-        return _tools(self._group.softwares)
+        return _tools(self, self._group.softwares)
 
     @property
     def campaigns(self) -> list[AttckCampaign]:
-        return [AttckCampaign(c) for c in self._group.campaigns]
+        return self._wrap(AttckCampaign, self._group.campaigns)
 
 
 class _SoftwareView(_View):
@@ -190,20 +329,28 @@ class _SoftwareView(_View):
         return self._obj
 
     @property
+    def x_mitre_aliases(self) -> list[str]:
+        return self._sw.aliases
+
+    @property
     def aliases(self) -> list[str]:
         return self._sw.aliases
 
     @property
-    def platforms(self) -> list[str]:
+    def x_mitre_platforms(self) -> list[str]:
         return self._sw.platforms
 
     @property
     def techniques(self) -> list[AttckTechnique]:
-        return [AttckTechnique(t) for t in self._sw.techniques]
+        return self._wrap(AttckTechnique, self._sw.techniques)
 
     @property
     def actors(self) -> list[AttckActor]:
-        return [AttckActor(g) for g in self._sw.groups]
+        return self._wrap(AttckActor, self._sw.groups)
+
+    @property
+    def campaigns(self) -> list[AttckCampaign]:
+        return self._wrap(AttckCampaign, (self._ctx.catalog.campaign(c) for c in self._sw.campaign_ids))
 
 
 class AttckMalware(_SoftwareView):
@@ -218,9 +365,13 @@ class AttckMitigation(_View):
     __slots__ = ()
 
     @property
+    def mitigation_id(self) -> str:
+        return self._obj.attack_id
+
+    @property
     def techniques(self) -> list[AttckTechnique]:
         assert isinstance(self._obj, Mitigation)
-        return [AttckTechnique(t) for t in self._obj.techniques]
+        return self._wrap(AttckTechnique, self._obj.techniques)
 
 
 class AttckCampaign(_View):
@@ -236,75 +387,219 @@ class AttckCampaign(_View):
         return self._camp.aliases
 
     @property
+    def first_seen(self) -> datetime | None:
+        return _when(self._camp.first_seen)
+
+    @property
+    def last_seen(self) -> datetime | None:
+        return _when(self._camp.last_seen)
+
+    @property
     def techniques(self) -> list[AttckTechnique]:
-        return [AttckTechnique(t) for t in self._camp.techniques]
+        return self._wrap(AttckTechnique, self._camp.techniques)
 
     @property
     def actors(self) -> list[AttckActor]:
-        return [AttckActor(g) for g in self._camp.groups]
+        return self._wrap(AttckActor, self._camp.groups)
 
     @property
     def malwares(self) -> list[AttckMalware]:
-        return _malwares(self._camp.softwares)
+        return _malwares(self, self._camp.softwares)
 
     @property
     def tools(self) -> list[AttckTool]:
-        return _tools(self._camp.softwares)
+        return _tools(self, self._camp.softwares)
+
+
+class AttckDataComponent(_View):
+    __slots__ = ()
+
+    @property
+    def _dc(self) -> DataComponent:
+        assert isinstance(self._obj, DataComponent)
+        return self._obj
+
+    @property
+    def techniques(self) -> list[AttckTechnique]:
+        return self._wrap(AttckTechnique, self._dc.techniques)
+
+
+class _Stix:
+    """A STIX object from a bundle given to Attck (data sources, relationships, controls), as pyattck shows it."""
+
+    __slots__ = ("_ctx", "_raw")
+
+    def __init__(self, raw: Mapping[str, Any], ctx: _Context) -> None:
+        self._raw = raw
+        self._ctx = ctx
+
+    @property
+    def id(self) -> str:
+        return str(self._raw.get("id", ""))
+
+    @property
+    def stix(self) -> str:
+        return self.id
+
+    @property
+    def external_references(self) -> list[ExternalReference]:
+        return [ExternalReference(**{k: str(r.get(k) or "") for k in ExternalReference.__slots__})
+                for r in self._raw.get("external_references", [])]
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name in self._raw:
+            return self._raw[name]
+        if name.startswith("x_mitre_"):
+            return None
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.id} {self._raw.get('name', '')}>"
+
+
+class AttckDataSource(_Stix):
+    """An ``x-mitre-data-source`` from the bundle (ATT&CK v18 deprecated them all)."""
+
+    __slots__ = ()
+
+    @property
+    def name(self) -> str:
+        return str(self._raw.get("name", ""))
+
+    @property
+    def data_components(self) -> list[AttckDataComponent]:
+        return [AttckDataComponent(d, self._ctx) for d in self._ctx.catalog.data_components
+                if d.data_source == self.name]
+
+    @property
+    def techniques(self) -> list[AttckTechnique]:
+        seen: dict[str, Technique] = {}
+        for d in self._ctx.catalog.data_components:
+            if d.data_source == self.name:
+                seen.update((t.stix_id, t) for t in d.techniques)
+        return [AttckTechnique(t, self._ctx) for t in seen.values()]
+
+
+class AttckRelationship(_Stix):
+    __slots__ = ()
+
+
+class AttckControl(_Stix):
+    """A control (``course-of-action``) of a control-framework mapping bundle, e.g. NIST 800-53 → ATT&CK."""
+
+    __slots__ = ()
+
+    @property
+    def techniques(self) -> list[AttckTechnique]:
+        ids = {t for t, controls in self._ctx.control_links.items() if self.id in controls}
+        found = (self._ctx.catalog.by_stix_id(i) for i in ids)
+        return [AttckTechnique(t, self._ctx) for t in found if isinstance(t, Technique)]
+
+
+def _data_sources(ctx: _Context) -> list[AttckDataSource]:
+    if ctx.stix is None:
+        return []
+    return [AttckDataSource(o, ctx) for o in ctx.stix.values() if o.get("type") == "x-mitre-data-source"
+            and f"{ctx.catalog.domain}-attack" in o.get("x_mitre_domains", [f"{ctx.catalog.domain}-attack"])]
 
 
 class AttckDomain:
-    """One domain's listings, as ``Attck().enterprise`` in pyattck."""
+    """One domain's listings, as ``Attck().enterprise`` in pyattck (current objects only)."""
 
-    def __init__(self, catalog: Catalog) -> None:
-        self.catalog = catalog
+    def __init__(self, ctx: _Context) -> None:
+        self._ctx = ctx
+        self.catalog = ctx.catalog
+
+    def _wrap(self, cls: type[_V], objs: Iterable[AttackObject]) -> list[_V]:
+        return [cls(o, self._ctx) for o in objs]
 
     @property
     def techniques(self) -> list[AttckTechnique]:
-        """Techniques and sub-techniques (current only)."""
-        return [AttckTechnique(t) for t in self.catalog.techniques]
+        """Techniques and sub-techniques."""
+        return self._wrap(AttckTechnique, self.catalog.techniques)
 
     @property
     def tactics(self) -> list[AttckTactic]:
-        return [AttckTactic(t) for t in self.catalog.tactics]
+        return self._wrap(AttckTactic, self.catalog.tactics)
 
     @property
     def actors(self) -> list[AttckActor]:
-        return [AttckActor(g) for g in self.catalog.groups]
+        return self._wrap(AttckActor, self.catalog.groups)
 
     @property
     def malwares(self) -> list[AttckMalware]:
-        return _malwares(self.catalog.softwares)
+        return self._wrap(AttckMalware, (s for s in self.catalog.softwares if s.software_type == "malware"))
 
     @property
     def tools(self) -> list[AttckTool]:
-        return _tools(self.catalog.softwares)
+        return self._wrap(AttckTool, (s for s in self.catalog.softwares if s.software_type == "tool"))
 
     @property
     def mitigations(self) -> list[AttckMitigation]:
-        return [AttckMitigation(m) for m in self.catalog.mitigations]
+        return self._wrap(AttckMitigation, self.catalog.mitigations)
 
     @property
     def campaigns(self) -> list[AttckCampaign]:
-        return [AttckCampaign(c) for c in self.catalog.campaigns]
+        return self._wrap(AttckCampaign, self.catalog.campaigns)
+
+    @property
+    def data_components(self) -> list[AttckDataComponent]:
+        return self._wrap(AttckDataComponent, self.catalog.data_components)
+
+    @property
+    def data_sources(self) -> list[AttckDataSource]:
+        """The bundle's ``x-mitre-data-source`` objects (needs ``stix_objects``; none are current in v18)."""
+        return _data_sources(self._ctx)
+
+    @property
+    def controls(self) -> list[AttckControl]:
+        """The controls of the mapping bundle given as ``controls=`` (empty without one)."""
+        return [AttckControl(c, self._ctx) for c in self._ctx.controls]
+
+    @property
+    def relationships(self) -> list[AttckRelationship]:
+        """pyattck's ``uses`` relationships between current objects of this domain (needs ``stix_objects``)."""
+        if self._ctx.stix is None:
+            raise AttributeError("relationships are STIX objects the catalog does not keep; pass the bundle's "
+                                 "objects (Attck(catalog, stix_objects=…) or Attck.load(full_stix=True))")
+        current = self.catalog.by_stix_id
+        return [AttckRelationship(o, self._ctx) for o in self._ctx.stix.values()
+                if o.get("type") == "relationship" and o.get("relationship_type") == "uses"
+                and current(str(o.get("source_ref"))) is not None and current(str(o.get("target_ref"))) is not None]
 
 
 class Attck:
     """``Attck(catalog)`` or ``Attck.load()``; the catalog's domain is the attribute that is set.
 
-    Pass one catalog per domain (``Attck(enterprise_cat, mobile_cat)``) to get several.
+    Pass one catalog per domain (``Attck(enterprise_cat, mobile_cat)``) to get several. ``stix_objects``: the
+    objects of the bundle(s) the catalogs were built from, for the STIX properties and objects the catalog
+    does not index. ``controls``: the objects of a control-framework mapping bundle (``course-of-action``
+    controls and ``mitigates`` relationships to techniques), e.g. CTID's NIST 800-53 mappings.
     """
 
-    def __init__(self, *catalogs: Catalog) -> None:
+    def __init__(self, *catalogs: Catalog, stix_objects: Iterable[Mapping[str, Any]] | None = None,
+                 controls: Iterable[Mapping[str, Any]] = ()) -> None:
         if not catalogs:
             raise TypeError("Attck needs at least one catalog (or use Attck.load())")
-        self._domains = {c.domain: AttckDomain(c) for c in catalogs}
+        stix = {str(o["id"]): o for o in stix_objects if "id" in o} if stix_objects is not None else None
+        control_objects = list(controls)
+        links: dict[str, list[str]] = {}
+        for o in control_objects:
+            if o.get("type") == "relationship" and o.get("relationship_type") == "mitigates":
+                links.setdefault(str(o.get("target_ref")), []).append(str(o.get("source_ref")))
+        listed = [o for o in control_objects if o.get("type") == "course-of-action"]
+        self._domains = {c.domain: AttckDomain(_Context(c, stix, listed, links)) for c in catalogs}
 
     @classmethod
-    def load(cls, source: str | None = None, domain: str | None = None) -> Attck:
-        """Load through ``dcoflow.connectors.attack.load_catalog`` (the default source and the cache)."""
-        from dcoflow.connectors.attack import load_catalog
+    def load(cls, source: str | None = None, domain: str | None = None, *, full_stix: bool = False) -> Attck:
+        """Load through ``dcoflow.connectors.attack`` (the default source and the cache); ``full_stix`` also
+        reads the bundle's objects (a local bundle file: about a second for enterprise)."""
+        from dcoflow.connectors.attack import load_catalog, load_stix_objects
 
-        return cls(load_catalog(source, domain))
+        catalog = load_catalog(source, domain)
+        return cls(catalog, stix_objects=load_stix_objects(source, domain) if full_stix else None)
 
     def _domain(self, name: str) -> AttckDomain:
         try:

@@ -8,7 +8,6 @@ import pytest
 
 from dcoflow.core.errors import NotFoundError, ValidationError
 from dcoflow.models.attack import Catalog, Kind, UnknownAttackIdWarning
-from dcoflow.models.attack.pyattck_api import Attck
 
 
 def test_release_identity(catalog: Catalog) -> None:
@@ -149,22 +148,3 @@ def test_pickle_round_trip_keeps_relations(catalog: Catalog) -> None:
     assert copy.group_techniques("G0016") == catalog.group_techniques("G0016")
     assert copy.technique("T1059.001").parent.catalog is copy  # type: ignore[union-attr]
     assert copy.technique("T1059.001").description == catalog.technique("T1059.001").description
-
-
-def test_pyattck_facade(catalog: Catalog) -> None:
-    ent = Attck(catalog).enterprise
-    actor = next(a for a in ent.actors if a.id == "G0016")
-    assert len(actor.techniques) == 66 and actor.malwares and actor.tools
-    assert {m.id for m in actor.malwares} | {t.id for t in actor.tools} == set(catalog.group("G0016").software_ids)
-    tech = next(t for t in ent.techniques if t.id == "T1059")
-    assert [t.id for t in tech.subtechniques][:1] == ["T1059.001"]
-    assert [t.shortname for t in tech.tactics] == ["execution"]
-    ps = next(t for t in tech.subtechniques if t.id == "T1059.001")
-    assert "G0016" in {a.id for a in ps.actors}
-    assert {m.id for m in ps.mitigations} == {"M1026", "M1038", "M1042", "M1045", "M1049"}
-    execution = next(t for t in ent.tactics if t.shortname == "execution")
-    assert "T1059.001" in {t.id for t in execution.techniques}
-    assert len(ent.malwares) + len(ent.tools) == len(catalog.softwares)
-    assert len(ent.mitigations) == len(catalog.mitigations) and ent.campaigns
-    with pytest.raises(AttributeError, match="no mobile catalog"):
-        _ = Attck(catalog).mobile

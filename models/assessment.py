@@ -404,7 +404,7 @@ def threat_relevance(
     for ref in groups:
         group = catalog.group(ref)
         label = f"{group.name} ({group.attack_id})"
-        for tid in catalog.group_techniques(group.attack_id, via=via):  # type: ignore[arg-type]
+        for tid in catalog.group_techniques(group.attack_id, via=via):
             by_tid.setdefault(tid, ([], []))[0].append(label)
     for ref in campaigns:
         camp = catalog.campaign(ref)

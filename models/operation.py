@@ -16,6 +16,7 @@ from sqlmodel import Field as SqlField
 from sqlmodel import SQLModel
 from text_unidecode import unidecode  # type: ignore[import-untyped]
 
+from dcoflow.models.attack.catalog import Via
 from dcoflow.models.stix.markings import Tlp
 
 
@@ -64,14 +65,6 @@ class Platform(StrEnum):
     OFFICE = "office suite"
     IDENTITY = "identity provider"
     ESXI = "esxi"
-
-
-class Via(StrEnum):
-    """How a technique is attributed to a group: its own use, an attributed campaign, its software."""
-
-    DIRECT = "direct"
-    CAMPAIGNS = "campaigns"
-    SOFTWARE = "software"
 
 
 _Strict = ConfigDict(extra="forbid", use_enum_values=False)

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dcoflow.core.errors import NotFoundError, ValidationError
+from dcoflow.models.attack.catalog import Via
 from dcoflow.models.attack.newer_ids import newer_ids_for
-from dcoflow.models.operation import DcoSpec, Via
+from dcoflow.models.operation import DcoSpec
 from dcoflow.models.plan import EmulationStep, HuntHypothesis, ProcedureSource
 from dcoflow.models.stix.ids import row_id
 
@@ -97,7 +98,7 @@ def select_techniques(spec: DcoSpec, catalog: Catalog, ctid: CtidPlan | None = N
     prof = spec.threat_profile
     for i, ref in enumerate(prof.groups):
         group = _lookup("group", "groups", i, ref, catalog.group, catalog.suggest_groups)
-        via: list[Any] = [v.value for v in prof.via] or [Via.DIRECT.value]
+        via = list(prof.via) or [Via.DIRECT]
         for tid, sources in sorted(catalog.group_techniques(group.attack_id, via=via).items()):
             how = "+".join(sorted(str(s) for s in sources))
             _add_technique_id(sel, catalog, tid, f"{group.attack_id} {group.name} ({how})")

@@ -117,7 +117,7 @@ def group(
     """Show a group and the techniques it uses, saying what the count counts."""
     cat = _catalog(attack, domain)
     g = cat.group(id_or_name)
-    paths: tuple[Via, ...] = tuple(via) if via else ALL_VIA  # type: ignore[arg-type]
+    paths: tuple[Via | str, ...] = tuple(via) if via else ALL_VIA
     found = cat.group_techniques(g.attack_id, via=paths)
     if as_json:
         print_json({**_as_dict(g), "via": list(paths), "statement": count_statement(g, found),

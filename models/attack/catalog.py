@@ -13,7 +13,8 @@ import warnings
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar, get_args
+from enum import StrEnum
+from typing import Any, Literal, TypeVar
 
 from dcoflow.core.errors import NotFoundError, ValidationError
 from dcoflow.models.attack.newer_ids import NEWER_IDS
@@ -33,8 +34,15 @@ from dcoflow.models.attack.objects import (
 
 DOMAINS = ("enterprise", "mobile", "ics")
 
-Via = Literal["direct", "campaigns", "software"]
-ALL_VIA: tuple[Via, ...] = get_args(Via)
+class Via(StrEnum):
+    """How a technique is attributed to a group: its own use, an attributed campaign, its software."""
+
+    DIRECT = "direct"
+    CAMPAIGNS = "campaigns"
+    SOFTWARE = "software"
+
+
+ALL_VIA: tuple[Via, ...] = tuple(Via)
 ResolutionStatus = Literal["current", "revoked", "deprecated", "newer-release", "unknown"]
 
 # The ATT&CK technique id syntax (Tnnnn, Tnnnn.nnn), upper case as ``normalize_technique_id`` gives it.
@@ -330,30 +338,30 @@ class Catalog:
         return self._stix.get(stix_id)
 
     # -- relations -------------------------------------------------------------------------------
-    def group_techniques(self, group: str, via: Iterable[Via] = ALL_VIA) -> dict[str, frozenset[Via]]:
+    def group_techniques(self, group: str, via: Iterable[Via | str] = ALL_VIA) -> dict[str, frozenset[Via]]:
         """Techniques used by a group, each with the paths that count it.
 
         ``direct``: the group ``uses`` the technique. ``campaigns``: a campaign
         ``attributed-to`` the group uses it. ``software``: software the group uses directly
         uses it. Only current objects and relationships count (as in mitreattack-python).
         """
-        wanted = tuple(via)
-        bad = [v for v in wanted if v not in ALL_VIA]
+        wanted = {Via(v) for v in via if v in ALL_VIA}
+        bad = [v for v in via if v not in ALL_VIA]
         if bad:
             raise ValidationError(f"unknown via {bad}", field="via", suggestions=list(ALL_VIA))
         g = self.group(group)
         found: dict[str, set[Via]] = {}
-        if "direct" in wanted:
+        if Via.DIRECT in wanted:
             for tid in g.technique_ids:
-                found.setdefault(tid, set()).add("direct")
-        if "campaigns" in wanted:
+                found.setdefault(tid, set()).add(Via.DIRECT)
+        if Via.CAMPAIGNS in wanted:
             for cid in g.campaign_ids:
                 for tid in self.campaign(cid).technique_ids:
-                    found.setdefault(tid, set()).add("campaigns")
-        if "software" in wanted:
+                    found.setdefault(tid, set()).add(Via.CAMPAIGNS)
+        if Via.SOFTWARE in wanted:
             for sid in g.software_ids:
                 for tid in self.software(sid).technique_ids:
-                    found.setdefault(tid, set()).add("software")
+                    found.setdefault(tid, set()).add(Via.SOFTWARE)
         return {tid: frozenset(found[tid]) for tid in sorted(found)}
 
     def techniques_for_software(self, software: str) -> list[Technique]:

@@ -132,3 +132,42 @@ class TheHiveClient(HttpConnector):
         if not isinstance(case, dict):
             raise ConnectorError(f"promoting alert {alert_id} returned no case", system=self.system, object=alert_id)
         return case
+
+    # -- cases (incident-response support: read a case; write its techniques as procedures) -------------
+    def get_case(self, case_id: str) -> dict[str, Any]:
+        """``GET /api/v1/case/{id}`` (``_id``, ``number``, ``title``, ``startDate`` ms, ``tlp``, ``tags`` …)."""
+        found = self.get_json(f"/api/v1/case/{case_id}")
+        if not isinstance(found, dict):
+            raise ConnectorError(f"case {case_id} is not an object", system=self.system, object=case_id)
+        return found
+
+    def _case_query(self, case_id: str, what: str) -> list[dict[str, Any]]:
+        query = [{"_name": "getCase", "idOrName": case_id}, {"_name": what}]
+        found = self.post_json("/api/v1/query", params={"name": f"dcoflow-case-{what}"}, json={"query": query},
+                               idempotent=True)  # a read sent as POST
+        if not isinstance(found, list):
+            raise ConnectorError(f"{what} of case {case_id}: expected a list, got {type(found).__name__}",
+                                 system=self.system, object=case_id)
+        return [f for f in found if isinstance(f, dict)]
+
+    def case_observables(self, case_id: str) -> list[dict[str, Any]]:
+        """The case's observables (``dataType``, ``data``, ``ioc``, ``sighted``, ``tags``)."""
+        return self._case_query(case_id, "observables")
+
+    def case_procedures(self, case_id: str) -> list[dict[str, Any]]:
+        """The case's TTPs (``patternId`` T…, ``tactic``, ``occurDate`` ms, ``description``)."""
+        return self._case_query(case_id, "procedures")
+
+    def add_procedure(self, case_id: str, pattern_id: str, *, tactic: str, occur_date_ms: int,
+                      description: str = "") -> dict[str, Any]:
+        """``POST /api/v1/case/{id}/procedure``: one ATT&CK technique on the case's TTP view; a technique the
+        case already has (same patternId and tactic) is returned, not added twice."""
+        for existing in self.case_procedures(case_id):
+            if existing.get("patternId") == pattern_id and existing.get("tactic") == tactic:
+                return existing
+        body = {"patternId": pattern_id, "tactic": tactic, "occurDate": occur_date_ms, "description": description}
+        created = self.post_json(f"/api/v1/case/{case_id}/procedure", json=body, idempotent=False)
+        if not isinstance(created, dict):
+            raise ConnectorError(f"procedure {pattern_id} on case {case_id}: no object returned",
+                                 system=self.system, object=case_id)
+        return created

@@ -162,6 +162,19 @@ class EmulationOptions(BaseModel):
     )
 
 
+class IncidentLink(BaseModel):
+    """The incident an incident-response-support DCO supports: where it came from and what scopes the DCO."""
+
+    model_config = _Strict
+    source: Literal["stix", "thehive"] = Field(description="A STIX incident (bundle/TAXII) or a TheHive case.")
+    ref: str = Field(min_length=1, description="The STIX incident id (incident--…) or the TheHive case id.")
+    name: str | None = None
+    first_activity: datetime | None = Field(None, description="Earliest activity known for the incident.")
+    last_activity: datetime | None = Field(None, description="Latest activity known for the incident.")
+    hosts: list[str] = Field(default_factory=list, description="Affected hosts.")
+    indicators: list[str] = Field(default_factory=list, description="STIX ids of the incident's indicators.")
+
+
 class DcoSpec(BaseModel):
     """What a coordinator writes in an operation file or fills in the planning form."""
 
@@ -176,6 +189,13 @@ class DcoSpec(BaseModel):
     marking: Marking = Field(default_factory=Marking)
     rules_of_engagement: RulesOfEngagement = Field(default_factory=RulesOfEngagement)
     emulation: EmulationOptions = Field(default_factory=EmulationOptions)
+    incident: IncidentLink | None = Field(None, description="The incident an incident-response-support DCO supports.")
+
+    @model_validator(mode="after")
+    def _incident_only_for_ir(self) -> DcoSpec:
+        if self.incident is not None and self.type != DcoType.INCIDENT_RESPONSE_SUPPORT:
+            raise ValueError(f"incident: is for incident-response-support DCOs, not {self.type.value}")
+        return self
 
     @property
     def slug(self) -> str:

@@ -29,6 +29,7 @@ AREAS = {
     "meeting": LazyArea("dcoflow.flows.cli.brief", "Meetings of the coordination cell and the risk bodies.",
                         merged=True),
     "db": LazyArea("dcoflow.flows.cli.db", "Database schema: show and apply migrations"),
+    "ir": LazyArea("dcoflow.flows.cli.ir", "Incident-response support: DCOs from incidents, indicator sweeps."),
     "publish": LazyArea("dcoflow.flows.cli.publish",
                         "Publish a DCO's bundle; re-running sends only what the collection does not hold yet.",
                         merged=True),

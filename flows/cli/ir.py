@@ -1,0 +1,49 @@
+"""`dco ir …` — incident-response support: create a DCO from an incident, sweep telemetry for indicators."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from dcoflow.flows.cli.output import console, handle_errors, print_json
+
+app = typer.Typer(help="Incident-response support: DCOs from incidents, indicator sweeps.", no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+
+
+@app.command("create")
+@handle_errors
+def create(
+    incident: Annotated[str, typer.Argument(
+        help="A STIX bundle file, taxii+https://server/api-root/collections/<id>/, or thehive:<case id>.")],
+    incident_id: Annotated[str | None, typer.Option("--incident-id", help="Which incident, when several.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="DCO name (default: IR support: <incident>).")] = None,
+    actor: Annotated[str, typer.Option("--by")] = "cli",
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an incident-response-support DCO from an incident: scope = affected hosts and the window around
+    first activity, threat profile = its techniques; its indicators and observables are kept for sweeps."""
+    from dcoflow.connectors.thehive import TheHiveClient
+    from dcoflow.core.db import session_scope
+    from dcoflow.core.settings import get_settings
+    from dcoflow.tasks.plan.ir_incident import create_ir_dco, load_incident
+
+    settings = get_settings()
+    hive = None
+    if incident.startswith("thehive:") and settings.thehive_url and settings.thehive_api_key:
+        hive = TheHiveClient(settings.thehive_url, settings.thehive_api_key.get_secret_value(),
+                             organisation=settings.thehive_organisation)
+    imported = load_incident(incident, incident_id=incident_id, thehive=hive)
+    with session_scope() as s:
+        done = create_ir_dco(s, imported, name=name, actor=actor)
+    if as_json:
+        print_json(done.as_dict())
+        return
+    link = done.incident
+    console.print(f"DCO [bold]{done.dco_id}[/] supports incident {link['ref']} ({link.get('name') or ''}): "
+                  f"{len(link['hosts'])} hosts, {len(done.techniques)} techniques, {done.indicators} indicators, "
+                  f"window from {link.get('first_activity') or 'now'}")
+    for w in done.warnings:
+        console.print(f"[yellow]warning[/] {w}")

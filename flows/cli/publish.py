@@ -24,13 +24,14 @@ app = typer.Typer(help="Publish DCO evidence to TAXII 2.1.")
 @handle_errors
 def publish(
     dco: Annotated[str, typer.Argument(help="DCO id or name.")],
-    taxii: Annotated[str, typer.Option("--taxii", help="TAXII 2.1 API root URL, e.g. https://server/api1/.",
-                                       envvar="DCO_TAXII_URL")],
-    collection: Annotated[str, typer.Option("--collection", help="Id of a writable collection.",
-                                            envvar="DCO_TAXII_COLLECTION")],
-    user: Annotated[str | None, typer.Option("--user", help="TAXII user.", envvar="DCO_TAXII_USER")] = None,
-    password_env: Annotated[str, typer.Option(
-        "--password-env", help="Environment variable holding the TAXII password.")] = "DCO_TAXII_PASSWORD",
+    taxii: Annotated[str | None, typer.Option(
+        "--taxii", help="TAXII 2.1 API root URL, e.g. https://server/api1/ (default DCO_TAXII_URL).")] = None,
+    collection: Annotated[str | None, typer.Option(
+        "--collection", help="Id of a writable collection (default DCO_TAXII_COLLECTION).")] = None,
+    user: Annotated[str | None, typer.Option("--user", help="TAXII user (default DCO_TAXII_USER).")] = None,
+    password_env: Annotated[str | None, typer.Option(
+        "--password-env", help="Environment variable holding the TAXII password (default: the "
+                               "DCO_TAXII_PASSWORD setting).")] = None,
     since: Annotated[datetime | None, typer.Option(help="Only evidence created/modified from then on.")] = None,
     allow_amber_strict: Annotated[bool, typer.Option(
         "--allow-amber-strict", help="Publish a TLP:AMBER+STRICT DCO (TLP:RED never is).")] = False,
@@ -49,12 +50,29 @@ def publish(
     from dcoflow.connectors.taxii import TaxiiClient
     from dcoflow.core.db import session_scope
     from dcoflow.core.errors import ConfigError
+    from dcoflow.core.settings import get_settings
     from dcoflow.tasks.reporting.taxii_publish import publish_dco
 
-    password = os.environ.get(password_env) or None
+    # Options override the settings (DCO_TAXII_*, from the environment or .env) one by one.
+    settings = get_settings()
+    taxii = taxii or settings.taxii_url
+    collection = collection or settings.taxii_collection
+    user = user or settings.taxii_user
+    if not taxii:
+        raise ConfigError("no TAXII API root to publish to", object="DCO_TAXII_URL",
+                          hint="pass --taxii or set DCO_TAXII_URL")
+    if not collection:
+        raise ConfigError("no TAXII collection to publish to", object="DCO_TAXII_COLLECTION",
+                          hint="pass --collection or set DCO_TAXII_COLLECTION")
+    if password_env is not None:
+        password = os.environ.get(password_env) or None
+        where = f"${password_env}"
+    else:
+        password = settings.taxii_password.get_secret_value() if settings.taxii_password else None
+        where = "DCO_TAXII_PASSWORD"
     if user and password is None:
-        raise ConfigError(f"--user {user} given but ${password_env} is empty", object=password_env,
-                          hint=f"export {password_env}=… or name another variable with --password-env")
+        raise ConfigError(f"--user {user} given but {where} is empty", object=where.lstrip("$"),
+                          hint="set DCO_TAXII_PASSWORD or name a variable holding it with --password-env")
     policy = release_policy(max_tlp, releasable, allow_amber_strict)
     catalog = load_catalog(attack_source)
     with TaxiiClient(taxii, username=user, password=password) as client, session_scope() as session:

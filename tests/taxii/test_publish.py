@@ -169,6 +169,30 @@ def test_cli_publish_json(hunted_dco: str, catalog: Catalog, taxii_server: str,
     assert bad.exit_code == 2 and "not writable" in bad.output
 
 
+def test_cli_publish_reads_the_settings(hunted_dco: str, catalog: Catalog, taxii_server: str, settings: Any,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without options, `dco publish` takes server, collection and credentials from DCO_TAXII_* settings."""
+    import dcoflow.connectors.attack as attack_connector
+    from dcoflow.flows.cli import app
+
+    monkeypatch.setattr(attack_connector, "load_catalog", lambda source=None: catalog)
+    runner = CliRunner()
+    args = ["publish", hunted_dco, "--releasable", DEMO_STATEMENT, "--json"]
+    missing = runner.invoke(app, args)
+    assert missing.exit_code == 2 and "DCO_TAXII_URL" in missing.output
+    for name, value in {"DCO_TAXII_URL": taxii_server, "DCO_TAXII_COLLECTION": SCRATCH, "DCO_TAXII_USER": USER,
+                        "DCO_TAXII_PASSWORD": PASSWORD}.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    out = runner.invoke(app, args)
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["collection_id"] == SCRATCH
+    monkeypatch.setenv("DCO_TAXII_PASSWORD", "wrong")
+    get_settings.cache_clear()
+    refused = runner.invoke(app, args)
+    assert refused.exit_code == 2 and "401" in refused.output  # the password came from the setting
+
+
 def test_flow_publishes_with_env_credentials(hunted_dco: str, catalog: Catalog, taxii_server: str,
                                              demo_spec: DcoSpec, prefect_harness: None,
                                              monkeypatch: pytest.MonkeyPatch) -> None:

@@ -121,7 +121,11 @@ def _build(data: bytes | list[dict[str, Any]], content_hash: str, where: str, ca
                                hint=f"point {SETTING} at an ATT&CK STIX bundle (.json or .json.gz)") from exc
     else:
         parsed = data
-    catalog = build_catalog(parsed, content_hash=content_hash, source=where)
+    try:
+        catalog = build_catalog(parsed, content_hash=content_hash, source=where)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:  # a field of a shape ATT&CK never has
+        raise ContentError(f"malformed ATT&CK bundle: {type(exc).__name__}: {exc}", object=where,
+                           hint=f"point {SETTING} at an ATT&CK STIX bundle (.json or .json.gz)") from exc
     try:
         cache.store(catalog)
     except OSError as exc:  # a read-only cache costs speed, not correctness

@@ -193,17 +193,23 @@ def load_rule_index(paths: Path | Sequence[Path]) -> RuleIndex:
     """Index every Sigma rule file below ``paths`` (files or folders).
 
     Unreadable or invalid files are reported in ``RuleIndex.report`` (location = file path)
-    and left out; a path that does not exist raises ``ContentError`` naming it.
+    and left out; a path that does not exist raises ``ContentError`` naming it. A rule whose id
+    another file already has is reported and left out too: results, sightings and indicators are
+    keyed by rule id, so two rules sharing one would each be credited with the other's hits.
     """
     path_list = [Path(paths)] if isinstance(paths, Path | str) else [Path(p) for p in paths]
     report = BatchReport(source=", ".join(str(p) for p in path_list))
     rules: list[RuleInfo] = []
+    first_path: dict[str, str] = {}
     for f in iter_rule_files(path_list):
         report.read += 1
         got = _read_rule(f)
         if isinstance(got, str):
             report.skip(str(f), got)
+        elif got.rule_id in first_path:
+            report.skip(str(f), f"duplicate rule id {got.rule_id} (first in {first_path[got.rule_id]}); left out")
         else:
+            first_path[got.rule_id] = got.path
             rules.append(got)
             report.kept += 1
     return RuleIndex(rules=rules, report=report)

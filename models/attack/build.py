@@ -70,7 +70,7 @@ def _latest_versions(raw: Iterable[Any], report: BatchReport) -> dict[str, dict[
     latest: dict[str, dict[str, Any]] = {}
     for n, obj in enumerate(raw):
         report.read += 1
-        if not isinstance(obj, dict) or not isinstance(obj.get("id"), str) or not obj.get("type"):
+        if not isinstance(obj, dict) or not isinstance(obj.get("id"), str) or not isinstance(obj.get("type"), str):
             report.skip(f"objects[{n}]", "not a STIX object (no id or type)")
             continue
         old = latest.get(obj["id"])
@@ -129,57 +129,28 @@ def build_catalog(bundle: Any, *, content_hash: str, source: str = "bundle") -> 
         kind = STIX_KINDS.get(t)
         if kind is None:
             continue  # identity, marking-definition, … are not part of the index
-        attack_id, url = _attack_ref(o)
+        try:
+            attack_id, url = _attack_ref(o)
+        except (TypeError, AttributeError) as exc:
+            report.skip(sid, f"{t} with malformed external_references: {exc}")
+            continue
         if not attack_id:
             report.skip(sid, f"{t} without an ATT&CK external id")
             continue
-        common: dict[str, Any] = {
-            "attack_id": attack_id,
-            "stix_id": sid,
-            "name": str(o.get("name", "")),
-            "url": url,
-            "revoked": bool(o.get("revoked", False)),
-            "deprecated": bool(o.get("x_mitre_deprecated", False)),
-            "version": str(o.get("x_mitre_version", "")),
-            "modified": str(o.get("modified", "")),
-        }
-        obj: AttackObject
-        if kind is Kind.TACTIC:
-            obj = Tactic(**common, shortname=str(o.get("x_mitre_shortname", "")))
-        elif kind is Kind.TECHNIQUE:
-            is_sub = bool(o.get("x_mitre_is_subtechnique", False)) or "." in attack_id
-            obj = Technique(
-                **common,
-                tactics=[str(p["phase_name"]) for p in o.get("kill_chain_phases") or ()
-                         if p.get("kill_chain_name") in KILL_CHAIN_NAMES],
-                platforms=list(o.get("x_mitre_platforms") or ()),
-                is_subtechnique=is_sub,
-                parent_id=attack_id.split(".")[0] if is_sub else None,
-            )
-        elif kind is Kind.GROUP:
-            obj = Group(**common, aliases=list(o.get("aliases") or ()))
-        elif kind is Kind.CAMPAIGN:
-            obj = Campaign(**common, aliases=list(o.get("aliases") or ()),
-                           first_seen=o.get("first_seen"), last_seen=o.get("last_seen"))
-        elif kind is Kind.SOFTWARE:
-            obj = Software(**common, software_type=t, aliases=list(o.get("x_mitre_aliases") or ()),
-                           platforms=list(o.get("x_mitre_platforms") or ()))
-        elif kind is Kind.MITIGATION:
-            obj = Mitigation(**common)
-        elif kind is Kind.DETECTION_STRATEGY:
-            obj = DetectionStrategy(**common)
-        elif kind is Kind.ANALYTIC:
-            obj = Analytic(**common, platforms=list(o.get("x_mitre_platforms") or ()))
-        else:
-            obj = DataComponent(**common, log_sources=[
-                (str(s.get("name", "")), str(s.get("channel", ""))) for s in o.get("x_mitre_log_sources") or ()
-            ])
+        if not isinstance(o.get("name"), str) or not o["name"].strip():
+            report.skip(sid, f"{t} {attack_id} has no name; kept without one")
+        try:
+            obj = _make_object(kind, t, sid, attack_id, url, o)
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            report.skip(sid, f"{t} {attack_id} with malformed fields: {exc}")
+            continue
         by_stix[sid] = obj
         raw_of[sid] = o
         if o.get("description"):
             descriptions[sid] = str(o["description"])
 
-    _link_relationships(relationships, by_stix, report)
+    _one_per_attack_id(by_stix, report)
+    _link_relationships(relationships, by_stix, report, set(latest))
     _link_detections(by_stix, raw_of, data_sources)
 
     tactics = _ordered_tactics(matrices, by_stix)
@@ -206,14 +177,99 @@ def build_catalog(bundle: Any, *, content_hash: str, source: str = "bundle") -> 
     )
 
 
+def _make_object(kind: Kind, t: str, sid: str, attack_id: str, url: str, o: dict[str, Any]) -> AttackObject:
+    """One index object from its STIX dict; TypeError/ValueError when a field has the wrong shape."""
+    common: dict[str, Any] = {
+        "attack_id": attack_id,
+        "stix_id": sid,
+        "name": _text(o.get("name")),
+        "url": url,
+        "revoked": bool(o.get("revoked", False)),
+        "deprecated": bool(o.get("x_mitre_deprecated", False)),
+        "version": str(o.get("x_mitre_version", "")),
+        "modified": str(o.get("modified", "")),
+    }
+    obj: AttackObject
+    if kind is Kind.TACTIC:
+        obj = Tactic(**common, shortname=str(o.get("x_mitre_shortname", "")))
+    elif kind is Kind.TECHNIQUE:
+        is_sub = bool(o.get("x_mitre_is_subtechnique", False)) or "." in attack_id
+        obj = Technique(
+            **common,
+            tactics=[str(p["phase_name"]) for p in _list(o, "kill_chain_phases")
+                     if p.get("kill_chain_name") in KILL_CHAIN_NAMES],
+            platforms=_strings(o, "x_mitre_platforms"),
+            is_subtechnique=is_sub,
+            parent_id=attack_id.split(".", maxsplit=1)[0] if is_sub else None,
+        )
+    elif kind is Kind.GROUP:
+        obj = Group(**common, aliases=_strings(o, "aliases"))
+    elif kind is Kind.CAMPAIGN:
+        obj = Campaign(**common, aliases=_strings(o, "aliases"),
+                       first_seen=o.get("first_seen"), last_seen=o.get("last_seen"))
+    elif kind is Kind.SOFTWARE:
+        obj = Software(**common, software_type=t, aliases=_strings(o, "x_mitre_aliases"),
+                       platforms=_strings(o, "x_mitre_platforms"))
+    elif kind is Kind.MITIGATION:
+        obj = Mitigation(**common)
+    elif kind is Kind.DETECTION_STRATEGY:
+        obj = DetectionStrategy(**common)
+    elif kind is Kind.ANALYTIC:
+        obj = Analytic(**common, platforms=_strings(o, "x_mitre_platforms"))
+    else:
+        obj = DataComponent(**common, log_sources=[
+            (str(s.get("name", "")), str(s.get("channel", ""))) for s in _list(o, "x_mitre_log_sources")
+        ])
+    return obj
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _list(o: Mapping[str, Any], key: str) -> list[Any]:
+    value = o.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise TypeError(f"{key} is a {type(value).__name__}, not a list")
+    return value
+
+
+def _strings(o: Mapping[str, Any], key: str) -> list[str]:
+    values = _list(o, key)
+    if not all(isinstance(v, str) for v in values):
+        raise TypeError(f"{key} holds something other than text")
+    return values
+
+
+def _one_per_attack_id(by_stix: dict[str, AttackObject], report: BatchReport) -> None:
+    """Two objects of one kind claiming one ATT&CK id: keep the current one, then the newest
+    (``modified``), then the greater STIX id — the same choice on every load — and report the rest."""
+    claims: dict[tuple[Kind, str], list[AttackObject]] = {}
+    for obj in by_stix.values():
+        claims.setdefault((obj.kind, obj.attack_id), []).append(obj)
+    for (_, attack_id), objs in claims.items():
+        if len(objs) < 2:
+            continue
+        ranked = sorted(objs, key=lambda o: (o.is_current, o.modified, o.stix_id), reverse=True)
+        for loser in ranked[1:]:
+            del by_stix[loser.stix_id]
+            report.skip(loser.stix_id, f"duplicate ATT&CK id {attack_id}: {ranked[0].stix_id} "
+                                       "(current, then newest) is used instead")
+
+
 def _link_relationships(rels: list[dict[str, Any]], by_stix: dict[str, AttackObject],
-                        report: BatchReport) -> None:
+                        report: BatchReport, in_bundle: set[str]) -> None:
     for r in rels:
-        src = by_stix.get(str(r.get("source_ref", "")))
-        tgt = by_stix.get(str(r.get("target_ref", "")))
+        refs = (str(r.get("source_ref", "")), str(r.get("target_ref", "")))
+        src, tgt = by_stix.get(refs[0]), by_stix.get(refs[1])
         rtype = r.get("relationship_type")
         if src is None or tgt is None:
-            continue  # refers to objects outside the index (identity, data source, or a subset bundle)
+            missing = [ref for ref in refs if ref not in in_bundle]
+            if missing:  # dangling: a broken or partial bundle, not an object kind we do not index
+                report.skip(str(r.get("id")), f"{rtype} relationship to {missing[0]}, which is not in the bundle")
+            continue
         if rtype == "revoked-by":
             src.revoked_by = tgt.attack_id
             continue

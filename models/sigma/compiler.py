@@ -46,6 +46,7 @@ from operator import itemgetter
 from typing import Any
 
 import ahocorasick  # type: ignore[import-not-found]  # pyahocorasick ships no type stubs
+import re2  # type: ignore[import-untyped]  # google-re2 ships no type stubs
 import yaml
 from sigma.conditions import (
     ConditionAND,
@@ -178,6 +179,27 @@ def _wildcard_regex(parts: list[str | SpecialChars], *, lower: bool) -> str:
         elif isinstance(p, str):
             out.append(re.escape(p.lower() if lower else p))
     return "".join(out)
+
+
+# RE2 (linear time, no backtracking) runs every pattern a rule brings: a ``|re`` such as ``(a+)+$``
+# would otherwise hold Python's backtracking engine for hours on one 40k-character field.
+_RE2_FLAGS = ((re.IGNORECASE, "i"), (re.MULTILINE, "m"), (re.DOTALL, "s"))
+
+
+def linear_regex(pattern: str, flags: int = 0) -> Any:
+    """``pattern`` compiled by RE2 (``search``/``fullmatch`` like ``re``); RuleCompileError when RE2
+    cannot take it — a backreference or lookaround, which only a backtracking engine can run."""
+    inline = "".join(c for f, c in _RE2_FLAGS if flags & f)
+    try:
+        return re2.compile(f"(?{inline}){pattern}" if inline else pattern)
+    except re2.error as exc:
+        try:
+            re.compile(pattern, flags)
+        except re.error as bad:
+            raise RuleCompileError(f"regular expression {pattern!r} does not compile: {bad}") from bad
+        raise RuleCompileError(
+            f"regular expression {pattern!r} needs backtracking (backreference or lookaround), which can take "
+            f"exponential time on long fields; not run ({exc})") from exc
 
 
 def required_literal(rx: re.Pattern[str]) -> str | None:
@@ -432,20 +454,20 @@ class _Emitter:
         s = self.field(fname)
         if isinstance(value, SigmaCasedString):
             parts = _pattern_parts(value)
-            rx = re.compile(_wildcard_regex(parts, lower=False), re.DOTALL)
+            rx = linear_regex(_wildcard_regex(parts, lower=False), re.DOTALL)
             return f"(p{s} and {self.g.const(rx.fullmatch)}(o{s}) is not None)"
         if isinstance(value, SigmaString):
             parts = _pattern_parts(value)
             kind = _classify(parts)
             if kind is None:
-                rx = re.compile(_wildcard_regex(parts, lower=True), re.DOTALL)
+                rx = linear_regex(_wildcard_regex(parts, lower=True), re.DOTALL)
                 return f"(p{s} and {self.g.const(rx.fullmatch)}(l{s}) is not None)"
             k, lit = kind[0], kind[1].lower()
             if k == "any" or not lit:
                 return f"p{s}" if k != "eq" else f"(p{s} and l{s} == '')"
             return self.merged(fname, k, [lit])
-        if isinstance(value, SigmaBool):
-            return f"l{s} in {('true', '1') if value.boolean else ('false', '0')!r}"
+        if isinstance(value, SigmaBool):  # a boolean matches a boolean, never the number 1 or 0
+            return f"l{s} == {'true' if value.boolean else 'false'!r}"
         if isinstance(value, SigmaNumber):
             return f"l{s} == {str(value.number).lower()!r}"
         if isinstance(value, SigmaNull):
@@ -459,11 +481,11 @@ class _Emitter:
                           SigmaRegularExpressionFlag.MULTILINE: re.MULTILINE,
                           SigmaRegularExpressionFlag.DOTALL: re.DOTALL}[f]
             pattern = value.regexp.original if isinstance(value.regexp, SigmaString) else str(value.regexp)
-            try:
-                rx = re.compile(pattern, flags)
-            except re.error as exc:
-                raise RuleCompileError(f"regular expression {pattern!r} does not compile: {exc}") from exc
-            needed = required_literal(rx)
+            rx = linear_regex(pattern, flags)
+            try:  # Python's parser only reads the pattern for the prefilter; RE2 matches
+                needed = required_literal(re.compile(pattern, flags))
+            except re.error:
+                needed = None
             pre = "" if needed is None else f" and {needed!r} in o{s}"
             return f"(p{s}{pre} and {self.g.const(rx.search)}(o{s}) is not None)"
         if isinstance(value, SigmaCIDRExpression):
@@ -493,7 +515,7 @@ class _Emitter:
             if kind is not None and kind[0] in ("eq", "contains") and kind[1]:
                 lit = kind[1].lower()
                 return f"any({lit!r} in x for x in KW)"
-            rx = re.compile(_wildcard_regex(parts, lower=True), re.DOTALL)
+            rx = linear_regex(_wildcard_regex(parts, lower=True), re.DOTALL)
             return f"any({self.g.const(rx.search)}(x) is not None for x in KW)"
         if isinstance(value, SigmaNumber):
             return f"any({str(value.number)!r} in x for x in KW)"
@@ -740,7 +762,7 @@ def dispatch_key(view: dict[str, Any]) -> tuple[str, str] | None:
     if channel is None:
         return None
     eid = view.get("eventid")
-    return str(channel).lower(), "" if eid is None else str(eid).lower()
+    return str(channel).lower(), "" if eid is None else _tostr(eid).lower()
 
 
 class RuleSet:

@@ -82,17 +82,19 @@ def hunt_file(ruleset: RuleSet, path: Path, *, sample: int, max_member_bytes: in
     """Match every record of one file; an unexpected failure is recorded in the file's report."""
     out = FileHunt(BatchReport(source=str(path)))
     counts, samples = out.counts, out.samples
-    # per-file dispatch cache, keyed by the raw (channel, event id) values; its keys are what was seen
-    groups: dict[tuple[Any, Any], tuple[tuple[str, str] | None, GroupFn | None]] = {}
+    # per-file dispatch cache, keyed by the raw (channel, event id) values and the id's type (True == 1
+    # and 1.0 == 1 in a dict, but they are the texts "true", "1.0" and "1" to the rules); its keys are what was seen
+    groups: dict[tuple[Any, Any, type], tuple[tuple[str, str] | None, GroupFn | None]] = {}
     try:
         for raw in iter_file_records(path, out.report, max_member_bytes=max_member_bytes):
             out.events += 1
             view = match_view(raw)
-            key = (view.get("channel"), view.get("eventid"))
+            eid = view.get("eventid")
+            key = (view.get("channel"), eid, eid.__class__)
             try:
                 found = groups.get(key)
             except TypeError:  # an unhashable channel or event id (a JSON list): dispatch on its text
-                key = (str(key[0]), str(key[1]))
+                key = (str(key[0]), str(key[1]), str)
                 found = groups.get(key)
             if found is None:
                 dk = dispatch_key(view)

@@ -177,6 +177,12 @@ class StateError(DcoError):
     system = "lifecycle"
 
 
+class GateError(StateError):
+    """Conduct refused by a safety gate: the DCO is not approved, or it is outside its time window."""
+
+    system = "gate"
+
+
 class ConnectorError(DcoError):
     """A remote system failed or refused. ``status`` is the HTTP status when there was one."""
 

@@ -93,6 +93,13 @@ class Settings(BaseSettings):
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
 
+    # -- emulation sandbox ---------------------------------------------------------------------------
+    sandbox_dir: Path | None = Field(
+        None, description="Where each local emulation step gets its own folder; default <system temp>/dcoflow-sandbox "
+                          "(every folder above it must be traversable by the executor user).")
+    executor_user: str = Field("nobody", description="Unprivileged user steps run as when dcoflow runs as root "
+                                                     "and the rules of engagement do not allow elevation.")
+
     # -- hunting limits ------------------------------------------------------------------------------
     max_archive_member_bytes: int = Field(2 * 1024**3, description="Refuse zip members larger than this.")
     max_bundle_bytes: int = Field(1024**3, gt=0, description="Refuse ATT&CK/STIX bundles larger than this "

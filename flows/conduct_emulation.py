@@ -31,11 +31,13 @@ from dcoflow.models.plan import EmulationStep, StepStatus
 from dcoflow.models.repository import get_operation
 from dcoflow.tasks.conduct.emulation import (
     CONNECTORS,
+    check_conduct,
     deconflict_step_task,
     execute_step_task,
     latest_execution,
     load_steps,
     normalise_connector,
+    preview_emulation,
     ready,
     record_outcome_task,
 )
@@ -94,7 +96,8 @@ def conduct_emulation(
     """Run the plan's steps of DCO ``dco``.
 
     connector_default: used for steps whose connector is ``manual`` — manual, local or caldera.
-    dry_run: show the exact commands without running them (nothing is recorded as executed).
+    dry_run: show, per step, the exact commands (arguments filled in and quoted), executor, host and the rules of
+    engagement's verdict, in any state, recording nothing. A live run needs the DCO approved and inside its window.
     manual_outcomes: answers keyed by step id, order number or technique id (else ``default``); each a tool outcome
     ({"tool", "outcome", "severity"?, "notes"?}) or a list of them. Steps without an answer pause
     for typed input when ``pause_for_input``; otherwise they stay running, awaiting ``dco emulate record``.
@@ -115,14 +118,26 @@ def conduct_emulation(
     try:
         atomics = load_atomics(settings.content_path("atomics"))
     except DcoError as exc:
-        log.info("no atomics index (%s): elevation is judged from the command alone", exc.message)
+        log.info("no atomics index (%s): atomic steps count as needing elevation", exc.message)
     caldera = (CalderaClient(settings.caldera_url, settings.caldera_api_key.get_secret_value())
                if settings.caldera_url and settings.caldera_api_key else None)
     hook_url = webhook_url or settings.webhook_url
     hook_secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    if dry_run:  # any state, nothing recorded: the exact commands and the rules of engagement's verdict
+        with session_scope() as session:
+            dco_id = get_operation(session, dco).id
+            previews = [p.as_dict() for p in preview_emulation(session, dco_id, connector_default=default,
+                                                                atomics=atomics, catalog=catalog)]
+        if caldera is not None:
+            caldera.close()
+        verdicts: dict[str, int] = {}
+        for p in previews:
+            verdicts[p["verdict"]] = verdicts.get(p["verdict"], 0) + 1
+        return {"dco": dco_id, "dry_run": True, "steps": previews, "status_counts": verdicts}
     try:
         with session_scope() as session:
             op = get_operation(session, dco)
+            check_conduct(op, "emulation")  # before any notice goes out or anything runs
             dco_id = op.id
             steps = load_steps(session, dco_id)
         results: list[dict[str, Any]] = []
@@ -141,10 +156,10 @@ def conduct_emulation(
                 with session_scope() as session:
                     already_ran = latest_execution(session, dco_id, step.id) is not None
                 if statuses[step.id] == StepStatus.PENDING or not already_ran:
-                    if not dry_run:
-                        deconflict_step_task(dco_id, step, hook_url, hook_secret)
-                    run = execute_step_task(dco_id, step, connector, dry_run, atomics,
-                                            caldera=caldera if connector == "caldera" else None)
+                    deconflict_step_task(dco_id, step, hook_url, hook_secret)
+                    run = execute_step_task(dco_id, step, connector, False, atomics,
+                                            caldera=caldera if connector == "caldera" else None, catalog=catalog,
+                                            actor=operator)
                     entry.update(run)
                 else:
                     entry.update({"connector": connector, "message": "ran before; awaiting outcomes"})
@@ -153,9 +168,6 @@ def conduct_emulation(
                     statuses[step.id] = _status(session, step.id)
                 results.append({**entry, "status": statuses[step.id].value, "error": exc.message})
                 log.warning("step %s: %s", step.order, exc.message)
-                continue
-            if dry_run:
-                results.append({**entry, "status": statuses[step.id].value})
                 continue
             if entry.get("execution") in ("failed", "timed-out"):
                 statuses[step.id] = StepStatus.FAILED

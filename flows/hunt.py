@@ -22,6 +22,7 @@ from dcoflow.core.errors import ValidationError
 from dcoflow.core.settings import get_settings
 from dcoflow.flows.forms import described
 from dcoflow.flows.secrets import load_secret
+from dcoflow.models.gates import require_conduct
 from dcoflow.models.hunt_run import derive_hunt_key
 from dcoflow.models.hunting import HuntOutcome, HuntSelection, RuleInfo
 from dcoflow.models.operation import DcoState
@@ -199,6 +200,7 @@ def hunt(params: Annotated[HuntParameters, Field(description="What to hunt with,
     if params.dco:
         with session_scope() as s:
             op = get_operation(s, params.dco)
+            require_conduct(op.id, op.state, op.dco.window, datetime.now(UTC), "hunt")  # before any query runs
             dco_id, window = op.id, op.dco.window
         if window is not None and start is None and end is None:
             start, end = window.start, window.end

@@ -18,6 +18,7 @@ from dcoflow.core.db import session_scope
 from dcoflow.core.errors import ValidationError
 from dcoflow.core.settings import get_settings
 from dcoflow.flows.forms import described
+from dcoflow.models.gates import require_approver
 from dcoflow.models.operation import DcoSpec, DcoState
 from dcoflow.tasks.lifecycle import change_state, emit_dco_event, operation_id, register_operation_task
 from dcoflow.tasks.plan.planning import (
@@ -127,9 +128,10 @@ def _await_approval(dco_id: str, timeout_s: int) -> dict[str, Any]:
     logger.info("Waiting for approval of %s: resume this run in the UI or run `dco ops approve %s`", dco_id, dco_id)
     answer = pause_flow_run(wait_for_input=Approval.with_initial_data(approve=True, approver=""), timeout=timeout_s,
                             key=approval_key(dco_id))
+    approver = require_approver(answer.approver)  # a blank approver is refused, never recorded as someone
     if answer.approve:
-        return change_state(dco_id, DcoState.APPROVED, answer.approver or "unknown", answer.comment)
-    return change_state(dco_id, DcoState.PLANNED, answer.approver or "unknown", answer.comment or "sent back")
+        return change_state(dco_id, DcoState.APPROVED, approver, answer.comment)
+    return change_state(dco_id, DcoState.PLANNED, approver, answer.comment or "sent back")
 
 
 @flow(name="approve-dco")

@@ -12,6 +12,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from dcoflow.core.db import session_scope
+from dcoflow.models.gates import require_approver
 from dcoflow.models.lifecycle import allowed
 from dcoflow.models.operation import DcoSpec, DcoState
 from dcoflow.models.repository import create_operation, get_operation, operation_id_for, transition
@@ -31,7 +32,11 @@ def register_operation(spec: DcoSpec, actor: str) -> str:
 
 
 def change_state(dco: str, target: DcoState, actor: str, reason: str | None = None) -> dict[str, Any]:
-    """Move a DCO to ``target`` (a no-op if it is there already and the state allows no self-loop)."""
+    """Move a DCO to ``target`` (a no-op if it is there already and the state allows no self-loop).
+
+    An approval must name its approver (a blank one is refused, never recorded)."""
+    if target == DcoState.APPROVED:
+        actor = require_approver(actor)
     with session_scope() as session:
         op = get_operation(session, dco)
         previous = op.state

@@ -53,19 +53,71 @@ def run(
     no_pause: Annotated[bool, typer.Option("--no-pause", help="Do not wait for outcomes; record later.")] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Run the conduct-emulation flow for a DCO."""
+    """Dry run (default, any state, records nothing): per step the exact command lines, executor, host and the
+    rules of engagement's verdict. --execute runs the conduct-emulation flow (the DCO must be approved)."""
+    from dcoflow.core.db import session_scope
+    from dcoflow.models.repository import get_operation
+    from dcoflow.tasks.conduct.emulation import check_conduct
+
+    if dry_run:
+        _dry_run(dco, connector, as_json)
+        return
+    with session_scope() as session:
+        check_conduct(get_operation(session, dco), "emulation")  # refused here, before a flow run starts
     from dcoflow.flows.conduct_emulation import conduct_emulation
 
-    result = conduct_emulation(dco=dco, connector_default=connector, dry_run=dry_run,
+    result = conduct_emulation(dco=dco, connector_default=connector, dry_run=False,
                                pause_for_input=not no_pause, operator=cli_user())
     if as_json:
         print_json(result)
         return
-    table(f"emulation of {result['dco']}" + (" (dry run)" if dry_run else ""),
-          ["#", "technique", "connector", "status", "detail"],
+    table(f"emulation of {result['dco']}", ["#", "technique", "connector", "status", "detail"],
           [(r["order"], r["technique"], r.get("connector", ""), r["status"],
             r.get("error") or r.get("message") or (r.get("command") or "")[:200]) for r in result["steps"]])
     console.print(result["status_counts"])
+
+
+def _dry_run(dco: str, connector: str, as_json: bool) -> None:
+    """The plan's steps as they would run, read-only (no Prefect run, nothing written)."""
+    from rich.markup import escape
+
+    from dcoflow.connectors.attack import load_catalog
+    from dcoflow.connectors.content.atomics import load_atomics
+    from dcoflow.core.db import session_scope
+    from dcoflow.core.errors import DcoError
+    from dcoflow.core.settings import get_settings
+    from dcoflow.models.repository import get_operation
+    from dcoflow.tasks.conduct.emulation import preview_emulation
+
+    try:
+        catalog = load_catalog()
+    except DcoError:
+        catalog = None
+    try:
+        atomics = load_atomics(get_settings().content_path("atomics"))
+    except DcoError:
+        atomics = None
+    with session_scope() as session:
+        op = get_operation(session, dco)
+        dco_id, state = op.id, op.state.value
+        previews = [p.as_dict() for p in preview_emulation(session, dco_id, connector_default=connector,
+                                                            atomics=atomics, catalog=catalog)]
+    if as_json:
+        print_json({"dco": dco_id, "state": state, "dry_run": True, "steps": previews})
+        return
+    console.print(f"[bold]dry run of {escape(dco_id)}[/] (state {state}; nothing runs, nothing is recorded)")
+    for p in previews:
+        where = f"{p['connector']}/{p['executor'] or '-'} on {p['host'] or '-'}" + \
+            (f" as {p['run_as']}" if p["run_as"] else "")
+        verdict = "[green]allowed[/]" if p["verdict"] == "allowed" else "[red]refused[/]"
+        console.print(f"\n[bold]{p['order']}. {escape(p['technique'])}[/] {escape(where)} [{p['status']}]: {verdict}")
+        for reason in p["reasons"]:
+            console.print(f"   - {escape(reason)}")
+        for label, text in (("command", p["command"]), ("cleanup", p["cleanup_command"])):
+            if text:
+                console.print(f"   {label}:")
+                console.print("\n".join("     " + line for line in text.splitlines()), markup=False,
+                              highlight=False)
 
 
 @app.command("record")
@@ -105,6 +157,27 @@ def record(
         print_json(out)
     else:
         console.print(f"recorded {out['tool']}={out['outcome']} for step {out['step']} (version {out['version']})")
+
+
+@app.command("mark-destructive")
+@handle_errors
+def mark_destructive_cmd(
+    dco: str,
+    step: Annotated[str, typer.Argument(help="Step id, order number or technique id.")],
+    by: Annotated[str, typer.Option("--by", help="Who decides (recorded in the audit log).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded in the audit log).")],
+    destructive: Annotated[bool, typer.Option("--destructive/--not-destructive",
+                                              help="Mark the step destructive, or overrule its command text.")] = True,
+) -> None:
+    """Decide whether one step is destructive, audited with who and why. --not-destructive overrules only what
+    the command text suggests (e.g. an rm of a file the exercise made), never a destructive technique."""
+    from dcoflow.core.db import session_scope
+    from dcoflow.tasks.conduct.emulation import mark_destructive
+
+    with session_scope() as session:
+        ev = mark_destructive(session, dco, step, destructive, actor=by, reason=reason)
+        step_id = ev.details["step"]
+    console.print(f"step {step_id}: marked {'destructive' if destructive else 'not destructive'} by {by}")
 
 
 @app.command("export-vectr")

@@ -61,6 +61,16 @@ def hunt_command(
     from dcoflow.tasks.conduct.hunt_record import summarize_outcome
     from dcoflow.tasks.conduct.local_hunt import run_local_hunt
 
+    if dco:  # the conduct gate before any event is read
+        from datetime import UTC, datetime
+
+        from dcoflow.core.db import session_scope
+        from dcoflow.models.gates import require_conduct
+        from dcoflow.models.repository import get_operation
+
+        with session_scope() as s:
+            op = get_operation(s, dco)
+            require_conduct(op.id, op.state, op.dco.window, datetime.now(UTC), "hunt")
     selection = HuntSelection(techniques=technique or [], rule_ids=rule_id or [])
     if as_json:
         outcome = run_local_hunt(list(rules), list(data), selection, sample=sample, workers=workers)

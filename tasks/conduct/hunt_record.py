@@ -31,6 +31,7 @@ from dcoflow.core.db import session_scope
 from dcoflow.core.errors import NotFoundError
 from dcoflow.models.attack.catalog import Catalog
 from dcoflow.models.emulation import dco_marker
+from dcoflow.models.gates import require_conduct
 from dcoflow.models.hunt_run import HuntRun, HuntStatus, hunt_run_id
 from dcoflow.models.hunting import HuntOutcome, RuleInfo
 from dcoflow.models.operation import as_utc
@@ -269,6 +270,7 @@ def record_hunt(
     ``complete=False`` records a batch and leaves the run running.
     """
     op = get_operation(session, dco_id)
+    require_conduct(op.id, op.state, op.dco.window, datetime.now(UTC), "hunt")
     markers = list(exercise_markers) if exercise_markers is not None else exercise_markers_for(session, dco_id)
     run = start_hunt_run(session, dco_id, hunt_key=hunt_key, source=outcome.source, rules=outcome.rules_run,
                          start=start, end=end)
@@ -399,6 +401,8 @@ def run_hunt_batches(
     before stays. Calling again with the same key skips the rules already recorded.
     """
     with session_factory() as s:
+        op = get_operation(s, dco_id)
+        require_conduct(op.id, op.state, op.dco.window, datetime.now(UTC), "hunt")
         run = start_hunt_run(s, dco_id, hunt_key=hunt_key, source=source, rules=rules, start=start, end=end)
         done = set(run.recorded_rules)
         if exercise_markers is None:

@@ -3,21 +3,44 @@ test server is the root ``prefect_harness``)."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from dcoflow.core.db import session_scope
-from dcoflow.core.settings import Settings
+from dcoflow.core.settings import Settings, get_settings
 from dcoflow.models.plan import EmulationStep, ProcedureSource
 from dcoflow.models.repository import create_operation
 
-from .helpers import ENV_DISCOVERY, LIST_OS_INFO, USER_DISCOVERY, atomic_step, spec
+from .helpers import ENV_DISCOVERY, LIST_OS_INFO, USER_DISCOVERY, approve, atomic_step, spec
+
+
+@pytest.fixture(autouse=True)
+def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A sandbox root the unprivileged executor user can pass through (pytest's own temp folders are
+    closed to other users), used by executors the tests make and through DCO_SANDBOX_DIR by the rest."""
+    root = Path(tempfile.mkdtemp(prefix="dco-test-sandbox-"))
+    root.chmod(0o711)
+    monkeypatch.setenv("DCO_SANDBOX_DIR", str(root))
+    get_settings.cache_clear()
+    yield root
+    get_settings.cache_clear()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture()
-def emulation_dco(settings: Settings, shared_dir: Path) -> str:
-    """A DCO with three local atomic steps (the second depends on the first) and one manual step."""
+def emulation_dco(draft_emulation_dco: str) -> str:
+    """``draft_emulation_dco``, approved for conduct."""
+    approve(draft_emulation_dco)
+    return draft_emulation_dco
+
+
+@pytest.fixture()
+def draft_emulation_dco(settings: Settings, shared_dir: Path) -> str:
+    """A DCO (draft) with three local atomic steps (the second depends on the first) and one manual step."""
     with session_scope() as session:
         op = create_operation(session, spec(), "tester")
         dco_id = op.id

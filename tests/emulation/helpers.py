@@ -40,3 +40,29 @@ def atomic_step(shared: Path, dco_id: str, order: int, guid: str, **extra: Any) 
     }
     fields.update(extra)
     return EmulationStep(**fields)
+
+
+def approve(dco_id: str, by: str = "J. Smith (OCIO)") -> None:
+    """Plan (the state only) and approve a stored DCO, as `dco ops approve` records it."""
+    from dcoflow.core.db import session_scope
+    from dcoflow.models.operation import DcoState
+    from dcoflow.models.repository import get_operation, transition
+
+    with session_scope() as s:
+        op = get_operation(s, dco_id)
+        for state in (DcoState.PLANNED, DcoState.APPROVED):
+            if op.state != state:
+                transition(s, op, state, by, "test approval")
+
+
+def row_counts() -> dict[str, int]:
+    """Rows per table of the configured database (to show that something wrote nothing)."""
+    from sqlalchemy import func, select
+    from sqlmodel import SQLModel
+
+    import dcoflow.models.tables  # noqa: F401  (registers every table)
+    from dcoflow.core.db import session_scope
+
+    with session_scope() as s:
+        return {t.name: int(s.execute(select(func.count()).select_from(t)).scalar_one())
+                for t in SQLModel.metadata.sorted_tables}

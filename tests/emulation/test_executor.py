@@ -20,7 +20,7 @@ DCO = "lab-dco"
 
 def executor(tmp_path: Path, **roe: Any) -> LocalExecutor:
     s = spec(**roe)
-    return LocalExecutor(DCO, s.rules_of_engagement, s.scope, sandbox=tmp_path / "sandbox", platform="linux")
+    return LocalExecutor(DCO, s.rules_of_engagement, s.scope, platform="linux")
 
 
 def custom(command: str, **extra: Any) -> EmulationStep:
@@ -32,21 +32,22 @@ def custom(command: str, **extra: Any) -> EmulationStep:
     return EmulationStep(**fields)
 
 
-def test_runs_atomic_in_sandbox_then_cleans_up(tmp_path: Path, shared_dir: Path) -> None:
+def test_runs_atomic_in_sandbox_then_cleans_up(tmp_path: Path, shared_dir: Path, sandbox: Path) -> None:
     step = atomic_step(shared_dir, DCO, 1, LIST_OS_INFO, input_arguments={"output_file": "#{sandbox}/os.txt"})
     result = executor(tmp_path).run(step, dry_run=False)
     assert result.status == ExecutionStatus.SUCCEEDED and result.exit_code == 0
     assert "Linux" in result.stdout  # uname -a
-    workdir = tmp_path / "sandbox" / DCO / step.id
+    workdir = sandbox / DCO / step.id
     assert str(workdir / "os.txt") in result.command
-    assert result.cleanup_exit_code == 0 and not (workdir / "os.txt").exists()  # cleanup removed it
+    assert result.cleanup_exit_code == 0 and not workdir.exists()  # cleaned up, then the sandbox removed
     assert result.command.startswith(f": DCO-{DCO};\n")
 
 
-def test_marker_is_in_the_environment(tmp_path: Path, shared_dir: Path) -> None:
+def test_marker_is_in_the_environment(tmp_path: Path, shared_dir: Path, sandbox: Path) -> None:
     result = executor(tmp_path).run(atomic_step(shared_dir, DCO, 2, ENV_DISCOVERY), dry_run=False)
     assert f"DCO_MARKER=DCO-{DCO}" in result.stdout
-    assert f"TMPDIR={tmp_path / 'sandbox' / DCO}" in result.stdout
+    workdir = sandbox / DCO / f"{DCO}-s2"
+    assert f"TMPDIR={workdir / 'tmp'}" in result.stdout and f"HOME={workdir / 'home'}" in result.stdout
 
 
 def test_second_discovery_atomic(tmp_path: Path, shared_dir: Path) -> None:
@@ -55,14 +56,15 @@ def test_second_discovery_atomic(tmp_path: Path, shared_dir: Path) -> None:
     assert result.exit_code is not None and result.marker == f"DCO-{DCO}"
 
 
-def test_dry_run_shows_exact_commands_and_runs_nothing(tmp_path: Path, shared_dir: Path) -> None:
+def test_dry_run_shows_exact_commands_and_runs_nothing(tmp_path: Path, shared_dir: Path, sandbox: Path) -> None:
     step = atomic_step(shared_dir, DCO, 1, LIST_OS_INFO)
-    result = executor(tmp_path).run(step, {"output_file": "/sandbox/x.txt"}, dry_run=True)
+    out = f"{sandbox}/{DCO}/{step.id}/x.txt"
+    result = executor(tmp_path).run(step, {"output_file": "#{sandbox}/x.txt"}, dry_run=True)
     assert result.dry_run and result.exit_code is None
-    assert "uname -a >> /sandbox/x.txt" in result.command
-    assert result.cleanup_command is not None and "rm /sandbox/x.txt" in result.cleanup_command
-    assert result.details["arguments"] == {"output_file": "/sandbox/x.txt"}
-    assert not (tmp_path / "sandbox").exists()
+    assert f"uname -a >> {out}" in result.command
+    assert result.cleanup_command is not None and f"rm {out}" in result.cleanup_command
+    assert result.details["arguments"] == {"output_file": out}
+    assert not any(sandbox.iterdir())
 
 
 def test_timeout_kills_the_process_group(tmp_path: Path) -> None:

@@ -15,6 +15,8 @@ from dcoflow.models.emulation import EmulationExecution, Outcome
 from dcoflow.models.plan import EmulationStep, StepStatus
 from dcoflow.tasks.conduct.emulation import current_outcomes
 
+from .helpers import row_counts
+
 pytestmark = pytest.mark.prefect
 
 
@@ -39,13 +41,16 @@ def run(dco: str, tmp_path: Path, **kw: Any) -> dict[str, Any]:
     return conduct_emulation(**params)
 
 
-def test_dry_run_shows_commands_and_changes_nothing(prefect_harness: None, emulation_dco: str,
+def test_dry_run_shows_commands_and_changes_nothing(prefect_harness: None, draft_emulation_dco: str,
                                                     tmp_path: Path) -> None:
-    result = run(emulation_dco, tmp_path, dry_run=True)
+    before = row_counts()
+    result = run(draft_emulation_dco, tmp_path, dry_run=True)  # a draft: dry runs need no approval
     by_order = {r["order"]: r for r in result["steps"]}
-    assert by_order[1]["execution"] == "dry-run" and "uname -a >> " in by_order[1]["command"]
-    assert by_order[1]["command"].startswith(f": DCO-{emulation_dco};")
-    assert set(_statuses(emulation_dco).values()) == {StepStatus.PENDING}
+    assert by_order[1]["verdict"] == "allowed" and "uname -a >> " in by_order[1]["command"]
+    assert by_order[1]["command"].startswith(f": DCO-{draft_emulation_dco};")
+    assert by_order[1]["executor"] == "sh" and by_order[1]["host"]
+    assert set(_statuses(draft_emulation_dco).values()) == {StepStatus.PENDING}
+    assert row_counts() == before
 
 
 def test_runs_resumes_without_rerunning(prefect_harness: None, emulation_dco: str, tmp_path: Path) -> None:

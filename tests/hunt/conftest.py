@@ -10,8 +10,8 @@ import pytest
 from dcoflow.core.db import session_scope
 from dcoflow.core.settings import Settings
 from dcoflow.models.hunting import RuleInfo
-from dcoflow.models.operation import DcoSpec
-from dcoflow.models.repository import create_operation
+from dcoflow.models.operation import DcoSpec, DcoState
+from dcoflow.models.repository import create_operation, transition
 
 RULES = {
     "procdump": "rules/windows/process_creation/proc_creation_win_sysinternals_procdump.yml",  # T1036, T1003.001
@@ -32,6 +32,8 @@ def dco(settings: Settings) -> str:
     })
     with session_scope() as s:
         op = create_operation(s, spec, "tester")
+        for state in (DcoState.PLANNED, DcoState.APPROVED):  # hunts recorded against a DCO need its approval
+            transition(s, op, state, "tester", "approved for the hunt tests")
         return op.id
 
 

@@ -95,11 +95,9 @@ def test_sweep_hunts_only_conducting_dcos(prefect_harness: None, shared_dir: Pat
     _plan(dco)
     params = SweepParameters(data=[str(shared_dir / LSASS_ZIP)], rules_path=[str(shared_dir / "sigma/rules/windows")],
                              attack_source=str(shared_dir / "attack/enterprise-attack-18.1.json.gz"))
-    assert hunt_sweep(params) == []  # still a draft: nothing to sweep
+    assert hunt_sweep(params) == []  # approved, not yet conducting: nothing to sweep
     with session_scope() as s:
-        op = get_operation(s, dco)
-        for state in (DcoState.PLANNED, DcoState.APPROVED, DcoState.CONDUCTING):
-            transition(s, op, state, "tester")
+        transition(s, get_operation(s, dco), DcoState.CONDUCTING, "tester")
     [result] = hunt_sweep(params)
     assert result["dco"] == dco and result["status"] == "completed" and result["hits"] == 2
     [again] = hunt_sweep(params)  # same hour: the same run, nothing recorded twice

@@ -266,8 +266,8 @@ def test_record_hunt_idempotent_on_postgresql(rules: dict[str, RuleInfo], catalo
     from sqlmodel import SQLModel, create_engine
 
     import dcoflow.models.tables  # noqa: F401
-    from dcoflow.models.operation import DcoSpec
-    from dcoflow.models.repository import create_operation
+    from dcoflow.models.operation import DcoSpec, DcoState
+    from dcoflow.models.repository import create_operation, transition
 
     admin = create_engine(PG_URL)
     try:
@@ -284,7 +284,10 @@ def test_record_hunt_idempotent_on_postgresql(rules: dict[str, RuleInfo], catalo
         spec = DcoSpec.model_validate({"name": "PG Hunt Op", "objective": "idempotency on postgres",
                                        "type": "threat-hunt", "threat_profile": {"techniques": ["T1003"]}})
         with Session(engine) as s:
-            dco = create_operation(s, spec, "tester").id
+            op = create_operation(s, spec, "tester")
+            for state in (DcoState.PLANNED, DcoState.APPROVED):
+                transition(s, op, state, "tester", "approved for the test")
+            dco = op.id
             s.commit()
         counts = []
         for _ in range(2):

@@ -14,8 +14,8 @@ from dcoflow.core.db import session_scope
 from dcoflow.core.settings import Settings
 from dcoflow.models.attack import Catalog
 from dcoflow.models.hunting import HuntOutcome, HuntSelection
-from dcoflow.models.operation import DcoSpec
-from dcoflow.models.repository import create_operation
+from dcoflow.models.operation import DcoSpec, DcoState
+from dcoflow.models.repository import create_operation, transition
 from dcoflow.tasks.conduct.hunt_record import record_hunt
 from dcoflow.tasks.conduct.local_hunt import run_local_hunt
 
@@ -67,7 +67,10 @@ def lsass_hunt(shared_dir: Path) -> HuntOutcome:
 def record_demo_hunt(spec: DcoSpec, outcome: HuntOutcome, catalog: Catalog) -> str:
     """Store ``spec`` as a DCO and record the hunt ``outcome`` as its evidence."""
     with session_scope() as s:
-        dco_id = create_operation(s, spec, "coordinator").id
+        op = create_operation(s, spec, "coordinator")
+        for state in (DcoState.PLANNED, DcoState.APPROVED):  # recording a hunt against a DCO needs its approval
+            transition(s, op, state, "coordinator", "approved for the test")
+        dco_id = op.id
     with session_scope() as s:
         record_hunt(s, dco_id, outcome, hunt_key="lsass-comsvcs", catalog=catalog)
     return dco_id

@@ -7,14 +7,21 @@ resolved to: file stamps and URL ETags, so a known file is not even read again).
 ``<format>`` is a digest of the object classes' fields: changing them invalidates old caches.
 Every write is a temp file renamed into place, so a failed or concurrent load never leaves a
 half-written cache.
+
+Unpickling runs code, so a pickle is only loaded after its HMAC-SHA256 (keyed by a secret kept in
+``DCO_DATA_DIR``, outside the cache folder, created 0600 on first use) checks out: a file planted in
+``DCO_CACHE_DIR`` or written by another install is refused and the catalog rebuilt from the bundle.
 """
 
 from __future__ import annotations
 
 import gc
 import hashlib
+import hmac
+import logging
 import os
 import pickle
+import secrets
 import tempfile
 from dataclasses import fields
 from pathlib import Path
@@ -32,6 +39,7 @@ def _format_tag() -> str:
 
 
 FORMAT = _format_tag()
+log = logging.getLogger(__name__)
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -48,9 +56,60 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+_MAC_LEN = 32
+_KEY_FILE = "cache.key"
+
+
+def cache_key(data_dir: Path) -> bytes:
+    """This install's cache-signing key: ``<data_dir>/cache.key``, 32 random bytes made on first use."""
+    path = data_dir / _KEY_FILE
+    try:
+        key = path.read_bytes()
+        if len(key) >= 32:
+            return key
+    except FileNotFoundError:
+        pass
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(32)
+    fd, tmp = tempfile.mkstemp(dir=data_dir, prefix=f".{_KEY_FILE}.")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(key)
+        try:  # another process may have made one meanwhile: theirs wins, both then agree
+            os.link(tmp, path)
+        except FileExistsError:
+            return cache_key(data_dir)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return key
+
+
+def _default_key() -> bytes:
+    from dcoflow.core.settings import get_settings
+
+    return cache_key(get_settings().data_dir)
+
+
 class CatalogCache:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, key: bytes | None = None) -> None:
         self.root = root
+        self._key = key
+
+    @property
+    def key(self) -> bytes:
+        if self._key is None:
+            self._key = _default_key()
+        return self._key
+
+    def _seal(self, payload: bytes) -> bytes:
+        return hmac.new(self.key, payload, hashlib.sha256).digest() + payload
+
+    def _open(self, data: bytes) -> bytes | None:
+        """The payload when its MAC is ours, else None (planted, foreign or damaged)."""
+        mac, payload = data[:_MAC_LEN], data[_MAC_LEN:]
+        good = hmac.new(self.key, payload, hashlib.sha256).digest()
+        return payload if len(data) > _MAC_LEN and hmac.compare_digest(mac, good) else None
 
     def _path(self, content_hash: str, part: str) -> Path:
         return self.root / f"{content_hash}-{FORMAT}.{part}.pickle"
@@ -59,8 +118,11 @@ class CatalogCache:
         """The cached catalog, or ``None`` when absent or unreadable (then it is rebuilt)."""
         path = self._path(content_hash, "catalog")
         try:
-            data = path.read_bytes()
+            data = self._open(path.read_bytes())
         except OSError:
+            return None
+        if data is None:
+            log.warning("ignoring ATT&CK cache %s: not signed by this install; rebuilding", path)
             return None
         enabled = gc.isenabled()
         gc.disable()  # tens of thousands of small objects: the collector would only slow the load
@@ -74,13 +136,27 @@ class CatalogCache:
         if not isinstance(catalog, Catalog) or catalog.content_hash != content_hash:
             return None
         desc_path = self._path(content_hash, "descriptions")
-        catalog.set_description_loader(lambda: _read_descriptions(desc_path))
+        catalog.set_description_loader(lambda: self._read_descriptions(desc_path))
         return catalog
 
     def store(self, catalog: Catalog) -> None:
         atomic_write(self._path(catalog.content_hash, "descriptions"),
-                     pickle.dumps(catalog.descriptions, protocol=5))
-        atomic_write(self._path(catalog.content_hash, "catalog"), pickle.dumps(catalog, protocol=5))
+                     self._seal(pickle.dumps(catalog.descriptions, protocol=5)))
+        atomic_write(self._path(catalog.content_hash, "catalog"), self._seal(pickle.dumps(catalog, protocol=5)))
+
+    def _read_descriptions(self, path: Path) -> dict[str, str]:
+        try:
+            payload = self._open(path.read_bytes())
+        except OSError:
+            return {}
+        if payload is None:
+            log.warning("ignoring ATT&CK cache %s: not signed by this install", path)
+            return {}
+        try:
+            data = pickle.loads(payload)
+        except (pickle.UnpicklingError, EOFError):
+            return {}
+        return data if isinstance(data, dict) else {}
 
     # -- what each source resolved to ------------------------------------------------------------
     @property
@@ -103,10 +179,3 @@ class CatalogCache:
         data[key] = entry
         atomic_write(self._sources_path, orjson.dumps(data, option=orjson.OPT_INDENT_2))
 
-
-def _read_descriptions(path: Path) -> dict[str, str]:
-    try:
-        data = pickle.loads(path.read_bytes())
-    except (OSError, pickle.UnpicklingError, EOFError):
-        return {}
-    return data if isinstance(data, dict) else {}

@@ -21,7 +21,7 @@ import httpx
 import orjson
 
 from dcoflow.connectors.http import HttpConnector
-from dcoflow.core.errors import ConnectorError
+from dcoflow.core.errors import ConfigError, ConnectorError
 
 SIGNATURE_HEADER = "X-Dco-Signature"
 TIMESTAMP_HEADER = "X-Dco-Timestamp"
@@ -64,10 +64,19 @@ class WebhookClient(HttpConnector):
         backoff_s: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
+        allow_unsigned: bool | None = None,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ConnectorError("webhook URL must be http(s)://host/…", system=self.system, object=url)
+        if not secret:
+            if allow_unsigned is None:
+                from dcoflow.core.settings import get_settings
+
+                allow_unsigned = get_settings().webhook_allow_unsigned
+            if not allow_unsigned:  # a receiver could not tell our notices from anyone's
+                raise ConfigError("no signing secret: notices would go out unsigned", object="DCO_WEBHOOK_SECRET",
+                                  hint="set DCO_WEBHOOK_SECRET, or DCO_WEBHOOK_ALLOW_UNSIGNED=true to send unsigned")
         super().__init__(f"{parts.scheme}://{parts.netloc}", transport=transport, timeout=timeout,
                          retries=retries, backoff_s=backoff_s, sleep=sleep)
         self.path = parts.path or "/"

@@ -92,6 +92,8 @@ class Settings(BaseSettings):
     taxii_password: SecretStr | None = None
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
+    webhook_allow_unsigned: bool = Field(False, description="Send webhook notices without a signature when no "
+                                         "DCO_WEBHOOK_SECRET is set (refused otherwise).")
 
     # -- emulation sandbox ---------------------------------------------------------------------------
     sandbox_dir: Path | None = Field(

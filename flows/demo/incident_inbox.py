@@ -6,7 +6,9 @@ connector a cell would use."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from dcoflow.connectors.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+
+
+def safe_name(text: str, fallback: str) -> str:
+    """A header or field made into one file name: no separators, no leading dot, no '..', bounded."""
+    name = re.sub(r"[^A-Za-z0-9_.:-]+", "_", text)[:120].lstrip(".")
+    return name if name and ".." not in name else (fallback if not text else
+                                                    "k-" + hashlib.sha256(text.encode()).hexdigest()[:16])
 
 
 @contextmanager
@@ -30,9 +39,16 @@ def notification_inbox(folder: Path, secret: str) -> Iterator[str]:
             if not verify(secret, timestamp, body, signature):
                 self._answer(401, {"error": "bad signature"})
                 return
-            message: dict[str, Any] = json.loads(body)
-            key = self.headers.get("Idempotency-Key", "unkeyed")
-            event = str(message.get("event") or "unknown").replace("/", "_")
+            try:
+                message = json.loads(body)
+            except ValueError:
+                self._answer(400, {"error": "not JSON"})
+                return
+            if not isinstance(message, dict):
+                self._answer(400, {"error": "not a JSON object"})
+                return
+            key = safe_name(self.headers.get("Idempotency-Key", ""), "unkeyed")
+            event = safe_name(str(message.get("event") or ""), "unknown")
             (folder / event).mkdir(exist_ok=True)
             (folder / event / f"{key}.json").write_bytes(body)
             self._answer(200, {"id": f"IM-{key[-8:]}", "status": "acknowledged",

@@ -12,7 +12,7 @@ import pytest
 
 from dcoflow.connectors.caldera import CalderaClient, LinkStatus, link_status
 from dcoflow.connectors.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookClient, verify
-from dcoflow.core.errors import AuthError, ConnectorError
+from dcoflow.core.errors import AuthError, ConfigError, ConnectorError
 from dcoflow.models.emulation import ExecutionStatus
 
 URL = "http://caldera.lab:8888"
@@ -175,7 +175,10 @@ def test_webhook_signs_and_sets_idempotency_key() -> None:
     sent = req.headers[TIMESTAMP_HEADER], req.content, req.headers[SIGNATURE_HEADER]
     assert verify("s3cret", *sent, now=1_700_000_000.0)
     assert not verify("other", *sent, now=1_700_000_000.0)
-    unsigned = WebhookClient("https://hooks.example.org/x", transport=httpx.MockTransport(receiver))
+    with pytest.raises(ConfigError, match="unsigned"):  # only when asked for explicitly
+        WebhookClient("https://hooks.example.org/x", transport=httpx.MockTransport(receiver), allow_unsigned=False)
+    unsigned = WebhookClient("https://hooks.example.org/x", transport=httpx.MockTransport(receiver),
+                             allow_unsigned=True)
     unsigned.post("e", {}, idempotency_key="k2")
     assert SIGNATURE_HEADER not in seen[-1].headers
 

@@ -114,7 +114,7 @@ def test_deconfliction_records_and_signs(emulation_dco: str) -> None:
         return httpx.Response(503, text="maintenance")
 
     broken = WebhookClient("https://soc.example.org/hook", transport=httpx.MockTransport(down), retries=1,
-                           sleep=lambda _s: None)
+                           sleep=lambda _s: None, allow_unsigned=True)
     with session_scope() as s:
         op = get_operation(s, emulation_dco)
         step = s.get(EmulationStep, f"{emulation_dco}-s2")

@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -31,6 +31,7 @@ import orjson
 
 from dcoflow.connectors.http import HttpConnector
 from dcoflow.core.errors import AuthError, ConnectorError
+from dcoflow.models.timestamps import utc_iso
 
 TAXII_MEDIA_TYPE = "application/taxii+json;version=2.1"
 STIX_MEDIA_TYPE = "application/stix+json;version=2.1"
@@ -92,11 +93,7 @@ class TaxiiStatus:
 
 def taxii_timestamp(moment: datetime | str) -> str:
     """A TAXII/STIX timestamp for ``added_after`` (UTC, microseconds)."""
-    if isinstance(moment, str):
-        return moment
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment if isinstance(moment, str) else utc_iso(moment)
 
 
 class TaxiiClient(HttpConnector):

@@ -25,6 +25,7 @@ from dcoflow.core.errors import StateError, ValidationError
 from dcoflow.models.operation import as_utc as as_utc  # noqa: PLC0414  (re-exported: follow-up callers import it from here)
 from dcoflow.models.operation import utcnow
 from dcoflow.models.stix.ids import natural_uuid
+from dcoflow.models.timestamps import parse_utc
 
 # -- identifiers ------------------------------------------------------------------------------------
 
@@ -530,7 +531,7 @@ def retest_verdict(technique_id: str, sightings: Iterable[dict[str, Any]], since
     hunted = False
     for s in sightings:
         stamp = str(s.get("last_seen") or s.get("modified") or s.get("created") or "")
-        if not stamp or _parse_stix_time(stamp) < cutoff:
+        if not stamp or parse_utc(stamp) < cutoff:
             continue
         outcome = s.get("x_dco_outcome")
         if outcome is not None and str(s.get("x_dco_technique_id", "")).upper() == technique_id.upper():
@@ -541,10 +542,6 @@ def retest_verdict(technique_id: str, sightings: Iterable[dict[str, Any]], since
     if newest is not None:
         return "pass" if newest[1] in DETECTED_OUTCOMES or hunted else "fail"
     return "pass" if hunted else None
-
-
-def _parse_stix_time(value: str) -> datetime:
-    return as_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
 
 
 # -- incident retry ---------------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -18,6 +18,10 @@ from text_unidecode import unidecode  # type: ignore[import-untyped]
 
 from dcoflow.models.attack.catalog import Via
 from dcoflow.models.stix.markings import Tlp
+
+# Re-exported: many callers take the time helpers from here.
+from dcoflow.models.timestamps import as_utc as as_utc  # noqa: PLC0414
+from dcoflow.models.timestamps import utcnow as utcnow  # noqa: PLC0414
 
 
 class DcoType(StrEnum):
@@ -212,15 +216,6 @@ def slugify(name: str) -> str:
     ascii_name = unidecode(unicodedata.normalize("NFKC", name))
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:60].strip("-")
     return slug or "dco-" + hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:10]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def as_utc(moment: datetime) -> datetime:
-    """SQLite hands datetimes back naive: those are UTC; aware ones are converted to UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 class Operation(SQLModel, table=True):

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from dcoflow.core.errors import BatchReport, ContentError
 from dcoflow.models.emulation import OUTCOME_ALIASES, Outcome
+from dcoflow.models.timestamps import as_utc, utc_iso
 
 COLUMNS = [
     "AssessmentGroup", "Campaign", "Phase", "Variant", "MitreID", "Method", "Status", "Outcome",
@@ -73,9 +74,7 @@ def vectr_outcome(tool_outcomes: Mapping[str, Outcome]) -> str:
 def _iso(moment: datetime | None) -> tuple[str, str]:
     if moment is None:
         return "", ""
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z", str(int(utc.timestamp() * 1000))
+    return utc_iso(moment, ms=True), str(int(as_utc(moment).timestamp() * 1000))
 
 
 def _yes_no(flag: bool | None) -> str:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from dcoflow.models.timestamps import utc_iso
+
 
 @dataclass(slots=True)
 class CountedSample:
@@ -55,8 +57,4 @@ class SiemClient(Protocol):
 
 def iso(moment: datetime) -> str:
     """An unambiguous UTC timestamp for range filters (naive datetimes are taken as UTC)."""
-    from datetime import UTC
-
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc_iso(moment)

@@ -27,6 +27,7 @@ from dcoflow.models.attack.objects import (
     Tactic,
     Technique,
 )
+from dcoflow.models.timestamps import parse_utc
 
 # ATT&CK's external_references source_name and kill_chain_name per domain.
 ATTACK_SOURCE = {"enterprise": "mitre-attack", "mobile": "mitre-mobile-attack", "ics": "mitre-ics-attack"}
@@ -51,7 +52,7 @@ class KillChainPhase:
 
 
 def _when(value: Any) -> datetime | None:
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
+    return parse_utc(str(value)) if value else None
 
 
 class _Context:

@@ -16,6 +16,7 @@ from sqlmodel import Field, Session, SQLModel, col, select
 
 from dcoflow.core.db import upsert
 from dcoflow.models.stix.ids import NATURAL_KEY
+from dcoflow.models.timestamps import utc_iso
 
 STIX_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -26,9 +27,7 @@ def stix_now() -> str:
 
 
 def stix_time(moment: datetime) -> str:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return utc_iso(moment, ms=True)
 
 
 class StixObjectRow(SQLModel, table=True):

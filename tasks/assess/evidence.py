@@ -28,9 +28,9 @@ from dcoflow.core.errors import BatchReport
 from dcoflow.models.assessment import Evidence, EvidenceKind
 from dcoflow.models.assessment_rows import ImportedEvidence
 from dcoflow.models.attack import Catalog
-from dcoflow.models.operation import as_utc
 from dcoflow.models.plan import HuntHypothesis, PlanRecord
 from dcoflow.models.stix.store import StixObjectRow
+from dcoflow.models.timestamps import parse_utc
 
 K = EvidenceKind
 READ_TYPES = ("grouping", "sighting", "opinion")
@@ -91,10 +91,9 @@ def parse_time(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
     try:
-        moment = datetime.fromisoformat(value)
+        return parse_utc(value)
     except ValueError:
         return None
-    return as_utc(moment)
 
 
 class TelemetryIndex:

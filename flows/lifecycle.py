@@ -33,6 +33,7 @@ from dcoflow.models.operation import DcoState
 from dcoflow.models.repository import get_operation
 from dcoflow.tasks.conduct.emulation import export_vectr_task
 from dcoflow.tasks.lifecycle import change_state, operation_id
+from dcoflow.tasks.reporting.documents.products import write_documents_task
 from dcoflow.tasks.reporting.stix_export import export_dco_bundle_task
 
 PLANNABLE = (DcoState.DRAFT, DcoState.PLANNED)
@@ -119,6 +120,7 @@ def dco_lifecycle(
 
     result["brief"] = brief(dco, audience="both", meeting_body="CRMG", output_dir=str(out),
                             attack_source=attack_source)
+    result["documents"] = write_documents_task(dco, str(out), attack_source)
     bundle = export_dco_bundle_task(dco, load_catalog(attack_source), out)
     result["stix_bundle"] = str(bundle)
     result["state"] = _state(dco).value

@@ -28,6 +28,8 @@ AREAS = {
                       merged=True),
     "meeting": LazyArea("dcoflow.flows.cli.brief", "Meetings of the coordination cell and the risk bodies.",
                         merged=True),
+    "doc": LazyArea("dcoflow.flows.cli.documents",
+                    "Decision documents: the plan as an operation order, the executive deck, PDF briefs."),
     "db": LazyArea("dcoflow.flows.cli.db", "Database schema: show and apply migrations"),
     "ir": LazyArea("dcoflow.flows.cli.ir", "Incident-response support: DCOs from incidents, indicator sweeps."),
     "publish": LazyArea("dcoflow.flows.cli.publish",

@@ -18,6 +18,7 @@ from sqlmodel import Session, col, delete, select
 
 from dcoflow.connectors.content.atomics import AtomicsIndex, load_atomics
 from dcoflow.connectors.content.ctid import load_ctid_plan
+from dcoflow.connectors.content.revisions import content_revision
 from dcoflow.connectors.content.sigma_rules import RuleIndex, load_rule_index
 from dcoflow.core.errors import ConfigError
 from dcoflow.core.settings import Settings, get_settings
@@ -148,7 +149,7 @@ def store_plan(session: Session, plan: Plan, actor: str) -> PlanRecord:
         attack_version=plan.attack["version"],
         attack_hash=plan.attack["hash"],
         techniques=sorted(plan.selection.techniques),
-        summary=plan.summary,
+        summary={**plan.summary, "content": content_revisions(get_settings())},
         warnings=plan.warnings,
     )
     record = session.merge(record)
@@ -156,6 +157,17 @@ def store_plan(session: Session, plan: Plan, actor: str) -> PlanRecord:
     if op.state in (DcoState.DRAFT, DcoState.PLANNED, DcoState.APPROVED):
         transition(session, op, DcoState.PLANNED, actor, "plan made" if op.state != DcoState.APPROVED else "re-planned")
     return record
+
+
+def content_revisions(settings: Settings) -> dict[str, str]:
+    """The Sigma and atomics revisions the plan was made from (its document's sustainment paragraph)."""
+    out: dict[str, str] = {}
+    for part in ("sigma", "atomics"):
+        try:
+            out[part] = content_revision(settings.content_path(part))
+        except ConfigError:
+            out[part] = "no content folder configured"
+    return out
 
 
 def plan_document(plan: Plan) -> dict[str, Any]:

@@ -1,0 +1,53 @@
+"""`dco doc …` — decision documents: the DCO plan as a five-paragraph order (DOCX and PDF), the executive
+deck (PPTX) and the executive and technical briefs as PDF, with charts.
+
+Wiring: the ``doc`` entry of ``AREAS`` in flows/cli/__init__.py. python-docx, python-pptx, matplotlib and
+WeasyPrint are imported inside the commands that use them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dcoflow.flows.cli.output import console, handle_errors, print_json
+
+app = typer.Typer(help="Decision documents: the plan as an operation order, the executive deck, PDF briefs.",
+                  no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+AttackOpt = Annotated[str | None, typer.Option("--attack", help="ATT&CK bundle file, URL or TAXII.")]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="Folder (default: DCO_OUTPUT_DIR/<dco>).")]
+
+
+def _out(out: Path | None, dco: str) -> Path:
+    if out is not None:
+        return out
+    from dcoflow.core.db import session_scope
+    from dcoflow.core.settings import get_settings
+    from dcoflow.models.repository import get_operation
+
+    with session_scope() as s:
+        return get_settings().output_dir / get_operation(s, dco).id
+
+
+@app.command("plan")
+@handle_errors
+def plan_doc(
+    dco: Annotated[str, typer.Argument(help="DCO id or name.")],
+    out: OutOpt = None,
+    attack_source: AttackOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the DCO plan as a five-paragraph operation order with annexes (DOCX and PDF)."""
+    from dcoflow.tasks.reporting.documents.plan_order import write_plan_order
+
+    result = write_plan_order(dco, str(_out(out, dco)), attack_source)
+    if as_json:
+        print_json(result)
+        return
+    console.print(f"[bold]{result['dco']}[/] plan version {result['version']}")
+    for path in result["files"].values():
+        console.print(f"  {path}")

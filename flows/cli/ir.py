@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from dcoflow.flows.cli.output import console, handle_errors, print_json
+from dcoflow.flows.cli.output import console, handle_errors, print_json, table
 
 app = typer.Typer(help="Incident-response support: DCOs from incidents, indicator sweeps.", no_args_is_help=True)
 
@@ -47,3 +48,33 @@ def create(
                   f"window from {link.get('first_activity') or 'now'}")
     for w in done.warnings:
         console.print(f"[yellow]warning[/] {w}")
+
+
+@app.command("sweep")
+@handle_errors
+def sweep(
+    indicators: Annotated[str, typer.Option(
+        "--indicators", help="STIX bundle file or taxii+https://server/api-root/collections/<id>/ of indicators.")],
+    data: Annotated[list[Path], typer.Option("--data", help="Telemetry file or folder (repeatable).")],
+    dco: Annotated[str | None, typer.Option("--dco", help="Record hits as sightings in this DCO.")] = None,
+    sample: Annotated[int, typer.Option("--sample", help="Sample events kept per indicator.")] = 5,
+    as_json: JsonOpt = False,
+) -> None:
+    """Sweep telemetry for indicators (STIX patterns and Sigma rules); per indicator: status, matches, samples."""
+    from dcoflow.core.db import session_scope
+    from dcoflow.tasks.conduct.ir_sweep import run_sweep
+
+    if dco is not None:
+        with session_scope() as s:
+            result = run_sweep(s, indicators, data, dco=dco, sample=sample)
+    else:
+        result = run_sweep(None, indicators, data, sample=sample)
+    if as_json:
+        print_json(result.as_dict())
+        return
+    rows = [(r.id, r.status, r.matches, ", ".join(sorted(r.hosts)) or "", r.reason or r.pattern[:60])
+            for r in result.indicators]
+    table(f"Sweep of {result.files} files, {result.events_read} events ({result.duration_s:.1f}s)",
+          ["indicator", "status", "matches", "hosts", "reason / pattern"], rows[:200])
+    console.print(" ".join(f"{k}: {v}" for k, v in sorted(result.counts().items()))
+                  + (f" — {result.sightings} sightings in {result.dco_id}" if result.dco_id else ""))

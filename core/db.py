@@ -16,11 +16,25 @@ from alembic.config import Config
 from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Column, Connection, DefaultClause, Engine, MetaData, event, inspect, literal, pool, select, text
+from sqlalchemy import (
+    Column,
+    Connection,
+    DefaultClause,
+    Engine,
+    MetaData,
+    Table,
+    event,
+    inspect,
+    literal,
+    pool,
+    select,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DataError
 from sqlmodel import Session, SQLModel, create_engine
 
-from dcoflow.core.errors import StateError
+from dcoflow.core.errors import StateError, ValidationError
 from dcoflow.core.settings import get_settings
 
 MIGRATIONS = Path(__file__).resolve().with_name("migrations")
@@ -212,6 +226,33 @@ def _addable(table: str, col: Column[Any], conn: Connection) -> Column[Any]:
     return new
 
 
+@functools.cache
+def _limits(table: Table) -> tuple[tuple[str, int], ...]:
+    """The columns of ``table`` with a length (identifiers we generate; free text is TEXT), and that length."""
+    return tuple((c.key, int(getattr(c.type, "length", 0) or 0)) for c in table.columns
+                 if getattr(c.type, "length", None))
+
+
+def check_lengths(table: Table, values: Any, where: str | None = None) -> None:
+    """Refuse a value longer than its column holds, naming table, column and lengths. PostgreSQL would refuse
+    it with a bare driver error and SQLite would keep it silently; dcoflow does the same on both."""
+    for key, limit in _limits(table):
+        value = values.get(key) if isinstance(values, dict) else getattr(values, key, None)
+        if isinstance(value, str) and len(value) > limit:
+            raise ValidationError(
+                f"{len(value)} characters do not fit {table.name}.{key} (at most {limit}): {value[:60]!r}…",
+                field=key, system="database", object=where or table.name,
+                hint="this is an identifier column; shorten the name or key it is made from")
+
+
+@event.listens_for(Session, "before_flush")
+def _check_flushed_lengths(session: Session, _context: Any, _instances: Any) -> None:
+    for obj in (*session.new, *session.dirty):
+        table = getattr(type(obj), "__table__", None)
+        if isinstance(table, Table):
+            check_lengths(table, obj)
+
+
 @contextmanager
 def session_scope(url: str | None = None) -> Iterator[Session]:
     """A session that commits on success and rolls back on error."""
@@ -219,6 +260,12 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
         try:
             yield session
             session.commit()
+        except DataError as exc:
+            session.rollback()
+            # What check_lengths cannot see (a raw UPDATE): still one clear line, not a driver traceback.
+            raise ValidationError(f"the database refused a value: {str(exc.orig).splitlines()[0]}",
+                                  system="database", object=exc.statement.split(" (")[0][:80] if exc.statement
+                                  else None) from exc
         except BaseException:
             session.rollback()
             raise
@@ -240,6 +287,8 @@ def upsert(
     if not rows:
         return 0
     tbl: Any = table.__table__  # type: ignore[attr-defined]
+    for row in rows:
+        check_lengths(tbl, row)
     dialect = session.get_bind().dialect.name
     insert_fn: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
     for start in range(0, len(rows), chunk):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, event
+from sqlalchemy import JSON, Column, Text, event
 from sqlmodel import Field, SQLModel
 
 from dcoflow.core.errors import StateError
@@ -18,7 +18,7 @@ class AuditEvent(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     dco_id: str = Field(index=True, max_length=64)
     at: datetime = Field(default_factory=utcnow, index=True)
-    actor: str = Field(max_length=120)
+    actor: str = Field(sa_type=Text)
     action: str = Field(max_length=64)
     from_state: str | None = None
     to_state: str | None = None

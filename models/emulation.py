@@ -14,7 +14,7 @@ from typing import Any
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, Column, Text, UniqueConstraint
 from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field as SqlField
 from sqlmodel import SQLModel
@@ -183,7 +183,7 @@ class EmulationOutcome(SQLModel, table=True):
     dco_id: str = SqlField(index=True, max_length=64)
     step_id: str = SqlField(index=True, max_length=80)
     technique_id: str = SqlField(index=True, max_length=16)
-    tool: str = SqlField(index=True, max_length=120)
+    tool: str = SqlField(sa_type=Text, index=True)
     version: int = 1
     outcome: Outcome
     # Its own PostgreSQL type: followup's Severity shares the class name, so the default name `severity`
@@ -193,8 +193,8 @@ class EmulationOutcome(SQLModel, table=True):
     attack_start: datetime | None = None
     attack_stop: datetime | None = None
     detected_at: datetime | None = None
-    operator: str = SqlField(max_length=120)
-    target_host: str | None = SqlField(default=None, max_length=255)
+    operator: str = SqlField(sa_type=Text)
+    target_host: str | None = SqlField(default=None, sa_type=Text)
     notes: str | None = None
     source: OutcomeSource = OutcomeSource.MANUAL
     telemetry: list[dict[str, Any]] = SqlField(default_factory=list, sa_column=Column(JSON, nullable=False))
@@ -237,7 +237,7 @@ class EmulationExecution(SQLModel, table=True):
     connector: str = SqlField(max_length=32)
     status: ExecutionStatus
     marker: str = SqlField(max_length=80)
-    host: str | None = SqlField(default=None, max_length=255)
+    host: str | None = SqlField(default=None, sa_type=Text)
     command: str | None = None
     cleanup_command: str | None = None
     exit_code: int | None = None
@@ -257,7 +257,7 @@ class Deconfliction(SQLModel, table=True):
     id: str = SqlField(primary_key=True, max_length=80)  # uuid5(dco, step, contact)
     dco_id: str = SqlField(index=True, max_length=64)
     step_id: str = SqlField(index=True, max_length=80)
-    notified: str = SqlField(max_length=255, description="Contact told (person, team or address).")
+    notified: str = SqlField(sa_type=Text, description="Contact told (person, team or address).")
     channel: str = SqlField(max_length=32, description="webhook or record (noted without sending).")
     notified_at: datetime = SqlField(default_factory=utcnow)
     marker: str = SqlField(max_length=80, description="DCO marker the exercise activity carries.")

@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, Column, Text, UniqueConstraint
 from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field as SqlField
 from sqlmodel import SQLModel
@@ -149,19 +149,19 @@ class Risk(SQLModel, table=True):
 
     id: str = SqlField(primary_key=True, max_length=40)
     dco_id: str = SqlField(index=True, max_length=64)
-    source_key: str = SqlField(max_length=200, description="The gap or finding the risk comes from")
+    source_key: str = SqlField(sa_type=Text, description="The gap or finding the risk comes from")
     statement: str
     technique_ids: list[str] = SqlField(default_factory=list, sa_column=Column(JSON, nullable=False))
     likelihood: int = SqlField(ge=1, le=5)
     impact: int = SqlField(ge=1, le=5)
     score: int = SqlField(ge=1, le=25)
-    owner: str = SqlField(max_length=120)
+    owner: str = SqlField(sa_type=Text)
     treatment: Treatment = Treatment.MITIGATE
     residual_likelihood: int | None = None
     residual_impact: int | None = None
     review_date: date
     status: RiskStatus = RiskStatus.OPEN
-    decision_body: str | None = SqlField(default=None, max_length=60, description="Who must decide (CRMG, BCISOA…)")
+    decision_body: str | None = SqlField(sa_type=Text, default=None, description="Who must decide (CRMG, BCISOA…)")
     created_at: datetime = SqlField(default_factory=utcnow)
     updated_at: datetime = SqlField(default_factory=utcnow)
     version: int = 1
@@ -181,8 +181,8 @@ class RiskDecision(SQLModel, table=True):
     id: int | None = SqlField(default=None, primary_key=True)
     risk_id: str = SqlField(index=True, foreign_key="followup_risk.id", max_length=40)
     decision: Treatment
-    authority: str = SqlField(max_length=60)
-    decided_by: str = SqlField(max_length=120)
+    authority: str = SqlField(sa_type=Text)
+    decided_by: str = SqlField(sa_type=Text)
     decided_at: datetime = SqlField(default_factory=utcnow)
     expires_at: datetime | None = None
     rationale: str
@@ -201,7 +201,7 @@ class Action(SQLModel, table=True):
     mitigation_id: str | None = SqlField(default=None, max_length=16, description="ATT&CK M####")
     detection_task: DetectionTask | None = None
     data_components: list[str] = SqlField(default_factory=list, sa_column=Column(JSON, nullable=False))
-    owner: str = SqlField(max_length=120)
+    owner: str = SqlField(sa_type=Text)
     priority: Priority
     sla_days: int
     due_date: date
@@ -220,10 +220,10 @@ class Retest(SQLModel, table=True):
 
     id: str = SqlField(primary_key=True, max_length=40)
     dco_id: str = SqlField(index=True, max_length=64)
-    reason: str = SqlField(max_length=200)
+    reason: str = SqlField(sa_type=Text)
     technique_ids: list[str] = SqlField(default_factory=list, sa_column=Column(JSON, nullable=False))
     scheduled_for: datetime
-    deployment: str | None = SqlField(default=None, max_length=200)
+    deployment: str | None = SqlField(default=None, sa_type=Text)
     flow_run_id: str | None = SqlField(default=None, max_length=64)
     status: RetestStatus = RetestStatus.SCHEDULED
     results: dict[str, str] = SqlField(default_factory=dict, sa_column=Column(JSON, nullable=False))
@@ -236,20 +236,20 @@ class Incident(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("finding_key", name="uq_followup_incident_finding"),)
 
     id: str = SqlField(primary_key=True, max_length=40)
-    finding_key: str = SqlField(max_length=200)
+    finding_key: str = SqlField(sa_type=Text)
     dco_id: str = SqlField(index=True, max_length=64)
     kind: str = SqlField(max_length=40)
     technique_id: str = SqlField(max_length=16)
     sighting_id: str | None = SqlField(default=None, max_length=120)
     observed_data_ids: list[str] = SqlField(default_factory=list, sa_column=Column(JSON, nullable=False))
-    host: str | None = SqlField(default=None, max_length=255)
+    host: str | None = SqlField(default=None, sa_type=Text)
     summary: str
     # Named apart from emulation's Severity (which has INFO): by class name both would be PostgreSQL type
     # `severity`, and the incident column would get whichever labels were created first.
     severity: Severity = SqlField(sa_column=Column(SAEnum(Severity, name="incident_severity"), nullable=False))
     stix_id: str = SqlField(max_length=120)
     status: IncidentStatus = IncidentStatus.PENDING
-    external_ref: str | None = SqlField(default=None, max_length=120, description="TheHive alert id")
+    external_ref: str | None = SqlField(sa_type=Text, default=None, description="TheHive alert id")
     deliveries: dict[str, Any] = SqlField(
         default_factory=dict, sa_column=Column(JSON, nullable=False),
         description="Per channel (webhook, thehive): {'ref': …, 'at': …} once it accepted the incident",

@@ -14,7 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column
+from sqlalchemy import JSON, Column, Text
 from sqlmodel import Field, SQLModel
 
 from dcoflow.models.operation import utcnow
@@ -54,7 +54,7 @@ class HuntRun(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=80)
     dco_id: str = Field(index=True, max_length=64)
-    hunt_key: str = Field(max_length=200)
+    hunt_key: str = Field(sa_type=Text)
     source: str
     rule_count: int = 0
     rule_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
@@ -84,7 +84,7 @@ class TriageVerdict(SQLModel, table=True):
     __tablename__ = "triage_verdict"
 
     sighting_id: str = Field(primary_key=True, max_length=120)
-    analyst: str = Field(primary_key=True, max_length=120)
+    analyst: str = Field(sa_type=Text, primary_key=True)
     version: int = Field(primary_key=True)
     dco_id: str = Field(index=True, max_length=64)
     verdict: Verdict

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, Column
+from sqlalchemy import JSON, Column, Text
 from sqlmodel import Field, SQLModel
 
 from dcoflow.models.followup import Action, Priority, Risk, Treatment, followup_id
@@ -52,12 +52,12 @@ class Meeting(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=40)
     dco_id: str | None = Field(default=None, index=True, max_length=64, description="None: a cross-DCO meeting")
-    body: str = Field(max_length=120, description="e.g. DCO coordination board, CRMG, BCISOA")
+    body: str = Field(sa_type=Text, description="e.g. DCO coordination board, CRMG, BCISOA")
     scheduled_at: datetime
     attendees: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False),
                                  description="Organisations attending (OCIO, CyOC, JISD, NCIA …)")
     status: MeetingStatus = MeetingStatus.PLANNED
-    created_by: str = Field(default="dcoflow", max_length=120)
+    created_by: str = Field(sa_type=Text, default="dcoflow")
     created_at: datetime = Field(default_factory=utcnow)
     held_at: datetime | None = None
     version: int = 1
@@ -74,13 +74,13 @@ class MeetingItem(SQLModel, table=True):
     ref_id: str = Field(max_length=120)
     dco_id: str | None = Field(default=None, max_length=64)
     title: str
-    authority: str | None = Field(default=None, max_length=60, description="Who decides (decision items)")
+    authority: str | None = Field(sa_type=Text, default=None, description="Who decides (decision items)")
     decide_by: datetime | None = None
     recommendation: str | None = None
     outcome: str | None = None
     decision: Treatment | None = None
     decision_id: int | None = Field(default=None, description="The RiskDecision written to the register")
-    decided_by: str | None = Field(default=None, max_length=120)
+    decided_by: str | None = Field(default=None, sa_type=Text)
     decided_at: datetime | None = None
     version: int = 1
 

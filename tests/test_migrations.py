@@ -28,7 +28,7 @@ from dcoflow.models.emulation import Severity as AlertSeverity
 from dcoflow.models.followup import Incident
 from dcoflow.models.followup import Severity as IncidentSeverity
 
-ALL_REVISIONS = ["0001_baseline", "0002_severity_enum_types", "0003_stix_random_sco_id"]
+ALL_REVISIONS = ["0001_baseline", "0002_severity_enum_types", "0003_stix_random_sco_id", "0004_free_text_unbounded"]
 
 
 @pytest.fixture()

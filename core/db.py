@@ -30,6 +30,7 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy import Enum as SAEnum
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError
 from sqlmodel import Session, SQLModel, create_engine
@@ -228,9 +229,10 @@ def _addable(table: str, col: Column[Any], conn: Connection) -> Column[Any]:
 
 @functools.cache
 def _limits(table: Table) -> tuple[tuple[str, int], ...]:
-    """The columns of ``table`` with a length (identifiers we generate; free text is TEXT), and that length."""
+    """The columns of ``table`` with a length (identifiers we generate; free text is TEXT), and that length.
+    Enum columns are left out: they store a member's name, which the column was sized for."""
     return tuple((c.key, int(getattr(c.type, "length", 0) or 0)) for c in table.columns
-                 if getattr(c.type, "length", None))
+                 if getattr(c.type, "length", None) and not isinstance(c.type, SAEnum))
 
 
 def check_lengths(table: Table, values: Any, where: str | None = None) -> None:
@@ -301,6 +303,23 @@ def upsert(
             stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
         session.execute(stmt)
     return len(rows)
+
+
+def insert_if_absent(session: Session, row: SQLModel) -> tuple[Any, ...] | None:
+    """INSERT ``row`` unless a row with one of its unique keys exists: its primary key when it was inserted,
+    None when another row holds a key. On PostgreSQL a concurrent insert of the same key makes this wait for
+    that transaction, then report None, so of writers racing for one key exactly one wins and the others
+    learn it (instead of a unique violation that aborts their transaction). ``row`` itself is not added to
+    the session: load the stored row by the returned key."""
+    table: Any = type(row).__table__  # type: ignore[attr-defined]
+    values = {c.key: getattr(row, c.key) for c in table.columns
+              if not (c is table.autoincrement_column and getattr(row, c.key) is None)}
+    check_lengths(table, values)
+    dialect = session.get_bind().dialect.name
+    insert_fn: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert_fn(table).values(values).on_conflict_do_nothing().returning(*table.primary_key.columns)
+    inserted = session.execute(stmt).first()
+    return None if inserted is None else tuple(inserted)
 
 
 def dispose_engines() -> None:

@@ -183,6 +183,15 @@ class GateError(StateError):
     system = "gate"
 
 
+class ConflictError(StateError):
+    """Someone else changed the object between this command reading it and writing it: nothing was written.
+
+    ``details["current"]`` holds what is stored now, so the caller can show it and decide again.
+    """
+
+    system = "store"
+
+
 class ConnectorError(DcoError):
     """A remote system failed or refused. ``status`` is the HTTP status when there was one."""
 

@@ -4,12 +4,14 @@ repository style): create, find, list, transition."""
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from sqlalchemy import inspect
 from sqlmodel import Session, SQLModel, col, func, select
 
-from dcoflow.core.errors import NotFoundError, StateError
+from dcoflow.core.db import insert_if_absent
+from dcoflow.core.errors import ConflictError, NotFoundError, StateError
 from dcoflow.models.audit import AuditEvent
 from dcoflow.models.lifecycle import allowed, next_states
 from dcoflow.models.operation import DcoSpec, DcoState, Operation, utcnow
@@ -18,30 +20,51 @@ from dcoflow.models.operation import DcoSpec, DcoState, Operation, utcnow
 def create_operation(session: Session, spec: DcoSpec, actor: str, *, replace_draft: bool = True) -> Operation:
     """Store a new DCO in draft; re-submitting the same spec for a draft/planned DCO updates it.
 
-    Returns the existing row untouched when nothing changed, so a re-run is idempotent.
+    Returns the existing row untouched when nothing changed, so a re-run is idempotent. Two people creating
+    one DCO at the same time: the first insert wins; the others get their own unchanged result back when their
+    spec is the same, else a ConflictError showing the stored DCO (their file is not applied, nothing is lost).
     """
-    dco_id = operation_id_for(session, spec)
-    existing = session.get(Operation, dco_id)
     data = spec.model_dump(mode="json")
-    if existing is not None:
-        if existing.spec == data:
-            return existing
-        if not replace_draft or existing.state not in (DcoState.DRAFT, DcoState.PLANNED):
-            raise StateError(
-                f"DCO already exists in state {existing.state}; its spec can only change while draft or planned",
-                object=existing.id,
-            )
-        existing.spec = data
-        existing.type = spec.type
-        existing.updated_at = utcnow()
-        existing.version += 1
-        session.add(existing)
-        _audit(session, existing.id, actor, "update-spec", existing.state, existing.state, None)
+    for _attempt in range(5):  # another name may take the free id between looking and inserting
+        dco_id = operation_id_for(session, spec)
+        existing = session.get(Operation, dco_id)
+        if existing is not None:
+            return _update_spec(session, existing, spec, data, actor, replace_draft)
+        key = insert_if_absent(session, Operation(id=dco_id, name=spec.name, type=spec.type, spec=data))
+        if key is not None:
+            op = session.get_one(Operation, key[0])
+            _audit(session, op.id, actor, "create", None, DcoState.DRAFT, None)
+            return op
+        other = session.exec(select(Operation).where(Operation.name == spec.name)).first()
+        if other is not None:  # the same name was created meanwhile
+            if other.spec == data:
+                return other
+            raise ConflictError(
+                f"DCO {other.id} was created by someone else meanwhile, with a different spec; yours was not stored",
+                object=other.id, details={"current": operation_now(session, other)},
+                hint="compare with `dco ops show`, then run `dco ops create` again to replace its draft spec")
+    raise ConflictError("no free id for this DCO name after five tries", object=spec.name)
+
+
+def _update_spec(session: Session, existing: Operation, spec: DcoSpec, data: dict[str, Any], actor: str,
+                 replace_draft: bool) -> Operation:
+    if existing.spec == data:
         return existing
-    op = Operation(id=dco_id, name=spec.name, type=spec.type, spec=data)
-    session.add(op)
-    _audit(session, op.id, actor, "create", None, DcoState.DRAFT, None)
-    return op
+    existing = locked(session, existing, existing.version, f"DCO {existing.id}", operation_now)
+    if not replace_draft or existing.state not in (DcoState.DRAFT, DcoState.PLANNED):
+        raise StateError(
+            f"DCO already exists in state {existing.state}; its spec can only change while draft or planned",
+            object=existing.id,
+        )
+    previous = existing.spec
+    existing.spec = data
+    existing.type = spec.type
+    existing.updated_at = utcnow()
+    existing.version += 1
+    session.add(existing)
+    _audit(session, existing.id, actor, "update-spec", existing.state, existing.state, None,
+           {"previous_spec": previous})
+    return existing
 
 
 def operation_id_for(session: Session, spec: DcoSpec) -> str:
@@ -79,6 +102,44 @@ def get_operation(session: Session, ref: str) -> Operation:
 M = TypeVar("M", bound=SQLModel)
 
 
+def lock_row(session: Session, row: M) -> M:
+    """``row`` read again with SELECT … FOR UPDATE and refreshed: waits until a concurrent writer of the row
+    commits, then holds it until this transaction ends (SQLite has one writer at a time and no row locks)."""
+    session.flush()  # our own pending changes reach the row before it is read back
+    identity = inspect(row).identity
+    if identity is None:
+        raise StateError("only a stored row can be locked", object=type(row).__name__)
+    fresh = session.get(type(row), identity if len(identity) > 1 else identity[0], with_for_update=True,
+                        populate_existing=True)
+    if fresh is None:
+        raise ConflictError(f"{type(row).__name__} {identity} was deleted by someone else", object=str(identity))
+    return fresh
+
+
+def locked(session: Session, row: M, seen_version: int, what: str,
+           describe: Callable[[Session, M], dict[str, Any]]) -> M:
+    """``row`` locked (``lock_row``) and checked against the version the caller acted on: a row someone else
+    changed since raises ConflictError with what is stored now (``describe``), and nothing is written."""
+    fresh = lock_row(session, row)
+    now = int(getattr(fresh, "version"))  # noqa: B009  (every edited row has one; SQLModel types cannot say so)
+    if now != seen_version:
+        current = describe(session, fresh)
+        raise ConflictError(
+            f"{what} changed since it was read, by someone else (version {seen_version} → {now}); now: "
+            + ", ".join(f"{k} {v}" for k, v in current.items() if v is not None),
+            object=what, details={"current": current},
+            hint=f"nothing was written; look again and retry (with --version {now} where the command takes it)")
+    return fresh
+
+
+def operation_now(session: Session, op: Operation) -> dict[str, Any]:
+    """What a DCO is now, for a ConflictError: state, version and the last change (who, what, when)."""
+    last = session.exec(select(AuditEvent).where(AuditEvent.dco_id == op.id)
+                        .order_by(col(AuditEvent.id).desc())).first()
+    return {"state": op.state.value, "version": op.version, "approved_by": op.approved_by,
+            "last_change": f"{last.action} by {last.actor} at {last.at.isoformat()[:19]}" if last else None}
+
+
 def get_or_raise(session: Session, model: type[M], key: str, what: str, hint: str) -> M:
     """The row of ``model`` with primary key ``key``, or a NotFoundError naming it and where to look."""
     row = session.get(model, key)
@@ -104,11 +165,13 @@ def transition(
     expected_version: int | None = None,
     details: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Move a DCO to ``target`` if the state machine allows it, and record who, when and why."""
-    if expected_version is not None and op.version != expected_version:
-        raise StateError(
-            f"DCO changed since it was read (version {op.version}, expected {expected_version})", object=op.id
-        )
+    """Move a DCO to ``target`` if the state machine allows it, and record who, when and why.
+
+    The row is locked first and must still be at ``expected_version`` (default: the version ``op`` was read
+    at), so of concurrent transitions from one state exactly one happens and the others get a ConflictError.
+    """
+    op = locked(session, op, op.version if expected_version is None else expected_version, f"DCO {op.id}",
+                operation_now)
     if not allowed(op.state, target):
         raise StateError(
             f"cannot go from {op.state} to {target}",

@@ -31,21 +31,25 @@ def register_operation(spec: DcoSpec, actor: str) -> str:
         return op.id
 
 
-def change_state(dco: str, target: DcoState, actor: str, reason: str | None = None) -> dict[str, Any]:
+def change_state(dco: str, target: DcoState, actor: str, reason: str | None = None, *,
+                 expected_version: int | None = None) -> dict[str, Any]:
     """Move a DCO to ``target`` (a no-op if it is there already and the state allows no self-loop).
 
-    An approval must name its approver (a blank one is refused, never recorded)."""
+    An approval must name its approver (a blank one is refused, never recorded). ``expected_version``: the
+    version the caller decided on; ConflictError if someone changed the DCO since.
+    """
     if target == DcoState.APPROVED:
         actor = require_approver(actor)
     with session_scope() as session:
         op = get_operation(session, dco)
         previous = op.state
         if previous == target and not allowed(previous, target):  # no self-loop in the state machine
-            return {"dco": op.id, "from": previous.value, "to": target.value, "changed": False}
-        transition(session, op, target, actor, reason)
+            return {"dco": op.id, "from": previous.value, "to": target.value, "changed": False,
+                    "version": op.version}
+        transition(session, op, target, actor, reason, expected_version=expected_version)
         dco_id = op.id
     emit_dco_event(dco_id, f"phase.{target.value}", {"from": previous.value, "actor": actor, "reason": reason})
-    return {"dco": dco_id, "from": previous.value, "to": target.value, "changed": True}
+    return {"dco": dco_id, "from": previous.value, "to": target.value, "changed": True, "version": op.version}
 
 
 def operation_id(spec: DcoSpec) -> str:

@@ -80,6 +80,9 @@ def decide(
     rationale: Annotated[str, typer.Option("--rationale")],
     expires: Annotated[str | None, typer.Option("--expires", help="YYYY-MM-DD; required to accept.")] = None,
     actor: Annotated[str, typer.Option("--by")] = "cli",
+    version: Annotated[int | None, typer.Option(
+        "--version", help="The risk version you decided on (`dco followup risks --json`); refused if it changed.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Record a decision on a risk (an acceptance needs an authority and an expiry)."""
@@ -90,7 +93,8 @@ def decide(
         except ValueError:
             raise ValidationError(f"{expires!r} is not a date", field="expires", hint="YYYY-MM-DD") from None
     with session_scope() as s:
-        row = record_decision(s, risk_id, decision, authority, rationale, actor, expires_at=expires_at)
+        row = record_decision(s, risk_id, decision, authority, rationale, actor, expires_at=expires_at,
+                              expected_version=version)
         out = {"risk": row.risk_id, "decision": row.decision.value, "authority": row.authority,
                "expires_at": row.expires_at.isoformat() if row.expires_at else None, "id": row.id}
     print_json(out) if as_json else console.print(

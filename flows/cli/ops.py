@@ -99,26 +99,36 @@ def approve(
     by: Annotated[str, typer.Option("--by", help="Approver name and organisation.")],
     comment: Annotated[str | None, typer.Option()] = None,
     reject: Annotated[bool, typer.Option("--reject", help="Send the plan back instead.")] = False,
+    version: Annotated[int | None, typer.Option(
+        "--version", help="The version you reviewed (`dco ops show`); refused if the DCO changed since.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Approve a planned DCO (or send it back), recorded with who and when.
 
     When a plan-dco run is paused waiting for this approval (and a Prefect API is configured), the
     answer resumes that run, exactly as the Resume form in the UI would; otherwise it is recorded here.
+    Of several answers given at once, the first counts; the others are refused with the DCO's new state.
     """
     from dcoflow.flows.plan import resume_waiting_approval
     from dcoflow.tasks.events import events_reach_a_server
     from dcoflow.tasks.lifecycle import change_state
 
     with session_scope() as s:
-        dco_id = get_operation(s, dco).id
+        op = get_operation(s, dco)
+        dco_id, seen = op.id, op.version if version is None else version
     run_id = resume_waiting_approval(dco_id, not reject, by, comment) if events_reach_a_server() else None
     if run_id is not None:
         out: dict[str, Any] = {"dco": dco_id, "resumed_flow_run": run_id, "approve": not reject, "by": by}
         print_json(out) if as_json else console.print(f"{dco_id}: answered the paused plan run {run_id}")
         return
-    out = change_state(dco_id, DcoState.PLANNED if reject else DcoState.APPROVED, by, comment)
-    print_json(out) if as_json else console.print(f"{out['dco']}: {out['from']} → {out['to']} by {by}")
+    out = change_state(dco_id, DcoState.PLANNED if reject else DcoState.APPROVED, by, comment,
+                       expected_version=seen)
+    if as_json:
+        print_json(out)
+    elif not out["changed"]:
+        console.print(f"{out['dco']} is already {out['to']} (version {out['version']}); nothing recorded")
+    else:
+        console.print(f"{out['dco']}: {out['from']} → {out['to']} by {by}")
 
 
 @app.command("move")

@@ -30,8 +30,15 @@ from dcoflow.connectors.content.ctid import load_ctid_plan
 from dcoflow.connectors.content.vectr import VectrTestCase, read_vectr_csv, write_vectr_csv
 from dcoflow.connectors.executor.local import ExecutionResult, LocalExecutor, Override
 from dcoflow.connectors.webhook import WebhookClient
-from dcoflow.core.db import session_scope, upsert
-from dcoflow.core.errors import ConnectorError, DcoError, ExecutionError, NotFoundError, ValidationError
+from dcoflow.core.db import insert_if_absent, session_scope, upsert
+from dcoflow.core.errors import (
+    ConflictError,
+    ConnectorError,
+    DcoError,
+    ExecutionError,
+    NotFoundError,
+    ValidationError,
+)
 from dcoflow.core.settings import get_settings
 from dcoflow.models.attack.catalog import TECHNIQUE_ID, Catalog
 from dcoflow.models.attack.objects import Technique
@@ -53,7 +60,7 @@ from dcoflow.models.marking import MarkingFacts
 from dcoflow.models.operation import Operation, utcnow
 from dcoflow.models.plan import EmulationStep, ProcedureSource, StepStatus
 from dcoflow.models.procedures import CtidPlan
-from dcoflow.models.repository import audit_trail, get_operation, record_event
+from dcoflow.models.repository import audit_trail, get_operation, lock_row, record_event
 from dcoflow.models.roe import command_only, destructive_reasons, elevation_means
 from dcoflow.models.stix.common import DcoContext
 from dcoflow.models.stix.emulation_objects import outcome_objects, sighting_id
@@ -564,21 +571,30 @@ def record_outcome(
     latest = history[-1] if history else None
     if latest is not None and latest.same_as(given):
         return latest
-    row = EmulationOutcome(
+    key = insert_if_absent(session, EmulationOutcome(
         dco_id=op.id, step_id=step.id, technique_id=step.technique_id, tool=given.tool,
         version=(latest.version + 1) if latest else 1, outcome=given.outcome, severity=given.severity,
         attack_start=given.attack_start, attack_stop=given.attack_stop, detected_at=given.detected_at,
         operator=given.operator, target_host=given.target_host, notes=given.notes, source=source,
         telemetry=given.telemetry, compromise=given.compromise, sighting_id=sighting_id(op.id, step.id, given.tool),
-    )
-    session.add(row)
-    session.flush()
+    ))
+    if key is None:  # someone recorded this step and tool meanwhile: theirs stands, ours is not applied
+        now = outcome_history(session, op.id, step.id, given.tool)[-1]
+        if now.same_as(given):
+            return now
+        raise ConflictError(
+            f"step {step.id} ({given.tool}) was recorded by someone else meanwhile: {now.outcome.value} by "
+            f"{now.operator} (version {now.version}); yours ({given.outcome.value}) was not stored",
+            system="emulation", object=f"step {step.id} of DCO {op.id}",
+            details={"current": {"outcome": now.outcome.value, "operator": now.operator, "version": now.version}},
+            hint="look with `dco emulate steps DCO`, then record again to supersede it")
+    row = session.get_one(EmulationOutcome, key[0])
     ctx = DcoContext.for_operation(op)
     first = history[0].recorded_at if history else row.recorded_at
     objects = outcome_objects(ctx, row, attack_pattern_ref=attack_pattern_ref(catalog, step.technique_id),
                               technique_name=step.technique_name, first_recorded=first)
     put_objects(session, objects, op.id)
-    _set_status(session, step, StepStatus.DONE)
+    _set_status(session, lock_row(session, step), StepStatus.DONE)  # other tools' outcomes may mark it too
     record_event(session, op.id, actor or given.operator, "emulation-outcome", {
         "step": step.id, "technique": step.technique_id, "tool": row.tool, "outcome": row.outcome.value,
         "version": row.version, "source": source.value,

@@ -27,7 +27,7 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from dcoflow.core.db import session_scope
+from dcoflow.core.db import insert_if_absent, session_scope
 from dcoflow.core.errors import NotFoundError
 from dcoflow.models.attack.catalog import Catalog
 from dcoflow.models.emulation import dco_marker
@@ -35,7 +35,7 @@ from dcoflow.models.gates import require_conduct
 from dcoflow.models.hunt_run import HuntRun, HuntStatus, hunt_run_id
 from dcoflow.models.hunting import HuntOutcome, RuleInfo
 from dcoflow.models.operation import as_utc
-from dcoflow.models.repository import get_operation, record_event
+from dcoflow.models.repository import get_operation, lock_row, record_event
 from dcoflow.models.stix import hunt_objects as ho
 from dcoflow.models.stix.common import dcoflow_identity, marking_refs
 from dcoflow.models.stix.store import (
@@ -205,11 +205,11 @@ def start_hunt_run(
     """The run for (DCO, hunt key), created as running if new; a failed run goes back to running."""
     get_operation(session, dco_id)  # the DCO must exist
     run_id = hunt_run_id(dco_id, hunt_key)
-    run = session.get(HuntRun, run_id)
-    is_new = run is None
-    if run is None:
-        run = HuntRun(id=run_id, dco_id=dco_id, hunt_key=hunt_key, source=source, window_start=start,
-                      window_end=end)
+    # Created once even when the same hunt is recorded from two places at once (insert-if-absent), then
+    # locked: a concurrent recording of this run waits for ours and merges into what it finds.
+    is_new = insert_if_absent(session, HuntRun(id=run_id, dco_id=dco_id, hunt_key=hunt_key, source=source,
+                                                window_start=start, window_end=end)) is not None
+    run = lock_row(session, session.get_one(HuntRun, run_id))
     changed = False
     new_ids = [r.rule_id for r in rules if r.rule_id not in run.rule_ids]
     if new_ids:

@@ -17,8 +17,8 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from dcoflow.core.db import session_scope
-from dcoflow.core.errors import NotFoundError, ValidationError
+from dcoflow.core.db import insert_if_absent, session_scope
+from dcoflow.core.errors import ConflictError, NotFoundError, ValidationError
 from dcoflow.models.hunt_run import HuntRun, TriageVerdict, Verdict
 from dcoflow.models.repository import get_operation, record_event
 from dcoflow.models.stix import hunt_objects as ho
@@ -119,6 +119,14 @@ def triage_history(session: Session, sighting_id: str) -> list[TriageVerdict]:
     return list(session.exec(stmt))
 
 
+def _latest_verdict(session: Session, sighting_id: str, analyst: str) -> TriageVerdict | None:
+    return session.exec(
+        select(TriageVerdict)
+        .where(TriageVerdict.sighting_id == sighting_id, TriageVerdict.analyst == analyst)
+        .order_by(col(TriageVerdict.version).desc())
+    ).first()
+
+
 def triage_hit(
     session: Session,
     sighting_id: str,
@@ -137,11 +145,7 @@ def triage_hit(
     if not analyst.strip():
         raise ValidationError("the analyst must be named", field="analyst")
     sighting, dco_id = _sighting(session, sighting_id)
-    previous = session.exec(
-        select(TriageVerdict)
-        .where(TriageVerdict.sighting_id == sighting_id, TriageVerdict.analyst == analyst)
-        .order_by(col(TriageVerdict.version).desc())
-    ).first()
+    previous = _latest_verdict(session, sighting_id, analyst)
     if previous is not None and previous.verdict == verdict and previous.note == note:
         return previous  # the same verdict again: nothing new to record
     moment = at or datetime.now(UTC)
@@ -153,12 +157,23 @@ def triage_hit(
             opinion_created = str(history[0]["created"])
             modified = next_modified(str(history[-1]["modified"]), modified)
     obj = ho.opinion(sighting, verdict.value, analyst, note, created=opinion_created, modified=modified)
-    row = TriageVerdict(
+    key = insert_if_absent(session, TriageVerdict(
         sighting_id=sighting_id, analyst=analyst, version=(previous.version + 1) if previous else 1,
         dco_id=dco_id or str(sighting.get("x_dco_id") or ""), verdict=verdict, note=note, at=moment,
         opinion_id=obj["id"],
-    )
-    session.add(row)
+    ))
+    if key is None:  # the same analyst's verdict was recorded meanwhile (another terminal): it stands
+        now = _latest_verdict(session, sighting_id, analyst)
+        if now is not None and now.verdict == verdict and now.note == note:
+            return now
+        raise ConflictError(
+            f"{analyst}'s verdict on {sighting_id} was recorded meanwhile: "
+            f"{now.verdict.value if now else '?'} (version {now.version if now else '?'}); yours was not stored",
+            system="triage", object=sighting_id,
+            details={"current": {"verdict": now.verdict.value, "note": now.note, "version": now.version}
+                     if now else {}},
+            hint="look again, then triage again to supersede it")
+    row = session.get_one(TriageVerdict, key)
     put_objects(session, [obj], row.dco_id or None)
     if row.dco_id:
         record_event(session, row.dco_id, analyst, "triage", {

@@ -14,7 +14,7 @@ from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session, col, select
 
 from dcoflow.core.db import session_scope
-from dcoflow.core.errors import BatchReport, NotFoundError, StateError
+from dcoflow.core.errors import BatchReport, NotFoundError
 from dcoflow.models.attack.catalog import Catalog
 from dcoflow.models.followup import (
     SLA_DAYS,
@@ -34,7 +34,7 @@ from dcoflow.models.followup import (
     priority_for_score,
 )
 from dcoflow.models.operation import Operation, Role, utcnow
-from dcoflow.models.repository import get_operation, get_or_raise, record_event
+from dcoflow.models.repository import get_operation, get_or_raise, locked, record_event
 from dcoflow.models.stix.common import DcoContext
 from dcoflow.models.stix.followup_objects import action_objects
 from dcoflow.models.stix.store import put_objects
@@ -204,6 +204,11 @@ def get_action(session: Session, action_id: str) -> Action:
     return get_or_raise(session, Action, action_id, "action", "see `dco followup actions`")
 
 
+def action_now(_session: Session, a: Action) -> dict[str, Any]:
+    """What an action is now, for a ConflictError."""
+    return {"status": a.status.value, "version": a.version, "updated": as_utc(a.updated_at).isoformat()[:19]}
+
+
 def update_action_status(
     session: Session,
     action_id: str,
@@ -215,11 +220,9 @@ def update_action_status(
 ) -> Action:
     """An owner moves an action (open → in-progress → done); verification is the re-test's job."""
     action = get_action(session, action_id)
-    if expected_version is not None and action.version != expected_version:
-        raise StateError(
-            f"action changed since it was read (version {action.version}, expected {expected_version})",
-            object=action.id,
-        )
+    # Locked, and still at the version the owner acted on: of concurrent updates exactly one is applied.
+    action = locked(session, action, action.version if expected_version is None else expected_version,
+                    f"action {action.id}", action_now)
     check_action_transition(action.id, action.status, status)
     previous = action.status
     action.status = status

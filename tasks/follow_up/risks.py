@@ -30,7 +30,7 @@ from dcoflow.models.followup import (
     validate_decision,
 )
 from dcoflow.models.operation import Operation, utcnow
-from dcoflow.models.repository import get_operation, get_or_raise, record_event
+from dcoflow.models.repository import get_operation, get_or_raise, locked, record_event
 from dcoflow.tasks.follow_up.retests import RetestSubmitter, schedule_retest
 from dcoflow.tasks.retry import retry_when_retryable
 
@@ -98,6 +98,15 @@ def get_risk(session: Session, risk_id: str) -> Risk:
     return get_or_raise(session, Risk, risk_id, "risk", "see `dco followup risks`")
 
 
+def risk_now(session: Session, risk: Risk) -> dict[str, Any]:
+    """What a risk is now, for a ConflictError: its treatment, status, version and the decision in force."""
+    last = session.exec(select(RiskDecision).where(RiskDecision.risk_id == risk.id)
+                        .order_by(col(RiskDecision.id).desc())).first()
+    return {"treatment": risk.treatment.value, "status": risk.status.value,
+            "version": risk.version,
+            "decision": f"{last.decision.value} by {last.authority} ({last.decided_by})" if last else None}
+
+
 def decisions_for(session: Session, risk_ids: Sequence[str] | None = None) -> list[RiskDecision]:
     stmt = select(RiskDecision).order_by(col(RiskDecision.id))
     if risk_ids is not None:
@@ -117,11 +126,18 @@ def record_decision(
     now: datetime | None = None,
     policy: DecisionPolicy | None = None,
     residual: tuple[int, int] | None = None,
+    expected_version: int | None = None,
 ) -> RiskDecision:
-    """Record a decision by ``authority`` (checked against the policy) and apply it to the risk."""
+    """Record a decision by ``authority`` (checked against the policy) and apply it to the risk.
+
+    The risk is locked and must still be at ``expected_version`` (default: as just read): of decisions given
+    at once exactly one is applied; the others get a ConflictError showing the decision now in force.
+    """
     policy = policy or DecisionPolicy()
     now = now or utcnow()
     risk = get_risk(session, risk_id)
+    risk = locked(session, risk, risk.version if expected_version is None else expected_version,
+                  f"risk {risk.id}", risk_now)
     validate_decision(risk, decision, authority, expires_at, now, policy)
     row = RiskDecision(
         risk_id=risk.id, decision=decision, authority=authority, decided_by=actor, decided_at=now,

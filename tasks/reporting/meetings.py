@@ -19,7 +19,8 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from dcoflow.core.errors import ValidationError
+from dcoflow.core.db import insert_if_absent
+from dcoflow.core.errors import ConflictError, ValidationError
 from dcoflow.models.attack import Catalog
 from dcoflow.models.followup import (
     Action,
@@ -43,7 +44,7 @@ from dcoflow.models.meeting import (
     recommend,
 )
 from dcoflow.models.operation import DcoState, Operation, utcnow
-from dcoflow.models.repository import get_operation, get_or_raise, list_operations, record_event
+from dcoflow.models.repository import get_operation, get_or_raise, list_operations, lock_row, record_event
 from dcoflow.tasks.follow_up.actions import list_actions, update_action_status
 from dcoflow.tasks.follow_up.escalation import list_incidents
 from dcoflow.tasks.follow_up.risks import get_risk, record_decision, risks_needing_decision
@@ -103,13 +104,23 @@ def create_meeting(
     dco_id = ops[0].id if dco is not None else None
     mid = meeting_id(dco_id, body, when)
     meeting = session.get(Meeting, mid)
+    created = raced = False
     if meeting is None:
         orgs = list(attendees) if attendees else list(dict.fromkeys(
             [body] + [p.organisation for op in ops for p in op.dco.participants]))
-        meeting = Meeting(id=mid, dco_id=dco_id, body=body, scheduled_at=when, attendees=orgs, created_by=actor,
-                          created_at=now)
-        session.add(meeting)
-        session.flush()
+        # Insert-if-absent: two people scheduling the same meeting at once get one meeting, not a unique violation.
+        created = insert_if_absent(session, Meeting(id=mid, dco_id=dco_id, body=body, scheduled_at=when,
+                                                    attendees=orgs, created_by=actor, created_at=now)) is not None
+        raced = not created
+    # Locked while its agenda is extended: a concurrent call waits and then adds only what is still missing.
+    meeting = lock_row(session, session.get_one(Meeting, mid))
+    if raced and attendees and list(attendees) != meeting.attendees:
+        raise ConflictError(
+            f"meeting {mid} was created by {meeting.created_by} meanwhile, with attendees "
+            f"{', '.join(meeting.attendees)}; yours were not stored", system="meetings", object=mid,
+            details={"current": {"attendees": meeting.attendees, "created_by": meeting.created_by}},
+            hint="see `dco meeting list`")
+    if created:
         for op in ops:
             record_event(session, op.id, actor, "meeting-created", {"meeting": mid, "body": body,
                                                                    "scheduled_at": when.isoformat()})

@@ -81,10 +81,10 @@ def test_downgrade_refuses_to_cut_a_long_value(db_url: str) -> None:
     try:
         with pytest.raises(Exception, match=r"audit_event\.actor holds a value of 500 characters"), \
                 engine.begin() as conn:
-            command.downgrade(alembic_config(conn), "0002_severity_enum_types")
+            command.downgrade(alembic_config(conn), "0003_stix_random_sco_id")
         with engine.connect() as conn:
             assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == \
-                "0003_free_text_unbounded"
+                "0004_free_text_unbounded"
             assert conn.execute(text("SELECT actor FROM audit_event WHERE dco_id = :d"), {"d": dco}).scalar_one() \
                 == "x" * 500
     finally:

@@ -61,8 +61,8 @@ class Stage:
 
 @pytest.fixture(scope="module")
 def stage(pg_url: str, shared_dir: Path, catalog: Catalog) -> Stage:
-    """A planned, approved DCO in conduct with a real hunt recorded (the LSASS recording), assessed and in
-    follow-up with risks and actions: what the races below act on."""
+    """A planned, approved DCO with a real hunt recorded (the LSASS recording), assessed, followed up with risks
+    and actions, and back in conduct for a re-test: what the races below act on."""
     load_catalog()  # cached where the racing processes look, so they need not each build it
     atomics, rules, _ = load_content(get_settings())
     spec = _spec("Race on credentials")
@@ -81,6 +81,7 @@ def stage(pg_url: str, shared_dir: Path, catalog: Catalog) -> Stage:
             transition(s, get_operation(s, dco), state, "coordinator", "test")
         derive_risks(s, dco, gaps, [])
         plan_actions(s, dco, gaps, [], catalog)
+        transition(s, get_operation(s, dco), DcoState.CONDUCTING, "coordinator", "re-test")  # hunts need conduct
     return Stage(dco, sighting)
 
 

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from dcoflow.core.errors import BatchReport, ContentError
+from dcoflow.models.cells import safe_cell, unsafe_cell
 from dcoflow.models.emulation import OUTCOME_ALIASES, Outcome
 from dcoflow.models.timestamps import as_utc, utc_iso
 
@@ -96,7 +97,7 @@ def write_vectr_csv(path: Path, cases: Iterable[VectrTestCase], marking: str) ->
             start, start_ms = _iso(case.start)
             stop, stop_ms = _iso(case.stop)
             det, det_ms = _iso(case.detected_at)
-            writer.writerow({
+            writer.writerow({k: safe_cell(v) for k, v in {  # no cell a spreadsheet would run as a formula
                 "AssessmentGroup": case.assessment,
                 "Campaign": case.campaign,
                 "Phase": case.tactic,
@@ -122,7 +123,7 @@ def write_vectr_csv(path: Path, cases: Iterable[VectrTestCase], marking: str) ->
                 "DCO Step": case.step_id or "",
                 "DCO Tool Outcomes": ";".join(f"{t}={o.value}" for t, o in sorted(outcomes.items())),
                 "DCO Marking": marking,
-            })
+            }.items()})
             n += 1
     return n
 
@@ -209,6 +210,7 @@ def read_vectr_csv(path: Path) -> tuple[list[VectrTestCase], BatchReport]:
                 raise ContentError(f"not UTF-8 text (byte {exc.start}) after line {reader.line_num}",
                                    system="vectr", object=str(path)) from exc
             report.read += 1
+            row = {k: unsafe_cell(v) if isinstance(v, str) else v for k, v in row.items()}
             where = f"line {reader.line_num} ({row.get('Variant') or '?'})"
             try:
                 if not (row.get("Variant") or "").strip():

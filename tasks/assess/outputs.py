@@ -11,6 +11,7 @@ browser or slide tool.
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 from collections.abc import Sequence
@@ -35,6 +36,7 @@ from dcoflow.models.assessment import (
 )
 from dcoflow.models.assessment_rows import TechniqueScore
 from dcoflow.models.attack import Catalog
+from dcoflow.models.cells import XLSX_OPTIONS, safe_cell
 from dcoflow.models.marking import MARKING_KEY, MarkingFacts, mark_layer, mark_svg, strictest, xlsx_header
 from dcoflow.models.navigator import (
     DETECTION_COLORS,
@@ -73,7 +75,9 @@ def write_csv(frame: pd.DataFrame, path: Path, marking: MarkingFacts) -> Path:
     """The table with the marking as its last column, on every row (models/marking.py says why)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     frame = frame.assign(**{MARKING_KEY: marking.banner})
-    frame.to_csv(path, index=False, lineterminator="\n", encoding="utf-8")
+    frame = frame.apply(lambda column: column.map(safe_cell) if not pd.api.types.is_numeric_dtype(column) else column)
+    # text quoted: with "\n" line ends a bare CR inside a cell is not quoted, and starts a new row in Excel
+    frame.to_csv(path, index=False, lineterminator="\n", encoding="utf-8", quoting=csv.QUOTE_NONNUMERIC)
     return path
 
 
@@ -89,7 +93,7 @@ def write_xlsx(frame: pd.DataFrame, path: Path, marking: MarkingFacts, *, title:
     ``created`` fixes the document date (the assessment's), so the same assessment gives the same bytes.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    with pd.ExcelWriter(path, engine="xlsxwriter") as writer:
+    with pd.ExcelWriter(path, engine="xlsxwriter", engine_kwargs={"options": XLSX_OPTIONS}) as writer:
         book = writer.book
         props: dict[str, Any] = {"title": f"Coverage — {title}", "keywords": marking.label,
                                  "comments": marking.banner}

@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 from dcoflow.core.db import insert_if_absent
 from dcoflow.core.errors import ConflictError, ValidationError
 from dcoflow.models.attack import Catalog
+from dcoflow.models.cells import XLSX_OPTIONS
 from dcoflow.models.followup import (
     Action,
     ActionStatus,
@@ -347,7 +348,7 @@ def write_tracker(pack: MeetingPack, path: Path) -> Path:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     outcomes = {e.item.ref_id: e.item.outcome or "" for e in pack.actions}
-    book = xlsxwriter.Workbook(str(path))
+    book = xlsxwriter.Workbook(str(path), XLSX_OPTIONS)  # text stays text: no formula, no link
     book.set_properties({"title": f"Action tracker — {pack.title}", "keywords": pack.marking.label,
                          "comments": pack.marking.banner})
     sheet = book.add_worksheet("actions")

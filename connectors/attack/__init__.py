@@ -24,6 +24,8 @@ from dcoflow.models.attack.catalog import DOMAINS, Catalog
 if TYPE_CHECKING:
     import httpx
 
+    from dcoflow.models.attack.pyattck_api import Attck
+
 log = logging.getLogger(__name__)
 
 # A remote source checked this recently is served from the cache without a request.
@@ -74,6 +76,15 @@ def load_catalog(
     catalog.source = spec.display
     _memo[key] = catalog
     return catalog
+
+
+def load_attck(source: str | None = None, domain: str | None = None, *, full_stix: bool = False) -> Attck:
+    """The pyattck-style facade over ``load_catalog(source, domain)``; ``full_stix`` also reads the bundle's
+    objects for the STIX properties the catalog does not index (a local bundle file: about a second)."""
+    from dcoflow.models.attack.pyattck_api import Attck
+
+    catalog = load_catalog(source, domain)
+    return Attck(catalog, stix_objects=load_stix_objects(source, domain) if full_stix else None)
 
 
 def load_stix_objects(source: str | None = None, domain: str | None = None) -> list[dict[str, Any]]:
@@ -219,4 +230,4 @@ def _load_remote(spec: SourceSpec, cache: CatalogCache, *, transport: httpx.Base
     return catalog
 
 
-__all__ = ["clear_memo", "load_catalog", "load_stix_objects"]
+__all__ = ["clear_memo", "load_attck", "load_catalog", "load_stix_objects"]

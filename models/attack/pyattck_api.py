@@ -5,7 +5,7 @@ Names follow pyattck 7 (its models live in pyattck-data): ``.id`` and ``.stix`` 
 ``kill_chain_phases`` and ``x_mitre_*`` attributes; a domain lists ``techniques``, ``tactics``, ``actors``,
 ``malwares``, ``tools``, ``mitigations``, ``campaigns``, ``data_components``, ``data_sources``, ``controls``
 and ``relationships``. The catalog holds an index, not whole STIX objects: pass the bundle's objects
-(``Attck(catalog, stix_objects=…)``, or ``Attck.load(full_stix=True)``) for every other STIX property and
+(``Attck(catalog, stix_objects=…)``, or ``load_attck(full_stix=True)``) for every other STIX property and
 the relationship objects themselves. Deliberate differences from pyattck: ``models/attack/README.md``.
 """
 
@@ -159,7 +159,7 @@ class _View:
         if raw is None:
             raise AttributeError(
                 f"{self._obj.attack_id}: the catalog indexes no such STIX property; pass the bundle's objects "
-                "(Attck(catalog, stix_objects=bundle['objects']) or Attck.load(full_stix=True))")
+                "(Attck(catalog, stix_objects=bundle['objects']) or load_attck(full_stix=True))")
         return raw
 
     def __getattr__(self, name: str) -> Any:
@@ -564,7 +564,7 @@ class AttckDomain:
         """pyattck's ``uses`` relationships between current objects of this domain (needs ``stix_objects``)."""
         if self._ctx.stix is None:
             raise AttributeError("relationships are STIX objects the catalog does not keep; pass the bundle's "
-                                 "objects (Attck(catalog, stix_objects=…) or Attck.load(full_stix=True))")
+                                 "objects (Attck(catalog, stix_objects=…) or load_attck(full_stix=True))")
         current = self.catalog.by_stix_id
         return [AttckRelationship(o, self._ctx) for o in self._ctx.stix.values()
                 if o.get("type") == "relationship" and o.get("relationship_type") == "uses"
@@ -572,7 +572,8 @@ class AttckDomain:
 
 
 class Attck:
-    """``Attck(catalog)`` or ``Attck.load()``; the catalog's domain is the attribute that is set.
+    """``Attck(catalog)``, or ``dcoflow.connectors.attack.load_attck()`` (which loads the catalog first); the
+    catalog's domain is the attribute that is set.
 
     Pass one catalog per domain (``Attck(enterprise_cat, mobile_cat)``) to get several. ``stix_objects``: the
     objects of the bundle(s) the catalogs were built from, for the STIX properties and objects the catalog
@@ -583,7 +584,7 @@ class Attck:
     def __init__(self, *catalogs: Catalog, stix_objects: Iterable[Mapping[str, Any]] | None = None,
                  controls: Iterable[Mapping[str, Any]] = ()) -> None:
         if not catalogs:
-            raise TypeError("Attck needs at least one catalog (or use Attck.load())")
+            raise TypeError("Attck needs at least one catalog (or use dcoflow.connectors.attack.load_attck())")
         stix = {str(o["id"]): o for o in stix_objects if "id" in o} if stix_objects is not None else None
         control_objects = list(controls)
         links: dict[str, list[str]] = {}
@@ -592,15 +593,6 @@ class Attck:
                 links.setdefault(str(o.get("target_ref")), []).append(str(o.get("source_ref")))
         listed = [o for o in control_objects if o.get("type") == "course-of-action"]
         self._domains = {c.domain: AttckDomain(_Context(c, stix, listed, links)) for c in catalogs}
-
-    @classmethod
-    def load(cls, source: str | None = None, domain: str | None = None, *, full_stix: bool = False) -> Attck:
-        """Load through ``dcoflow.connectors.attack`` (the default source and the cache); ``full_stix`` also
-        reads the bundle's objects (a local bundle file: about a second for enterprise)."""
-        from dcoflow.connectors.attack import load_catalog, load_stix_objects
-
-        catalog = load_catalog(source, domain)
-        return cls(catalog, stix_objects=load_stix_objects(source, domain) if full_stix else None)
 
     def _domain(self, name: str) -> AttckDomain:
         try:

@@ -141,5 +141,7 @@ def test_controls_from_a_mapping_bundle(catalog: Catalog) -> None:
 
 
 def test_load_full_stix_reads_the_bundle_file(settings: Any, shared_dir: Path) -> None:
-    attck = Attck.load(str(shared_dir / "attack" / "enterprise-attack-18.1.json.gz"), full_stix=True)
+    from dcoflow.connectors.attack import load_attck
+
+    attck = load_attck(str(shared_dir / "attack" / "enterprise-attack-18.1.json.gz"), full_stix=True)
     assert _by_tid(attck.enterprise.techniques, "T1059.001").x_mitre_attack_spec_version

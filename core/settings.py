@@ -32,7 +32,9 @@ _PART_SETTINGS = {"sigma": "sigma_dir", "atomics": "atomics_dir", "emulation-lib
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="DCO_", env_file=".env", extra="ignore")
+    # A variable set to "" is unset: a Prefect deployment renders an unset "{{ $DCO_X }}" as "", and an empty
+    # path would otherwise mean the worker's current folder.
+    model_config = SettingsConfigDict(env_prefix="DCO_", env_file=".env", extra="ignore", env_ignore_empty=True)
 
     # -- content ---------------------------------------------------------------------------
     content_dir: Path | None = Field(None, description="Folder laid out like ../shared (attack/, sigma/, …).")
@@ -48,6 +50,8 @@ class Settings(BaseSettings):
     emulation_dir: Path | None = None
     datasets_dir: Path | None = None
     evtx_dir: Path | None = None
+    telemetry_dir: Path | None = Field(None, description="Telemetry files the scheduled hunt sweep reads "
+                                       "(and `dco hunt --dco` without --data); no default: never the current folder.")
 
     # -- state -----------------------------------------------------------------------------
     data_dir: Path = Field(default_factory=lambda: Path(user_data_dir("dcoflow")))
@@ -149,6 +153,17 @@ class Settings(BaseSettings):
             if bundles:
                 return str(bundles[-1])
         return OFFICIAL_ATTACK_URL.replace("enterprise", domain)
+
+    def telemetry_paths(self) -> list[Path]:
+        """Where the scheduled sweep and a DCO's planned hunt read telemetry: DCO_TELEMETRY_DIR, which must be set
+        and exist (an unset location is an error, never the current folder)."""
+        if self.telemetry_dir is None:
+            raise ConfigError("no telemetry location: DCO_TELEMETRY_DIR is not set", object="DCO_TELEMETRY_DIR",
+                              hint="set it to the folder of telemetry files (for a try: ../shared/security-datasets), "
+                                   "or pass the files (--data)")
+        if not self.telemetry_dir.exists():
+            raise ConfigError(f"telemetry folder {self.telemetry_dir} does not exist", object="DCO_TELEMETRY_DIR")
+        return [self.telemetry_dir]
 
     @property
     def db_url(self) -> str:

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from sqlmodel import select
 
 from dcoflow.connectors.attack import load_catalog
@@ -65,6 +65,15 @@ class HuntSource(BaseModel):
             raise ValueError("source=local needs at least one telemetry path in 'data'")
         return self
 
+    @field_validator("data")
+    @classmethod
+    def _no_blank_path(cls, data: list[str]) -> list[str]:
+        # An unset "{{ $DCO_TELEMETRY_DIR }}" renders as "": as a path that is the worker's current folder.
+        if any(not p.strip() for p in data):
+            raise ValueError("an empty telemetry path would read the current folder; name the files or set "
+                             "DCO_TELEMETRY_DIR")
+        return data
+
 
 class HuntParameters(HuntSource):
     """One hunt, as filled in on the Prefect UI form."""
@@ -83,8 +92,14 @@ class HuntParameters(HuntSource):
 class SweepParameters(HuntSource):
     """The scheduled sweep: every conducting DCO's hunt plan over the last ``lookback_hours``."""
 
+    data: list[str] = Field(default_factory=list, description="Local telemetry files or folders (source=local); "
+                                                              "default DCO_TELEMETRY_DIR, which must then be set.")
     lookback_hours: int = Field(24, gt=0, description="Hunt window length, ending at the current hour.")
     actor: str = Field("hunt-sweep", description="Who runs the sweep (audit log).")
+
+    @model_validator(mode="after")
+    def _local_needs_data(self) -> SweepParameters:
+        return self  # empty data: DCO_TELEMETRY_DIR, checked when the sweep runs
 
 
 # -- tasks (thin wrappers over plain functions) ------------------------------------------------------------
@@ -230,6 +245,8 @@ def hunt_sweep(params: Annotated[SweepParameters, Field(description="Where the t
     The window ends at the current full hour, so a re-run in the same hour resumes the same runs.
     """
     logger = get_run_logger()
+    if params.source == DataSource.LOCAL and not params.data:
+        params = params.model_copy(update={"data": [str(p) for p in get_settings().telemetry_paths()]})
     end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     start = end - timedelta(hours=params.lookback_hours)
     with session_scope() as s:

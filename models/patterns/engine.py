@@ -16,14 +16,18 @@ START/STOP use the events' timestamps (events without one cannot satisfy them).
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import ahocorasick  # type: ignore[import-not-found]  # pyahocorasick ships no type stubs
+
 from dcoflow.models.patterns.compile import Cmp, Node, Observation, ObsNode, ObsOp, Pattern, Qualified
 from dcoflow.models.patterns.telemetry import SUPPORTED, Candidate, observed_objects
+from dcoflow.models.sigma.compiler import required_literal
 from dcoflow.models.stix.hunt_objects import EventView, event_host, event_time
 
 Anchor = tuple[str, str, str]
@@ -40,6 +44,27 @@ def anchors(node: Node) -> set[Anchor] | None:
             return {(node.type, node.path, str(v).lower()) for v in node.value}
         return None
     found = [anchors(o) for o in node.operands]
+    if node.op == "AND":
+        usable = [a for a in found if a is not None]
+        return min(usable, key=len) if usable else None
+    if any(a is None for a in found):
+        return None
+    return set().union(*(a for a in found if a is not None))
+
+
+def literals(node: Node) -> set[Anchor] | None:
+    """Lower-case texts one of which an object's value must contain for ``node`` to hold (LIKE and MATCHES):
+    a prefilter, like the Sigma engine's, so scanning patterns skip events that cannot match."""
+    if isinstance(node, Cmp):
+        if node.negated or node.regex is None:
+            return None
+        if node.op == "LIKE":
+            runs = [r for r in re.split(r"[%_]", str(node.value)) if r]
+            best = max(runs, key=len, default="")
+        else:
+            best = required_literal(re.compile(str(node.value))) or "" if node.op == "MATCHES" else ""
+        return {(node.type, node.path, best.lower())} if len(best) >= 3 else None
+    found = [literals(o) for o in node.operands]
     if node.op == "AND":
         usable = [a for a in found if a is not None]
         return min(usable, key=len) if usable else None
@@ -120,25 +145,43 @@ class PatternSweep:
         self.patterns = list(patterns)
         self.sample = sample
         self.observations: list[Observation] = []
-        self.owner: list[int] = []
+        self.obs_types: list[tuple[str, ...]] = []
+        self.of_pattern: list[list[int]] = []
         self._obs_index: dict[int, int] = {}  # id(Observation) → position
         self.index: dict[tuple[str, str], dict[str, list[int]]] = {}
         self.indexed_paths: dict[str, set[str]] = {}
+        words: dict[tuple[str, str], dict[str, list[int]]] = {}
         self.scan: dict[str, list[int]] = {}
-        for n, pattern in enumerate(self.patterns):
+        for pattern in self.patterns:
+            mine: list[int] = []
             for obs in pattern.observations:
                 i = len(self.observations)
                 self.observations.append(obs)
-                self.owner.append(n)
+                self.obs_types.append(tuple(sorted(obs.types)))
                 self._obs_index[id(obs)] = i
+                mine.append(i)
                 found = anchors(obs.expr)
-                if found is None:
-                    for kind in obs.types:
-                        self.scan.setdefault(kind, []).append(i)
+                if found is not None:
+                    for kind, path, value in found:
+                        self.index.setdefault((kind, path), {}).setdefault(value, []).append(i)
+                        self.indexed_paths.setdefault(kind, set()).add(path)
                     continue
-                for kind, path, value in found:
-                    self.index.setdefault((kind, path), {}).setdefault(value, []).append(i)
-                    self.indexed_paths.setdefault(kind, set()).add(path)
+                texts = literals(obs.expr)
+                if texts is not None:
+                    for kind, path, text in texts:
+                        words.setdefault((kind, path), {}).setdefault(text, []).append(i)
+                    continue
+                for kind in obs.types:
+                    self.scan.setdefault(kind, []).append(i)
+            self.of_pattern.append(mine)
+        # one Aho-Corasick automaton per (type, path) of the prefiltered observations
+        self.automata: dict[str, list[tuple[str, Any]]] = {}
+        for (kind, path), table in words.items():
+            automaton = ahocorasick.Automaton()
+            for text, ids in table.items():
+                automaton.add_word(text, ids)
+            automaton.make_automaton()
+            self.automata.setdefault(kind, []).append((path, automaton))
         self.hits: list[ObsHits] = [ObsHits() for _ in self.observations]
         self.present: set[tuple[str, str]] = set()
         self.events = 0
@@ -164,6 +207,13 @@ class PatternSweep:
                             hit = table.get(value.lower())
                             if hit:
                                 todo.update(hit)
+            automata = self.automata.get(kind)
+            if automata:
+                for cand in cands:
+                    for path, automaton in automata:
+                        for value in cand.get(path, ()):
+                            for _, ids in automaton.iter(value.lower()):
+                                todo.update(ids)
             scan = self.scan.get(kind)
             if scan:
                 todo.update(scan)
@@ -174,8 +224,8 @@ class PatternSweep:
         stamped = False
         event: dict[str, Any] | None = None
         for i in todo:
-            obs = self.observations[i]
-            if not any(holds(obs.expr, c, kind) for kind in obs.types for c in objects.get(kind, ())):
+            expr = self.observations[i].expr
+            if not any(holds(expr, c, kind) for kind in self.obs_types[i] for c in objects.get(kind, ())):
                 continue
             if not stamped:
                 ev = EventView(view)
@@ -254,7 +304,7 @@ class PatternSweep:
         out = []
         for n, pattern in enumerate(self.patterns):
             times = self._times(pattern.root, None, None)
-            mine = [self.hits[i] for i, owner in enumerate(self.owner) if owner == n]
+            mine = [self.hits[i] for i in self.of_pattern[n]]
             missing: list[str] = []
             evaluable = self._evaluable(pattern.root, missing)
             stamps = [t for t in times if t is not None]

@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     executor_user: str = Field("nobody", description="Unprivileged user steps run as when dcoflow runs as root "
                                                      "and the rules of engagement do not allow elevation.")
 
+    # -- assessment targets (a DCO's `targets` override them) -----------------------------------------
+    target_detection: int = Field(3, ge=0, le=5, description="Detection level (DeTT&CT) below which is a gap.")
+    target_visibility: int = Field(2, ge=1, le=4, description="Visibility level (DeTT&CT) below which is a gap.")
+
     # -- hunting limits ------------------------------------------------------------------------------
     max_archive_member_bytes: int = Field(2 * 1024**3, description="Refuse zip members larger than this.")
     max_bundle_bytes: int = Field(1024**3, gt=0, description="Refuse ATT&CK/STIX bundles larger than this "

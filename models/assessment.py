@@ -6,23 +6,32 @@ Scales (DeTT&CT's, so scores compare with DeTT&CT administration files and its N
 * **detection −1..5** — −1 none/unknown, 0 forensics/context (the data is there, nothing alerts),
   1 basic, 2 fair, 3 good, 4 very good, 5 excellent.
 
-How each evidence kind claims a level (``None``: no claim, the line is listed as context):
+How each evidence kind claims a level (``None``: no claim, the line is listed as context).
+Detection needs something that *fired on the technique's activity*; visibility needs telemetry that
+*held events* of the technique's data components. A rule that ran and found nothing is neither: it is
+**hunt coverage** (``HuntCoverage``: "hunted with N rules over these data sources, nothing found"),
+kept beside the scores.
 
 | kind | visibility | detection | why |
 |---|---|---|---|
-| ``telemetry-seen`` | 1 / 2 / 3 by share of its data components seen (<⅓, <⅔, ≥⅔) | 0 | logs exist: forensics |
+| ``telemetry-seen`` | 1 / 2 / 3 by share of data components seen (<⅓, <⅔, ≥⅔) | 0 | its logs exist: forensics |
 | ``hunt-rule-available`` | — | — | planned content only; marks the gap addressable |
-| ``hunt-rule-ran`` | 1 | 1 | a rule for it ran on collected data (basic) |
-| ``hunt-hit`` (real) | 3 | 1 | the technique's events are in the data; the rule fires, quality untested |
+| ``hunt-rule-ran`` | 1 | — (coverage) | its log source held events: a data component is collected |
+| ``hunt-rule-no-data`` | — | — (coverage) | its log source held no events: nothing was looked at |
+| ``hunt-hit`` (real, untriaged) | 2 | 0 | a lead: a rule fired in real data, maybe on something else |
 | ``hunt-hit`` (exercise) | 3 | 3 | the rule fired on the DCO's own emulation of it: tested |
+| ``hunt-hit`` triaged false positive / benign | — | — | superseded: the rule fired on something else |
 | ``triage-tp`` | 3 | 3 | an analyst confirmed a true positive |
-| ``triage-fp`` / ``triage-benign`` | — | 1 | the rule fires on benign activity: noisy, needs tuning |
+| ``triage-fp`` / ``triage-benign`` | — | — | context: the rule is noisy, needs tuning |
 | ``emulation-prevented`` | 3 | 4 (5 at severity high/critical) | a control stopped the executed procedure |
 | ``emulation-alerted`` | 3 | 4 (5 at severity high/critical) | an alert fired on the executed procedure |
-| ``emulation-logged`` | 3 | 0 | recorded, not alerted: forensics only |
+| ``emulation-logged`` | 3 | 0 | recorded, not alerted: visibility only, forensics |
 | ``emulation-none`` | — | −1, and it **supersedes** every earlier detection claim | the latest test found nothing |
 | ``detection-strategy`` | — | — | ATT&CK has analytics for it; marks the gap addressable |
 | ``assessed-visibility`` / ``assessed-detection`` | its value | its value | a DeTT&CT score logbook entry |
+
+A technique counts as *detected* at detection ≥ 1 and *visible* at visibility ≥ 1 (``reaches``).
+Only the DCO's own techniques (its plan) are scored; evidence about others is reported, not scored.
 
 Visibility 4 needs a tested observation (emulation prevented/alerted/logged or an exercise hit)
 *and* telemetry for at least ⅔ of the technique's data components.
@@ -34,9 +43,18 @@ claim; every evidence group is listed in the explanation, the deciding one marke
 Corrected outcomes keep their history: the older versions arrive with ``superseded_by`` set and
 are listed, not scored.
 
-Gaps: priority = threat relevance (in-scope groups + campaigns using the technique, at least 1
-when the DCO planned it, ¼ otherwise) × score deficit
-(0.6 · (5 − detection) / 6 + 0.4 · (4 − visibility) / 4, in 0..1).
+Gaps: an in-scope technique whose detection or visibility is below the DCO's target
+(``Targets``, default detection 3, visibility 2) is a gap. Priority = threat relevance × shortfall:
+
+* relevance = (3 · in-profile groups using it + 2 · campaigns + 1 · software + 2 if on the emulation
+  plan's path, at least 1 when planned, + up to 1 for its users anywhere in ATT&CK / 100)
+  × recency (0.5 + 0.5 · 0.5^(years since the newest use / 3),
+  by campaign last_seen and `uses` relationship dates) × exposure (share of the scope's platforms the
+  technique runs on, at least ¼);
+* shortfall = 0.6 · (target detection − detection) / (target detection + 1)
+  + 0.4 · (target visibility − visibility) / target visibility, each part ≥ 0.
+
+Each gap carries its reason (``Gap.reason``) and the parts (``Gap.breakdown``).
 """
 
 from __future__ import annotations
@@ -67,6 +85,7 @@ DETECTION_MIN, DETECTION_MAX = -1, 5
 class EvidenceKind(StrEnum):
     HUNT_RULE_AVAILABLE = "hunt-rule-available"
     HUNT_RULE_RAN = "hunt-rule-ran"
+    HUNT_RULE_NO_DATA = "hunt-rule-no-data"
     HUNT_HIT = "hunt-hit"
     TRIAGE_TP = "triage-tp"
     TRIAGE_FP = "triage-fp"
@@ -83,7 +102,8 @@ class EvidenceKind(StrEnum):
 
 K = EvidenceKind
 EMULATION_KINDS = frozenset({K.EMULATION_PREVENTED, K.EMULATION_ALERTED, K.EMULATION_LOGGED, K.EMULATION_NONE})
-ADDRESSABLE_KINDS = frozenset({K.HUNT_RULE_AVAILABLE, K.HUNT_RULE_RAN, K.DETECTION_STRATEGY})
+ADDRESSABLE_KINDS = frozenset({K.HUNT_RULE_AVAILABLE, K.HUNT_RULE_RAN, K.HUNT_RULE_NO_DATA, K.DETECTION_STRATEGY})
+COVERAGE_KINDS = frozenset({K.HUNT_RULE_RAN, K.HUNT_RULE_NO_DATA})
 _HIGH_SEVERITY = frozenset({"high", "critical"})
 
 
@@ -92,9 +112,9 @@ class Evidence:
     """One dated observation about one technique.
 
     ``value``: the DeTT&CT score for ``assessed-*``, the share of the technique's data components
-    this record stands for (``telemetry-seen``), the hit count (``hunt-hit``). ``detail``: what a
-    person needs to find it again (rule, tool, data component, severity). ``exercise``: a hunt hit
-    caused by the DCO's own emulation.
+    this record stands for (``telemetry-seen``), the hit count (``hunt-hit``, ``hunt-rule-ran``).
+    ``detail``: what a person needs to find it again (rule, tool, data component, severity).
+    ``exercise``: a hunt hit caused by the DCO's own emulation. ``data_source``: what a hunt ran over.
     """
 
     technique_id: str
@@ -108,6 +128,7 @@ class Evidence:
     severity: str | None = None
     superseded_by: str | None = None
     dco_id: str | None = None
+    data_source: str | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -118,6 +139,65 @@ class Score:
     @property
     def level(self) -> int:
         return round(self.value)
+
+
+@dataclass(slots=True, frozen=True)
+class HuntCoverage:
+    """How a technique was hunted, beside its scores: never detection by itself."""
+
+    rules: int = 0  # distinct rules run over data that held their log source
+    rules_without_data: int = 0  # distinct rules whose log source held no events
+    hits: int = 0
+    sources: tuple[str, ...] = ()
+    newest: datetime | None = None
+
+    @property
+    def hunted(self) -> bool:
+        return self.rules > 0
+
+    @property
+    def clean(self) -> bool:
+        """Hunted over real telemetry and nothing found."""
+        return self.rules > 0 and self.hits == 0
+
+    def text(self) -> str:
+        if not self.rules and not self.rules_without_data:
+            return "not hunted"
+        over = f" over {', '.join(self.sources)}" if self.sources else ""
+        parts = []
+        if self.rules:
+            found = "nothing found" if self.hits == 0 else f"{self.hits} hits"
+            parts.append(f"hunted with {self.rules} rule{'s' if self.rules != 1 else ''}{over}, {found}")
+        if self.rules_without_data:
+            n = self.rules_without_data
+            parts.append(f"{n} rule{'s' if n != 1 else ''} had no telemetry for {'their' if n != 1 else 'its'} "
+                         "log source")
+        return "; ".join(parts)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"rules": self.rules, "rules_without_data": self.rules_without_data, "hits": self.hits,
+                "sources": list(self.sources), "clean": self.clean, "text": self.text(),
+                "newest": self.newest.isoformat() if self.newest else None}
+
+
+def hunt_coverage(evidence: Iterable[Evidence]) -> HuntCoverage:
+    """The hunt coverage of one technique's evidence (``hunt-rule-ran`` / ``hunt-rule-no-data``)."""
+    ran: dict[str, float] = {}
+    no_data: set[str] = set()
+    sources: dict[str, None] = {}
+    newest: datetime | None = None
+    for ev in evidence:
+        if ev.kind not in COVERAGE_KINDS or ev.superseded_by:
+            continue
+        at = as_utc(ev.observed_at)
+        newest = at if newest is None or at > newest else newest
+        if ev.kind is K.HUNT_RULE_NO_DATA:
+            no_data.add(ev.detail)
+            continue
+        ran[ev.detail] = max(ran.get(ev.detail, 0.0), ev.value or 0.0)
+        if ev.data_source:
+            sources.setdefault(ev.data_source, None)
+    return HuntCoverage(len(ran), len(no_data - set(ran)), int(sum(ran.values())), tuple(sources), newest)
 
 
 @dataclass(slots=True)
@@ -131,6 +211,7 @@ class TechniqueAssessment:
     outcomes: dict[str, int] = field(default_factory=dict)
     addressable: bool = False
     newest: datetime | None = None
+    coverage: HuntCoverage = field(default_factory=HuntCoverage)
 
 
 def age_factor(observed_at: datetime, now: datetime, half_life_days: float) -> float:
@@ -142,14 +223,13 @@ def age_factor(observed_at: datetime, now: datetime, half_life_days: float) -> f
 
 
 def _detection_claim(ev: Evidence) -> int | None:
+    """Detection needs something that fired on the technique's activity (see the module table)."""
     kind = ev.kind
     if kind in (K.EMULATION_PREVENTED, K.EMULATION_ALERTED):
         return 5 if (ev.severity or "").lower() in _HIGH_SEVERITY else 4
     if kind in (K.TRIAGE_TP,) or (kind is K.HUNT_HIT and ev.exercise):
         return 3
-    if kind in (K.HUNT_HIT, K.HUNT_RULE_RAN, K.TRIAGE_FP, K.TRIAGE_BENIGN):
-        return 1
-    if kind in (K.EMULATION_LOGGED, K.TELEMETRY_SEEN):
+    if kind in (K.HUNT_HIT, K.EMULATION_LOGGED, K.TELEMETRY_SEEN):  # an untriaged real hit is a lead, not proof
         return 0
     if kind is K.EMULATION_NONE:
         return -1
@@ -159,9 +239,12 @@ def _detection_claim(ev: Evidence) -> int | None:
 
 
 def _visibility_claim(ev: Evidence) -> int | None:
+    """Visibility needs telemetry that held events of the technique's data components."""
     kind = ev.kind
-    if kind in (K.HUNT_HIT, K.TRIAGE_TP, K.EMULATION_PREVENTED, K.EMULATION_ALERTED, K.EMULATION_LOGGED):
+    if kind in (K.TRIAGE_TP, K.EMULATION_PREVENTED, K.EMULATION_ALERTED, K.EMULATION_LOGGED):
         return 3
+    if kind is K.HUNT_HIT:
+        return 3 if ev.exercise else 2
     if kind is K.HUNT_RULE_RAN:
         return 1
     if kind is K.ASSESSED_VISIBILITY and ev.value is not None:
@@ -280,6 +363,16 @@ def visibility_score(
     return _finish(lines, float(VISIBILITY_MIN), "visibility")
 
 
+_CONTEXT = {
+    K.HUNT_RULE_RAN: "hunt coverage, not detection: the rule ran over its log source",
+    K.HUNT_RULE_NO_DATA: "hunt coverage: its log source held no events",
+    K.HUNT_RULE_AVAILABLE: "context: makes the gap addressable",
+    K.DETECTION_STRATEGY: "context: makes the gap addressable",
+    K.TRIAGE_FP: "context: the rule fires on benign activity (tune it)",
+    K.TRIAGE_BENIGN: "context: the rule fires on benign activity (tune it)",
+}
+
+
 def detection_score(
     evidence: Sequence[Evidence], now: datetime, half_life_days: float = DEFAULT_HALF_LIFE_DAYS
 ) -> Score:
@@ -301,7 +394,7 @@ def detection_score(
             continue
         claim = _detection_claim(ev)
         if claim is None:
-            line.note = "context: makes the gap addressable" if ev.kind in ADDRESSABLE_KINDS else ""
+            line.note = _CONTEXT.get(ev.kind, "")
             line.add(ev, None, None)
             continue
         if overruled:
@@ -345,6 +438,7 @@ def assess_technique(
         outcomes=outcomes,
         addressable=any(ev.kind in ADDRESSABLE_KINDS for ev in evidence),
         newest=newest,
+        coverage=hunt_coverage(evidence),
     )
 
 
@@ -374,22 +468,73 @@ def assess_evidence(
 
 # -- threat relevance and gaps ------------------------------------------------------------------
 
+DEFAULT_TARGET_DETECTION = 3
+DEFAULT_TARGET_VISIBILITY = 2
+RECENCY_HALF_LIFE_YEARS = 3.0
+
+
 @dataclass(slots=True, frozen=True)
 class Relevance:
-    """Who in the DCO's threat profile uses a technique."""
+    """Who in the DCO's threat profile uses a technique, how recently, and how exposed the scope is."""
 
     groups: tuple[str, ...] = ()
     campaigns: tuple[str, ...] = ()
     planned: bool = False
+    software: tuple[str, ...] = ()
+    on_path: bool = False  # an emulation step of the plan exercises it
+    newest_use: str | None = None  # ISO date: newest campaign last_seen / `uses` relationship date
+    recency: float = 1.0  # 0.5..1: 0.5 + 0.5 · 0.5^(years since newest_use / 3)
+    exposure: float = 1.0  # share of the scope's platforms the technique runs on (≥ ¼)
+    platforms: tuple[str, ...] = ()  # the scope's platforms it runs on
+    prevalence: int = 0  # groups, campaigns and software using it anywhere in ATT&CK
 
     @property
     def users(self) -> tuple[str, ...]:
-        return self.groups + self.campaigns
+        return self.groups + self.campaigns + self.software
+
+    @property
+    def usage(self) -> float:
+        return 3.0 * len(self.groups) + 2.0 * len(self.campaigns) + 1.0 * len(self.software)
 
     @property
     def weight(self) -> float:
-        n = len(self.groups) + len(self.campaigns)
-        return float(n) if n else (1.0 if self.planned else 0.25)
+        base = self.usage + (2.0 if self.on_path else 0.0)
+        if base == 0:
+            base = 1.0 if self.planned else 0.25
+        base += min(1.0, self.prevalence / 100)  # breaks ties: widely used beyond the profile
+        return round(base * self.recency * self.exposure, 4)
+
+    def reason(self) -> str:
+        parts = []
+        if self.groups:
+            parts.append("used by " + ", ".join(self.groups))
+        if self.campaigns:
+            parts.append(f"{len(self.campaigns)} campaign{'s' if len(self.campaigns) > 1 else ''} ("
+                         + ", ".join(self.campaigns[:3]) + (" …" if len(self.campaigns) > 3 else "") + ")")
+        if self.software:
+            parts.append(f"{len(self.software)} software (" + ", ".join(self.software[:3])
+                         + (" …" if len(self.software) > 3 else "") + ")")
+        if not parts:
+            parts.append("planned, no in-profile user" if self.planned else "no in-profile user")
+        if self.newest_use:
+            parts.append(f"last seen {self.newest_use[:7]}")
+        if self.on_path:
+            parts.append("on the emulation path")
+        if self.prevalence:
+            parts.append(f"{self.prevalence} users in ATT&CK")
+        if self.platforms:
+            parts.append("runs on " + ", ".join(self.platforms))
+        elif self.exposure < 1:
+            parts.append("not on the scope's platforms")
+        return "; ".join(parts)
+
+
+def _years_between(iso: str, now: datetime) -> float:
+    try:
+        then = as_utc(datetime.fromisoformat(iso.replace("Z", "+00:00")))
+    except ValueError:
+        return RECENCY_HALF_LIFE_YEARS * 4
+    return max(0.0, (now - then).total_seconds() / (365.25 * 86400))
 
 
 def threat_relevance(
@@ -398,31 +543,87 @@ def threat_relevance(
     campaigns: Iterable[str] = (),
     via: Sequence[str] = ("direct", "campaigns"),
     planned: Iterable[str] = (),
+    *,
+    software: Iterable[str] = (),
+    path: Iterable[str] = (),
+    platforms: Iterable[str] = (),
+    now: datetime | None = None,
 ) -> dict[str, Relevance]:
-    """For every technique the in-scope groups/campaigns use (or the DCO planned), who uses it."""
-    by_tid: dict[str, tuple[list[str], list[str]]] = {}
+    """For every technique the in-profile groups/campaigns/software use (or the DCO planned): who uses
+    it (a group's campaigns and software are in the profile; ``via`` decides only whether the group's
+    direct use counts), how recently (newest campaign
+    last_seen or `uses` relationship date), whether the emulation ``path`` has it, and the share of
+    the scope's ``platforms`` it runs on."""
+    now = as_utc(now or datetime.now(UTC))
+    users: dict[str, tuple[dict[str, None], dict[str, None], dict[str, None]]] = {}
+    dates: dict[str, str] = {}
+
+    def add(tid: str, slot: int, label: str, when: str | None) -> None:
+        users.setdefault(tid, ({}, {}, {}))[slot].setdefault(label, None)
+        if when and when > dates.get(tid, ""):
+            dates[tid] = when
+
+    def use_date(tid: str, user: str) -> str | None:
+        tech = catalog.get_technique(tid)
+        return tech.use_dates.get(user) if tech is not None else None
+
+    camp_refs = list(campaigns)
+    soft_refs = list(software)
     for ref in groups:
         group = catalog.group(ref)
-        label = f"{group.name} ({group.attack_id})"
-        for tid in catalog.group_techniques(group.attack_id, via=via):
-            by_tid.setdefault(tid, ([], []))[0].append(label)
-    for ref in campaigns:
+        add_via = set(via)
+        for tid in group.technique_ids if "direct" in add_via else ():
+            add(tid, 0, f"{group.name} ({group.attack_id})", use_date(tid, group.attack_id))
+        # the group's campaigns and software are in the profile whatever ``via`` selected for the plan
+        camp_refs.extend(group.campaign_ids)
+        soft_refs.extend(group.software_ids)
+    for ref in dict.fromkeys(camp_refs):
         camp = catalog.campaign(ref)
         label = f"{camp.name} ({camp.attack_id})"
         for tid in camp.technique_ids:
-            by_tid.setdefault(tid, ([], []))[1].append(label)
+            add(tid, 1, label, max(filter(None, (camp.last_seen, use_date(tid, camp.attack_id))), default=None))
+    for ref in dict.fromkeys(soft_refs):
+        soft = catalog.software(ref)
+        for tid in soft.technique_ids:
+            add(tid, 2, f"{soft.name} ({soft.attack_id})", use_date(tid, soft.attack_id))
     wanted = set(planned)
-    out = {tid: Relevance(tuple(g), tuple(c), tid in wanted) for tid, (g, c) in by_tid.items()}
-    for tid in wanted - set(out):
-        out[tid] = Relevance(planned=True)
+    on_path = set(path)
+    scope = [p.lower() for p in platforms]
+    out: dict[str, Relevance] = {}
+    for tid in sorted(set(users) | wanted):
+        g, c, sw = users.get(tid, ({}, {}, {}))
+        newest = dates.get(tid)
+        recency = 0.5 + 0.5 * 0.5 ** (_years_between(newest, now) / RECENCY_HALF_LIFE_YEARS) if newest else 0.5
+        tech = catalog.get_technique(tid)
+        runs_on = tuple(p for p in scope if tech is not None and p in {x.lower() for x in tech.platforms})
+        exposure = max(0.25, len(runs_on) / len(scope)) if scope and tech is not None else 1.0
+        prevalence = len(tech.group_ids) + len(tech.campaign_ids) + len(tech.software_ids) if tech else 0
+        out[tid] = Relevance(tuple(g), tuple(c), tid in wanted, tuple(sw), tid in on_path,
+                             newest[:10] if newest else None, round(recency, 4), round(exposure, 4), runs_on,
+                             prevalence)
     return out
 
 
-def score_deficit(visibility: float, detection: float) -> float:
-    """How far from excellent (0: visibility 4 and detection 5; 1: nothing at all)."""
-    det = (DETECTION_MAX - min(DETECTION_MAX, max(DETECTION_MIN, detection))) / (DETECTION_MAX - DETECTION_MIN)
-    vis = (VISIBILITY_MAX - min(VISIBILITY_MAX, max(VISIBILITY_MIN, visibility))) / VISIBILITY_MAX
+@dataclass(slots=True, frozen=True)
+class Targets:
+    """The detection and visibility a DCO wants for each of its techniques (DeTT&CT levels)."""
+
+    detection: int = DEFAULT_TARGET_DETECTION
+    visibility: int = DEFAULT_TARGET_VISIBILITY
+
+
+def score_deficit(visibility: float, detection: float, targets: Targets | None = None) -> float:
+    """How far below target (0: at or above both targets; 1: nothing at all). Without ``targets``:
+    how far from excellent (visibility 4, detection 5)."""
+    t = targets or Targets(DETECTION_MAX, VISIBILITY_MAX)
+    det = max(0.0, t.detection - min(DETECTION_MAX, max(DETECTION_MIN, detection))) / (t.detection - DETECTION_MIN)
+    vis = max(0.0, t.visibility - min(VISIBILITY_MAX, max(VISIBILITY_MIN, visibility))) / max(1, t.visibility)
     return 0.6 * det + 0.4 * vis
+
+
+def below_target(visibility: float, detection: float, targets: Targets) -> bool:
+    """A gap: detection or visibility does not reach (``reaches``) the target."""
+    return not reaches(detection, targets.detection) or not reaches(visibility, targets.visibility)
 
 
 @dataclass(slots=True, frozen=True)
@@ -435,19 +636,40 @@ class Gap:
     users: tuple[str, ...]
     priority: float
     addressable: bool
+    reason: str = ""
+    breakdown: dict[str, object] = field(default_factory=dict, hash=False, compare=False)
 
 
 def rank_gaps(
-    assessments: Mapping[str, TechniqueAssessment], relevance: Mapping[str, Relevance]
+    assessments: Mapping[str, TechniqueAssessment], relevance: Mapping[str, Relevance],
+    targets: Targets | None = None,
 ) -> list[Gap]:
-    """Gaps by priority (relevance × deficit), then addressable first, then id; perfect scores drop out."""
+    """Techniques below target, by priority (relevance × shortfall), then addressable first, then id.
+
+    Each gap says why it ranks where it does (``reason``) and carries the parts (``breakdown``)."""
+    targets = targets or Targets()
     gaps = []
     for tid, a in assessments.items():
-        deficit = score_deficit(a.visibility.value, a.detection.value)
-        if deficit <= 0:
+        vis, det = a.visibility.value, a.detection.value
+        if not below_target(vis, det, targets):
             continue
+        deficit = round(score_deficit(vis, det, targets), 4)
         rel = relevance.get(tid, Relevance())
-        gaps.append(Gap(tid, a.visibility.value, a.detection.value, round(deficit, 4), rel.weight, rel.users,
-                        round(rel.weight * deficit, 4), a.addressable))
+        short = []
+        if not reaches(det, targets.detection):
+            short.append(f"detection {det:g} < {targets.detection}")
+        if not reaches(vis, targets.visibility):
+            short.append(f"visibility {vis:g} < {targets.visibility}")
+        reason = f"{', '.join(short)}; {rel.reason()}"
+        if a.coverage.hunted:
+            reason += f"; {a.coverage.text()}"
+        breakdown: dict[str, object] = {
+            "groups": len(rel.groups), "campaigns": len(rel.campaigns), "software": len(rel.software),
+            "on_path": rel.on_path, "newest_use": rel.newest_use, "recency": rel.recency,
+            "exposure": rel.exposure, "prevalence": rel.prevalence, "relevance": rel.weight, "shortfall": deficit,
+            "target_detection": targets.detection, "target_visibility": targets.visibility,
+        }
+        gaps.append(Gap(tid, vis, det, deficit, rel.weight, rel.users, round(rel.weight * deficit, 4),
+                        a.addressable, reason, breakdown))
     gaps.sort(key=lambda g: (-g.priority, not g.addressable, g.technique_id))
     return gaps

@@ -164,6 +164,8 @@ class ScoredTechnique:
     explanation: tuple[str, ...] = ()
     priority: float = 0.0
     relevance: int = 0
+    reason: str = ""  # why the gap ranks where it does (``Gap.reason``)
+    coverage: str = ""  # hunt coverage ("hunted with N rules over …, nothing found")
 
 
 def planned_layer(
@@ -188,6 +190,8 @@ def coverage_layer(
     cells = []
     for s in scores:
         meta = [("visibility", f"{s.visibility:g}"), ("detection", f"{s.detection:g}")]
+        if s.coverage:
+            meta.append(("hunt coverage", s.coverage))
         meta += [("evidence", line) for line in s.explanation[:explanation_lines]]
         if len(s.explanation) > explanation_lines:
             meta.append(("evidence", f"… {len(s.explanation) - explanation_lines} more"))
@@ -205,13 +209,14 @@ def gap_layer(
     name: str, catalog_version: str, gaps: Iterable[ScoredTechnique], description: str = "",
     *, tactics: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
-    """Gap priority (threat relevance × score deficit) per technique, scaled 0–100 to the largest gap."""
+    """Gap priority (threat relevance × shortfall below target) per technique, scaled 0–100 to the largest gap;
+    the comment is the gap's reason."""
     items = list(gaps)
     top = max((g.priority for g in items), default=0.0) or 1.0
     cells = [
         Cell(g.technique_id, score=round(100 * g.priority / top),
-             comment=f"priority {g.priority:.2f}: used by {g.relevance} in-scope groups/campaigns; "
-                     f"visibility {g.visibility:g}/4, detection {g.detection:g}/5",
+             comment=f"priority {g.priority:.2f}: " + (g.reason or f"relevance {g.relevance}; visibility "
+                                                       f"{g.visibility:g}/4, detection {g.detection:g}/5"),
              metadata=(("relevance", str(g.relevance)), ("visibility", f"{g.visibility:g}"),
                        ("detection", f"{g.detection:g}")))
         for g in items

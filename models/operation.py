@@ -87,6 +87,15 @@ class Scope(BaseModel):
         return [p.lower() if isinstance(p, str) else p for p in v] if isinstance(v, list) else v
 
 
+class Targets(BaseModel):
+    """The DeTT&CT levels every in-scope technique should reach; below either is a gap. Unset: the
+    settings' defaults (``DCO_TARGET_DETECTION`` 3, ``DCO_TARGET_VISIBILITY`` 2)."""
+
+    model_config = _Strict
+    detection: int | None = Field(None, ge=0, le=5, description="Detection target −1..5 (DeTT&CT), e.g. 3 good.")
+    visibility: int | None = Field(None, ge=1, le=4, description="Visibility target 0–4 (DeTT&CT), e.g. 2 medium.")
+
+
 class ThreatProfile(BaseModel):
     model_config = _Strict
     groups: list[str] = Field(default_factory=list, description="ATT&CK groups: id (G0016), name or alias.")
@@ -194,6 +203,7 @@ class DcoSpec(BaseModel):
     rules_of_engagement: RulesOfEngagement = Field(default_factory=RulesOfEngagement)
     emulation: EmulationOptions = Field(default_factory=EmulationOptions)
     incident: IncidentLink | None = Field(None, description="The incident an incident-response-support DCO supports.")
+    targets: Targets = Field(default_factory=Targets, description="Detection/visibility each technique should reach.")
 
     @model_validator(mode="after")
     def _incident_only_for_ir(self) -> DcoSpec:

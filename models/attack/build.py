@@ -281,6 +281,8 @@ def _link_relationships(rels: list[dict[str, Any]], by_stix: dict[str, AttackObj
             tgt.subtechnique_ids.append(src.attack_id)
         elif rtype == "uses":
             _link_use(src, tgt)
+            if isinstance(tgt, Technique) and r.get("modified"):
+                tgt.use_dates[src.attack_id] = max(str(r["modified"]), tgt.use_dates.get(src.attack_id, ""))
         elif rtype == "attributed-to" and isinstance(src, Campaign) and isinstance(tgt, Group):
             src.group_ids.append(tgt.attack_id)
             tgt.campaign_ids.append(src.attack_id)

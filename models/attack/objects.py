@@ -112,6 +112,7 @@ class Technique(AttackObject):
     group_ids: list[str] = field(default_factory=list)
     campaign_ids: list[str] = field(default_factory=list)
     software_ids: list[str] = field(default_factory=list)
+    use_dates: dict[str, str] = field(default_factory=dict)  # user ATT&CK id → its `uses` relationship's modified
 
     @property
     def parent(self) -> Technique | None:

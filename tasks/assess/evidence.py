@@ -6,9 +6,11 @@ record. Nothing is read per record, so a DCO with 100,000 objects is read in one
 
 | STIX | evidence |
 |---|---|
-| grouping with ``x_dco_rules`` (a hunt run) | ``hunt-rule-ran`` per rule and technique |
+| grouping with ``x_dco_rules`` (a hunt run) | ``hunt-rule-ran`` per rule and technique (coverage) |
+| … its run's ``no_logsource`` (hunt_run row) | ``hunt-rule-no-data`` instead: no event of its log source |
 | grouping ``x_dco_channels`` | ``telemetry-seen`` per technique whose ATT&CK analytics read that channel |
 | sighting with ``x_dco_rule_id`` (a hunt hit) | ``hunt-hit`` per tagged technique, ``exercise`` as flagged |
+| … its current verdict false-positive / benign | that ``hunt-hit`` superseded (listed, not scored) |
 | opinion with ``x_dco_verdict`` | ``triage-tp`` / ``triage-fp`` / ``triage-benign`` for the sighting's techniques |
 | sighting with ``x_dco_outcome`` | ``emulation-<outcome>``; older versions arrive superseded |
 | hunt_hypothesis.sigma_rules | ``hunt-rule-available`` |
@@ -16,6 +18,8 @@ record. Nothing is read per record, so a DCO with 100,000 objects is read in one
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,7 +32,8 @@ from dcoflow.core.errors import BatchReport
 from dcoflow.models.assessment import Evidence, EvidenceKind
 from dcoflow.models.assessment_rows import ImportedEvidence
 from dcoflow.models.attack import Catalog
-from dcoflow.models.plan import HuntHypothesis, PlanRecord
+from dcoflow.models.hunt_run import HuntRun
+from dcoflow.models.plan import EmulationStep, HuntHypothesis, PlanRecord
 from dcoflow.models.stix.store import StixObjectRow
 from dcoflow.models.timestamps import parse_utc
 
@@ -83,6 +88,7 @@ class EvidenceSet:
     evidence: list[Evidence] = field(default_factory=list)
     report: BatchReport = field(default_factory=lambda: BatchReport("evidence"))
     planned: list[str] = field(default_factory=list)
+    path: list[str] = field(default_factory=list)  # techniques of the emulation plan's steps
     objects_read: int = 0
     unmapped_channels: dict[str, int] = field(default_factory=dict)
 
@@ -150,12 +156,15 @@ def telemetry_index(catalog: Catalog) -> TelemetryIndex:
 
 
 def evidence_from_stix(
-    versions: Iterable[Mapping[str, Any]], catalog: Catalog | None = None, dco_id: str | None = None
+    versions: Iterable[Mapping[str, Any]], catalog: Catalog | None = None, dco_id: str | None = None,
+    no_data: Mapping[str, Iterable[str]] | None = None,
 ) -> EvidenceSet:
     """Evidence from STIX objects: every stored version of groupings, sightings and opinions.
 
     ``versions`` may hold several versions of one id; the newest ``modified`` is current, older
-    emulation outcomes and triage verdicts arrive superseded (listed in explanations, not scored).
+    emulation outcomes and triage verdicts arrive superseded (listed in explanations, not scored),
+    and a hunt hit whose current verdict is false positive / benign is superseded by it.
+    ``no_data``: per hunt run id, the rules that saw no event of their log source.
     Without a catalog, channels are not mapped to techniques (no ``telemetry-seen``).
     """
     out = EvidenceSet(report=BatchReport(f"STIX evidence{' of ' + dco_id if dco_id else ''}"))
@@ -170,7 +179,9 @@ def evidence_from_stix(
     for objs in by_id.values():
         objs.sort(key=lambda o: str(o.get("modified") or o.get("created") or ""))
     hunt_sightings: dict[str, Mapping[str, Any]] = {}
+    hit_rows: dict[str, range] = {}
     index = telemetry_index(catalog) if catalog is not None else None
+    empty = {run: set(rules) for run, rules in (no_data or {}).items()}
     ev = out.evidence
     for oid, objs in by_id.items():
         latest = objs[-1]
@@ -178,13 +189,15 @@ def evidence_from_stix(
         out.report.read += 1
         if kind == "sighting" and "x_dco_rule_id" in latest:
             hunt_sightings[oid] = latest
+            first = len(ev)
             _hunt_hit(latest, ev, out.report)
+            hit_rows[oid] = range(first, len(ev))
         elif kind == "sighting" and "x_dco_outcome" in latest:
             for older in objs[:-1]:
                 _emulation(older, ev, out.report, superseded_by=_version(latest))
             _emulation(latest, ev, out.report)
         elif kind == "grouping" and "x_dco_hunt_run" in latest:
-            _hunt_run(latest, ev, out, index)
+            _hunt_run(latest, ev, out, index, empty.get(str(latest.get("x_dco_hunt_run")), set()))
         elif kind == "opinion" and "x_dco_verdict" in latest:
             continue  # needs the sightings: second pass
         else:
@@ -200,7 +213,25 @@ def evidence_from_stix(
             _triage(older, hunt_sightings, ev, out.report, superseded_by=_version(latest))
         if _triage(latest, hunt_sightings, ev, out.report):
             out.report.kept += 1
+        verdict = str(latest.get("x_dco_verdict", "")).lower()
+        if _VERDICTS.get(verdict) in (K.TRIAGE_FP, K.TRIAGE_BENIGN):
+            note = f"the {verdict} verdict of {latest.get('modified')}"
+            for ref in latest.get("object_refs", []):
+                for i in hit_rows.get(str(ref), ()):
+                    ev[i] = dataclasses.replace(ev[i], superseded_by=note)
     return out
+
+
+def short_source(source: str) -> str:
+    """A hunt's data source for people: a list of files becomes '<n> files under <folder>'."""
+    parts = [p.strip() for p in source.split(", ") if p.strip()]
+    if len(parts) <= 1:
+        return source
+    try:
+        common = os.path.commonpath(parts)
+    except ValueError:
+        return f"{len(parts)} inputs"
+    return f"{len(parts)} files under {common}"
 
 
 def _version(obj: Mapping[str, Any]) -> str:
@@ -256,20 +287,23 @@ def _emulation(
                        dco_id=obj.get("x_dco_id")))
 
 
-def _hunt_run(obj: Mapping[str, Any], ev: list[Evidence], out: EvidenceSet, index: TelemetryIndex | None) -> None:
+def _hunt_run(obj: Mapping[str, Any], ev: list[Evidence], out: EvidenceSet, index: TelemetryIndex | None,
+              no_data: set[str]) -> None:
     at = _when(obj, "modified", "created")
     if at is None:
         out.report.skip(str(obj.get("id")), "hunt grouping without modified")
         return
     dco = obj.get("x_dco_id")
+    source = short_source(str(obj.get("x_dco_source") or "")) or None
     rules = obj.get("x_dco_rules") or []
     for n, rule in enumerate(rules if isinstance(rules, list) else []):
         if not isinstance(rule, Mapping):
             out.report.skip(f"{obj['id']} x_dco_rules[{n}]", "not an object")
             continue
+        kind = K.HUNT_RULE_NO_DATA if str(rule.get("rule_id")) in no_data else K.HUNT_RULE_RAN
         for tid in _techniques(rule, "technique_ids"):
-            ev.append(Evidence(tid, K.HUNT_RULE_RAN, at, str(obj["id"]),
-                               detail=f"rule {rule.get('rule_id')}", value=float(rule.get("hits") or 0), dco_id=dco))
+            ev.append(Evidence(tid, kind, at, str(obj["id"]), detail=f"rule {rule.get('rule_id')}",
+                               value=float(rule.get("hits") or 0), dco_id=dco, data_source=source))
     channels = obj.get("x_dco_channels") or {}
     if index is None or not isinstance(channels, Mapping):
         return
@@ -338,9 +372,15 @@ def evidence_from_catalog(catalog: Catalog, technique_ids: Iterable[str], at: da
 def load_evidence(session: Session, dco_id: str | None, catalog: Catalog | None) -> EvidenceSet:
     """All evidence of one DCO (or of every DCO when ``dco_id`` is None) in three queries."""
     stmt = select(StixObjectRow.object).where(col(StixObjectRow.type).in_(READ_TYPES))
+    run_stmt = select(HuntRun.id, HuntRun.no_logsource)
+    step_stmt = select(EmulationStep.technique_id)
     if dco_id is not None:
         stmt = stmt.where(StixObjectRow.dco_id == dco_id)
-    out = evidence_from_stix(session.exec(stmt), catalog, dco_id)
+        run_stmt = run_stmt.where(HuntRun.dco_id == dco_id)
+        step_stmt = step_stmt.where(EmulationStep.dco_id == dco_id)
+    no_data = {run_id: list(rules or []) for run_id, rules in session.exec(run_stmt)}
+    out = evidence_from_stix(session.exec(stmt), catalog, dco_id, no_data)
+    out.path = sorted({t.upper() for t in session.exec(step_stmt)})
     hyp_stmt = select(HuntHypothesis)
     plan_stmt = select(PlanRecord)
     if dco_id is not None:

@@ -238,7 +238,9 @@ def trend_svg(frame: pd.DataFrame, title: str = "Detection trend across DCOs") -
 
 def _scored(scores: Sequence[TechniqueScore]) -> list[ScoredTechnique]:
     return [ScoredTechnique(s.technique_id, s.visibility, s.detection,
-                            tuple(s.explanation.get("detection", [])), s.priority, round(s.relevance))
+                            tuple(s.explanation.get("detection", [])), s.priority, round(s.relevance),
+                            str(s.explanation.get("gap_reason") or ""),
+                            str((s.explanation.get("hunt_coverage") or {}).get("text") or ""))
             for s in scores]
 
 

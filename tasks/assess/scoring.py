@@ -27,6 +27,7 @@ from dcoflow.models.assessment import (
     Evidence,
     Gap,
     Relevance,
+    Targets,
     TechniqueAssessment,
     assess_evidence,
     rank_gaps,
@@ -79,6 +80,17 @@ class AssessmentResult:
     evidence_report: str = ""
     evidence_count: int = 0
     unmapped_channels: dict[str, int] = field(default_factory=dict)
+    targets: Targets = field(default_factory=Targets)
+    out_of_scope: dict[str, int] = field(default_factory=dict)  # technique → evidence records, not scored
+
+    def out_of_scope_line(self) -> str:
+        """Evidence about techniques outside the DCO's plan, in one line (reported, not scored)."""
+        if not self.out_of_scope:
+            return ""
+        listed = ", ".join(f"{t} ×{n}" for t, n in sorted(self.out_of_scope.items())[:15])
+        more = f" and {len(self.out_of_scope) - 15} more" if len(self.out_of_scope) > 15 else ""
+        return (f"{len(self.out_of_scope)} techniques outside the DCO's plan have evidence "
+                f"({sum(self.out_of_scope.values())} records), reported, not scored: {listed}{more}")
 
     @property
     def real_hits(self) -> int:
@@ -98,7 +110,12 @@ class AssessmentResult:
             "mean_detection": round(sum(a.detection.value for a in scores) / n, 2),
             "detected": sum(1 for a in scores if reaches(a.detection.value, 1)),
             "visible": sum(1 for a in scores if reaches(a.visibility.value, 1)),
+            "hunted": sum(1 for a in scores if a.coverage.hunted),
+            "hunted_clean": sum(1 for a in scores if a.coverage.clean),
             "gaps": len(self.gaps),
+            "target_detection": self.targets.detection,
+            "target_visibility": self.targets.visibility,
+            "out_of_scope": len(self.out_of_scope),
             "real_hits": self.real_hits,
             "exercise_hits": self.exercise_hits,
             "ids_reported": len(self.id_report),
@@ -126,11 +143,12 @@ def resolve_evidence(evidence: list[Evidence], catalog: Catalog) -> tuple[list[E
     return out, notes
 
 
-def _profile_relevance(op: Operation, catalog: Catalog, planned: Iterable[str]) -> tuple[dict[str, Relevance],
-                                                                                         list[IdNote]]:
+def _profile_relevance(
+    op: Operation, catalog: Catalog, planned: Iterable[str], path: Iterable[str] = (), now: datetime | None = None,
+) -> tuple[dict[str, Relevance], list[IdNote]]:
     profile = op.dco.threat_profile
     notes: list[IdNote] = []
-    groups, campaigns = [], []
+    groups, campaigns, software = [], [], []
     for ref in profile.groups:
         try:
             groups.append(catalog.group(ref).attack_id)
@@ -141,14 +159,31 @@ def _profile_relevance(op: Operation, catalog: Catalog, planned: Iterable[str]) 
             campaigns.append(catalog.campaign(ref).attack_id)
         except DcoError as exc:
             notes.append(IdNote(ref, "not-found", None, exc.message))
+    for ref in profile.software:
+        try:
+            software.append(catalog.software(ref).attack_id)
+        except DcoError as exc:
+            notes.append(IdNote(ref, "not-found", None, exc.message))
     extra = []
     for tid in profile.techniques:
         res = catalog.resolve(tid, warn=False)
         if res.attack_id is None or res.status != "current":
             notes.append(IdNote(tid, res.status, res.attack_id, res.note))
         extra.append(res.attack_id or tid.upper())
-    relevance = threat_relevance(catalog, groups, campaigns, [str(v) for v in profile.via], [*planned, *extra])
+    relevance = threat_relevance(catalog, groups, campaigns, [str(v) for v in profile.via], [*planned, *extra],
+                                 software=software, path=path, platforms=[str(p) for p in op.dco.scope.platforms],
+                                 now=now)
     return relevance, notes
+
+
+def dco_targets(op: Operation) -> Targets:
+    """The DCO's targets, each unset one from the settings (DCO_TARGET_DETECTION / _VISIBILITY)."""
+    from dcoflow.core.settings import get_settings
+
+    settings = get_settings()
+    t = op.dco.targets
+    return Targets(settings.target_detection if t.detection is None else t.detection,
+                   settings.target_visibility if t.visibility is None else t.visibility)
 
 
 def assess_dco(
@@ -159,16 +194,25 @@ def assess_dco(
     *,
     half_life_days: float = DEFAULT_HALF_LIFE_DAYS,
 ) -> AssessmentResult:
-    """Score every technique of a DCO (threat profile, plan, evidence), rank gaps, log the scores."""
+    """Score the DCO's own techniques (its plan; the threat profile when it has none) from its evidence,
+    rank the gaps below its targets, log the scores. Evidence about other techniques is reported."""
     op = get_operation(session, dco_id)
     now = (now or datetime.now(UTC)).astimezone(UTC)
     evset = load_evidence(session, op.id, catalog)
     items, id_notes = resolve_evidence(evset.evidence, catalog)
     planned = [catalog.resolve(t, warn=False).attack_id or t for t in evset.planned]
-    relevance, profile_notes = _profile_relevance(op, catalog, planned)
-    techniques = set(relevance) | {ev.technique_id for ev in items}
+    path = [catalog.resolve(t, warn=False).attack_id or t for t in evset.path]
+    relevance, profile_notes = _profile_relevance(op, catalog, planned, path, now)
+    techniques = set(planned) if planned else set(relevance)
+    relevance = {t: r for t, r in relevance.items() if t in techniques}
+    out_of_scope: dict[str, int] = {}
+    for ev in items:
+        if ev.technique_id not in techniques:
+            out_of_scope[ev.technique_id] = out_of_scope.get(ev.technique_id, 0) + 1
+    items = [ev for ev in items if ev.technique_id in techniques]
     items = items + evidence_from_catalog(catalog, sorted(techniques), now)
     assessments = assess_evidence(items, now, half_life_days, techniques)
+    targets = dco_targets(op)
     result = AssessmentResult(
         dco_id=op.id,
         run_id=row_id("assessment", op.id, now.isoformat()),
@@ -176,12 +220,14 @@ def assess_dco(
         attack_version=catalog.version,
         half_life_days=half_life_days,
         assessments=assessments,
-        gaps=rank_gaps(assessments, relevance),
+        gaps=rank_gaps(assessments, relevance, targets),
         relevance=relevance,
         id_report=id_notes + profile_notes,
         evidence_report=evset.report.summary(),
         evidence_count=len(evset.evidence),
         unmapped_channels=evset.unmapped_channels,
+        targets=targets,
+        out_of_scope=out_of_scope,
     )
     write_scores(session, result)
     return result
@@ -206,12 +252,15 @@ def write_scores(session: Session, result: AssessmentResult) -> int:
             "evidence_count": a.evidence_count, "assessed_at": result.assessed_at,
             "explanation": {"visibility": a.visibility.explanation, "detection": a.detection.explanation,
                             "outcomes": a.outcomes, "real_hits": a.real_hits, "exercise_hits": a.exercise_hits,
-                            "gap_rank": ranks.get(tid)},
+                            "gap_rank": ranks.get(tid), "hunt_coverage": a.coverage.as_dict(),
+                            "gap_reason": gap.reason if gap else None,
+                            "gap_breakdown": gap.breakdown if gap else None},
         })
     upsert(session, AssessmentRun, [{
         "id": result.run_id, "dco_id": result.dco_id, "assessed_at": result.assessed_at,
         "attack_version": result.attack_version, "half_life_days": result.half_life_days,
-        "techniques": len(result.assessments), "evidence": result.evidence_count, "summary": result.summary(),
+        "techniques": len(result.assessments), "evidence": result.evidence_count,
+        "summary": {**result.summary(), "out_of_scope_ids": dict(sorted(result.out_of_scope.items()))},
         "id_report": [dataclasses.asdict(n) for n in result.id_report],
     }], keys=("id",))
     return upsert(session, TechniqueScore, rows, keys=("id",))
@@ -287,7 +336,7 @@ def _assess_task(
         result = assess_dco(session, dco_id, catalog, half_life_days=half_life_days)
         return {"dco_id": result.dco_id, "run_id": result.run_id, **result.summary(),
                 "id_report": [dataclasses.asdict(n) for n in result.id_report],
-                "id_lines": id_report_lines(result.id_report),
+                "id_lines": [*id_report_lines(result.id_report), *filter(None, [result.out_of_scope_line()])],
                 "evidence_report": result.evidence_report,
                 "follow_up_gaps": gaps_for_follow_up(result, catalog)}
 

@@ -69,10 +69,15 @@ def test_hunts_only(session: Session, catalog_fixture: Catalog) -> None:
     assert lsass.detection.level == 3  # TP + exercise hit
     assert lsass.visibility.level == 4  # tested observation + Sysmon/Security telemetry
     assert (lsass.real_hits, lsass.exercise_hits) == (1, 1)
-    assert result.real_hits == 2  # the exercise hit is not a real hit
-    assert ps.detection.level == 1  # FP: noisy rule
-    assert task.detection.level == 1 and task.visibility.value >= 1  # rule ran, Sysmon seen
+    assert result.real_hits == 1  # the exercise hit is not a real hit; the false positive is superseded
+    assert ps.detection.value <= 0  # its only hit was triaged false positive: nothing fired on T1059.001
+    assert any("superseded by the false-positive verdict" in line for line in ps.detection.explanation)
+    assert task.detection.value <= 0 and task.visibility.value >= 1  # rule ran over Sysmon, found nothing
+    assert task.coverage.clean and task.coverage.text() == "hunted with 1 rule over evtx, nothing found"
     assert any("telemetry coverage" in line for line in task.visibility.explanation)
+    assert result.summary()["detected"] == 1 and result.summary()["hunted_clean"] == 1
+    stored = {r.technique_id: r for r in latest_scores(session, dco)}
+    assert stored["T1053.005"].explanation["hunt_coverage"]["clean"] is True
     assert result.unmapped_channels == {"Custom/Unknown": 5}
     assert not result.id_report
 
@@ -90,14 +95,14 @@ def test_emulation_only_with_a_corrected_outcome(session: Session, catalog_fixtu
 
 
 def test_hunts_and_emulation_together(session: Session, catalog_fixture: Catalog) -> None:
-    dco = make_dco(session, "purple", "purple-team", groups=["APT29"])
+    dco = make_dco(session, "purple", "purple-team", groups=["APT29"], techniques=["T1003.001"])
     put_objects(session, [*hunts(dco), outcome(dco, "s1", "edr", "T1003.001", "alerted", T3, T3, "critical")], dco)
     result = assess_dco(session, dco, catalog_fixture, NOW)
     assert result.assessments["T1003.001"].detection.level == 5
     apt29 = catalog_fixture.group_techniques("G0016", via=("direct", "campaigns"))
     assert set(apt29) <= set(result.assessments)
     top = result.gaps[0]
-    assert top.relevance >= 1 and "APT29 (G0016)" in top.users
+    assert top.relevance >= 1 and top.reason and top.users
     assert [g.priority for g in result.gaps] == sorted((g.priority for g in result.gaps), reverse=True)
 
 
@@ -115,9 +120,13 @@ def test_unknown_and_revoked_ids_are_resolved_and_reported(session: Session, cat
     assert sum("T1685" in line for line in lines) == 1 and "T1685→T1562.001" in lines[0]
     assert result.assessments["T1059.001"].detection.level == 4  # moved onto the replacement
     assert "(as T1086)" in " ".join(result.assessments["T1059.001"].detection.explanation)
-    assert result.assessments["T9999"].detection.value == 0  # kept, scored, reported
+    # T9999 and T1685 (= T1562.001) are outside this DCO's techniques: reported, not scored
+    assert "T9999" not in result.assessments and "T1562.001" not in result.assessments
+    assert result.out_of_scope == {"T9999": 1, "T1562.001": 1}
+    assert "2 techniques outside the DCO's plan" in result.out_of_scope_line()
     stored = session.exec(select(AssessmentRun)).one()
     assert {n["requested"] for n in stored.id_report} >= {"T1086", "T9999", "T1685"}
+    assert stored.summary["out_of_scope"] == 2 and stored.summary["out_of_scope_ids"]["T9999"] == 1
 
 
 def test_reassessment_adds_rows_and_trend_reads_them(session: Session, catalog_fixture: Catalog) -> None:

@@ -69,7 +69,10 @@ def _outcome_dicts(raw: Any, operator: str) -> list[dict[str, Any]]:
 
 
 def _answer_for(step: EmulationStep, manual_outcomes: dict[str, Any]) -> Any:
-    for key in (step.id, str(step.order), step.technique_id, "default"):
+    """The first answer keyed by the step's id, order, technique, parent technique, ``tactic:<tactic>``,
+    else ``default`` (so answers can be rules: the demo's outcomes.yaml)."""
+    parent = step.technique_id.split(".")[0]
+    for key in (step.id, str(step.order), step.technique_id, parent, f"tactic:{step.tactic}", "default"):
         if key in manual_outcomes:
             return manual_outcomes[key]
     return None
@@ -83,7 +86,8 @@ def conduct_emulation(
         description="Connector for steps the plan left manual: manual, local or caldera.")] = "manual",
     dry_run: Annotated[bool, Field(description="Show the exact commands without running anything.")] = True,
     manual_outcomes: Annotated[dict[str, Any] | None, Field(
-        description="Outcome answers by step id, order or technique id, else 'default': "
+        description="Outcome answers by step id, order, technique, parent technique or 'tactic:<tactic>', "
+        "else 'default': "
         "{tool, outcome, severity?, notes?} or a list of them.")] = None,
     pause_for_input: Annotated[bool, Field(description="Pause for the operator's outcomes on open steps.")] = True,
     pause_timeout_s: Annotated[int, Field(description="How long to wait for an operator, in seconds.")] = 3600,
@@ -98,7 +102,8 @@ def conduct_emulation(
     connector_default: used for steps whose connector is ``manual`` — manual, local or caldera.
     dry_run: show, per step, the exact commands (arguments filled in and quoted), executor, host and the rules of
     engagement's verdict, in any state, recording nothing. A live run needs the DCO approved and inside its window.
-    manual_outcomes: answers keyed by step id, order number or technique id (else ``default``); each a tool outcome
+    manual_outcomes: answers keyed by step id, order number, technique id, parent technique id or
+    ``tactic:<tactic>`` (else ``default``); each a tool outcome
     ({"tool", "outcome", "severity"?, "notes"?}) or a list of them. Steps without an answer pause
     for typed input when ``pause_for_input``; otherwise they stay running, awaiting ``dco emulate record``.
     """

@@ -18,9 +18,9 @@ from dcoflow.models.assessment import reaches
 from dcoflow.models.attack import Catalog
 from dcoflow.models.hunt_run import HuntRun
 from dcoflow.models.hunting import HuntSelection
-from dcoflow.models.operation import DcoSpec
+from dcoflow.models.operation import DcoSpec, DcoState
 from dcoflow.models.plan import HuntHypothesis
-from dcoflow.models.repository import create_operation
+from dcoflow.models.repository import create_operation, get_operation, transition
 from dcoflow.models.stix.store import latest_objects
 from dcoflow.tasks.assess.scoring import assess_dco
 from dcoflow.tasks.conduct.hunt_record import record_hunt
@@ -50,6 +50,8 @@ def test_a_hunt_over_recorded_telemetry_calls_detected_only_what_fired(
     with session_scope() as s:
         dco_id = create_operation(s, spec, "hunter").id
         planned = set(store_plan(s, make_plan(dco_id, spec, catalog, atomics, rules), "hunter").techniques)
+        for state in (DcoState.APPROVED, DcoState.CONDUCTING):  # hunts need an approved DCO
+            transition(s, get_operation(s, dco_id), state, "coordinator", "approved for the test hunt")
         hypotheses = s.exec(select(HuntHypothesis).where(HuntHypothesis.dco_id == dco_id))
         rule_ids = sorted({str(r["rule_id"]) for h in hypotheses for r in h.sigma_rules})
     assert planned >= set(ABSENT) and rule_ids

@@ -51,3 +51,41 @@ def plan_doc(
     console.print(f"[bold]{result['dco']}[/] plan version {result['version']}")
     for path in result["files"].values():
         console.print(f"  {path}")
+
+
+@app.command("brief")
+@handle_errors
+def brief_docs(
+    dco: Annotated[str, typer.Argument(help="DCO id or name.")],
+    out: OutOpt = None,
+    attack_source: AttackOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the executive deck (PPTX) and the executive and technical briefs as PDF, with charts."""
+    from dcoflow.tasks.reporting.documents.products import write_documents
+
+    files = write_documents(dco, str(_out(out, dco)), attack_source, kinds=("briefs",))
+    if as_json:
+        print_json(files)
+        return
+    for path in files.values():
+        console.print(f"  {path}")
+
+
+@app.command("all")
+@handle_errors
+def all_docs(
+    dco: Annotated[str, typer.Argument(help="DCO id or name.")],
+    out: OutOpt = None,
+    attack_source: AttackOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write every decision document: the plan order, the executive deck and the PDF briefs."""
+    from dcoflow.tasks.reporting.documents.products import write_documents
+
+    files = write_documents(dco, str(_out(out, dco)), attack_source)
+    if as_json:
+        print_json(files)
+        return
+    for path in files.values():
+        console.print(f"  {path}")

@@ -68,6 +68,11 @@ def spec_from_data(data: Any, source: str) -> DcoSpec:
 
 
 def load_operation_file(path: str | Path) -> DcoSpec:
+    return spec_from_data(read_operation_data(path), str(path))
+
+
+def read_operation_data(path: str | Path) -> Any:
+    """The operation file's parsed YAML/JSON, not yet validated (``--from-stix`` adds to its threat profile)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -83,4 +88,4 @@ def load_operation_file(path: str | Path) -> DcoSpec:
         raise ContentError(f"not valid YAML: {yaml_problem(exc)}", object=str(path)) from exc
     except ValueError as exc:
         raise ContentError(f"not valid JSON: {exc}", object=str(path)) from exc
-    return spec_from_data(data, str(path))
+    return data

@@ -21,13 +21,30 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document."
 
 @app.command("create")
 @handle_errors
-def create(file: Path, actor: Annotated[str, typer.Option("--by")] = "cli", as_json: JsonOpt = False) -> None:
+def create(file: Path, actor: Annotated[str, typer.Option("--by")] = "cli", as_json: JsonOpt = False,
+           from_stix: Annotated[str | None, typer.Option(
+               "--from-stix", help="Seed the threat profile from a CTI report: STIX bundle file or "
+                                   "taxii+https://server/api-root/collections/<id>/.")] = None) -> None:
     """Store a DCO from an operation file (YAML/JSON), in draft."""
-    spec = load_operation_file(file)
+    spec, cti = _spec_from_stix(file, from_stix) if from_stix else (load_operation_file(file), None)
     with session_scope() as s:
         op = create_operation(s, spec, actor)
-        out = {"dco": op.id, "state": op.state.value, "version": op.version}
+        out: dict[str, Any] = {"dco": op.id, "state": op.state.value, "version": op.version}
+    if cti is not None:
+        out["cti"] = cti
     print_json(out) if as_json else console.print(f"DCO [bold]{out['dco']}[/] is {out['state']}")
+    if cti is not None and not as_json:
+        for u in cti["unknown"]:
+            console.print(f"[yellow]not in ATT&CK[/] {u['type']} {u['name'] or u['id']}: {u['reason']}")
+
+
+def _spec_from_stix(file: Path, source: str) -> tuple[Any, dict[str, Any]]:
+    """The operation file with the CTI report's ATT&CK objects in its threat profile (issue 12)."""
+    from dcoflow.connectors.attack import load_catalog
+    from dcoflow.tasks.plan.cti_import import spec_from_cti
+
+    spec, profile = spec_from_cti(file, source, load_catalog())
+    return spec, profile.as_dict()
 
 
 @app.command("list")

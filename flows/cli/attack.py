@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from dcoflow.flows.cli.output import console, handle_errors, print_json, table
+from dcoflow.flows.cli.output import console, handle_errors, print_json, table, u
 from dcoflow.models.attack import ALL_VIA, AttackObject, Catalog, Group, Kind, Technique, Via
 
 app = typer.Typer(help="Query the ATT&CK catalog", no_args_is_help=True)
@@ -55,8 +55,8 @@ def _as_dict(obj: AttackObject, *, description: bool = True) -> dict[str, Any]:
 
 def _show(cat: Catalog, obj: AttackObject, relations: dict[str, list[str]]) -> None:
     state = "current" if obj.is_current else ("revoked → " + (obj.revoked_by or "?") if obj.revoked else "deprecated")
-    console.print(f"[bold]{obj.attack_id}[/] {obj.name}  [dim]({obj.kind}, {state}; "
-                  f"{cat.name} v{cat.version})[/]")
+    console.print(f"[bold]{u(obj.attack_id)}[/] {u(obj.name)}  [dim]({obj.kind}, {state}; "
+                  f"{u(cat.name)} v{u(cat.version)})[/]")
     if obj.url:
         console.print(obj.url)
     rows: list[tuple[str, str]] = []
@@ -86,7 +86,7 @@ def technique(
                                                   "note": resolution.note}})
         return
     if resolution.note:
-        console.print(f"[yellow]{resolution.note}[/]")
+        console.print(f"[yellow]{u(resolution.note)}[/]")
     _show(cat, t, {
         "tactics": t.tactics, "platforms": t.platforms, "parent": [t.parent_id] if t.parent_id else [],
         "sub-techniques": t.subtechnique_ids, "mitigations": t.mitigation_ids,

@@ -15,7 +15,7 @@ import typer
 from dcoflow.core.db import session_scope
 from dcoflow.core.errors import ValidationError
 from dcoflow.core.settings import get_settings
-from dcoflow.flows.cli.output import cli_user, console, handle_errors, print_json, table
+from dcoflow.flows.cli.output import cli_user, console, handle_errors, print_json, table, u
 from dcoflow.models.followup import ActionStatus, Treatment
 from dcoflow.models.operation import as_utc
 
@@ -63,7 +63,7 @@ def brief(
         print_json(doc)
         return
     console.print(f"[bold]{facts.dco_id}[/] {facts.marking.label}: status {facts.rag.label} — "
-                  + "; ".join(facts.rag.reasons))
+                  + u("; ".join(facts.rag.reasons)))
     for path in files.values():
         console.print(f"  {path}")
 
@@ -95,7 +95,7 @@ def create(
     if as_json:
         print_json(doc)
         return
-    console.print(f"meeting [bold]{doc['id']}[/] of {doc['body']} on {doc['scheduled_at'][:16]}: "
+    console.print(f"meeting [bold]{doc['id']}[/] of {u(doc['body'])} on {doc['scheduled_at'][:16]}: "
                   f"{doc['items']} items, {doc['decisions_needed']} decisions needed")
     _items_table(doc["agenda"])
 
@@ -181,5 +181,5 @@ def decide(
     if as_json:
         print_json(row)
         return
-    console.print(f"item [bold]{row['id']}[/] ({row['kind']} {row['ref']}): "
-                  + (f"{row['decision']} — " if row["decision"] else "") + str(row["outcome"]))
+    console.print(f"item [bold]{row['id']}[/] ({row['kind']} {u(row['ref'])}): "
+                  + (f"{u(row['decision'])} — " if row["decision"] else "") + u(row["outcome"]))

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from dcoflow.flows.cli.output import cli_user, console, handle_errors, print_json, table
+from dcoflow.flows.cli.output import cli_user, console, handle_errors, print_json, table, u
 
 if TYPE_CHECKING:
     from dcoflow.connectors.caldera import CalderaClient
@@ -199,7 +199,7 @@ def _summary(result: Any, as_json: bool) -> None:
         return
     console.print(f"created {data['created']}, updated {data['updated']}, unchanged {data['unchanged']}")
     for w in data["warnings"][:50]:
-        console.print(f"[yellow]warning:[/] {w}")
+        console.print(f"[yellow]warning:[/] {u(w)}")
 
 
 @app.command("import-vectr")

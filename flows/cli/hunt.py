@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from dcoflow.flows.cli.output import cli_user, console, handle_errors, print_json, table
+from dcoflow.flows.cli.output import cli_user, console, handle_errors, print_json, table, u
 
 app = typer.Typer(help="Hunt with Sigma rules over telemetry; triage hits; list hunt runs.",
                   invoke_without_command=True)
@@ -104,7 +104,7 @@ def hunt_command(
                   f"{outcome.duration_s:.1f} s: {summary.hits:,} hits; {len(outcome.skipped)} rules skipped; "
                   f"{len(outcome.no_logsource)} rules without matching telemetry; {summary.bad_records} bad records")
     for skip in outcome.skipped[:10]:
-        console.print(f"  skipped {skip.rule_id or skip.path}: {skip.reason}")
+        console.print(f"  skipped {u(skip.rule_id or skip.path)}: {u(skip.reason)}")
     if run_id:
         console.print(f"recorded as hunt run {run_id} of DCO {dco}")
 

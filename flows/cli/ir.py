@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dcoflow.flows.cli.output import console, handle_errors, print_json, table
+from dcoflow.flows.cli.output import console, handle_errors, print_json, table, u
 
 app = typer.Typer(help="Incident-response support: DCOs from incidents, indicator sweeps.", no_args_is_help=True)
 
@@ -43,11 +43,11 @@ def create(
         print_json(done.as_dict())
         return
     link = done.incident
-    console.print(f"DCO [bold]{done.dco_id}[/] supports incident {link['ref']} ({link.get('name') or ''}): "
+    console.print(f"DCO [bold]{done.dco_id}[/] supports incident {u(link['ref'])} ({u(link.get('name') or '')}): "
                   f"{len(link['hosts'])} hosts, {len(done.techniques)} techniques, {done.indicators} indicators, "
                   f"window from {link.get('first_activity') or 'now'}")
     for w in done.warnings:
-        console.print(f"[yellow]warning[/] {w}")
+        console.print(f"[yellow]warning[/] {u(w)}")
 
 
 @app.command("sweep")

@@ -9,7 +9,7 @@ import typer
 
 from dcoflow.connectors.content.operation_file import load_operation_file
 from dcoflow.core.db import session_scope
-from dcoflow.flows.cli.output import console, handle_errors, print_json, table
+from dcoflow.flows.cli.output import console, handle_errors, print_json, table, u
 from dcoflow.models.operation import DcoState
 from dcoflow.models.plan import EmulationStep, HuntHypothesis, PlanRecord
 from dcoflow.models.repository import audit_trail, create_operation, get_operation, list_operations
@@ -93,7 +93,7 @@ def show(dco: str, as_json: JsonOpt = False) -> None:
     if as_json:
         print_json(view)
         return
-    console.print(f"[bold]{view['name']}[/] ({view['dco']}) — {view['type']}, state [bold]{view['state']}[/]")
+    console.print(f"[bold]{u(view['name'])}[/] ({view['dco']}) — {view['type']}, state [bold]{view['state']}[/]")
     if view["plan"]:
         s = view["plan"]["summary"]
         console.print(f"ATT&CK {view['plan']['attack']['version']}: {s['techniques']} techniques, "

@@ -21,8 +21,19 @@ from rich.text import Text
 
 from dcoflow.core.errors import DcoError
 
-console = Console()
-err_console = Console(stderr=True)
+
+class SafeConsole(Console):
+    """A Console that shows control characters in text as ``\\xNN``: a DCO name, bundle name or Sigma
+    title holding an ANSI escape cannot recolour, move the cursor or retitle the terminal. (Our own
+    markup has none; rich adds its styling after this.) User text inside markup still goes through
+    :func:`u`, so a name like ``[blink]x`` prints as written."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        super().print(*(plain(o) if isinstance(o, str) else o for o in objects), **kwargs)
+
+
+console = SafeConsole()
+err_console = SafeConsole(stderr=True)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -81,6 +92,11 @@ def plain(value: Any) -> str:
     """User-supplied text made safe for a terminal: control characters (ANSI escapes) shown as
     ``\\xNN`` so they cannot recolour, move the cursor or retitle the terminal."""
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
+
+
+def u(value: Any) -> str:
+    """User-supplied text for a markup string: markup escaped, control characters shown."""
+    return escape(plain(value))
 
 
 def one_line(text: str) -> str:

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from dcoflow.flows.cli.output import console, handle_errors, print_json, table
+from dcoflow.flows.cli.output import console, handle_errors, print_json, table, u
 from dcoflow.models.stix.markings import ReleasePolicy, Tlp
 
 app = typer.Typer(help="Publish DCO evidence to TAXII 2.1.")
@@ -86,9 +86,10 @@ def publish(
                ("failed", result.failed), ("chunks", result.chunks),
                ("de-duplicated", "yes" if result.deduplicated else "no (collection not readable)")])
         for r in result.refusals[:20]:
-            console.print(f"[yellow]refused[/] {r['id']}: {r['reason']}")
+            console.print(f"[yellow]refused[/] {u(r['id'])}: {u(r['reason'])}")
         for f in result.failures[:20]:
-            console.print(f"[red]failed[/] {f['id']} ({f['version']}): {f.get('message') or 'no reason given'}")
+            why = f.get("message") or "no reason given"
+            console.print(f"[red]failed[/] {u(f['id'])} ({u(f['version'])}): {u(why)}")
     if result.failed:
         raise typer.Exit(1)
 

@@ -50,12 +50,14 @@ def brief(
 ) -> None:
     """Write a DCO's technical and/or executive brief (Markdown and self-contained HTML)."""
     from dcoflow.connectors.attack import load_catalog
-    from dcoflow.tasks.reporting.briefing import gather_facts, write_briefs
+    from dcoflow.tasks.reporting.briefing import write_briefs
+    from dcoflow.tasks.reporting.documents.products import gather_brief_documents
 
     catalog = load_catalog(attack_source)
     with session_scope() as s:
-        facts = gather_facts(s, dco, catalog)
-    files = write_briefs(facts, out or get_settings().output_dir / facts.dco_id, audience)
+        docs = gather_brief_documents(s, dco, catalog)
+    facts = docs.facts
+    files = write_briefs(facts, out or get_settings().output_dir / facts.dco_id, audience, docs.charts)
     doc = {"dco": facts.dco_id, "rag": facts.rag.level, "reasons": list(facts.rag.reasons),
            "decisions": len(facts.decisions), "overdue_actions": len(facts.overdue_actions),
            "incidents": len(facts.incidents), "files": {k: str(v) for k, v in files.items()}}

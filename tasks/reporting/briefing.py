@@ -678,8 +678,12 @@ def key_risks(facts: BriefingFacts, limit: int = 5) -> list[RiskFacts]:
     return sorted(facts.decisions, key=lambda r: (-r.score, r.decide_by, r.id))[:limit]
 
 
-def write_briefs(facts: BriefingFacts, out_dir: Path, audience: Audience = "both") -> dict[str, Path]:
-    """Write the requested briefs (Markdown and self-contained HTML); returns {kind-format: path}."""
+def write_briefs(facts: BriefingFacts, out_dir: Path, audience: Audience = "both",
+                 charts: Sequence[Any] = ()) -> dict[str, Path]:
+    """Write the requested briefs (Markdown and self-contained HTML, the ``charts`` inline in the HTML —
+    tasks/reporting/documents draws them); returns {kind-format: path}."""
+    from dcoflow.tasks.reporting.documents.brief_pdf import with_charts
+
     out_dir.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     kinds = ["technical", "executive"] if audience == "both" else [audience]
@@ -687,6 +691,8 @@ def write_briefs(facts: BriefingFacts, out_dir: Path, audience: Audience = "both
     for kind in kinds:
         for fmt in formats:
             text = technical_brief(facts, fmt) if kind == "technical" else executive_brief(facts, fmt)
+            if fmt == "html":
+                text = with_charts(text, charts)
             path = out_dir / f"{facts.dco_id}-brief-{kind}.{fmt}"
             path.write_text(text, encoding="utf-8")
             written[f"{kind}-{fmt}"] = path
@@ -704,9 +710,12 @@ def _brief_in_session(
     from dcoflow.core.db import session_scope
 
     catalog = load_catalog(attack_source)
+    from dcoflow.tasks.reporting.documents.products import gather_brief_documents
+
     with session_scope() as session:
-        facts = gather_facts(session, dco, catalog)
-    files = write_briefs(facts, Path(output_dir), audience)
+        docs = gather_brief_documents(session, dco, catalog)
+    facts = docs.facts
+    files = write_briefs(facts, Path(output_dir), audience, docs.charts)
     return {"dco": facts.dco_id, "rag": facts.rag.level, "files": {k: str(v) for k, v in files.items()},
             "executive_md": executive_brief(facts, "md"), "decisions": len(facts.decisions),
             "overdue_actions": len(facts.overdue_actions), "incidents": len(facts.incidents)}

@@ -66,6 +66,10 @@ def test_deck_and_pdf_briefs_show_the_briefs_numbers_and_charts(built: Built, ca
     pictures = [p for p in pages if coloured_fraction(p.image, (0.1, 0.1, 0.9, 0.9)) > 0.08]
     assert len(pictures) >= 2, "the charts are on the pages"
     assert any(p.image.size[0] > p.image.size[1] for p in pages), "the ATT&CK matrix gets a landscape page"
+    from dcoflow.tasks.reporting.briefing import write_briefs
+
+    html = write_briefs(facts, tmp_path / "html", "executive", docs.charts)["executive-html"].read_text()
+    assert html.count('<img src="data:image/png;base64,') == 4 and html.index("Pictures") < html.index("</main>")
     technical = pdf_pages(files["technical-pdf"], render=False)
     assert all(p.text.count(BANNER) >= 2 for p in technical)
     assert "Pictures" in "\n".join(p.text for p in technical)

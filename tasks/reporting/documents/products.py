@@ -15,6 +15,7 @@ from sqlmodel import Session
 from dcoflow.models.attack import Catalog
 from dcoflow.tasks.reporting.briefing import BriefingFacts, gather_facts, key_risks
 from dcoflow.tasks.reporting.documents.charts import Chart, TrendSample, brief_charts
+from dcoflow.tasks.retry import retry_when_retryable
 
 
 @dataclass(slots=True)
@@ -68,4 +69,5 @@ def write_documents(dco: str, output_dir: str, attack_source: str | None = None,
     return {k: str(v) for k, v in files.items()}
 
 
-write_documents_task = task(name="write-documents", retries=1, cache_policy=NO_CACHE)(write_documents)
+write_documents_task = task(name="write-documents", retries=1, cache_policy=NO_CACHE,
+                            retry_condition_fn=retry_when_retryable)(write_documents)

@@ -14,7 +14,8 @@ from dcoflow.core.db import insert_if_absent
 from dcoflow.core.errors import ConflictError, NotFoundError, StateError
 from dcoflow.models.audit import AuditEvent
 from dcoflow.models.lifecycle import allowed, next_states
-from dcoflow.models.operation import DcoSpec, DcoState, Operation, utcnow
+from dcoflow.models.operation import DcoSpec, DcoState, Marking, Operation, utcnow
+from dcoflow.models.stix.markings import Tlp
 
 
 def create_operation(session: Session, spec: DcoSpec, actor: str, *, replace_draft: bool = True) -> Operation:
@@ -56,6 +57,7 @@ def _update_spec(session: Session, existing: Operation, spec: DcoSpec, data: dic
             f"DCO already exists in state {existing.state}; its spec can only change while draft or planned",
             object=existing.id,
         )
+    refuse_looser_marking(session, existing, spec)
     previous = existing.spec
     existing.spec = data
     existing.type = spec.type
@@ -65,6 +67,33 @@ def _update_spec(session: Session, existing: Operation, spec: DcoSpec, data: dic
     _audit(session, existing.id, actor, "update-spec", existing.state, existing.state, None,
            {"previous_spec": previous})
     return existing
+
+
+TLP_ORDER = (Tlp.CLEAR, Tlp.GREEN, Tlp.AMBER, Tlp.AMBER_STRICT, Tlp.RED)
+
+
+def refuse_looser_marking(session: Session, existing: Operation, spec: DcoSpec) -> None:
+    """A DCO that holds a plan or evidence keeps at least its marking: a lower TLP, or a dropped
+    classification or releasability statement, would publish what was gathered under the old one."""
+    old = Marking.model_validate(existing.spec.get("marking") or {})
+    new = spec.marking
+    looser = [what for what, lost in (
+        (f"TLP:{old.tlp.value.upper()} → TLP:{new.tlp.value.upper()}",
+         TLP_ORDER.index(new.tlp) < TLP_ORDER.index(old.tlp)),
+        ("classification dropped", bool(old.classification) and not new.classification),
+        ("releasability dropped", bool(old.releasability) and not new.releasability),
+    ) if lost]
+    if looser and (existing.state != DcoState.DRAFT or _holds_evidence(session, existing.id)):
+        raise StateError(f"marking cannot loosen ({'; '.join(looser)}) once the DCO holds a plan or evidence",
+                         object=existing.id, hint="keep the marking, or create a new DCO for the looser release")
+
+
+def _holds_evidence(session: Session, dco_id: str) -> bool:
+    from dcoflow.models.assessment_rows import ImportedEvidence
+    from dcoflow.models.stix.store import StixObjectRow
+
+    return any(session.exec(select(model.dco_id).where(model.dco_id == dco_id).limit(1)).first() is not None
+               for model in (StixObjectRow, ImportedEvidence))
 
 
 def operation_id_for(session: Session, spec: DcoSpec) -> str:

@@ -28,12 +28,15 @@ from dcoflow.tasks.assess.scoring import TrendPoint
 #: The record every ``dco assess scores/gaps --json`` row has (kept as it was before the frames).
 COLUMNS = ["technique_id", "name", "tactics", "visibility", "detection", "priority", "relevance", "evidence",
            "assessed_at", "deciding_evidence"]
-#: The coverage table's columns (CSV and XLSX): the record plus the gap rank and the hit counts.
+#: The coverage table's columns (CSV and XLSX): the record plus the gap rank and its reason, the hit counts
+#: and the hunt coverage beside the scores ("hunted with N rules over …, nothing found").
 TABLE_COLUMNS = ["technique_id", "name", "tactics", "visibility", "detection", "priority", "relevance", "gap_rank",
-                 "evidence", "real_hits", "exercise_hits", "assessed_at", "deciding_evidence"]
+                 "gap_reason", "evidence", "real_hits", "exercise_hits", "hunt_coverage", "assessed_at",
+                 "deciding_evidence"]
 _DTYPES = {"technique_id": "str", "name": "str", "tactics": "str", "visibility": "float64", "detection": "float64",
            "priority": "float64", "relevance": "float64", "gap_rank": "Int64", "evidence": "int64",
-           "real_hits": "int64", "exercise_hits": "int64", "assessed_at": "str", "deciding_evidence": "str"}
+           "real_hits": "int64", "exercise_hits": "int64", "assessed_at": "str", "deciding_evidence": "str",
+           "gap_reason": "str", "hunt_coverage": "str"}
 LEVELS = list(range(DETECTION_MIN, DETECTION_MAX + 1))
 UNKNOWN_TACTIC = "(unknown)"
 TACTIC_STATS = ["techniques", "mean_visibility", "min_visibility", "mean_detection", "min_detection"]
@@ -51,7 +54,8 @@ def coverage_frame(scores: Sequence[TechniqueScore], catalog: Catalog) -> pd.Dat
             "name": tech.name if tech else "(not in this ATT&CK release)",
             "tactics": ", ".join(tech.tactics) if tech else "",
             "visibility": s.visibility, "detection": s.detection, "priority": s.priority, "relevance": s.relevance,
-            "gap_rank": s.explanation.get("gap_rank"),
+            "gap_rank": s.explanation.get("gap_rank"), "gap_reason": s.explanation.get("gap_reason") or "",
+            "hunt_coverage": (s.explanation.get("hunt_coverage") or {}).get("text") or "",
             "evidence": s.evidence_count, "real_hits": s.explanation.get("real_hits", 0),
             "exercise_hits": s.explanation.get("exercise_hits", 0),
             "assessed_at": s.assessed_at.isoformat(), "deciding_evidence": deciding[0] if deciding else "",

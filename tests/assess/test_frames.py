@@ -12,6 +12,7 @@ from xml.etree import ElementTree
 
 import openpyxl
 import pytest
+from openpyxl.utils import get_column_letter
 from sqlmodel import Session
 from typer.testing import CliRunner
 
@@ -68,14 +69,15 @@ def test_xlsx_carries_the_marking_and_the_stored_scores(session: Session, catalo
     assert book.properties.keywords == "TLP:RED" and book.properties.description == BANNER
     sheet = book["coverage"]
     assert sheet["A1"].value == BANNER and sheet["A1"].font.b
-    assert "A1:M1" in {str(r) for r in sheet.merged_cells.ranges}
+    end = get_column_letter(len(TABLE_COLUMNS))
+    assert f"A1:{end}1" in {str(r) for r in sheet.merged_cells.ranges}
     assert [c.value for c in sheet[2]] == TABLE_COLUMNS and all(c.font.b for c in sheet[2])
     # header/footer text: the ampersand doubled for Excel, read back as written
     assert sheet.oddHeader.center.text == BANNER.replace("&", "&&")
     assert sheet.oddFooter.center.text.startswith(BANNER.replace("&", "&&") + " — page &P of &N")
     last = 2 + len(stored)
     assert sheet.cell(last + 2, 1).value == BANNER  # the banner again after the table, one row apart
-    assert sheet.freeze_panes == "B3" and sheet.auto_filter.ref == f"A2:M{last}"
+    assert sheet.freeze_panes == "B3" and sheet.auto_filter.ref == f"A2:{end}{last}"
     formatted = {str(rng.sqref) for rng in sheet.conditional_formatting}
     assert f"E3:E{last}" in formatted and f"D3:D{last}" in formatted  # detection and visibility colour scales
 
@@ -87,6 +89,8 @@ def test_xlsx_carries_the_marking_and_the_stored_scores(session: Session, catalo
         score.visibility, score.detection, score.priority, score.relevance, score.evidence_count)
     assert lsass["gap_rank"] == score.explanation["gap_rank"]
     assert (lsass["real_hits"], lsass["exercise_hits"]) == (score.explanation["real_hits"], 0)
+    assert (lsass["gap_reason"] or "") == (score.explanation["gap_reason"] or "")
+    assert (lsass["hunt_coverage"] or "") == score.explanation["hunt_coverage"]["text"]
     assert lsass["assessed_at"] == score.assessed_at.isoformat()
     assert lsass["name"] == "LSASS Memory" and "credential-access" in lsass["tactics"]
     assert "triage-tp" in lsass["deciding_evidence"]

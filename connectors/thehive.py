@@ -87,8 +87,11 @@ class TheHiveClient(HttpConnector):
         pap: str = "amber",
         tags: Sequence[str] = (),
         observables: Sequence[dict[str, Any]] = (),
+        procedures: Sequence[dict[str, Any]] = (),
     ) -> dict[str, Any]:
-        """Create the alert unless it exists; either way return TheHive's alert (``_id`` …)."""
+        """Create the alert unless it exists; either way return TheHive's alert (``_id`` …). ``procedures``
+        (``patternId``, ``occurDate`` ms, optional ``tactic``/``description``) fill its TTP view and go with it
+        into the case it is promoted to."""
         existing = self.find_alert(source_ref, source=source, alert_type=alert_type)
         if existing is not None:
             return existing
@@ -104,6 +107,8 @@ class TheHiveClient(HttpConnector):
             "tags": list(tags),
             "observables": list(observables),
         }
+        if procedures:
+            body["procedures"] = list(procedures)
         try:
             # Safe to re-send: TheHive refuses a second alert with the same type, source and sourceRef (400),
             # and the 400 below finds the first one.

@@ -25,6 +25,10 @@ Formats (rabobank-cdc/DeTTECT, as the DeTT&CT Editor writes them):
   (version 1.0 files keep the fields on the entry itself). A data source counts as seen when it is
   available for analytics and its data quality is not all zero.
 
+``technique_administration`` writes the computed scores back as a technique administration file that
+DeTT&CT's own health rules accept (``technique_file_problems`` applies them), so DeTT&CT users get their
+scores filled in.
+
 Every logbook entry becomes one dated ``assessed-detection`` / ``assessed-visibility`` record, so
 the history a DeTT&CT file keeps stays history here. Bad entries are collected (BatchReport) and the
 rest is read; a file that is not a DeTT&CT file at all raises ContentError naming it.
@@ -32,6 +36,7 @@ rest is read; a file that is not a DeTT&CT file at all raises ContentError namin
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -199,3 +204,79 @@ def _data_source(entry: Any, where: str, out: DettectImport, fallback: datetime,
                                          weight=weight, value=1.0 / n, detail=dc.attack_id, dco_id=dco_id))
         out.report.kept += 1
         return
+
+
+# -- export: computed scores as a technique administration file DeTT&CT reads back ---------------------------
+TECHNIQUE_ID = re.compile(r"^T\d{4}(\.\d{3})?$")
+_PLATFORMS = {"windows": "Windows", "linux": "Linux", "macos": "macOS"}
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreRow:
+    """One technique's computed scores (DeTT&CT scales: visibility 0..4, detection -1..5)."""
+
+    technique_id: str
+    technique_name: str
+    visibility: float
+    detection: float
+    assessed: date
+    comment: str = ""
+
+
+def technique_administration(rows: list[ScoreRow], *, name: str, platforms: list[str],
+                             location: str = "dcoflow") -> str:
+    """A DeTT&CT technique administration file (version 1.2) of the computed scores, one score_logbook entry
+    per technique and dimension, marked ``auto_generated`` (DeTT&CT's flag for scores a tool filled in).
+    DeTT&CT scores are integers: ours are rounded, then kept inside its ranges."""
+    techniques = []
+    for row in sorted(rows, key=lambda r: r.technique_id):
+        entry = {"date": row.assessed, "comment": row.comment, "auto_generated": True}
+        techniques.append({
+            "technique_id": row.technique_id,
+            "technique_name": row.technique_name,
+            "detection": [{"applicable_to": ["all"], "location": [location], "comment": "",
+                           "score_logbook": [{**entry, "score": max(-1, min(5, round(row.detection)))}]}],
+            "visibility": [{"applicable_to": ["all"], "comment": "",
+                            "score_logbook": [{**entry, "score": max(0, min(4, round(row.visibility)))}]}],
+        })
+    doc = {"version": 1.2, "file_type": TECHNIQUE_FILE, "name": name, "domain": "enterprise-attack",
+           "platform": [_PLATFORMS.get(p.lower(), p) for p in platforms] or ["all"], "techniques": techniques}
+    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
+
+
+def technique_file_problems(doc: Any) -> list[str]:
+    """DeTT&CT's own health rules for a technique administration file (rabobank-cdc/DeTTECT ``health.py``):
+    unique well-formed technique ids; detection and visibility per technique; ``applicable_to`` (and for
+    detection ``location``) lists, ``comment`` and ``score_logbook``; logbook entries with ``date`` (a date),
+    ``comment`` and an integer ``score`` in range; ``auto_generated`` a boolean. Empty: DeTT&CT accepts it."""
+    problems: list[str] = []
+    if not isinstance(doc, Mapping) or doc.get("file_type") != TECHNIQUE_FILE:
+        return ["not a technique-administration file"]
+    seen: set[str] = set()
+    for tech in doc.get("techniques") or []:
+        tid = str(tech.get("technique_id"))
+        if tid in seen:
+            problems.append(f"duplicate technique ID {tid}")
+        seen.add(tid)
+        if not TECHNIQUE_ID.match(tid):
+            problems.append(f"invalid technique ID {tid}")
+        for kind, low, high in (("detection", -1, 5), ("visibility", 0, 4)):
+            if kind not in tech:
+                problems.append(f"{tid}: missing {kind}")
+                continue
+            for obj in _as_list(tech[kind]):
+                keys = ["applicable_to", "comment", "score_logbook", *(["location"] if kind == "detection" else [])]
+                problems += [f"{tid} {kind}: missing {k}" for k in keys if k not in obj]
+                problems += [f"{tid} {kind}: {k} is not a list" for k in ("applicable_to", "location")
+                             if k in obj and not isinstance(obj[k], list)]
+                for item in _as_list(obj.get("score_logbook")):
+                    problems += [f"{tid} {kind} logbook: missing {k}" for k in ("date", "score", "comment")
+                                 if k not in item]
+                    score = item.get("score")
+                    if not isinstance(score, int) or isinstance(score, bool) or not low <= score <= high:
+                        problems.append(f"{tid} {kind}: score {score!r} not an integer in {low}..{high}")
+                    if not isinstance(item.get("date"), date):
+                        problems.append(f"{tid} {kind}: date {item.get('date')!r} is not YYYY-MM-DD")
+                    if "auto_generated" in item and not isinstance(item["auto_generated"], bool):
+                        problems.append(f"{tid} {kind}: auto_generated is not a boolean")
+    return problems

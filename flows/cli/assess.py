@@ -205,3 +205,19 @@ def import_dettect(
         return
     console.print(f"{stored} evidence records from {file} ({result.file_type}) for {dco_id}")
     console.print(result.report.summary())
+
+
+@app.command("export-dettect")
+@handle_errors
+def export_dettect_cmd(
+    dco: Annotated[str, typer.Argument(help="DCO id or name.")],
+    out: Annotated[Path, typer.Option("--out", help="Technique administration YAML to write.")],
+) -> None:
+    """Write the DCO's computed scores as a DeTT&CT technique administration file (auto-generated scores)."""
+    from dcoflow.core.db import session_scope
+    from dcoflow.tasks.assess.dettect_export import export_dettect
+
+    catalog = _catalog()
+    with session_scope() as session:
+        path = export_dettect(session, dco, catalog, out)
+    console.print(f"DeTT&CT technique administration written to {path}")

@@ -170,6 +170,9 @@ class TheHiveChannel:
             severity=incident.severity.value,
             tags=[f"attack.{incident.technique_id}", f"dco:{incident.dco_id}", incident.kind],
             observables=observables,
+            # the technique as a TheHive procedure too: what fills its TTP view (tags alone do not)
+            procedures=[{"patternId": incident.technique_id, "description": incident.summary[:1000],
+                         "occurDate": int(as_utc(incident.created_at).timestamp() * 1000)}],
         )
         confirmed = self.client.get_alert(str(alert["_id"]))
         if self.promote and not confirmed.get("caseId"):

@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     cache_dir: Path = Field(default_factory=lambda: Path(user_cache_dir("dcoflow")))
     database_url: str | None = Field(None, description="SQLAlchemy URL; SQLite file in data_dir when unset.")
     output_dir: Path = Field(Path("dco-demo"), description="Where exports are written.")
+    governance_file: Path | None = Field(
+        None, description="Governance YAML (organisations, decision bodies, RACI); the shipped default when unset.")
 
     # -- HTTP --------------------------------------------------------------------------------
     http_timeout_s: float = 30.0

@@ -28,7 +28,6 @@ from dcoflow.flows.forms import described
 from dcoflow.flows.hunt import HuntParameters, hunt
 from dcoflow.flows.plan import plan_dco
 from dcoflow.flows.triage import triage_hunt
-from dcoflow.models.followup import GapInput
 from dcoflow.models.operation import DcoState
 from dcoflow.models.repository import get_operation
 from dcoflow.tasks.conduct.emulation import export_vectr_task
@@ -115,8 +114,8 @@ def dco_lifecycle(
 
     # -- follow up ------------------------------------------------------------------------------------------------
     change_state(dco, DcoState.FOLLOW_UP, actor, "follow-up phase of the lifecycle")
-    gaps = [GapInput.model_validate(g) for g in assessment.get("follow_up_gaps", [])]
-    result["follow_up"] = follow_up(dco=dco, gaps=gaps, attack_source=attack_source)
+    # The same call the dco.phase.follow-up trigger makes: follow-up reads the stored assessment itself.
+    result["follow_up"] = follow_up(dco=dco, attack_source=attack_source)
 
     result["brief"] = brief(dco, audience="both", meeting_body="CRMG", output_dir=str(out),
                             attack_source=attack_source)

@@ -9,7 +9,8 @@ escalation runs. Everything here is data and rules; tasks/follow_up does the I/O
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -22,8 +23,10 @@ from sqlmodel import Field as SqlField
 from sqlmodel import SQLModel
 
 from dcoflow.core.errors import StateError, ValidationError
+from dcoflow.models.governance import DecisionPolicy as DecisionPolicy  # noqa: PLC0414  (re-exported)
+from dcoflow.models.governance import Priority as Priority  # noqa: PLC0414  (re-exported)
+from dcoflow.models.operation import AssetGroup, Criticality, Scope, utcnow
 from dcoflow.models.operation import as_utc as as_utc  # noqa: PLC0414  (re-exported: follow-up callers import it from here)
-from dcoflow.models.operation import utcnow
 from dcoflow.models.stix.ids import natural_uuid
 from dcoflow.models.timestamps import parse_utc
 
@@ -50,6 +53,7 @@ class GapInput(BaseModel):
     detection: int = Field(ge=-1, le=5, description="DeTT&CT detection −1..5")
     relevance: float = Field(ge=0.0, le=1.0, description="Threat relevance 0–1 (share of the threat profile)")
     rank: int = Field(ge=1, description="1 = the worst gap")
+    reason: str = Field("", description="Why it ranks where it does (the assessment's words)")
 
 
 FindingKind = Literal["true-positive-hit", "emulation-exposed-compromise", "gap"]
@@ -118,13 +122,6 @@ class ActionStatus(StrEnum):
     DONE = "done"  # the owner says it is done; only a re-test makes it verified
     VERIFIED = "verified"
     REOPENED = "reopened"
-
-
-class Priority(StrEnum):
-    CRITICAL = "critical"
-    HIGH = "high"
-    MEDIUM = "medium"
-    LOW = "low"
 
 
 class RetestStatus(StrEnum):
@@ -262,41 +259,86 @@ class Incident(SQLModel, table=True):
     acknowledged_at: datetime | None = None
 
 
+class Targets(BaseModel):
+    """The coverage a DCO aims for (its assessment's targets): below either is a gap."""
+
+    model_config = _Strict
+    detection: int = Field(3, ge=-1, le=5, description="DeTT&CT detection score to reach (−1..5)")
+    visibility: int = Field(2, ge=0, le=4, description="DeTT&CT visibility score to reach (0–4)")
+
+
 # -- scoring rules ------------------------------------------------------------------------------------------
+#
+# A risk's likelihood is how likely a technique is used against this scope *and succeeds unseen*: the
+# geometric mean of its threat relevance (0–1) and our coverage deficit (0–1, how far detection and
+# visibility fall short of the DCO's targets), mapped onto 1–5. Either factor alone cannot make a risk
+# likely: an unused technique we cannot see is rare, a favourite technique we detect well is rare.
+# Its impact is what the technique would touch: the criticality of the most critical asset group in
+# scope it can reach (by platform), one lower for techniques that only yield information (discovery,
+# reconnaissance, resource development); a confirmed finding's severity floors it.
+
+CRITICALITY_IMPACT: dict[Criticality, int] = {
+    Criticality.LOW: 2, Criticality.MEDIUM: 3, Criticality.HIGH: 4, Criticality.CRITICAL: 5}
+SEVERITY_IMPACT: dict[Severity, int] = {Severity.LOW: 2, Severity.MEDIUM: 3, Severity.HIGH: 4, Severity.CRITICAL: 5}
+INFORMATION_TACTICS = frozenset({"reconnaissance", "resource-development", "discovery"})
 
 
 def clamp(value: int, low: int = 1, high: int = 5) -> int:
     return max(low, min(high, value))
 
 
-def likelihood_from_gap(relevance: float, detection: int, visibility: int) -> int:
-    """How likely the technique is used here *and succeeds unseen*.
-
-    Threat relevance gives 1–4 (0 → 1, 1.0 → 4); a technique we cannot detect (detection ≤ 0)
-    adds one, and one we cannot even see (visibility 0) adds another — blind spots are where
-    relevant techniques succeed.
-    """
-    base = 1 + round(relevance * 3)
-    blind = (1 if detection <= 0 else 0) + (1 if visibility == 0 else 0)
-    return clamp(base + blind)
+def coverage_deficit(detection: int, visibility: int, targets: Targets | None = None) -> float:
+    """How far a technique falls short of the targets, 0 (meets both) to 1 (blind): detection weighs 0.7
+    (an alert is what stops an attack), visibility 0.3 (seeing it afterwards still helps)."""
+    targets = targets or Targets()
+    det = max(0.0, min(1.0, (targets.detection - detection) / (targets.detection + 1)))
+    vis = max(0.0, min(1.0, (targets.visibility - visibility) / targets.visibility)) if targets.visibility else 0.0
+    return round(0.7 * det + 0.3 * vis, 4)
 
 
-SEVERITY_IMPACT: dict[Severity, int] = {Severity.LOW: 2, Severity.MEDIUM: 3, Severity.HIGH: 4, Severity.CRITICAL: 5}
+def likelihood_from_gap(relevance: float, detection: int, visibility: int, targets: Targets | None = None) -> int:
+    """1 + 4·√(relevance × deficit), rounded: 1 rare … 5 almost certain."""
+    deficit = coverage_deficit(detection, visibility, targets)
+    return clamp(1 + round(4 * math.sqrt(max(0.0, min(1.0, relevance)) * deficit)))
 
 
 @dataclass(frozen=True, slots=True)
 class ScopeImpact:
-    """What the DCO's scope says about impact: how critical its assets are, how wide it is."""
+    """What the DCO's scope says about impact: its asset groups (criticality, platforms) and platforms."""
 
-    criticality: int = 3  # 1–5, set by the coordinator for the DCO's asset groups
-    enclaves: int = 1
+    asset_groups: tuple[AssetGroup, ...] = ()
+    platforms: tuple[str, ...] = ()
 
-    def impact(self, severity: Severity | None = None) -> int:
-        """Criticality, +1 when the scope spans several enclaves (lateral reach); a finding's severity floors it."""
-        value = self.criticality + (1 if self.enclaves > 1 else 0)
-        if severity is not None:
-            value = max(value, SEVERITY_IMPACT[severity])
-        return clamp(value)
+    @classmethod
+    def of(cls, scope: Scope) -> ScopeImpact:
+        return cls(tuple(scope.asset_groups), tuple(p.value for p in scope.platforms))
+
+    def reached(self, technique_platforms: Sequence[str] = ()) -> list[AssetGroup]:
+        """The asset groups a technique can act on (by platform), most critical first; all when none match
+        (a technique in scope is never impact-free)."""
+        wanted = {p.lower() for p in technique_platforms}
+        order = list(Criticality)
+        groups = sorted(self.asset_groups, key=lambda g: -order.index(g.criticality))
+        if not wanted:
+            return groups
+        hit = [g for g in groups if wanted & {p.value for p in (g.platforms or ())} or (
+            not g.platforms and (not self.platforms or wanted & set(self.platforms)))]
+        return hit or groups
+
+    def impact(
+        self, technique_platforms: Sequence[str] = (), tactics: Sequence[str] = (), severity: Severity | None = None
+    ) -> tuple[int, str]:
+        """(impact 1–5, why in a few words)."""
+        groups = self.reached(technique_platforms)
+        if groups:
+            value, why = CRITICALITY_IMPACT[groups[0].criticality], f"{groups[0].name} ({groups[0].criticality})"
+        else:
+            value, why = CRITICALITY_IMPACT[Criticality.MEDIUM], "scope without asset groups (medium)"
+        if tactics and set(tactics) <= INFORMATION_TACTICS:
+            value, why = value - 1, f"{why}, information only"
+        if severity is not None and SEVERITY_IMPACT[severity] > value:
+            value, why = SEVERITY_IMPACT[severity], f"{why}, {severity} finding"
+        return clamp(value), why
 
 
 class RiskDraft(BaseModel):
@@ -317,9 +359,21 @@ class RiskDraft(BaseModel):
         return self.likelihood * self.impact
 
 
-def risk_from_gap(dco_id: str, gap: GapInput, scope: ScopeImpact, owner: str, today: date) -> RiskDraft:
-    likelihood = likelihood_from_gap(gap.relevance, gap.detection, gap.visibility)
-    impact = scope.impact()
+@dataclass(frozen=True, slots=True)
+class TechniqueContext:
+    """What the catalog says about a technique that risk rules need."""
+
+    platforms: tuple[str, ...] = ()
+    tactics: tuple[str, ...] = ()
+
+
+def risk_from_gap(
+    dco_id: str, gap: GapInput, scope: ScopeImpact, owner: str, today: date, policy: DecisionPolicy,
+    *, targets: Targets | None = None, technique: TechniqueContext | None = None,
+) -> RiskDraft:
+    technique = technique or TechniqueContext()
+    likelihood = likelihood_from_gap(gap.relevance, gap.detection, gap.visibility, targets)
+    impact, where = scope.impact(technique.platforms, technique.tactics)
     name = gap.technique_name or gap.technique_id
     if gap.visibility == 0:
         what = "cannot be seen"
@@ -330,29 +384,34 @@ def risk_from_gap(dco_id: str, gap: GapInput, scope: ScopeImpact, owner: str, to
         dco_id=dco_id,
         source_key=f"gap|{gap.technique_id}",
         statement=f"{name} ({gap.technique_id}) {what} (visibility {gap.visibility}, detection {gap.detection}); "
-        f"an adversary using it could act unnoticed (gap rank {gap.rank}).",
+        f"an adversary using it could act unnoticed against {where} (gap rank {gap.rank}, "
+        f"threat relevance {gap.relevance:.2f}).",
         technique_ids=[gap.technique_id],
         likelihood=likelihood,
         impact=impact,
         owner=owner,
-        review_date=review_date_for(likelihood * impact, today),
+        review_date=review_date_for(likelihood * impact, today, policy),
     )
 
 
-def risk_from_finding(dco_id: str, finding: FindingInput, scope: ScopeImpact, owner: str, today: date) -> RiskDraft:
+def risk_from_finding(
+    dco_id: str, finding: FindingInput, scope: ScopeImpact, owner: str, today: date, policy: DecisionPolicy,
+    *, technique: TechniqueContext | None = None,
+) -> RiskDraft:
+    technique = technique or TechniqueContext()
     # A confirmed finding already happened: likelihood is certain.
     likelihood = 5 if finding.escalates else 3
-    impact = scope.impact(finding.severity)
+    impact, where = scope.impact(technique.platforms, technique.tactics, finding.severity)
     return RiskDraft(
         id=followup_id("risk", dco_id, "finding", finding.key),
         dco_id=dco_id,
         source_key=f"finding|{finding.key}",
-        statement=f"{finding.summary} ({finding.technique_id}, {finding.kind}).",
+        statement=f"{finding.summary} ({finding.technique_id}, {finding.kind}; affects {where}).",
         technique_ids=[finding.technique_id],
         likelihood=likelihood,
         impact=impact,
         owner=owner,
-        review_date=review_date_for(likelihood * impact, today),
+        review_date=review_date_for(likelihood * impact, today, policy),
     )
 
 
@@ -371,12 +430,15 @@ def priority_for_score(score: int) -> Priority:
     return Priority.LOW
 
 
-def review_date_for(score: int, today: date) -> date:
-    """Review a risk within its priority's SLA: the worse it is, the sooner someone looks again."""
-    return today + timedelta(days=SLA_DAYS[priority_for_score(score)])
+def review_date_for(score: int, today: date, policy: DecisionPolicy | None = None) -> date:
+    """Decide on (and review) a risk within the review period of the body its score needs; without a
+    policy, within its priority's SLA."""
+    if policy is None:
+        return today + timedelta(days=SLA_DAYS[priority_for_score(score)])
+    return today + timedelta(days=policy.required(score).review_days)
 
 
-def due_date_for(priority: Priority, start: date, sla: dict[Priority, int] | None = None) -> date:
+def due_date_for(priority: Priority, start: date, sla: Mapping[Priority, int] | None = None) -> date:
     return start + timedelta(days=(sla or SLA_DAYS)[priority])
 
 
@@ -409,34 +471,6 @@ def check_action_transition(action_id: str, current: ActionStatus, target: Actio
 # -- decisions -----------------------------------------------------------------------------------------------
 
 
-class DecisionPolicy(BaseModel):
-    """Which body decides on a risk of a given score. Bodies are data (an organisation's governance),
-    listed from the lowest authority to the highest; a higher body may always decide for a lower one."""
-
-    model_config = _Strict
-    bodies: list[tuple[int, str]] = Field(
-        default_factory=lambda: [(1, "owner"), (8, "CRMG"), (16, "BCISOA")],
-        description="(minimum score, body) from lowest to highest authority",
-    )
-    decision_from: int = Field(8, description="From this score every risk needs a recorded decision")
-    max_acceptance_days: int = Field(365, description="An acceptance may not run longer than this")
-
-    def body_for(self, score: int) -> str:
-        chosen = self.bodies[0][1]
-        for threshold, body in self.bodies:
-            if score >= threshold:
-                chosen = body
-        return chosen
-
-    def rank(self, body: str) -> int:
-        names = [b.lower() for _, b in self.bodies]
-        return names.index(body.lower()) if body.lower() in names else -1
-
-    @property
-    def names(self) -> list[str]:
-        return [b for _, b in self.bodies]
-
-
 def validate_decision(
     risk: Risk, decision: Treatment, authority: str, expires_at: datetime | None, now: datetime,
     policy: DecisionPolicy,
@@ -458,9 +492,11 @@ def validate_decision(
             raise ValidationError("an acceptance needs an expiry date", field="expires", object=risk.id)
         if as_utc(expires_at) <= as_utc(now):
             raise ValidationError("the acceptance expiry must be in the future", field="expires", object=risk.id)
-        if as_utc(expires_at) > as_utc(now) + timedelta(days=policy.max_acceptance_days):
+        body = policy.bodies[rank]
+        if as_utc(expires_at) > as_utc(now) + timedelta(days=body.max_acceptance_days):
             raise ValidationError(
-                f"an acceptance may run at most {policy.max_acceptance_days} days", field="expires", object=risk.id
+                f"{body.name} may accept a risk for at most {body.max_acceptance_days} days", field="expires",
+                object=risk.id,
             )
 
 

@@ -74,12 +74,43 @@ class Platform(StrEnum):
 _Strict = ConfigDict(extra="forbid", use_enum_values=False)
 
 
+class Criticality(StrEnum):
+    """How much the organisation depends on an asset group: the impact side of a risk."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class AssetGroup(BaseModel):
+    """An asset group in scope. In an operation file a bare name stands for ``{name: …}`` (criticality medium)."""
+
+    model_config = _Strict
+    name: str = Field(min_length=1, description="e.g. domain-controllers")
+    criticality: Criticality = Field(Criticality.MEDIUM, description="low, medium, high or critical.")
+    enclave: str | None = Field(None, description="The enclave it sits in, when the scope spans several.")
+    platforms: list[Platform] = Field(default_factory=list, description="Its ATT&CK platforms; empty: any in scope.")
+
+    @field_validator("platforms", mode="before")
+    @classmethod
+    def _lower(cls, v: Any) -> Any:
+        return [p.lower() if isinstance(p, str) else p for p in v] if isinstance(v, list) else v
+
+
 class Scope(BaseModel):
     model_config = _Strict
     enclaves: list[str] = Field(default_factory=list, description="Networks/enclaves in scope.")
-    asset_groups: list[str] = Field(default_factory=list, description="Asset groups in scope.")
+    asset_groups: list[AssetGroup] = Field(
+        default_factory=list, description="Asset groups in scope: names, or {name, criticality, enclave, platforms}.")
+
     platforms: list[Platform] = Field(default_factory=lambda: [Platform.WINDOWS], description="ATT&CK platforms.")
     hosts: list[str] = Field(default_factory=list, description="Named hosts in scope (lab hosts for emulation).")
+
+    @field_validator("asset_groups", mode="before")
+    @classmethod
+    def _named(cls, v: Any) -> Any:
+        return [{"name": g} if isinstance(g, str) else g for g in v] if isinstance(v, list) else v
 
     @field_validator("platforms", mode="before")
     @classmethod

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 from typing import Annotated
 
 import typer
@@ -142,3 +142,60 @@ def retests(dco: DcoOpt = None, as_json: JsonOpt = False) -> None:
     table("Re-tests", ["id", "dco", "techniques", "scheduled for", "flow run", "status", "results"],
           [[r["id"], r["dco"], ", ".join(r["techniques"]), r["scheduled_for"][:16], r["flow_run_id"] or "sweep",
             r["status"], ", ".join(f"{k}:{v}" for k, v in r["results"].items())] for r in rows])
+
+
+def _day(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        raise ValidationError(f"{value!r} is not a date", field=option, hint="YYYY-MM-DD") from None
+
+
+@app.command("reassign")
+@handle_errors
+def reassign(
+    ref: Annotated[str, typer.Argument(help="An action id (act-…) or a risk id (risk-…).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept in the audit log).")],
+    owner: Annotated[str | None, typer.Option("--owner", help="An organisation of the governance file.")] = None,
+    due: Annotated[str | None, typer.Option("--due", help="New due date (an action) or decide-by date (a risk), "
+                                                          "YYYY-MM-DD.")] = None,
+    actor: Annotated[str, typer.Option("--by")] = "cli",
+    version: Annotated[int | None, typer.Option("--version", help="Refuse if the action changed since.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Give an action or a risk another owner and/or date; the audit log records who, why, from and to."""
+    from dcoflow.tasks.follow_up.actions import reassign_action
+    from dcoflow.tasks.follow_up.risks import reassign_risk
+
+    when = _day(due, "due")
+    with session_scope() as s:
+        if ref.startswith("risk-"):
+            r = reassign_risk(s, ref, actor, reason, owner=owner, review_date=when)
+            out = {"risk": r.id, "owner": r.owner, "review_date": r.review_date.isoformat(), "version": r.version}
+        else:
+            a = reassign_action(s, ref, actor, reason, owner=owner, due=when, expected_version=version)
+            out = {"action": a.id, "owner": a.owner, "due": a.due_date.isoformat(), "version": a.version}
+    if as_json:
+        print_json(out)
+    else:
+        console.print(f"[bold]{ref}[/] now owned by {out['owner']}, due {out.get('due') or out.get('review_date')}")
+
+
+@app.command("governance")
+@handle_errors
+def governance(as_json: JsonOpt = False) -> None:
+    """Show the governance in force (DCO_GOVERNANCE_FILE or the default): bodies, SLAs and the RACI."""
+    from dcoflow.connectors.content.governance_file import governance_path, load_governance
+
+    g = load_governance()
+    if as_json:
+        print_json({"file": str(governance_path()), **g.model_dump(mode="json")})
+        return
+    console.print(f"governance file: {governance_path()}")
+    table("Decision bodies", ["body", "from score", "decide within (days)", "longest acceptance (days)", "chair"],
+          [[b.name, b.min_score, b.review_days, b.max_acceptance_days, b.chair or ""] for b in g.decision_bodies])
+    table("RACI", ["area", "responsible", "accountable", "enclaves", "asset groups", "mitigations"],
+          [[e.area.value, e.responsible, e.accountable or "", ", ".join(e.enclaves), ", ".join(e.asset_groups),
+            ", ".join(e.mitigations)] for e in g.raci])

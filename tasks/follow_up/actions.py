@@ -4,20 +4,17 @@ Every action is also a STIX course-of-action (``mitigates`` → the technique) i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session, col, select
 
-from dcoflow.core.db import session_scope
-from dcoflow.core.errors import BatchReport, NotFoundError
+from dcoflow.connectors.content.governance_file import load_governance
+from dcoflow.core.errors import BatchReport, NotFoundError, StateError, ValidationError
 from dcoflow.models.attack.catalog import Catalog
 from dcoflow.models.followup import (
-    SLA_DAYS,
     Action,
     ActionKind,
     ActionStatus,
@@ -26,6 +23,7 @@ from dcoflow.models.followup import (
     GapInput,
     Priority,
     Risk,
+    ScopeImpact,
     as_utc,
     check_action_transition,
     due_date_for,
@@ -33,32 +31,12 @@ from dcoflow.models.followup import (
     is_overdue,
     priority_for_score,
 )
-from dcoflow.models.operation import Operation, Role, utcnow
+from dcoflow.models.governance import Governance, Place, WorkArea, places
+from dcoflow.models.operation import Operation, utcnow
 from dcoflow.models.repository import get_operation, get_or_raise, locked, record_event
 from dcoflow.models.stix.common import DcoContext
 from dcoflow.models.stix.followup_objects import action_objects
 from dcoflow.models.stix.store import put_objects
-from dcoflow.tasks.retry import retry_when_retryable
-
-
-@dataclass(frozen=True, slots=True)
-class Owners:
-    """Who owns which kind of action. Organisations are data: taken from the DCO's participants
-    (support → remediation, e.g. the network owner; conduct → detection engineering), else these."""
-
-    remediation: str = "NCIA"
-    detection: str = "CyOC"
-
-    @classmethod
-    def for_operation(cls, op: Operation, default: Owners | None = None) -> Owners:
-        base = default or cls()
-        by_role: dict[Role, str] = {}
-        for p in op.dco.participants:
-            by_role.setdefault(p.role, p.organisation)
-        return cls(
-            remediation=by_role.get(Role.SUPPORT, base.remediation),
-            detection=by_role.get(Role.CONDUCT, base.detection),
-        )
 
 
 def detection_task_for(visibility: int, detection: int) -> DetectionTask | None:
@@ -92,16 +70,25 @@ def plan_actions(
     findings: Sequence[FindingInput],
     catalog: Catalog,
     *,
-    owners: Owners | None = None,
+    governance: Governance | None = None,
     today: date | None = None,
 ) -> tuple[list[Action], BatchReport]:
-    """Create the actions the gaps and findings call for (existing ones are kept as they are)."""
+    """Create the actions the gaps and findings call for (existing ones are kept as they are).
+
+    Each action's owner is the organisation the governance RACI makes responsible for its kind of work
+    (remediation of a mitigation, detection engineering, data-source onboarding) at the most critical
+    place in scope the technique reaches; its due date follows the governance SLA of its priority."""
+    governance = governance or load_governance()
     op = get_operation(session, dco_id)
-    owners = Owners.for_operation(op, owners)
+    scope = ScopeImpact.of(op.dco.scope)
     today = today or utcnow().date()
     report = BatchReport(source=f"follow-up actions for {op.id}")
     risks = {r.source_key: r for r in session.exec(select(Risk).where(Risk.dco_id == op.id))}
     proposals: list[_Proposal] = []
+
+    def where(tech: Any) -> list[Place]:
+        return places(scope.reached(tech.platforms), op.dco.scope.enclaves)
+
     for gap in gaps:
         report.read += 1
         risk = risks.get(f"gap|{gap.technique_id}")
@@ -110,13 +97,16 @@ def plan_actions(
             continue
         tid, tech = found
         priority = priority_for_score(risk.score if risk else 1)
-        proposals += _remediations(catalog, tid, tech.mitigation_ids, owners.remediation, priority, risk)
+        at = where(tech)
+        proposals += _remediations(catalog, tid, tech.mitigation_ids, governance, at, priority, risk)
         detection = detection_task_for(gap.visibility, gap.detection)
         if detection is not None:
+            area = (WorkArea.DATA_SOURCE_ONBOARDING if detection == DetectionTask.ONBOARD_DATA_SOURCE
+                    else WorkArea.DETECTION_ENGINEERING)
             components = [_component_name(catalog, d) for d in tech.data_component_ids]
             proposals.append(_Proposal(
                 ActionKind.DETECTION_ENGINEERING, _detection_title(detection, tid, tech.name, components), tid, None,
-                detection, components, owners.detection, priority, risk.id if risk else None,
+                detection, components, governance.owner(area, at), priority, risk.id if risk else None,
             ))
         report.kept += 1
     for finding in findings:
@@ -129,9 +119,9 @@ def plan_actions(
             continue
         tid, tech = found
         priority = priority_for_score(risk.score if risk else 25)
-        proposals += _remediations(catalog, tid, tech.mitigation_ids, owners.remediation, priority, risk)
+        proposals += _remediations(catalog, tid, tech.mitigation_ids, governance, where(tech), priority, risk)
         report.kept += 1
-    actions = [_upsert_action(session, op.id, p, today) for p in proposals]
+    actions = [_upsert_action(session, op.id, p, today, governance.sla_days) for p in proposals]
     session.flush()
     _store_stix(session, op, actions, catalog)
     return actions, report
@@ -147,14 +137,15 @@ def _technique(catalog: Catalog, technique_id: str, report: BatchReport, where: 
 
 
 def _remediations(
-    catalog: Catalog, tid: str, mitigation_ids: Sequence[str], owner: str, priority: Priority, risk: Risk | None
+    catalog: Catalog, tid: str, mitigation_ids: Sequence[str], governance: Governance, at: Sequence[Place],
+    priority: Priority, risk: Risk | None,
 ) -> list[_Proposal]:
     out = []
     for mid in mitigation_ids:
         name = catalog.mitigation(mid).name
         out.append(_Proposal(
-            ActionKind.REMEDIATION, f"{mid} {name} against {tid}", tid, mid, None, [], owner, priority,
-            risk.id if risk else None,
+            ActionKind.REMEDIATION, f"{mid} {name} against {tid}", tid, mid, None, [],
+            governance.owner(WorkArea.REMEDIATION, at, mid), priority, risk.id if risk else None,
         ))
     return out
 
@@ -174,7 +165,9 @@ def _detection_title(task_: DetectionTask, tid: str, name: str, components: list
     return f"{verb} a Sigma rule detecting {tid} {name}"
 
 
-def _upsert_action(session: Session, dco_id: str, p: _Proposal, today: date) -> Action:
+def _upsert_action(
+    session: Session, dco_id: str, p: _Proposal, today: date, sla: Mapping[Priority, int]
+) -> Action:
     action_id = followup_id("act", dco_id, p.kind.value, p.technique_id, p.mitigation_id or p.detection_task or "")
     action = session.get(Action, action_id)
     if action is not None:
@@ -182,7 +175,7 @@ def _upsert_action(session: Session, dco_id: str, p: _Proposal, today: date) -> 
     action = Action(
         id=action_id, dco_id=dco_id, risk_id=p.risk_id, kind=p.kind, title=p.title, technique_id=p.technique_id,
         mitigation_id=p.mitigation_id, detection_task=p.detection_task, data_components=p.data_components,
-        owner=p.owner, priority=p.priority, sla_days=SLA_DAYS[p.priority], due_date=due_date_for(p.priority, today),
+        owner=p.owner, priority=p.priority, sla_days=sla[p.priority], due_date=due_date_for(p.priority, today, sla),
     )
     session.add(action)
     return action
@@ -238,6 +231,47 @@ def update_action_status(
     return action
 
 
+def reassign_action(
+    session: Session,
+    action_id: str,
+    actor: str,
+    reason: str,
+    *,
+    owner: str | None = None,
+    due: date | None = None,
+    expected_version: int | None = None,
+    governance: Governance | None = None,
+    via: str | None = None,
+    now: datetime | None = None,
+) -> Action:
+    """Give an action another owner (an organisation of the governance) and/or due date, with an audit
+    record of who, why, from what to what, and ``via`` (the meeting item that decided it, if any)."""
+    if owner is None and due is None:
+        raise ValidationError("say the new owner or the new due date", field="owner", object=action_id)
+    if not reason.strip():
+        raise ValidationError("say why the action is reassigned", field="reason", object=action_id)
+    action = get_action(session, action_id)
+    action = locked(session, action, action.version if expected_version is None else expected_version,
+                    f"action {action.id}", action_now)
+    if action.status == ActionStatus.VERIFIED:
+        raise StateError("a verified action is closed; it cannot be reassigned", object=action.id)
+    before = {"owner": action.owner, "due": action.due_date.isoformat()}
+    if owner is not None:
+        action.owner = (governance or load_governance()).organisation(owner, action.id)
+    if due is not None:
+        action.due_date = due
+    action.updated_at = max(as_utc(now or utcnow()), as_utc(action.updated_at) + timedelta(milliseconds=1))
+    action.version += 1
+    session.add(action)
+    session.flush()
+    record_event(session, action.dco_id, actor, "action-reassigned", {
+        "action": action.id, "from": before, "to": {"owner": action.owner, "due": action.due_date.isoformat()},
+        "reason": reason.strip(), "via": via,
+    })
+    _store_stix(session, get_operation(session, action.dco_id), [action], None)
+    return action
+
+
 def list_actions(
     session: Session, *, dco_id: str | None = None, overdue_only: bool = False, today: date | None = None
 ) -> list[Action]:
@@ -258,18 +292,3 @@ def action_row(a: Action, today: date | None = None) -> dict[str, Any]:
         "status": a.status.value, "overdue": is_overdue(a.status, a.due_date, today),
         "verified_by": a.verified_by, "version": a.version, "updated": as_utc(a.updated_at).isoformat(),
     }
-
-
-# -- Prefect wrappers ------------------------------------------------------------------------------------
-
-
-def plan_actions_batch(
-    dco_id: str, gaps: list[GapInput], findings: list[FindingInput], catalog: Catalog
-) -> dict[str, Any]:
-    with session_scope() as session:
-        actions, report = plan_actions(session, dco_id, gaps, findings, catalog)
-        return {"actions": [action_row(a) for a in actions], "report": report.summary()}
-
-
-plan_actions_task = task(name="plan-actions", cache_policy=NO_CACHE,
-                         retry_condition_fn=retry_when_retryable, retries=2)(plan_actions_batch)

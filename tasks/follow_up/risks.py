@@ -10,7 +10,10 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session, col, select
 
+from dcoflow.connectors.content.governance_file import load_governance
 from dcoflow.core.db import session_scope
+from dcoflow.core.errors import ValidationError
+from dcoflow.models.attack import Catalog
 from dcoflow.models.followup import (
     DecisionPolicy,
     FindingInput,
@@ -21,6 +24,8 @@ from dcoflow.models.followup import (
     RiskDraft,
     RiskStatus,
     ScopeImpact,
+    Targets,
+    TechniqueContext,
     Treatment,
     as_utc,
     expired_acceptances,
@@ -29,23 +34,28 @@ from dcoflow.models.followup import (
     risk_from_gap,
     validate_decision,
 )
+from dcoflow.models.governance import Governance, WorkArea, places
 from dcoflow.models.operation import Operation, utcnow
 from dcoflow.models.repository import get_operation, get_or_raise, locked, record_event
 from dcoflow.tasks.follow_up.retests import RetestSubmitter, schedule_retest
 from dcoflow.tasks.retry import retry_when_retryable
 
 
-def scope_impact(op: Operation, criticality: int = 3) -> ScopeImpact:
-    """Impact inputs from the DCO's scope: the coordinator's criticality and how many enclaves it spans."""
-    return ScopeImpact(criticality=criticality, enclaves=len(op.dco.scope.enclaves))
+def technique_context(catalog: Catalog | None, technique_id: str) -> TechniqueContext:
+    """The technique's platforms and tactics from the catalog (empty without one, or for an unknown id)."""
+    if catalog is None:
+        return TechniqueContext()
+    res = catalog.resolve(technique_id, warn=False)
+    tech = catalog.get_technique(res.attack_id) if res.attack_id else None
+    if tech is None:
+        return TechniqueContext()
+    return TechniqueContext(tuple(tech.platforms), tuple(tech.tactics))
 
 
-def risk_owner(op: Operation) -> str:
-    """The organisation that owns the DCO's risks: its lead participant, else the DCO itself."""
-    for p in op.dco.participants:
-        if p.role.value == "lead":
-            return p.organisation
-    return op.id
+def risk_owner(op: Operation, governance: Governance) -> str:
+    """The organisation the RACI makes responsible for risks in the DCO's scope (most critical place first)."""
+    scope = op.dco.scope
+    return governance.owner(WorkArea.RISK, places(ScopeImpact.of(scope).reached(), scope.enclaves))
 
 
 def derive_risks(
@@ -54,17 +64,26 @@ def derive_risks(
     gaps: Sequence[GapInput],
     findings: Sequence[FindingInput],
     *,
-    criticality: int = 3,
+    catalog: Catalog | None = None,
+    governance: Governance | None = None,
+    targets: Targets | None = None,
     today: date | None = None,
-    policy: DecisionPolicy | None = None,
 ) -> list[Risk]:
-    """Store one risk per gap and per finding; a re-run updates scores in place (new version), never duplicates."""
-    policy = policy or DecisionPolicy()
+    """Store one risk per gap and per finding; a re-run updates scores in place (new version), never duplicates.
+
+    Impact comes from the scope's asset groups the technique reaches (platforms and tactics from ``catalog``);
+    the owner, the deciding body and the decide-by date from ``governance`` (the configured file when None);
+    likelihood measures the shortfall against ``targets`` (the assessment's; the usual 3/2 when None)."""
+    governance = governance or load_governance()
+    policy = governance.policy
     op = get_operation(session, dco_id)
     today = today or utcnow().date()
-    scope, owner = scope_impact(op, criticality), risk_owner(op)
-    drafts: list[RiskDraft] = [risk_from_gap(op.id, g, scope, owner, today) for g in gaps]
-    drafts += [risk_from_finding(op.id, f, scope, owner, today) for f in findings]
+    scope, owner = ScopeImpact.of(op.dco.scope), risk_owner(op, governance)
+    drafts: list[RiskDraft] = [
+        risk_from_gap(op.id, g, scope, owner, today, policy, targets=targets,
+                      technique=technique_context(catalog, g.technique_id)) for g in gaps]
+    drafts += [risk_from_finding(op.id, f, scope, owner, today, policy,
+                                 technique=technique_context(catalog, f.technique_id)) for f in findings]
     risks = []
     for draft in drafts:
         risks.append(_upsert_risk(session, draft, policy))
@@ -82,6 +101,7 @@ def _upsert_risk(session: Session, draft: RiskDraft, policy: DecisionPolicy) -> 
         )
         session.add(risk)
         return risk
+    # A re-run rescores; the owner stays as reassigned (``reassign_risk``), the statement follows the evidence.
     if risk.status != RiskStatus.CLOSED and (risk.likelihood, risk.impact, risk.statement) != (
         draft.likelihood, draft.impact, draft.statement
     ):
@@ -91,6 +111,40 @@ def _upsert_risk(session: Session, draft: RiskDraft, policy: DecisionPolicy) -> 
         risk.updated_at = utcnow()
         risk.version += 1
         session.add(risk)
+    return risk
+
+
+def reassign_risk(
+    session: Session,
+    risk_id: str,
+    actor: str,
+    reason: str,
+    *,
+    owner: str | None = None,
+    review_date: date | None = None,
+    governance: Governance | None = None,
+    via: str | None = None,
+    now: datetime | None = None,
+) -> Risk:
+    """Give a risk another owner (an organisation of the governance) and/or decide-by date, audited."""
+    if owner is None and review_date is None:
+        raise ValidationError("say the new owner or the new review date", field="owner", object=risk_id)
+    if not reason.strip():
+        raise ValidationError("say why the risk is reassigned", field="reason", object=risk_id)
+    risk = get_risk(session, risk_id)
+    before = {"owner": risk.owner, "review_date": risk.review_date.isoformat()}
+    if owner is not None:
+        risk.owner = (governance or load_governance()).organisation(owner, risk.id)
+    if review_date is not None:
+        risk.review_date = review_date
+    risk.updated_at = now or utcnow()
+    risk.version += 1
+    session.add(risk)
+    session.flush()
+    record_event(session, risk.dco_id, actor, "risk-reassigned", {
+        "risk": risk.id, "from": before, "to": {"owner": risk.owner, "review_date": risk.review_date.isoformat()},
+        "reason": reason.strip(), "via": via,
+    })
     return risk
 
 
@@ -133,7 +187,7 @@ def record_decision(
     The risk is locked and must still be at ``expected_version`` (default: as just read): of decisions given
     at once exactly one is applied; the others get a ConflictError showing the decision now in force.
     """
-    policy = policy or DecisionPolicy()
+    policy = policy or load_governance().policy
     now = now or utcnow()
     risk = get_risk(session, risk_id)
     risk = locked(session, risk, risk.version if expected_version is None else expected_version,
@@ -163,7 +217,7 @@ def risks_needing_decision(
     session: Session, now: datetime | None = None, *, dco_id: str | None = None, policy: DecisionPolicy | None = None
 ) -> list[tuple[Risk, str]]:
     """Risks with no decision in force that need one, with the body that must decide, worst first."""
-    policy = policy or DecisionPolicy()
+    policy = policy or load_governance().policy
     now = now or utcnow()
     risks = list_risks(session, dco_id=dco_id)
     by_risk: dict[str, list[RiskDecision]] = {}
@@ -229,19 +283,10 @@ def risk_row(risk: Risk, body: str | None = None) -> dict[str, Any]:
 # -- Prefect wrappers ------------------------------------------------------------------------------------
 
 
-def derive_risks_batch(
-    dco_id: str, gaps: list[GapInput], findings: list[FindingInput], criticality: int = 3
-) -> list[dict[str, Any]]:
-    with session_scope() as session:
-        return [risk_row(r) for r in derive_risks(session, dco_id, gaps, findings, criticality=criticality)]
-
-
 def expire_acceptances_batch(deployment: str | None = None) -> list[str]:
     with session_scope() as session:
         return [r.id for r in handle_expired_acceptances(session, deployment=deployment)]
 
 
-derive_risks_task = task(name="derive-risks", cache_policy=NO_CACHE,
-                         retry_condition_fn=retry_when_retryable, retries=2)(derive_risks_batch)
 expire_acceptances_task = task(name="expire-acceptances", cache_policy=NO_CACHE,
                                retry_condition_fn=retry_when_retryable, retries=2)(expire_acceptances_batch)

@@ -25,6 +25,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session
 
+from dcoflow.connectors.content.governance_file import load_governance
 from dcoflow.core.errors import NotFoundError
 from dcoflow.models.assessment import reaches
 from dcoflow.models.assessment_rows import TechniqueScore
@@ -381,7 +382,7 @@ def gather_facts(
 ) -> BriefingFacts:
     """Read one DCO's facts from the store (by id or name)."""
     now = as_utc(now or datetime.now(UTC))
-    policy = policy or DecisionPolicy()
+    policy = policy or load_governance().policy
     op = get_operation(session, dco)
     spec = op.dco
     names: dict[str, str] = {}

@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from dcoflow.connectors.content.governance_file import load_governance
 from dcoflow.core.db import insert_if_absent
 from dcoflow.core.errors import ConflictError, ValidationError
 from dcoflow.models.attack import Catalog
@@ -98,7 +99,7 @@ def create_meeting(
 ) -> Meeting:
     """The meeting of ``body`` at ``scheduled_at`` about one DCO (or, with ``dco`` None, all open DCOs),
     with its agenda built from the register. Calling it again adds what is new and keeps what was said."""
-    policy = policy or DecisionPolicy()
+    policy = policy or load_governance().policy
     now = as_utc(now or utcnow())
     when = as_utc(scheduled_at)
     ops = _operations(session, dco)

@@ -15,7 +15,8 @@ SPEC = {
     "name": "Follow-up exercise",
     "objective": "Close the gaps found in the purple team",
     "type": "purple-team",
-    "scope": {"enclaves": ["blue", "lab"], "platforms": ["windows"]},
+    "scope": {"enclaves": ["blue", "lab"], "platforms": ["windows"],
+              "asset_groups": [{"name": "domain-controllers", "criticality": "high"}, "workstations"]},
     "threat_profile": {"techniques": ["T1059.001", "T1003.001"]},
     "participants": [
         {"organisation": "OCIO", "role": "lead"},

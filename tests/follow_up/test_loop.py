@@ -24,11 +24,14 @@ from dcoflow.models.followup import (
     Risk,
     RiskStatus,
     ScopeImpact,
+    Targets,
     Treatment,
+    coverage_deficit,
     is_overdue,
     likelihood_from_gap,
     retest_verdict,
 )
+from dcoflow.models.operation import Scope
 from dcoflow.models.stix.store import latest_objects
 from dcoflow.tasks.follow_up.actions import list_actions, plan_actions, update_action_status
 from dcoflow.tasks.follow_up.retests import list_retests, run_due_retests, schedule_retest
@@ -51,12 +54,24 @@ GAPS = [
 
 
 def test_scoring_rules() -> None:
+    # Rules changed with governance as configuration (issue 9): likelihood is √(relevance × coverage deficit)
+    # on 1–5, impact the criticality of the asset group a technique reaches (was: 3 + 1 per extra enclave).
     assert likelihood_from_gap(1.0, -1, 0) == 5  # relevant and blind
-    assert likelihood_from_gap(0.0, 4, 4) == 1
+    assert likelihood_from_gap(0.0, -1, 0) == 1  # blind, but no adversary of the profile uses it
+    assert likelihood_from_gap(1.0, 3, 2) == 1  # relevant, and meets the detection and visibility targets
     assert likelihood_from_gap(0.3, 2, 3) == 2
-    assert ScopeImpact(criticality=3, enclaves=2).impact() == 4
-    assert ScopeImpact(criticality=2).impact() == 2
-    assert ScopeImpact(criticality=2).impact(severity="critical") == 5  # type: ignore[arg-type]
+    assert likelihood_from_gap(0.5, 0, 3) == 3
+    assert likelihood_from_gap(1.0, 2, 2, Targets(detection=2, visibility=2)) == 1  # a DCO's own targets
+    assert coverage_deficit(-1, 0) == 1.0 and coverage_deficit(3, 2) == 0.0
+    scope = ScopeImpact.of(Scope.model_validate({"platforms": ["windows", "linux"], "asset_groups": [
+        {"name": "domain-controllers", "criticality": "critical", "platforms": ["windows"]},
+        {"name": "web-servers", "criticality": "low", "platforms": ["linux"]}, "workstations"]}))
+    assert scope.impact(["Windows"]) == (5, "domain-controllers (critical)")
+    assert scope.impact(["Linux"])[0] == 3  # workstations (medium, any platform) outrank the low web servers
+    assert scope.impact(["Windows"], ["discovery"])[0] == 4  # information only
+    assert scope.impact(["Windows"], ["discovery", "credential-access"])[0] == 5
+    assert ScopeImpact().impact() == (3, "scope without asset groups (medium)")
+    assert ScopeImpact().impact(severity="critical")[0] == 5  # type: ignore[arg-type]
 
 
 def test_overdue_rule() -> None:
@@ -153,7 +168,9 @@ def test_actions_retest_closes_or_reopens(dco: str, catalog: Catalog) -> None:
         assert tech is not None
         remediation = [a for a in actions if a.technique_id == "T1003.001" and a.kind == ActionKind.REMEDIATION]
         assert sorted(a.mitigation_id for a in remediation) == sorted(tech.mitigation_ids)
-        assert {a.owner for a in remediation} == {"NCIA"}
+        # The default governance: NCIA remediates, except user training (M1017), which the CIO office owns.
+        assert {(a.mitigation_id, a.owner) for a in remediation} == {
+            (m, "OCIO" if m == "M1017" else "NCIA") for m in tech.mitigation_ids}
         assert {(a.priority, a.sla_days, a.due_date) for a in remediation} == {
             (Priority.CRITICAL, 7, TODAY + timedelta(days=7))}
         detection = {a.technique_id: a for a in actions if a.kind == ActionKind.DETECTION_ENGINEERING}

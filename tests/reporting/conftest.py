@@ -78,11 +78,15 @@ def built(settings: Settings, shared_dir: Path, catalog: Catalog) -> Built:
         record_outcome(s, dco_id, get_step(s, dco_id, "T1059.001").id,
                        {"tool": "Sysmon+SIEM", "outcome": "logged", "operator": "bob"}, catalog=catalog)
         result = assess_dco(s, dco_id, catalog, now=AFTER)
-        gaps = [GapInput.model_validate(g) for g in gaps_for_follow_up(result, catalog, limit=6)]
+        ranked = [g for g in gaps_for_follow_up(result, catalog, limit=len(result.gaps))
+                  if catalog.get_technique(g["technique_id"]) is not None]
+        # The three worst gaps and three of the mildest: risks for both CRMG and BCISOA (the worst all reach
+        # the critical domain controllers blind, so they all score 25).
+        gaps = [GapInput.model_validate(g) for g in ranked[:3] + ranked[-3:]]
         transition(s, get_operation(s, dco_id), DcoState.ASSESSING, "coordinator", "test")
         transition(s, get_operation(s, dco_id), DcoState.FOLLOW_UP, "coordinator", "test")
         findings = findings_from_store(s, dco_id)
-        derive_risks(s, dco_id, gaps, findings, today=ACTIONS_PLANNED)
+        derive_risks(s, dco_id, gaps, findings, catalog=catalog, today=ACTIONS_PLANNED)
         plan_actions(s, dco_id, gaps, findings, catalog, today=ACTIONS_PLANNED)
         open_incidents(s, dco_id, findings, now=AFTER - timedelta(days=1))
     return Built(dco_id, hits, hits - exercise, exercise, events, gaps)

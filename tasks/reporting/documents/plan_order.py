@@ -280,7 +280,8 @@ def plan_document(order: PlanOrder) -> Document:
         "no participants named"
     doc.add(Para(friends + ".", lead="b. Friendly forces."))
     scope = spec.scope
-    doc.add(Para(f"enclaves {_list(scope.enclaves)}; asset groups {_list([f"{g.name} ({g.criticality.value})" for g in scope.asset_groups])}; platforms "
+    groups = [f"{g.name} ({g.criticality.value})" for g in scope.asset_groups]
+    doc.add(Para(f"enclaves {_list(scope.enclaves)}; asset groups {_list(groups)}; platforms "
                  f"{_list([p.value for p in scope.platforms])}; named hosts {_list(scope.hosts)}.",
                  lead="c. Environment in scope:"))
 

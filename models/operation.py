@@ -16,7 +16,7 @@ from sqlmodel import Field as SqlField
 from sqlmodel import SQLModel
 from text_unidecode import unidecode  # type: ignore[import-untyped]
 
-from dcoflow.models.attack.catalog import Via
+from dcoflow.models.attack.catalog import TECHNIQUE_ID, Via
 from dcoflow.models.stix.markings import Tlp
 
 # Re-exported: many callers take the time helpers from here.
@@ -127,6 +127,19 @@ class Targets(BaseModel):
     visibility: int | None = Field(None, ge=1, le=4, description="Visibility target 0–4 (DeTT&CT), e.g. 2 medium.")
 
 
+def technique_ids(value: Any) -> Any:
+    """Technique ids as written (T1059, t1059.001 → T1059.001); anything else is refused by name."""
+    if not isinstance(value, list):
+        return value
+    out = []
+    for item in value:
+        tid = item.strip().upper() if isinstance(item, str) else item
+        if not isinstance(tid, str) or not TECHNIQUE_ID.match(tid):
+            raise ValueError(f"{item!r} is not an ATT&CK technique id (T1234 or T1234.001)")
+        out.append(tid)
+    return out
+
+
 class ThreatProfile(BaseModel):
     model_config = _Strict
     groups: list[str] = Field(default_factory=list, description="ATT&CK groups: id (G0016), name or alias.")
@@ -138,6 +151,8 @@ class ThreatProfile(BaseModel):
         default_factory=lambda: [Via.DIRECT, Via.CAMPAIGNS],
         description="Which group attributions count: direct, campaigns, software.",
     )
+
+    _techniques = field_validator("techniques", mode="before")(technique_ids)
 
     @model_validator(mode="after")
     def _not_empty(self) -> ThreatProfile:
@@ -186,6 +201,7 @@ class RulesOfEngagement(BaseModel):
         description="Executors emulation may use (manual, caldera, sh, bash, powershell, command_prompt).",
     )
     forbidden_techniques: list[str] = Field(default_factory=list)
+    _forbidden = field_validator("forbidden_techniques", mode="before")(technique_ids)
     destructive_allowed: bool = False
     requires_elevation_allowed: bool = False
     max_step_seconds: int = Field(300, gt=0)

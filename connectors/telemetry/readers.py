@@ -250,7 +250,37 @@ def _evtx_flatten(doc: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
+EVTX_HEADER_BYTES = 4096
+EVTX_CHUNK_BYTES = 65536
+
+
+def evtx_truncation(path: Path) -> str | None:
+    """Why an EVTX file is cut short, or None: the parser silently stops at the end of what is there.
+
+    The file header (4 KiB) declares its chunk count (offset 0x2A); each chunk is 64 KiB.
+    """
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            header = fh.read(0x2C)
+    except OSError:
+        return None
+    if len(header) < 0x2C or not header.startswith(b"ElfFile\x00"):
+        return None  # not an EVTX header: the parser reports that itself
+    chunks = int.from_bytes(header[0x2A:0x2C], "little")
+    expected = EVTX_HEADER_BYTES + chunks * EVTX_CHUNK_BYTES
+    partial = size > EVTX_HEADER_BYTES and (size - EVTX_HEADER_BYTES) % EVTX_CHUNK_BYTES
+    if size < expected or partial:
+        present = max(0, size - EVTX_HEADER_BYTES) // EVTX_CHUNK_BYTES
+        return (f"truncated EVTX file: {size} bytes, its header declares {chunks} chunks ({expected} bytes); "
+                f"records after chunk {present} are missing")
+    return None
+
+
 def _iter_evtx(path: Path, report: BatchReport) -> Iterator[dict[str, Any]]:
+    truncated = evtx_truncation(path)
+    if truncated is not None:
+        report.skip(str(path), truncated)
     try:
         parser = evtx.PyEvtxParser(str(path))
         records: Iterable[Any] = parser.records_json()
@@ -277,7 +307,7 @@ def _iter_evtx(path: Path, report: BatchReport) -> Iterator[dict[str, Any]]:
             continue
         report.kept += 1
         yield _evtx_flatten(doc)
-    if report.read == 0 and not report.bad:
+    if report.read == 0 and (not report.bad or truncated is not None):
         report.skip(str(path), "no records in EVTX file")
 
 

@@ -81,6 +81,10 @@ OPERATION_FILES: list[tuple[str, bytes, str]] = [
      "duplicate key 'groups'"),
     ("nul.yaml", json.dumps({**GOOD, "name": "nul\x00 hunt"}).encode(), "NUL"),
     ("nul-key.json", json.dumps({**GOOD, "scope": {"hosts\x00": []}}).encode(), "NUL"),
+    ("empty-tid.json", json.dumps({**GOOD, "threat_profile": {"techniques": [""]}}).encode(), "technique id"),
+    ("x-tid.json", json.dumps({**GOOD, "threat_profile": {"techniques": ["X1234"]}}).encode(), "'X1234'"),
+    ("forbidden.json", json.dumps({**GOOD, "rules_of_engagement": {"forbidden_techniques": ["not-an-id"]}}).encode(),
+     "'not-an-id'"),
 ]
 
 

@@ -650,7 +650,7 @@ def rank_gaps(
     targets = targets or Targets()
     gaps = []
     for tid, a in assessments.items():
-        vis, det = a.visibility.value, a.detection.value
+        vis, det = a.visibility.value + 0.0, a.detection.value + 0.0  # + 0.0: no "-0" in the reason
         if not below_target(vis, det, targets):
             continue
         deficit = round(score_deficit(vis, det, targets), 4)

@@ -66,13 +66,13 @@ def gaps(
     limit: Annotated[int, typer.Option(help="How many gaps to show.", min=1)] = 20,
     as_json: JsonOpt = False,
 ) -> None:
-    """The newest assessment's gaps, worst first (priority = threat relevance × score deficit)."""
+    """The newest assessment's gaps, worst first (priority = threat relevance × shortfall below the DCO's targets)."""
     rows = [r for r in _rows(dco) if r["priority"] > 0][:limit]
     if as_json:
         print_json(rows)
         return
-    table(f"Gaps of {dco}", ["priority", "technique", "name", "visibility", "detection", "used by"],
-          [(f"{r['priority']:.2f}", r["technique_id"], r["name"], r["visibility"], r["detection"], r["relevance"])
+    table(f"Gaps of {dco}", ["priority", "technique", "name", "visibility", "detection", "why"],
+          [(f"{r['priority']:.2f}", r["technique_id"], r["name"], r["visibility"], r["detection"], r["gap_reason"])
            for r in rows])
 
 

@@ -25,9 +25,10 @@ from dcoflow.models.assessment_rows import TechniqueScore
 from dcoflow.models.attack import Catalog
 from dcoflow.tasks.assess.scoring import TrendPoint
 
-#: The record every ``dco assess scores/gaps --json`` row has (kept as it was before the frames).
+#: The record every ``dco assess scores/gaps --json`` row has (as before the frames, plus the gap's reason and
+#: the hunt coverage).
 COLUMNS = ["technique_id", "name", "tactics", "visibility", "detection", "priority", "relevance", "evidence",
-           "assessed_at", "deciding_evidence"]
+           "assessed_at", "deciding_evidence", "gap_reason", "hunt_coverage"]
 #: The coverage table's columns (CSV and XLSX): the record plus the gap rank and its reason, the hit counts
 #: and the hunt coverage beside the scores ("hunted with N rules over …, nothing found").
 TABLE_COLUMNS = ["technique_id", "name", "tactics", "visibility", "detection", "priority", "relevance", "gap_rank",

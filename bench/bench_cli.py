@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT = ROOT.parent / "shared" / "attack" / "enterprise-attack-18.1.json.gz"
+SHARED = Path(os.environ.get("DCO_TEST_SHARED", ROOT.parent / "shared"))  # as the tests find ../shared
+DEFAULT = SHARED / "attack" / "enterprise-attack-18.1.json.gz"
 TECHNIQUE = "T1059.001"
 
 # What `dco attack technique` shows: name, tactics, platforms, parent, mitigations, detection, groups.

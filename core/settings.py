@@ -84,6 +84,8 @@ class Settings(BaseSettings):
                                     "(0: one query per rule over the whole window).")
     siem_rate_limit_budget_s: float = Field(900.0, ge=0, description="How long a SIEM hunt waits out 429/quota "
                                             "answers in total before it fails.")
+    zombie_after_s: float = Field(600.0, ge=60, description="A flow run with no heartbeat for this long is marked "
+                                  "Crashed (its worker was lost); keep it above PREFECT_FLOWS_HEARTBEAT_FREQUENCY.")
     splunk_url: str | None = None
     splunk_token: SecretStr | None = None
     splunk_index: str = "main"

@@ -238,6 +238,19 @@ def fail_hunt_run(session: Session, dco_id: str, hunt_key: str, error: str, *, a
     return run
 
 
+def _with_shard(previous: Mapping[str, Any] | None, shard: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """``entry`` (one shard's figures for a rule) folded into the rule's figures from the other shards."""
+    shards = {**(previous or {}).get("shards", {}),
+              shard: {"hits": entry["hits"], "exercise_hits": entry["exercise_hits"], "hosts": entry["hosts"],
+                      "exact": entry.get("exact", True)}}
+    hosts: Counter[str] = Counter()
+    for part in shards.values():
+        hosts.update(part["hosts"])
+    return {**entry, "shards": shards, "hits": sum(int(p["hits"]) for p in shards.values()),
+            "exercise_hits": sum(int(p["exercise_hits"]) for p in shards.values()), "hosts": dict(hosts),
+            "exact": all(p.get("exact", True) for p in shards.values())}
+
+
 def _merge_skipped(existing: list[dict[str, Any]], outcome: HuntOutcome) -> list[dict[str, Any]]:
     by_key = {(s["path"], s.get("rule_id")): s for s in existing}
     for s in outcome.skipped:
@@ -263,11 +276,15 @@ def record_hunt(
     end: datetime | None = None,
     complete: bool = True,
     actor: str = "dcoflow",
+    shard: str | None = None,
 ) -> HuntRun:
     """Record one hunt outcome (or one batch of it) for a DCO; see the module doc for idempotency.
 
     ``exercise_markers`` defaults to what the store knows (``exercise_markers_for``).
-    ``complete=False`` records a batch and leaves the run running.
+    ``complete=False`` records a batch and leaves the run running. ``shard`` names a slice of the
+    *data* (a fanned-out hunt: every shard runs the same rules over other files): its per-rule figures
+    are kept under that name and the rule's totals are their sum, so shards add up, and recording a
+    shard again (a retried worker) replaces its own figures instead of adding them twice.
     """
     op = get_operation(session, dco_id)
     require_conduct(op.id, op.state, op.dco.window, datetime.now(UTC), "hunt")
@@ -316,11 +333,17 @@ def record_hunt(
         stats[rule.rule_id] = {"rule_id": rule.rule_id, "title": rule.title, "technique_ids": rule.technique_ids,
                                "hits": match.count, "exact": match.exact, "exercise_hits": exercise_n,
                                "hosts": dict(hosts), "logsource": rule.logsource}
+    if shard is not None:
+        ran = {r.rule_id for r in outcome.rules_run}
+        stats = {rid: _with_shard(run.rule_stats.get(rid), shard, entry) if rid in ran else entry
+                 for rid, entry in stats.items()}
 
     run.rule_stats = stats
     run.hits = sum(int(s["hits"]) for s in stats.values())
     run.exercise_hits = sum(int(s["exercise_hits"]) for s in stats.values())
-    run.events_read = max(run.events_read, outcome.events_read)
+    # rule batches read the same events again (the most any batch read); data shards read other events (the sum)
+    run.events_read = (sum({**run.inputs, **{r.source: r.read for r in outcome.reports}}.values()) if shard
+                       else max(run.events_read, outcome.events_read))
     run.bad_records = max(run.bad_records, sum(r.skipped for r in outcome.reports))
     run.inputs = {**run.inputs, **{r.source: r.read for r in outcome.reports}} or {outcome.source: run.events_read}
     run.skipped = _merge_skipped(run.skipped, outcome)

@@ -1,0 +1,226 @@
+"""A hunt fanned out over real Prefect workers (separate processes) against one Prefect server and one
+PostgreSQL: every shard recorded once, the result equal to a single-process hunt, and a worker killed
+mid-shard does not change the result (its run is marked Crashed by the zombie automation, the shard
+runs again on another worker).
+
+Needs: the `prefect` CLI of this venv, PostgreSQL on loopback. Hosts are stood for by processes (this
+machine gives no network namespaces to unprivileged tests); all traffic is on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from dcoflow.core.db import dispose_engines, session_scope
+from dcoflow.core.settings import get_settings
+from dcoflow.models.hunt_run import HuntRun
+from dcoflow.models.hunting import HuntSelection
+from dcoflow.models.operation import DcoSpec, DcoState
+from dcoflow.models.repository import create_operation, transition
+
+ROOT = Path(__file__).resolve().parents[2]
+PG_ADMIN = os.environ.get("DCO_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+BIN = Path(sys.executable).parent
+DATA = "security-datasets/data/atomic/windows"
+RULES = "sigma/rules/windows/process_creation"
+POOL = "dco-fanout-test"
+WORKERS = 3
+COPIES = 3  # the corpus three times over (links), so shards last long enough to lose a worker mid-shard
+
+pytestmark = [pytest.mark.postgres, pytest.mark.prefect, pytest.mark.slow]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture()
+def corpus(shared_dir: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "telemetry"
+    files = sorted((shared_dir / DATA).rglob("*.zip"))
+    for copy in range(COPIES):
+        for f in files:
+            link = out / f"copy{copy}" / f.parent.parent.name / f.name
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(f)
+    return out
+
+
+@pytest.fixture()
+def cluster(tmp_path: Path, shared_dir: Path, monkeypatch: pytest.MonkeyPatch,
+            request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    """A Prefect server, a process work pool with the hunt-shard deployment, 3 workers, a PostgreSQL database."""
+    db_url = request.getfixturevalue("pg_url")
+    port = _free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_API_URL": api,
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30",
+           "PREFECT_WORKER_QUERY_SECONDS": "2", "PREFECT_WORKER_PREFETCH_SECONDS": "2",
+           "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false", "DCO_ZOMBIE_AFTER_S": "60",
+           # the server on PostgreSQL too: SQLite locks under three workers' heartbeats
+           "PREFECT_API_DATABASE_CONNECTION_URL": db_url.replace("+psycopg", "+asyncpg") + "_prefect",
+           "DCO_DATABASE_URL": db_url, "DCO_CONTENT_DIR": str(shared_dir), "DCO_PROJECT_DIR": str(ROOT),
+           "DCO_CACHE_DIR": str(tmp_path / "cache"), "DCO_DATA_DIR": str(tmp_path / "data")}
+    procs: list[subprocess.Popen[bytes]] = []
+    logs = tmp_path / "logs"
+    logs.mkdir()
+
+    def start(name: str, *args: str) -> subprocess.Popen[bytes]:
+        log = (logs / f"{name}.log").open("wb")
+        proc = subprocess.Popen([str(BIN / "prefect"), *args], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                cwd=ROOT, start_new_session=True)  # its own process group: one kill takes its runs
+        procs.append(proc)
+        return proc
+
+    try:
+        start("server", "server", "start", "--host", "127.0.0.1", "--port", str(port))
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{api}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("the Prefect server did not start: " + (logs / "server.log").read_text()[-2000:])
+            time.sleep(0.5)
+        for args in (["work-pool", "create", POOL, "--type", "process"],
+                     ["--no-prompt", "deploy", "--name", "hunt-shard", "--pool", POOL]):
+            done = subprocess.run([str(BIN / "prefect"), *args], env=env, cwd=ROOT, capture_output=True, timeout=180,
+                                  check=False)
+            assert done.returncode == 0, done.stdout.decode()[-2000:] + done.stderr.decode()[-2000:]
+        workers = [start(f"worker{i}", "worker", "start", "--pool", POOL, "--limit", "1", "--name", f"host{i}")
+                   for i in range(WORKERS)]
+        for key, value in env.items():
+            if key.startswith(("PREFECT_", "DCO_")):
+                monkeypatch.setenv(key, value)
+        get_settings.cache_clear()
+        dispose_engines()
+        yield {"api": api, "workers": workers, "env": env, "logs": logs}
+    finally:
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        get_settings.cache_clear()
+        dispose_engines()
+
+
+@pytest.fixture()
+def pg_url() -> Iterator[str]:
+    """Two throwaway databases on the real PostgreSQL: dcoflow's, and the Prefect server's (``<name>_prefect``)."""
+    import uuid
+
+    from sqlalchemy import create_engine, pool, text
+
+    name = f"dco_fanout_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT", poolclass=pool.NullPool)
+    try:
+        with admin.connect() as c:
+            c.execute(text(f'CREATE DATABASE "{name}"'))
+            c.execute(text(f'CREATE DATABASE "{name}_prefect"'))
+    except Exception as exc:
+        pytest.skip(f"PostgreSQL at {PG_ADMIN} unreachable: {exc}")
+    try:
+        yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        dispose_engines()
+        with admin.connect() as c:
+            for db in (name, f"{name}_prefect"):
+                c.execute(text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+
+
+def _shard_runs(api: str) -> list[dict[str, Any]]:
+    body = {"flows": {"name": {"any_": ["hunt-shard"]}}, "limit": 200}
+    return list(httpx.post(f"{api}/flow_runs/filter", json=body, timeout=10).json())
+
+
+def _kill_a_worker_mid_shard(api: str, workers: list[subprocess.Popen[bytes]], out: dict[str, Any]) -> None:
+    """Wait for a shard run to be Running, then SIGKILL its worker's whole process group (a host lost)."""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        for run in _shard_runs(api):
+            if run["state_type"] == "RUNNING" and run.get("infrastructure_pid"):
+                pid = int(str(run["infrastructure_pid"]).rsplit(":", 1)[-1])
+                chain = _ancestors(pid)
+                for w in workers:
+                    if w.pid in chain:
+                        os.killpg(os.getpgid(pid), signal.SIGKILL)  # the flow run, wherever its group is
+                        os.killpg(w.pid, signal.SIGKILL)  # and the worker that ran it
+                        out.update(worker=w.pid, flow_run=run["id"], shard=run["name"])
+                        return
+        time.sleep(0.2)
+
+
+def _ancestors(pid: int) -> list[int]:
+    chain = []
+    while pid > 1:
+        chain.append(pid)
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            break
+        pid = int(stat.rsplit(")", 1)[1].split()[1])  # the field after the state is the parent pid
+    return chain
+
+
+def _single_process(rules: Path, corpus: Path) -> tuple[int, dict[str, int]]:
+    from dcoflow.tasks.conduct.local_hunt import run_local_hunt
+
+    outcome = run_local_hunt(rules, corpus, HuntSelection(), workers=1)
+    return outcome.events_read, {m.rule.rule_id: m.count for m in outcome.matches}
+
+
+def test_fanout_over_three_workers_survives_a_lost_worker(cluster: dict[str, Any], corpus: Path,
+                                                          shared_dir: Path) -> None:
+    from dcoflow.flows.hunt_fanout import FanoutParameters, hunt_fanout
+
+    with session_scope() as s:
+        op = create_operation(s, DcoSpec.model_validate({
+            "name": "Fanout Op", "objective": "hunt everywhere", "type": "threat-hunt",
+            "threat_profile": {"techniques": ["T1003.001"]}}), "tester")
+        for state in (DcoState.PLANNED, DcoState.APPROVED):  # hunts recorded against a DCO need its approval
+            transition(s, op, state, "tester", "approved for the fan-out test")
+        dco = op.id
+    rules = shared_dir / RULES
+    params = FanoutParameters(dco=dco, data=[str(corpus)], rules_path=[str(rules)], techniques=["T1003", "T1059"],
+                              shards=6, poll_s=1.0, actor="tester")
+    killed: dict[str, Any] = {}
+    killer = threading.Thread(target=_kill_a_worker_mid_shard, args=(cluster["api"], cluster["workers"], killed))
+    killer.start()
+    result = hunt_fanout(params)
+    killer.join(timeout=5)
+
+    assert killed, "no shard was seen running"
+    assert result["retried"], f"the lost worker's shard was not started again: {result}"
+    runs = _shard_runs(cluster["api"])
+    completed = [r["name"].rsplit("-try", 1)[0] for r in runs if r["state_type"] == "COMPLETED"]
+    assert sorted(completed) == sorted(set(completed)) and len(completed) == result["shards"] == 6
+    assert any(r["id"] == killed["flow_run"] and r["state_type"] == "CRASHED" for r in runs)
+
+    from dcoflow.connectors.content.sigma_rules import load_rule_index
+
+    events, hits = _single_process(rules, corpus)
+    wanted = {r.rule_id for r in load_rule_index(rules).select(HuntSelection(techniques=["T1003", "T1059"]))}
+    hits = {k: v for k, v in hits.items() if k in wanted}
+    with session_scope() as s:
+        run = s.get(HuntRun, result["run_id"])
+        assert run is not None and run.status == "completed"
+        assert run.events_read == events and result["events_read"] == events
+        assert {k: int(v["hits"]) for k, v in run.rule_stats.items() if int(v["hits"])} == hits
+        assert all(len(v.get("shards", {})) == 6 for v in run.rule_stats.values())

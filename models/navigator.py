@@ -305,6 +305,12 @@ def import_layer(
         if not isinstance(raw, Mapping) or not isinstance(raw.get("techniqueID"), str):
             raise ContentError(f"technique entry {n} has no techniqueID", object=source, system="navigator")
         old = raw["techniqueID"]
+        metadata = raw.get("metadata", [])
+        if not isinstance(metadata, list) or not all(
+                isinstance(m, Mapping) and (isinstance(m.get("name"), str) or m.get("divider") is True)
+                for m in metadata):
+            raise ContentError(f"technique entry {n} ({old}): metadata must be a list of {{name, value}} objects",
+                               object=source, system="navigator")
         res = catalog.resolve(old, warn=False)
         entry = dict(raw)
         if res.attack_id is None:
@@ -316,7 +322,7 @@ def import_layer(
                 result.moved.append((old, res.attack_id, res.note))
                 seen_moved.add(old)
             entry["techniqueID"] = res.attack_id
-            entry["metadata"] = [*entry.get("metadata", []), {"name": "moved from", "value": old}]
+            entry["metadata"] = [*metadata, {"name": "moved from", "value": old}]
         elif res.status == "deprecated" and old not in {v[0] for v in result.deprecated}:
             result.deprecated.append((old, res.note))
         key = (entry["techniqueID"], entry.get("tactic"))

@@ -78,3 +78,41 @@ def sweep(
           ["indicator", "status", "matches", "hosts", "reason / pattern"], rows[:200])
     console.print(" ".join(f"{k}: {v}" for k, v in sorted(result.counts().items()))
                   + (f" — {result.sightings} sightings in {result.dco_id}" if result.dco_id else ""))
+
+
+@app.command("contain")
+@handle_errors
+def contain(
+    dco: Annotated[str, typer.Argument(help="DCO id or name.")],
+    title: Annotated[str, typer.Argument(help="The containment action, e.g. 'isolate WKST-01'.")],
+    owner: Annotated[str, typer.Option("--owner", help="Who carries it out.")],
+    status: Annotated[str, typer.Option("--status", help="open, in-progress, done or cancelled.")] = "open",
+) -> None:
+    """Record a containment action (or change its status) for the DCO's incident."""
+    from dcoflow.core.db import session_scope
+    from dcoflow.tasks.reporting.ir_brief import add_containment
+
+    with session_scope() as s:
+        coa = add_containment(s, dco, title, owner=owner, status=status)
+    console.print(f"{coa['name']}: {coa['x_dco_status']} ({coa['x_dco_owner']})")
+
+
+@app.command("status")
+@handle_errors
+def status(
+    dco: Annotated[str, typer.Argument(help="DCO id or name.")],
+    out: Annotated[Path | None, typer.Option("--out", help="Folder for the IR-support brief (Markdown).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The IR activity: hosts swept and when, indicators found where, first/last seen, dwell time, containment."""
+    from dcoflow.core.db import session_scope
+    from dcoflow.core.settings import get_settings
+    from dcoflow.tasks.reporting.ir_brief import write_ir_brief
+
+    with session_scope() as s:
+        activity, path = write_ir_brief(s, dco, out or get_settings().output_dir)
+    if as_json:
+        print_json({**activity.as_dict(), "brief": str(path)})
+        return
+    console.print(activity.status_line())
+    console.print(f"brief: {path}")

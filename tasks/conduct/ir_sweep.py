@@ -13,6 +13,7 @@ where_sighted = the data set), linked to the DCO's incident by ``x_dco_incident_
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -69,6 +70,8 @@ class SweepResult:
     reports: list[BatchReport] = field(default_factory=list)
     dco_id: str | None = None
     sightings: int = 0
+    hosts_seen: dict[str, int] = field(default_factory=dict)  # host → events read from it (the hosts swept)
+    swept_at: str = ""
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -79,6 +82,7 @@ class SweepResult:
     def as_dict(self) -> dict[str, Any]:
         return {"source": self.source, "dco": self.dco_id, "events_read": self.events_read, "files": self.files,
                 "duration_s": round(self.duration_s, 3), "counts": self.counts(), "sightings": self.sightings,
+                "swept_at": self.swept_at, "hosts_seen": self.hosts_seen,
                 "bad_records": sum(len(r.bad) for r in self.reports),
                 "indicators": [r.as_dict() for r in self.indicators]}
 
@@ -136,16 +140,23 @@ def sweep(indicators: Sequence[dict[str, Any]], data: Path | Sequence[Path], *, 
             res.status, res.reason = ("refused" if refused else "invalid"), exc.message
     paths = [Path(data)] if isinstance(data, str | Path) else [Path(p) for p in data]
     files = list(iter_data_files(paths))
-    out = SweepResult(source=source or ", ".join(str(p) for p in paths), indicators=results, files=len(files))
+    out = SweepResult(source=source or ", ".join(str(p) for p in paths), indicators=results, files=len(files),
+                      swept_at=stix_time(now))
+    hosts: Counter[str] = Counter()
+    engine = PatternSweep([p for _, p in stix_patterns], sample=sample)
+    limit = get_settings().max_archive_member_bytes
+    for path in files:  # one pass, also when only Sigma indicators came: it says which hosts were swept
+        report = BatchReport(source=str(path))
+        out.reports.append(report)
+        for raw in iter_file_records(path, report, max_member_bytes=limit):
+            view = match_view(raw)
+            host = view.get("computer") or view.get("hostname")
+            hosts[str(host).lower() if host else "(unknown)"] += 1
+            if stix_patterns:
+                engine.feed(view, lambda raw=raw: normalise_event(raw))  # type: ignore[misc]
+    out.events_read = sum(hosts.values())
+    out.hosts_seen = dict(hosts)
     if stix_patterns:
-        engine = PatternSweep([p for _, p in stix_patterns], sample=sample)
-        limit = get_settings().max_archive_member_bytes
-        for path in files:
-            report = BatchReport(source=str(path))
-            out.reports.append(report)
-            for raw in iter_file_records(path, report, max_member_bytes=limit):
-                engine.feed(match_view(raw), lambda raw=raw: normalise_event(raw))  # type: ignore[misc]
-        out.events_read = engine.events
         for (res, _), hits in zip(stix_patterns, engine.results(), strict=True):
             if hits.matched:
                 res.status, res.matches, res.hosts, res.samples = "found", hits.count, hits.hosts, hits.samples
@@ -207,6 +218,15 @@ def record_sweep(session: Session, dco: str, result: SweepResult, indicators: Se
             sighting["x_dco_incident_ref"] = incident.ref
         objects += [by_id[res.id], sighting]
         sightings += 1
+    # the sweep itself: when, over what, which hosts, what it found (the IR activity reads these)
+    found_refs = [o["id"] for o in objects if o["type"] in ("sighting", "indicator")]
+    objects.append({
+        "type": "grouping", "spec_version": "2.1", "id": stix_id("grouping", op.id, "sweep", result.source),
+        "created": ctx.now, "modified": ctx.now, "name": f"Indicator sweep of {result.source}"[:250],
+        "context": "suspicious-activity", "object_refs": found_refs or [source_identity["id"]],
+        "x_dco_sweep": {"source": result.source, "hosts": result.hosts_seen, "events": result.events_read,
+                        "counts": result.counts(), "indicators": len(result.indicators)},
+        "x_dco_swept_at": result.swept_at, **ctx.properties()})
     from dcoflow.tasks.conduct.hunt_record import settle_versions
 
     put_objects(session, settle_versions(session, op.id, objects), op.id)

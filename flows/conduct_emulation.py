@@ -29,14 +29,17 @@ from dcoflow.models.attack.catalog import Catalog
 from dcoflow.models.emulation import Outcome, OutcomeInput, Severity
 from dcoflow.models.plan import EmulationStep, StepStatus
 from dcoflow.models.repository import get_operation
+from dcoflow.tasks.conduct.deconfliction import require_acknowledged, wait_for_acknowledgement
 from dcoflow.tasks.conduct.emulation import (
     CONNECTORS,
+    acknowledged_in_session,
     check_conduct,
     deconflict_step_task,
     execute_step_task,
     latest_execution,
     load_steps,
     normalise_connector,
+    notify_window_task,
     preview_emulation,
     ready,
     record_outcome_task,
@@ -96,6 +99,9 @@ def conduct_emulation(
         description="Deconfliction webhook; DCO_WEBHOOK_URL when empty.")] = None,
     attack_source: Annotated[str | None, Field(
         description="ATT&CK bundle, URL or TAXII; the configured one when empty.")] = None,
+    ack_timeout_s: Annotated[int, Field(
+        description="When the rules of engagement require it, how long to wait for the monitoring side to "
+                    "acknowledge the deconfliction notice, in seconds (0: check once).")] = 0,
 ) -> dict[str, Any]:
     """Run the plan's steps of DCO ``dco``.
 
@@ -145,6 +151,12 @@ def conduct_emulation(
             check_conduct(op, "emulation")  # before any notice goes out or anything runs
             dco_id = op.id
             steps = load_steps(session, dco_id)
+        # the window notice (hosts, window, marker) goes out before any live step, and is waited on
+        # for a bounded time when the rules of engagement ask for an acknowledgement
+        notify_window_task(dco_id, hook_url, hook_secret, operator)
+        if not wait_for_acknowledgement(lambda: acknowledged_in_session(dco_id), ack_timeout_s):
+            with session_scope() as session:
+                require_acknowledged(session, get_operation(session, dco_id))
         results: list[dict[str, Any]] = []
         statuses = {s.id: s.status for s in steps}
         for step in steps:

@@ -206,6 +206,8 @@ class RulesOfEngagement(BaseModel):
     requires_elevation_allowed: bool = False
     max_step_seconds: int = Field(300, gt=0)
     deconfliction_contacts: list[str] = Field(default_factory=list, description="Who is told before a step.")
+    deconfliction_ack_required: bool = Field(
+        False, description="Live steps wait until the monitoring side acknowledges the deconfliction notice.")
     notes: str | None = None
 
 

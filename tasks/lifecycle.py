@@ -17,6 +17,7 @@ from dcoflow.models.lifecycle import allowed
 from dcoflow.models.operation import DcoSpec, DcoState
 from dcoflow.models.repository import create_operation, get_operation, operation_id_for, transition
 from dcoflow.tasks import events
+from dcoflow.tasks.conduct.deconfliction import overlapping_live_windows
 
 
 def emit_dco_event(dco_id: str, name: str, payload: dict[str, Any] | None = None) -> None:
@@ -46,10 +47,17 @@ def change_state(dco: str, target: DcoState, actor: str, reason: str | None = No
         if previous == target and not allowed(previous, target):  # no self-loop in the state machine
             return {"dco": op.id, "from": previous.value, "to": target.value, "changed": False,
                     "version": op.version}
-        transition(session, op, target, actor, reason, expected_version=expected_version)
+        # overlapping live windows on shared hosts are flagged at approval, in the audit log and the answer
+        warnings = overlapping_live_windows(session, op) if target == DcoState.APPROVED else []
+        transition(session, op, target, actor, reason, expected_version=expected_version,
+                   details={"warnings": warnings} if warnings else None)
         dco_id = op.id
     emit_dco_event(dco_id, f"phase.{target.value}", {"from": previous.value, "actor": actor, "reason": reason})
-    return {"dco": dco_id, "from": previous.value, "to": target.value, "changed": True, "version": op.version}
+    out: dict[str, Any] = {"dco": dco_id, "from": previous.value, "to": target.value, "changed": True,
+                           "version": op.version}
+    if warnings:
+        out["warnings"] = warnings
+    return out
 
 
 def operation_id(spec: DcoSpec) -> str:

@@ -19,6 +19,8 @@ AREAS = {
     "hunt": LazyArea("dcoflow.flows.cli.hunt", "Hunt with Sigma rules over telemetry; triage hits; list hunt runs."),
     "emulate": LazyArea("dcoflow.flows.cli.emulate",
                         "Adversary emulation: steps, runs, outcomes, VECTR/Caldera exchange."),
+    "deconflict": LazyArea("dcoflow.flows.cli.deconflict", "Deconfliction inbox: live windows announced to the "
+                           "monitoring side, and their acknowledgement."),
     "assess": LazyArea("dcoflow.flows.cli.assess",
                        "Assess detection and visibility per technique; gaps, layers, trend, DeTT&CT import."),
     "followup": LazyArea("dcoflow.flows.cli.followup",

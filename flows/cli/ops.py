@@ -146,6 +146,8 @@ def approve(
         console.print(f"{out['dco']} is already {out['to']} (version {out['version']}); nothing recorded")
     else:
         console.print(f"{out['dco']}: {out['from']} → {out['to']} by {by}")
+    for warning in [] if as_json else out.get("warnings", []):
+        console.print(f"[yellow]warning:[/] {warning}")
 
 
 @app.command("move")

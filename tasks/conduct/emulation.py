@@ -66,6 +66,7 @@ from dcoflow.models.stix.common import DcoContext
 from dcoflow.models.stix.emulation_objects import outcome_objects, sighting_id
 from dcoflow.models.stix.ids import row_id
 from dcoflow.models.stix.store import put_objects
+from dcoflow.tasks.conduct.deconfliction import notify_window, require_acknowledged
 from dcoflow.tasks.plan.planning import resolve_plan_path
 from dcoflow.tasks.retry import retry_when_retryable
 
@@ -430,6 +431,7 @@ def execute_step(
         return StepExecution(step.id, chosen, step.status, None, "dry run: nothing was executed or recorded",
                              preview)
     check_conduct(op, f"step {step.order} ({step.technique_id})")
+    require_acknowledged(session, op)
     if chosen == "manual":
         _set_status(session, step, StepStatus.RUNNING)
         return StepExecution(step.id, chosen, step.status, None, "performed by the operator; awaiting outcomes")
@@ -1075,6 +1077,30 @@ def _deconflict_in_session(dco_id: str, step: EmulationStep, webhook_url: str | 
                 hook.close()
 
 
+def _notify_window_in_session(dco_id: str, webhook_url: str | None = None, webhook_secret: str | None = None,
+                              actor: str = "dcoflow") -> list[dict[str, Any]]:
+    with session_scope() as session:
+        op = get_operation(session, dco_id)
+        hook = WebhookClient(webhook_url, secret=webhook_secret) if webhook_url else None
+        try:
+            return [{"contact": r.notified, "status": r.status, "channel": r.channel}
+                    for r in notify_window(session, op, webhook=hook, actor=actor)]
+        finally:
+            if hook is not None:
+                hook.close()
+
+
+def acknowledged_in_session(dco_id: str) -> bool:
+    """Whether the DCO may start live steps as far as deconfliction goes (own session; polled by the flow)."""
+    with session_scope() as session:
+        op = get_operation(session, dco_id)
+        try:
+            require_acknowledged(session, op)
+        except DcoError:
+            return False
+        return True
+
+
 def _execute_in_session(dco_id: str, step: EmulationStep, connector: str | None, dry_run: bool,
                         atomics: AtomicsIndex | None = None, executor: LocalExecutor | None = None,
                         caldera: CalderaClient | None = None, catalog: Catalog | None = None,
@@ -1105,6 +1131,8 @@ def _record_in_session(dco_id: str, step: EmulationStep, outcomes: Iterable[Mapp
 deconflict_step_task = task(name="deconflict-step", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE,
                             retry_condition_fn=retry_when_retryable,
                             task_run_name="deconflict-{step.order}-{step.technique_id}")(_deconflict_in_session)
+notify_window_task = task(name="deconflict-window", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE,
+                          retry_condition_fn=retry_when_retryable)(_notify_window_in_session)
 execute_step_task = task(name="execute-step", cache_policy=NO_CACHE,
                          task_run_name="step-{step.order}-{step.technique_id}")(_execute_in_session)
 record_outcome_task = task(name="record-outcome", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE,

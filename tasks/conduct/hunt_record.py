@@ -46,6 +46,7 @@ from dcoflow.models.stix.store import (
     stix_now,
     stix_time,
 )
+from dcoflow.tasks.conduct.deconfliction import DeconflictedWindow, deconflicted_windows
 from dcoflow.tasks.retry import retry_when_retryable
 
 # -- exercise separation ---------------------------------------------------------------------------
@@ -61,7 +62,7 @@ class ExerciseWindow:
     step_id: str | None = None
 
 
-ExerciseMarker = str | ExerciseWindow
+ExerciseMarker = str | ExerciseWindow | DeconflictedWindow
 
 
 def _strings(value: Any) -> Iterable[str]:
@@ -79,11 +80,38 @@ def _short_host(name: str) -> str:
     return name.lower().split(".", 1)[0]
 
 
+def exercise_of(event: Mapping[str, Any], markers: Sequence[ExerciseMarker]) -> str | None:
+    """The other DCO whose acknowledged live window holds the event: on one of its hosts, inside its
+    window, carrying its marker. None when no deconflicted window matches."""
+    windows = [m for m in markers if isinstance(m, DeconflictedWindow)]
+    if not windows:
+        return None
+    texts = [t.lower() for t in _strings(event)]
+    view = ho.EventView.of(event)
+    moment = ho.event_time(view)
+    host = ho.event_host(view)
+    for w in windows:
+        if not any(w.marker.lower() in t for t in texts):
+            continue
+        if w.hosts and (host is None or _short_host(host) not in {_short_host(h) for h in w.hosts}):
+            continue
+        if (w.start is not None or w.end is not None) and moment is None:
+            continue
+        if moment is not None and ((w.start is not None and moment < as_utc(w.start))
+                                   or (w.end is not None and moment > as_utc(w.end))):
+            continue
+        return w.dco_id
+    return None
+
+
 def is_exercise(event: Mapping[str, Any], markers: Sequence[ExerciseMarker]) -> bool:
-    """Whether an event is the DCO's own emulation: it carries a marker string (case-insensitive,
-    anywhere in its values) or falls inside a step window (on the step's host when it names one)."""
+    """Whether an event is exercise activity: it carries the DCO's own marker string (case-insensitive,
+    anywhere in its values), falls inside one of its step windows (on the step's host when it names
+    one), or lies in another DCO's acknowledged live window (``exercise_of``)."""
     if not markers:
         return False
+    if exercise_of(event, markers) is not None:
+        return True
     tags = [m.lower() for m in markers if isinstance(m, str) and m]
     if tags and any(tag in text.lower() for text in _strings(event) for tag in tags):
         return True
@@ -104,8 +132,9 @@ def is_exercise(event: Mapping[str, Any], markers: Sequence[ExerciseMarker]) -> 
 
 
 def exercise_markers_for(session: Session, dco_id: str) -> list[ExerciseMarker]:
-    """The DCO's marker plus a window per recorded emulation outcome (sightings with ``x_dco_step_id``)."""
-    markers: list[ExerciseMarker] = [dco_marker(dco_id)]
+    """The DCO's marker, a window per recorded emulation outcome (sightings with ``x_dco_step_id``), and
+    the acknowledged live windows of other DCOs (their exercise activity is not a real hit either)."""
+    markers: list[ExerciseMarker] = [dco_marker(dco_id), *deconflicted_windows(session, except_dco=dco_id)]
     for obj in latest_objects(session, dco_id, ["sighting"]):
         if not obj.get("x_dco_step_id") or not obj.get("first_seen"):
             continue
@@ -312,7 +341,7 @@ def record_hunt(
                                "hits": 0, "exercise_hits": 0, "hosts": {}, "logsource": rule.logsource}
     # An event sampled by several rules is one object: its SCOs, observed-data and exercise test
     # are made once (the local engine shares the event dict between the rules it matched).
-    per_event: dict[int, tuple[dict[str, Any] | None, bool]] = {}
+    per_event: dict[int, tuple[dict[str, Any] | None, bool, str | None]] = {}
     for match in outcome.matches:
         rule = match.rule
         hosts: Counter[str] = Counter()
@@ -322,11 +351,13 @@ def record_hunt(
             if known is None:
                 scos = ho.observables(event, ctx)
                 od = ho.observed_data(event, scos, ctx) if scos else None
-                known = per_event[id(event)] = (od, is_exercise(event, markers))
+                known = per_event[id(event)] = (od, is_exercise(event, markers), exercise_of(event, markers))
                 objects += [*scos, *([od] if od else [])]
-            od, exercise = known
+            od, exercise, other = known
             exercise_n += exercise
             sig = ho.sighting(rule, event, od["id"] if od else None, ctx, hunt_run_id=run.id, exercise=exercise)
+            if other is not None:  # another DCO's deconflicted exercise: say which
+                sig["x_dco_exercise_of"] = other
             hosts[sig["x_dco_host"] or "(unknown)"] += 1
             objects.append(sig)
             grouped += [sig["id"], *([od["id"]] if od else [])]

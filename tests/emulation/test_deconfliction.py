@@ -55,7 +55,7 @@ def test_notice_goes_to_webhook_and_inbox_and_steps_wait_for_the_ack(emulation_d
         seen.append(json.loads(request.content))
         return httpx.Response(202, json={"id": f"n-{len(seen)}"})
 
-    hook = WebhookClient("https://soc.example.org/hook", transport=httpx.MockTransport(receiver))
+    hook = WebhookClient("https://soc.example.org/hook", secret="k", transport=httpx.MockTransport(receiver))
     with session_scope() as s:
         rows = notify_window(s, get_operation(s, emulation_dco), webhook=hook)
         assert [(r.notified, r.status) for r in rows] == [("soc-duty@example.org", "sent")]
@@ -97,7 +97,7 @@ def test_a_receiver_can_acknowledge_in_its_answer(emulation_dco: str) -> None:
     def receiver(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json={"acknowledged": True, "by": "SIEM on-call"})
 
-    hook = WebhookClient("https://soc.example.org/hook", transport=httpx.MockTransport(receiver))
+    hook = WebhookClient("https://soc.example.org/hook", secret="k", transport=httpx.MockTransport(receiver))
     with session_scope() as s:
         [row] = notify_window(s, get_operation(s, emulation_dco), webhook=hook)
         assert row.status == "acknowledged" and "SIEM on-call" in (row.receipt or "")

@@ -111,39 +111,48 @@ def _is_redirect(tok: str) -> bool:
 
 def path_uses(script: str) -> list[PathUse]:
     """Paths an sh/bash script deletes or writes: redirections, rm/unlink/rmdir, tee/touch/mkdir/…,
-    the target of cp/mv/ln, dd's ``of=``."""
+    the target of cp/mv/ln, dd's ``of=``. Relative paths after a ``cd`` are taken from where it went."""
     uses: list[PathUse] = []
+    cwd = ""  # "": the working folder (the sandbox); else where a cd went (absolute, ~ or a variable)
+
+    def at(path: str) -> str:
+        return path if not cwd or path.startswith(("/", "~", "$")) else posixpath.join(cwd, path)
+
     for tokens in _lines(script):
-        plain: list[str] = []  # the line without its redirections (operator, target, fd number)
-        skip = False
-        for i, tok in enumerate(tokens):
-            if skip:
-                skip = False
-                continue
-            if _is_redirect(tok):
-                if plain and plain[-1].isdigit():
-                    plain.pop()
-                nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
-                fd_dup = tok.endswith("&") and (nxt.isdigit() or nxt == "-")
-                if ">" in tok and nxt and not nxt.startswith("&") and not fd_dup:
-                    uses.append(PathUse(nxt, "write" if ">>" in tok else "overwrite"))
-                skip = bool(nxt) and not nxt.startswith("&")
-                continue
-            plain.append(tok)
-        for cmd in _commands(plain):
-            words = [w for w in cmd if "=" not in w or w.startswith("-")] or cmd
+        for cmd in _commands(tokens):
+            plain: list[str] = []  # the command without its redirections (operator, target, fd number)
+            skip = False
+            for i, tok in enumerate(cmd):
+                if skip:
+                    skip = False
+                    continue
+                if _is_redirect(tok):
+                    if plain and plain[-1].isdigit():
+                        plain.pop()
+                    nxt = cmd[i + 1] if i + 1 < len(cmd) else ""
+                    fd_dup = tok.endswith("&") and (nxt.isdigit() or nxt == "-")
+                    if ">" in tok and nxt and not nxt.startswith("&") and not fd_dup:
+                        uses.append(PathUse(at(nxt), "write" if ">>" in tok else "overwrite"))
+                    skip = bool(nxt) and not nxt.startswith("&")
+                    continue
+                plain.append(tok)
+            words = [w for w in plain if "=" not in w or w.startswith("-")] or plain
             name = posixpath.basename(words[0]) if words else ""
             args = [w for w in words[1:] if not w.startswith("-")]
-            if name in _DELETES:
-                uses += [PathUse(a, "delete") for a in args]
+            if name in ("cd", "pushd"):
+                target = args[0] if args else "~"
+                cwd = "$OLDPWD" if target == "-" else target if target.startswith(("/", "~", "$")) \
+                    else posixpath.join(cwd, target) if cwd else target
+            elif name in _DELETES:
+                uses += [PathUse(at(a), "delete") for a in args]
             elif name in _WRITES_ALL:
-                uses += [PathUse(a, "write") for a in args]
+                uses += [PathUse(at(a), "write") for a in args]
             elif name in _WRITES_LAST and len(args) >= 2:
-                uses.append(PathUse(args[-1], "write"))
+                uses.append(PathUse(at(args[-1]), "write"))
             elif name == "dd":
-                uses += [PathUse(w[3:], "overwrite") for w in cmd if w.startswith("of=")]
-            elif name == "sed" and any(w == "-i" or w.startswith("-i") for w in cmd) and args:
-                uses.append(PathUse(args[-1], "overwrite"))
+                uses += [PathUse(at(w[3:]), "overwrite") for w in plain if w.startswith("of=")]
+            elif name == "sed" and any(w == "-i" or w.startswith("-i") for w in plain) and args:
+                uses.append(PathUse(at(args[-1]), "overwrite"))
     return uses
 
 

@@ -25,22 +25,25 @@ def steps(dco: str, as_json: Annotated[bool, typer.Option("--json")] = False) ->
     """The DCO's emulation steps in order, with status and current outcomes per tool."""
     from dcoflow.core.db import session_scope
     from dcoflow.models.repository import get_operation
-    from dcoflow.tasks.conduct.emulation import current_outcomes, load_steps
+    from dcoflow.tasks.conduct.emulation import current_outcomes, last_refusals, load_steps
 
     with session_scope() as session:
         op = get_operation(session, dco)
         outcomes: dict[str, list[str]] = {}
         for row in current_outcomes(session, op.id):
             outcomes.setdefault(row.step_id, []).append(f"{row.tool}={row.outcome.value}")
+        refused = last_refusals(session, op.id)
         rows: list[dict[str, Any]] = [{"id": s.id, "order": s.order, "tactic": s.tactic, "technique": s.technique_id,
                  "procedure": s.procedure_name, "source": s.source.value, "executor": s.executor,
                  "connector": s.connector, "status": s.status.value, "depends_on": s.depends_on,
-                 "outcomes": outcomes.get(s.id, [])} for s in load_steps(session, op.id)]
+                 "outcomes": outcomes.get(s.id, []), "refused": refused.get(s.id) if s.status.value == "failed"
+                 else None} for s in load_steps(session, op.id)]
     if as_json:
         print_json(rows)
         return
     table(f"emulation steps of {dco}", ["#", "technique", "procedure", "executor", "status", "outcomes", "id"],
-          [(r["order"], r["technique"], r["procedure"], r["executor"], r["status"], ", ".join(r["outcomes"]),
+          [(r["order"], r["technique"], r["procedure"], r["executor"],
+            r["status"] + (f" (refused: {r['refused']})" if r["refused"] else ""), ", ".join(r["outcomes"]),
             r["id"]) for r in rows])
 
 

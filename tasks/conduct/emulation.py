@@ -496,6 +496,14 @@ def _run_caldera(
     ))
 
 
+def last_refusals(session: Session, dco_id: str) -> dict[str, str]:
+    """Step id → the reason of its latest refusal by the rules of engagement (for listings)."""
+    stmt = (select(EmulationExecution)
+            .where(EmulationExecution.dco_id == dco_id, EmulationExecution.status == ExecutionStatus.REFUSED)
+            .order_by(col(EmulationExecution.id)))
+    return {row.step_id: str(row.details.get("error", {}).get("reason") or "refused") for row in session.exec(stmt)}
+
+
 def latest_execution(session: Session, dco_id: str, step_id: str) -> EmulationExecution | None:
     stmt = (select(EmulationExecution)
             .where(EmulationExecution.dco_id == dco_id, EmulationExecution.step_id == step_id,

@@ -5,6 +5,7 @@ writes outside the sandbox refused. Real atomics, real processes, a throw-away H
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from dcoflow.connectors.executor.local import LocalExecutor, alive
 from dcoflow.core.db import session_scope
@@ -71,6 +73,11 @@ def test_destructive_atomic_is_refused_and_the_file_stays(emulation_dco: str, sh
         refused = s.query(EmulationExecution).filter_by(step_id=step.id).one()
         assert refused.status == ExecutionStatus.REFUSED and "destructive" in refused.details["error"]["reason"]
         assert s.query(AuditEvent).filter_by(dco_id=emulation_dco, action="emulation-refused").count() == 1
+    from dcoflow.flows.cli.emulate import app
+
+    res = CliRunner().invoke(app, ["steps", emulation_dco, "--json"])
+    listed = next(r for r in json.loads(res.stdout) if r["order"] == 5)
+    assert listed["status"] == "failed" and "destructive" in listed["refused"]
 
 
 @pytest.mark.parametrize(
@@ -242,7 +249,9 @@ def test_detached_child_of_a_finished_step_is_killed(sandbox: Path) -> None:
 @pytest.mark.parametrize(
     "command",
     ["echo x > /etc/dco-escape.txt", "echo x >> /tmp/dco-escape.txt", "touch /var/tmp/dco-escape",
-     "cp /etc/hostname /tmp/dco-escape", "echo x | tee /tmp/dco-escape", "mkdir /tmp/dco-escape-dir"],
+     "cp /etc/hostname /tmp/dco-escape", "echo x | tee /tmp/dco-escape", "mkdir /tmp/dco-escape-dir",
+     "cd /tmp && echo x >> dco-escape.txt", "cd ..; touch dco-escape", "P=/tmp; echo x >> $P/dco-escape.txt",
+     'echo x >> "$(echo /tmp)/dco-escape.txt"'],
 )
 def test_write_outside_the_sandbox_is_refused(command: str) -> None:
     with pytest.raises(ExecutionError, match=r"outside its sandbox|destructive"):

@@ -22,7 +22,8 @@ from dcoflow.core.settings import Settings
 from dcoflow.models.attack import Catalog
 from dcoflow.models.emulation import EmulationOutcome, Outcome
 from dcoflow.models.hunting import HuntOutcome, HuntSelection
-from dcoflow.models.repository import create_operation
+from dcoflow.models.operation import DcoState
+from dcoflow.models.repository import create_operation, transition
 from dcoflow.models.stix.common import DcoContext
 from dcoflow.models.stix.emulation_objects import outcome_objects
 from dcoflow.models.stix.ids import deterministic_sco_id
@@ -52,7 +53,10 @@ def _errors(bundle: dict[str, Any]) -> list[str]:
 @pytest.fixture()
 def dco(settings: Settings, lsass_hunt: HuntOutcome, catalog: Catalog) -> str:
     with session_scope() as s:
-        dco_id = create_operation(s, load_operation_file(DEMO), "coordinator").id
+        op = create_operation(s, load_operation_file(DEMO), "coordinator")
+        for state in (DcoState.PLANNED, DcoState.APPROVED):  # recording a hunt needs the DCO approved
+            transition(s, op, state, "coordinator", "approved for the test")
+        dco_id = op.id
     with session_scope() as s:
         record_hunt(s, dco_id, lsass_hunt, hunt_key="lsass", catalog=catalog)
     with session_scope() as s:  # an emulation outcome whose telemetry names a process and a hashed file

@@ -29,6 +29,7 @@ from dcoflow.tasks.plan.planning import (
     plan_markdown,
     store_plan,
 )
+from dcoflow.tasks.reporting.documents.products import write_documents_task
 
 
 class Approval(RunInput):
@@ -85,6 +86,8 @@ def plan_dco(
         logger.warning(warning)
     out = Path(output_dir) if output_dir else get_settings().output_dir
     paths = export_plan_task(plan, out)
+    # The plan document the approvers read and sign (it says "not yet approved" until they do).
+    paths += [Path(p) for p in write_documents_task(dco_id, str(out), attack_source, kinds=("plan",)).values()]
     create_markdown_artifact(plan_markdown(plan), key=f"plan-{dco_id}"[:100].lower(), description="DCO plan")
     create_table_artifact(
         [{"technique": t.attack_id, "name": t.name, "tactic": t.tactics[0], "why": "; ".join(t.reasons[:2])}

@@ -49,12 +49,14 @@ class _Deck:
         from pptx.dml.color import RGBColor as _RGBColor
 
         RGBColor: Any = _RGBColor  # noqa: N806  (untyped constructor)
-        from pptx.enum.text import MSO_ANCHOR, PP_ALIGN
+        from pptx.enum.text import MSO_ANCHOR, MSO_AUTO_SIZE, PP_ALIGN
         from pptx.util import Inches, Pt
 
         shape = slide.shapes.add_textbox(Inches(x), Inches(y), Inches(w), Inches(h))
         frame = shape.text_frame
         frame.word_wrap = True
+        if not fill:  # long lists shrink to their box when PowerPoint or LibreOffice lays the slide out
+            frame.auto_size = MSO_AUTO_SIZE.TEXT_TO_FIT_SHAPE
         frame.vertical_anchor = MSO_ANCHOR.MIDDLE if fill else MSO_ANCHOR.TOP
         if fill:
             shape.fill.solid()

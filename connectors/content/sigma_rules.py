@@ -18,12 +18,14 @@ import re
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from dcoflow.core.errors import BatchReport, ContentError
+from dcoflow.models.attack.newer_ids import newer_ids_for
 from dcoflow.models.hunting import HuntSelection, RuleInfo
 from dcoflow.models.strict_yaml import load_yaml_all, yaml_problem
 
@@ -174,10 +176,17 @@ def _lower_set(values: Sequence[str]) -> set[str]:
     return {v.strip().lower() for v in values}
 
 
+@lru_cache(maxsize=64)
+def _newer_ids(techniques: tuple[str, ...]) -> frozenset[str]:
+    """The newer-release ids (v19's T1685 for T1562.001) of the selected techniques: SigmaHQ tags with them."""
+    return frozenset(n for t in techniques for n in newer_ids_for(t))
+
+
 def rule_selected(rule: RuleInfo, sel: HuntSelection) -> bool:
     if sel.rule_ids and rule.rule_id not in {i.strip() for i in sel.rule_ids}:
         return False
-    if sel.techniques and not any(technique_matches(w, t) for w in sel.techniques for t in rule.technique_ids):
+    if sel.techniques and not (any(technique_matches(w, t) for w in sel.techniques for t in rule.technique_ids)
+                               or _newer_ids(tuple(sel.techniques)).intersection(rule.technique_ids)):
         return False
     if sel.tags and not _lower_set(sel.tags) & {t.lower() for t in rule.tags}:
         return False

@@ -12,6 +12,7 @@ from dcoflow.connectors.content.atomics import load_atomics
 from dcoflow.connectors.content.ctid import load_ctid_plan
 from dcoflow.connectors.content.sigma_rules import load_rule_index
 from dcoflow.core.errors import ValidationError
+from dcoflow.models.hunting import HuntSelection
 from dcoflow.models.operation import DcoSpec
 from dcoflow.models.plan import ProcedureSource
 from dcoflow.models.planning import emulation_steps, hunt_hypotheses, select_techniques, summarise
@@ -76,6 +77,9 @@ def test_content_tagged_with_newer_ids_counts_for_the_technique(catalog: Any, ru
     assert steps["T1562.001"].source == ProcedureSource.ATOMIC
     assert atomics.get(steps["T1562.001"].procedure_ref).technique_id == "T1685"
     assert summarise(sel, list(steps.values()), list(hyps.values()))["without_hunt_content"] == []
+    # an ad-hoc hunt by technique (`dco hunt --technique T1562.001`) selects the same rules
+    chosen = {r.rule_id for r in rules.select(HuntSelection(techniques=["T1562.001"]))}
+    assert tagged <= chosen and not (clear - tagged) & chosen
 
 
 def test_emulation_steps_follow_kill_chain_and_scope(catalog: Any, atomics: Any) -> None:

@@ -24,7 +24,7 @@ from dcoflow.flows.forms import described
 from dcoflow.flows.secrets import load_secret
 from dcoflow.models.gates import require_conduct
 from dcoflow.models.hunt_run import derive_hunt_key
-from dcoflow.models.hunting import HuntOutcome, HuntSelection, RuleInfo
+from dcoflow.models.hunting import HuntOutcome, HuntSelection, RuleInfo, products_for
 from dcoflow.models.operation import DcoState
 from dcoflow.models.plan import HuntHypothesis
 from dcoflow.models.repository import get_operation, list_operations
@@ -106,17 +106,19 @@ class SweepParameters(HuntSource):
 
 
 def plan_selection(dco_id: str) -> HuntSelection:
-    """A DCO's hunt plan as a selection: its planned Sigma rule ids, else its hypotheses' techniques."""
+    """A DCO's hunt plan as a selection: its planned Sigma rule ids, else its hypotheses' techniques, scoped to
+    the Sigma products of its platforms (a Windows-only DCO does not run Linux rules)."""
     with session_scope() as s:
+        products = products_for(get_operation(s, dco_id).dco.scope.platforms)
         rows = list(s.exec(select(HuntHypothesis).where(HuntHypothesis.dco_id == dco_id)))
     rule_ids = list(dict.fromkeys(str(r["rule_id"]) for h in rows for r in h.sigma_rules if r.get("rule_id")))
     if rule_ids:
-        return HuntSelection(rule_ids=rule_ids)
+        return HuntSelection(rule_ids=rule_ids, products=products)
     techniques = list(dict.fromkeys(h.technique_id for h in rows))
     if not techniques:
         raise ValidationError("the DCO has no hunt plan and no techniques or rule ids were given", object=dco_id,
                               hint="plan the DCO first (`dco plan`) or pass techniques / rule ids")
-    return HuntSelection(techniques=techniques)
+    return HuntSelection(techniques=techniques, products=products)
 
 
 @task(name="select-rules", cache_policy=NO_CACHE)

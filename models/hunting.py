@@ -6,6 +6,7 @@ These plain types are the contract between the engines (``tasks/conduct/hunt_eng
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,3 +72,13 @@ class HuntSelection:
     statuses: list[str] = field(default_factory=list)  # stable, test, experimental
     levels: list[str] = field(default_factory=list)  # informational … critical
     rule_ids: list[str] = field(default_factory=list)
+
+
+# ATT&CK platform (DcoSpec scope) → the Sigma logsource product its telemetry carries. Platforms without one
+# of their own (network devices, cloud, identity providers) have no entry: their rules name the service.
+SIGMA_PRODUCTS = {"windows": "windows", "linux": "linux", "macos": "macos"}
+
+
+def products_for(platforms: Iterable[str]) -> list[str]:
+    """The Sigma products of a DCO's platforms, in order; empty when none maps (then rules are not filtered)."""
+    return list(dict.fromkeys(SIGMA_PRODUCTS[p] for p in (str(x).lower() for x in platforms) if p in SIGMA_PRODUCTS))

@@ -96,6 +96,21 @@ def _holds_evidence(session: Session, dco_id: str) -> bool:
                for model in (StixObjectRow, ImportedEvidence))
 
 
+def delete_operation(session: Session, op: Operation, actor: str, *, expected_version: int | None = None) -> None:
+    """Delete a DCO that is still a draft (nothing planned, approved or recorded for it yet). Its audit trail
+    stays, with who deleted it; anything past draft is closed with a reason instead, never deleted."""
+    op = locked(session, op, op.version if expected_version is None else expected_version, f"DCO {op.id}",
+                operation_now)
+    if op.state != DcoState.DRAFT:
+        raise StateError(f"only a draft DCO can be deleted; {op.id} is {op.state}", object=op.id,
+                         hint=f"close it with a reason instead: `dco ops move {op.id} closed --by NAME --reason …`")
+    if _holds_evidence(session, op.id):
+        raise StateError(f"{op.id} holds evidence; a DCO with evidence is closed with a reason, never deleted",
+                         object=op.id, hint=f"`dco ops move {op.id} closed --by NAME --reason …`")
+    _audit(session, op.id, actor, "delete", op.state, None, None, {"spec": op.spec, "version": op.version})
+    session.delete(op)
+
+
 def operation_id_for(session: Session, spec: DcoSpec) -> str:
     """The id of the DCO named ``spec.name`` (exactly), else the first free one of its slug, slug-2, …
 

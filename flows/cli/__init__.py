@@ -33,6 +33,9 @@ AREAS = {
     "doc": LazyArea("dcoflow.flows.cli.documents",
                     "Decision documents: the plan as an operation order, the executive deck, PDF briefs."),
     "db": LazyArea("dcoflow.flows.cli.db", "Database schema: show and apply migrations"),
+    "export": LazyArea("dcoflow.flows.cli.export", "Export a DCO's results: its STIX 2.1 bundle."),
+    "retest": LazyArea("dcoflow.flows.cli.retest",
+                       "Re-tests: evaluate due ones now against the evidence recorded since."),
     "ir": LazyArea("dcoflow.flows.cli.ir", "Incident-response support: DCOs from incidents, indicator sweeps."),
     "publish": LazyArea("dcoflow.flows.cli.publish",
                         "Publish a DCO's bundle; re-running sends only what the collection does not hold yet.",
@@ -58,9 +61,10 @@ def plan(
     file: Annotated[Path, typer.Argument(help="Operation file (YAML or JSON).")],
     attack_source: Annotated[str | None, typer.Option("--attack", help="ATT&CK bundle file, URL or TAXII.")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Export folder.")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Every step and hypothesis, not a summary.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="The whole result as one JSON document.")] = False,
 ) -> None:
-    """Plan a DCO from an operation file (runs the plan-dco flow) and show the plan."""
+    """Plan a DCO from an operation file (runs the plan-dco flow): a short summary, --verbose or --json for all."""
     from dcoflow.connectors.content.operation_file import load_operation_file
     from dcoflow.flows.cli import ops
     from dcoflow.flows.plan import plan_dco
@@ -71,7 +75,10 @@ def plan(
     if as_json:
         print_json(result)
         return
-    ops.show(result["dco"], as_json=False)
+    if verbose:
+        ops.show(result["dco"], as_json=False)
+    else:
+        ops.summary(result["dco"])
     console.print("exports: " + ", ".join(result["exports"]))
 
 

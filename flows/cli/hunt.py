@@ -51,13 +51,28 @@ def hunt_command(
     hunt_key: Annotated[str | None, typer.Option("--hunt-key", help="Name of this hunt for re-runs.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
 ) -> None:
-    """Run Sigma rules over local telemetry (Security-Datasets zips, JSON lines, EVTX)."""
+    """Run Sigma rules over local telemetry (Security-Datasets zips, JSON lines, EVTX).
+
+    With --dco and no --rules, the DCO's hunt plan: its planned Sigma rules, scoped to its platforms, from the
+    content folder; without --data, over DCO_TELEMETRY_DIR."""
     if ctx.invoked_subcommand is not None:
         return
-    if not rules or not data:
+    if not (rules or data or dco):
         console.print(ctx.get_help())
-        raise typer.Exit(0 if not (rules or data) else 2)
+        raise typer.Exit(0)
+    from dcoflow.core.errors import ValidationError
+    from dcoflow.core.settings import get_settings
     from dcoflow.models.hunting import HuntSelection
+
+    plan_rules = bool(dco) and not rules
+    if not rules and not dco:
+        raise ValidationError("name the Sigma rules to run (--rules), or a DCO whose hunt plan to run (--dco)",
+                              field="rules")
+    if not data:
+        data = get_settings().telemetry_paths()  # an error when DCO_TELEMETRY_DIR is unset, never the current folder
+    if plan_rules:
+        rules = [get_settings().content_path("sigma") / "rules"]
+    assert rules is not None and data is not None
     from dcoflow.tasks.conduct.hunt_record import summarize_outcome
     from dcoflow.tasks.conduct.local_hunt import run_local_hunt
 
@@ -72,6 +87,11 @@ def hunt_command(
             op = get_operation(s, dco)
             require_conduct(op.id, op.state, op.dco.window, datetime.now(UTC), "hunt")
     selection = HuntSelection(techniques=technique or [], rule_ids=rule_id or [])
+    if plan_rules and not (technique or rule_id):
+        from dcoflow.flows.hunt import plan_selection
+
+        assert dco is not None
+        selection = plan_selection(dco)
     if as_json:
         outcome = run_local_hunt(list(rules), list(data), selection, sample=sample, workers=workers)
     else:
@@ -130,6 +150,32 @@ def triage_command(
         print_json(out)
     else:
         console.print(f"{out['verdict']} recorded for {sighting_id} (version {out['version']}, {out['opinion']})")
+
+
+@app.command("hits")
+@handle_errors
+def hits_command(
+    dco: Annotated[str, typer.Argument(help="DCO id or name.")],
+    hunt_run: Annotated[str | None, typer.Option("--run", help="This hunt run (default: the DCO's latest).")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Hits waiting for triage: the real (non-exercise) hits of the DCO's latest hunt run nobody has judged yet."""
+    from dcoflow.core.db import session_scope
+    from dcoflow.tasks.conduct.triage import hit_rows, untriaged_hits
+
+    with session_scope() as s:
+        run, hits = untriaged_hits(s, dco, hunt_run)
+    rows = hit_rows(hits)
+    if as_json:
+        print_json({"dco": dco, "hunt_run": run.id if run else None, "hits": rows})
+        return
+    if run is None:
+        console.print(f"{dco} has not hunted yet: `dco hunt --dco {dco}`")
+        return
+    table(f"Hits of hunt run {run.id} waiting for triage", ["sighting", "rule", "techniques", "host", "seen"],
+          [(r["sighting"], r["rule"], r["techniques"], r["host"], r["seen"]) for r in rows])
+    console.print(f"{len(rows)} hits to triage: `dco hunt triage SIGHTING --verdict VERDICT` "
+                  "(true-positive, false-positive or benign)")
 
 
 @app.command("runs")

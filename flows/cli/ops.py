@@ -21,21 +21,43 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document."
 
 @app.command("create")
 @handle_errors
-def create(file: Path, actor: Annotated[str, typer.Option("--by")] = "cli", as_json: JsonOpt = False,
-           from_stix: Annotated[str | None, typer.Option(
-               "--from-stix", help="Seed the threat profile from a CTI report: STIX bundle file or "
-                                   "taxii+https://server/api-root/collections/<id>/.")] = None) -> None:
-    """Store a DCO from an operation file (YAML/JSON), in draft."""
+def create(
+    file: Path,
+    actor: Annotated[str, typer.Option("--by")] = "cli",
+    attack_source: Annotated[str | None, typer.Option("--attack", help="ATT&CK bundle file, URL or TAXII.")] = None,
+    as_json: JsonOpt = False,
+    from_stix: Annotated[str | None, typer.Option(
+        "--from-stix", help="Seed the threat profile from a CTI report: STIX bundle file or "
+                            "taxii+https://server/api-root/collections/<id>/.")] = None,
+) -> None:
+    """Store a DCO from an operation file (YAML/JSON), in draft, after checking its threat profile against ATT&CK
+    (an unknown group, campaign or software is refused here, with close matches, not later at planning)."""
+    from dcoflow.connectors.attack import load_catalog
+    from dcoflow.core.errors import ConfigError, ConnectorError, ContentError
+    from dcoflow.tasks.plan.planning import check_threat_profile
+
     spec, cti = _spec_from_stix(file, from_stix) if from_stix else (load_operation_file(file), None)
+    try:
+        catalog = load_catalog(attack_source)
+    except (ConfigError, ConnectorError, ContentError) as exc:  # stored anyway; planning checks it again
+        catalog, warnings = None, [f"threat profile not checked: no ATT&CK catalog ({exc.message})"]
+    if catalog is not None:
+        warnings = check_threat_profile(spec, catalog)
     with session_scope() as s:
         op = create_operation(s, spec, actor)
-        out: dict[str, Any] = {"dco": op.id, "state": op.state.value, "version": op.version}
+        out: dict[str, Any] = {"dco": op.id, "state": op.state.value, "version": op.version, "warnings": warnings}
     if cti is not None:
         out["cti"] = cti
-    print_json(out) if as_json else console.print(f"DCO [bold]{out['dco']}[/] is {out['state']}")
-    if cti is not None and not as_json:
-        for u in cti["unknown"]:
-            console.print(f"[yellow]not in ATT&CK[/] {u['type']} {u['name'] or u['id']}: {u['reason']}")
+    if as_json:
+        print_json(out)
+        return
+    console.print(f"DCO [bold]{out['dco']}[/] is {out['state']} (version {out['version']})")
+    for w in warnings[:10]:
+        console.print(f"  warning: {w}")
+    if len(warnings) > 10:
+        console.print(f"  … and {len(warnings) - 10} more warnings (--json lists them all)")
+    for u in cti["unknown"] if cti is not None else []:
+        console.print(f"[yellow]not in ATT&CK[/] {u['type']} {u['name'] or u['id']}: {u['reason']}")
 
 
 def _spec_from_stix(file: Path, source: str) -> tuple[Any, dict[str, Any]]:
@@ -45,6 +67,24 @@ def _spec_from_stix(file: Path, source: str) -> tuple[Any, dict[str, Any]]:
 
     spec, profile = spec_from_cti(file, source, load_catalog())
     return spec, profile.as_dict()
+
+
+@app.command("delete")
+@handle_errors
+def delete(
+    dco: str,
+    actor: Annotated[str, typer.Option("--by")] = "cli",
+    version: Annotated[int | None, typer.Option("--version", help="Refuse if the DCO changed since.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete a draft DCO (a mistake, never planned); anything later is closed with a reason instead."""
+    from dcoflow.models.repository import delete_operation
+
+    with session_scope() as s:
+        op = get_operation(s, dco)
+        dco_id = op.id
+        delete_operation(s, op, actor, expected_version=version)
+    print_json({"dco": dco_id, "deleted": True}) if as_json else console.print(f"DCO [bold]{dco_id}[/] deleted")
 
 
 @app.command("list")
@@ -107,6 +147,25 @@ def show(dco: str, as_json: JsonOpt = False) -> None:
         table("Hunt plan", ["technique", "data components", "sigma rules", "telemetry"],
               [(f"{h['technique_id']} {h['technique_name']}", ", ".join(h["data_components"][:3]),
                 len(h["sigma_rules"]), ", ".join(h["telemetry"][:3])) for h in view["hunt_plan"]])
+
+
+def summary(dco: str) -> None:
+    """A planned DCO in a few lines: state, counts, the busiest tactics, warnings, what to do next."""
+    view = _plan_view(dco)
+    console.print(f"[bold]{view['name']}[/] ({view['dco']}) — {view['type']}, state [bold]{view['state']}[/]")
+    if not view["plan"]:
+        console.print("not planned yet: `dco plan FILE`")
+        return
+    s = view["plan"]["summary"]
+    console.print(f"ATT&CK {view['plan']['attack']['version']}: {s['techniques']} techniques, "
+                  f"{s['emulation_steps']} emulation steps, {s['hypotheses']} hunt hypotheses, "
+                  f"{s['sigma_rules']} Sigma rules")
+    busiest = sorted(s["by_tactic"].items(), key=lambda kv: -int(kv[1]))[:5]
+    console.print("most techniques: " + ", ".join(f"{t} {n}" for t, n in busiest))
+    warnings = view["plan"]["warnings"] or []
+    if warnings:
+        console.print(f"{len(warnings)} warnings, e.g. {warnings[0]}")
+    console.print(f"details: `dco ops show {view['dco']}`; next: `dco ops approve {view['dco']} --by NAME`")
 
 
 @app.command("approve")

@@ -91,6 +91,13 @@ def resolve_plan_path(spec: DcoSpec, settings: Settings | None = None) -> Path |
     return candidate if candidate.exists() else path  # load_ctid_plan reports the missing file
 
 
+def check_threat_profile(spec: DcoSpec, catalog: Catalog) -> list[str]:
+    """What planning would say about ``spec``'s threat profile, said when the DCO is created: an unknown
+    group, campaign or software is a ValidationError naming the field with close matches; ids from other
+    ATT&CK releases come back as warnings. Returns the warnings."""
+    return select_techniques(spec, catalog).warnings
+
+
 def make_plan(
     dco_id: str,
     spec: DcoSpec,

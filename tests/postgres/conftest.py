@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, create_engine, pool, text
 
+from dcoflow.connectors.attack import load_catalog
 from dcoflow.core.db import dispose_engines, get_engine
 from dcoflow.core.settings import get_settings
 
@@ -45,6 +46,7 @@ def pg_url(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         mp.delenv("DCO_WEBHOOK_URL", raising=False)
         get_settings.cache_clear()
         get_engine()  # migrated to the newest schema before anything races on it
+        load_catalog()  # built and cached once, not by three racing processes at a time
         try:
             yield url
         finally:

@@ -15,7 +15,6 @@ import pytest
 import yaml
 from sqlmodel import col, func, select
 
-from dcoflow.connectors.attack import load_catalog
 from dcoflow.connectors.content.operation_file import spec_from_data
 from dcoflow.core.db import session_scope
 from dcoflow.core.settings import get_settings
@@ -63,7 +62,6 @@ class Stage:
 def stage(pg_url: str, shared_dir: Path, catalog: Catalog) -> Stage:
     """A planned, approved DCO with a real hunt recorded (the LSASS recording), assessed, followed up with risks
     and actions, and back in conduct for a re-test: what the races below act on."""
-    load_catalog()  # cached where the racing processes look, so they need not each build it
     atomics, rules, _ = load_content(get_settings())
     spec = _spec("Race on credentials")
     with session_scope() as s:

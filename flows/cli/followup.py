@@ -199,3 +199,29 @@ def governance(as_json: JsonOpt = False) -> None:
     table("RACI", ["area", "responsible", "accountable", "enclaves", "asset groups", "mitigations"],
           [[e.area.value, e.responsible, e.accountable or "", ", ".join(e.enclaves), ", ".join(e.asset_groups),
             ", ".join(e.mitigations)] for e in g.raci])
+
+
+@app.command("run")
+@handle_errors
+def run(
+    dco: Annotated[str, typer.Argument(help="DCO id or name.")],
+    attack_source: Annotated[str | None, typer.Option("--attack", help="ATT&CK bundle file, URL or TAXII.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Follow up a DCO now, as the follow-up deployment does (runs its flow): the latest assessment's ranked gaps
+    and the confirmed findings become risks, owned actions and a scheduled re-test; findings escalate."""
+    from dcoflow.flows.follow_up import follow_up
+    from dcoflow.models.repository import get_operation
+
+    with session_scope() as s:
+        dco_id = get_operation(s, dco).id
+    result = follow_up(dco=dco_id, attack_source=attack_source)
+    if as_json:
+        print_json(result)
+        return
+    console.print(f"{dco_id}: {result['gaps']} gaps → {result['risks']} risks, {result['actions']} actions "
+                  f"({result['overdue']} overdue), re-test {result['retest'] or 'none'}, "
+                  f"{len(result['incidents'])} incidents")
+    if not result["gaps"]:
+        console.print(f"no assessment to follow up yet? `dco assess run {dco_id}` first")
+    console.print(f"next: `dco followup risks --dco {dco_id}`, `dco followup actions --dco {dco_id}`")

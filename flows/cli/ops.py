@@ -53,11 +53,12 @@ def create(
         return
     console.print(f"DCO [bold]{out['dco']}[/] is {out['state']} (version {out['version']})")
     for w in warnings[:10]:
-        console.print(f"  warning: {w}")
+        console.print(f"  warning: {u(w)}")
     if len(warnings) > 10:
         console.print(f"  … and {len(warnings) - 10} more warnings (--json lists them all)")
-    for u in cti["unknown"] if cti is not None else []:
-        console.print(f"[yellow]not in ATT&CK[/] {u['type']} {u['name'] or u['id']}: {u['reason']}")
+    for item in cti["unknown"] if cti is not None else []:
+        console.print(f"[yellow]not in ATT&CK[/] {u(item['type'])} {u(item['name'] or item['id'])}: "
+                      f"{u(item['reason'])}")
 
 
 def _spec_from_stix(file: Path, source: str) -> tuple[Any, dict[str, Any]]:
@@ -152,7 +153,7 @@ def show(dco: str, as_json: JsonOpt = False) -> None:
 def summary(dco: str) -> None:
     """A planned DCO in a few lines: state, counts, the busiest tactics, warnings, what to do next."""
     view = _plan_view(dco)
-    console.print(f"[bold]{view['name']}[/] ({view['dco']}) — {view['type']}, state [bold]{view['state']}[/]")
+    console.print(f"[bold]{u(view['name'])}[/] ({view['dco']}) — {view['type']}, state [bold]{view['state']}[/]")
     if not view["plan"]:
         console.print("not planned yet: `dco plan FILE`")
         return
@@ -164,7 +165,7 @@ def summary(dco: str) -> None:
     console.print("most techniques: " + ", ".join(f"{t} {n}" for t, n in busiest))
     warnings = view["plan"]["warnings"] or []
     if warnings:
-        console.print(f"{len(warnings)} warnings, e.g. {warnings[0]}")
+        console.print(f"{len(warnings)} warnings, e.g. {u(warnings[0])}")
     console.print(f"details: `dco ops show {view['dco']}`; next: `dco ops approve {view['dco']} --by NAME`")
 
 
@@ -204,9 +205,9 @@ def approve(
     elif not out["changed"]:
         console.print(f"{out['dco']} is already {out['to']} (version {out['version']}); nothing recorded")
     else:
-        console.print(f"{out['dco']}: {out['from']} → {out['to']} by {by}")
+        console.print(f"{out['dco']}: {out['from']} → {out['to']} by {u(by)}")
     for warning in [] if as_json else out.get("warnings", []):
-        console.print(f"[yellow]warning:[/] {warning}")
+        console.print(f"[yellow]warning:[/] {u(warning)}")
 
 
 @app.command("move")

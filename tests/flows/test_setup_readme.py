@@ -64,3 +64,22 @@ def test_hunt_sweep_without_telemetry_fails_and_hunts_nothing(settings: Settings
     get_settings.cache_clear()
     with pytest.raises(ConfigError, match="no telemetry location"):
         hunt_sweep(SweepParameters())
+
+
+def _readme_commands() -> list[list[str]]:
+    """Every `dco …` command the README names (``ops create/approve`` is two), as argv lists."""
+    found: list[list[str]] = []
+    for words in sorted(set(re.findall(r"`dco ([a-z][a-z-]*(?: [a-z][a-z/-]*)?)", README))):
+        head, _, tail = words.partition(" ")
+        found += [[head, sub] for sub in tail.split("/")] if tail else [[head]]
+    return found
+
+
+@pytest.mark.parametrize("argv", _readme_commands(), ids=" ".join)
+def test_every_command_the_readme_names_exists(argv: list[str]) -> None:
+    from typer.testing import CliRunner
+
+    from dcoflow.flows.cli import app
+
+    got = CliRunner().invoke(app, [*argv, "--help"])
+    assert got.exit_code == 0 and "Usage:" in got.output, got.output

@@ -15,13 +15,14 @@ import pytest
 import yaml
 from sqlmodel import col, func, select
 
+from dcoflow.connectors.content.governance_file import load_governance
 from dcoflow.connectors.content.operation_file import spec_from_data
 from dcoflow.core.db import session_scope
 from dcoflow.core.settings import get_settings
 from dcoflow.models.attack import Catalog
 from dcoflow.models.audit import AuditEvent
 from dcoflow.models.emulation import EmulationOutcome
-from dcoflow.models.followup import Action, DecisionPolicy, GapInput, Risk, RiskDecision
+from dcoflow.models.followup import Action, GapInput, Risk, RiskDecision
 from dcoflow.models.hunt_run import HuntRun, TriageVerdict
 from dcoflow.models.hunting import HuntSelection
 from dcoflow.models.meeting import Meeting, MeetingItem
@@ -209,7 +210,7 @@ def test_followup_decide_race(pg_url: str, stage: Stage) -> None:
     with session_scope() as s:
         risk = s.exec(select(Risk).where(Risk.dco_id == stage.dco).order_by(col(Risk.id))).first()
         assert risk is not None
-    top = DecisionPolicy().names[-1]
+    top = load_governance().decision_bodies[-1].name  # the highest authority may decide any risk
     expires = (datetime.now(UTC) + timedelta(days=30)).date().isoformat()
     got = race(pg_url, [
         ["followup", "decide", risk.id, "--decision", "accept", "--authority", top, "--rationale", "low value",

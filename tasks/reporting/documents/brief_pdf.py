@@ -26,7 +26,8 @@ tr, figure {{ break-inside: avoid; }}
 figure {{ margin: 3mm 0; text-align: center; }}
 figure img {{ max-width: 100%; max-height: 200mm; }}
 figcaption {{ font-size: 8.5pt; color: #333; }}
-.marking[role=banner] {{ display: none; }}
+.marking {{ display: none; }}
+p.tlp-meaning {{ font-size: 8.5pt; color: #333; border-top: 0.6pt solid #999; padding-top: 1mm; }}
 @page wide {{ size: A4 landscape; }}
 figure.wide {{ page: wide; }}
 figure.wide img {{ max-height: 150mm; }}
@@ -37,21 +38,23 @@ def charts_html(charts: Sequence[Chart]) -> str:
     """The charts as a section of inline PNG figures (nothing when there is no chart)."""
     if not charts:
         return ""
+    # The matrix takes a landscape page of its own in print: it goes last, so the heading stays with a picture.
+    ordered = sorted(charts, key=lambda c: c.key == "matrix")
     figures = "".join(f'<figure class="{"wide" if c.key == "matrix" else "chart"}">'
                       f'<img src="{png_data_uri(c.png)}" alt="{escape(c.caption)}">'
-                      f"<figcaption>{escape(c.caption)}</figcaption></figure>" for c in charts)
+                      f"<figcaption>{escape(c.caption)}</figcaption></figure>" for c in ordered)
     return f'<section class="charts"><h2>Pictures</h2>{figures}</section>'
 
 
-def with_charts(html: str, charts: Sequence[Chart]) -> str:
-    """The brief's HTML with the charts section at the end of its main part."""
-    if not charts:
+def with_charts(html: str, charts: Sequence[Chart], *, lead: str = "") -> str:
+    """The brief's HTML with ``lead`` (HTML) and the charts section at the end of its main part."""
+    if not charts and not lead:
         return html
     at = html.rfind("</main>")
     if at < 0:
         raise ContentError("the brief's HTML has no </main> to put the charts in", system="documents",
                            object="brief template")
-    return html[:at] + charts_html(charts) + html[at:]
+    return html[:at] + lead + charts_html(charts) + html[at:]
 
 
 def paper_css(marking: MarkingFacts) -> str:
@@ -61,4 +64,8 @@ def paper_css(marking: MarkingFacts) -> str:
 def write_brief_pdf(facts: BriefingFacts, kind: Literal["executive", "technical"], charts: Sequence[Chart],
                     path: Path) -> Path:
     html = executive_brief(facts, "html") if kind == "executive" else technical_brief(facts, "html")
-    return write_pdf(with_charts(html, charts), path, extra_css=paper_css(facts.marking))
+    # On paper the banner is on every page; what the TLP label means closes the text, before the pictures
+    # (the matrix's landscape page would otherwise push the closing marking line onto a page of its own).
+    m = facts.marking
+    lead = f'<p class="tlp-meaning">{escape(m.banner)} · {escape(m.label)}: {escape(m.meaning)}</p>'
+    return write_pdf(with_charts(html, charts, lead=lead), path, extra_css=paper_css(facts.marking))

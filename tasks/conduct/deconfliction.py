@@ -25,6 +25,7 @@ from dcoflow.connectors.webhook import WebhookClient
 from dcoflow.core.errors import ConnectorError, ExecutionError, GateError, NotFoundError
 from dcoflow.models.emulation import Deconfliction, dco_marker
 from dcoflow.models.gates import CONDUCT_STATES, overlapping_hosts, require_approver, windows_overlap
+from dcoflow.models.marking import MarkingFacts, marking_json
 from dcoflow.models.operation import Operation, as_utc, utcnow
 from dcoflow.models.repository import get_operation, list_operations, record_event
 from dcoflow.models.stix.ids import row_id
@@ -67,7 +68,8 @@ def notify_window(session: Session, op: Operation, *, webhook: WebhookClient | N
             payload: dict[str, Any] = {"dco": op.id, "dco_name": op.name, "contact": contact, "marker": marker,
                                        "hosts": emulation_hosts(op), "window": _window(op),
                                        "ack_required": roe.deconfliction_ack_required,
-                                       "ack": f"dco deconflict ack {op.id} --by NAME"}
+                                       "ack": f"dco deconflict ack {op.id} --by NAME",
+                                       "marking": marking_json(MarkingFacts.of(op.dco.marking))}
             try:
                 answer = webhook.post("emulation.deconfliction", payload, idempotency_key=decon_id)
             except ConnectorError as exc:

@@ -56,7 +56,7 @@ from dcoflow.models.emulation import (
     dco_marker,
 )
 from dcoflow.models.gates import require_approver, require_conduct
-from dcoflow.models.marking import MarkingFacts
+from dcoflow.models.marking import MarkingFacts, marking_json
 from dcoflow.models.operation import Operation, utcnow
 from dcoflow.models.plan import EmulationStep, ProcedureSource, StepStatus
 from dcoflow.models.procedures import CtidPlan
@@ -157,6 +157,7 @@ def deconflict_step(
                 "dco": op.id, "dco_name": op.name, "step": step.id, "order": step.order,
                 "technique": step.technique_id, "procedure": step.procedure_name, "contact": contact,
                 "marker": marker, "hosts": op.dco.rules_of_engagement.allowed_hosts,
+                "marking": marking_json(MarkingFacts.of(op.dco.marking)),
             }
             try:
                 answer = webhook.post("emulation.step.starting", payload, idempotency_key=decon_id)

@@ -33,8 +33,9 @@ from dcoflow.models.followup import (
 )
 from dcoflow.models.operation import utcnow
 from dcoflow.models.repository import get_operation, record_event
-from dcoflow.models.stix.common import DcoContext
+from dcoflow.models.stix.common import DcoContext, marking_refs
 from dcoflow.models.stix.followup_objects import incident_id, incident_objects
+from dcoflow.models.stix.markings import tlp_marking
 from dcoflow.models.stix.store import latest_objects, put_objects
 from dcoflow.tasks.retry import retry_when_retryable
 
@@ -242,6 +243,8 @@ def deliver_incidents(
     # Per DCO, read once: its marking context and its incidents' STIX objects (the incident and its
     # relationships) by incident id. Delivering one incident only adds a version of that incident.
     per_dco: dict[str, tuple[str, DcoContext, dict[str, list[dict[str, Any]]]]] = {}
+    # The DCO's marking-definitions travel with its incident objects, so a receiver can read the marking.
+    definitions: dict[str, list[dict[str, Any]]] = {}
     for incident in deliverable(session, now, dco_id=dco_id, force=force):
         if incident.dco_id not in per_dco:
             op = get_operation(session, incident.dco_id)
@@ -249,8 +252,9 @@ def deliver_incidents(
             for o in latest_objects(session, op.id, ["incident", "relationship"]):
                 by_incident.setdefault(o["id"] if o["type"] == "incident" else o.get("source_ref", ""), []).append(o)
             per_dco[incident.dco_id] = (op.id, DcoContext.for_operation(op), by_incident)
+            definitions[incident.dco_id] = [tlp_marking(op.dco.marking.tlp), *marking_refs(op.dco.marking)[1]]
         op_id, ctx, by_incident = per_dco[incident.dco_id]
-        objects = by_incident.get(incident.stix_id, [])
+        objects = [*definitions[incident.dco_id], *by_incident.get(incident.stix_id, [])]
         deliveries = dict(incident.deliveries)
         errors = []
         for channel in channels:

@@ -109,6 +109,7 @@ def test_deconfliction_records_and_signs(emulation_dco: str) -> None:
         assert rows[0].marker == f"DCO-{emulation_dco}"
         deconflict_step(s, op, step, webhook=hook)  # already told: not told again
     assert len(seen) == 1 and json.loads(seen[0].content)["payload"]["marker"] == f"DCO-{emulation_dco}"
+    assert json.loads(seen[0].content)["payload"]["marking"]["label"].startswith("TLP:")  # the notice is marked
 
     def down(request: httpx.Request) -> httpx.Response:
         return httpx.Response(503, text="maintenance")

@@ -116,6 +116,9 @@ def test_failing_webhook_is_retried_then_incident_stays_pending_and_is_sent_once
     body = json.loads(endpoint.calls[0].content)
     assert body["event"] == "dco.incident"
     assert body["payload"]["incident"]["finding_key"] == inc["finding_key"]
+    marked = {o["id"] for o in body["payload"]["stix"]["objects"] if o["type"] == "marking-definition"}
+    incident_obj = next(o for o in body["payload"]["stix"]["objects"] if o["type"] == "incident")
+    assert set(incident_obj["object_marking_refs"]) <= marked  # the bundle carries the marking it refers to
     assert len(incidents()) == 1
 
 

@@ -48,6 +48,12 @@ def marking_problem(path: Path) -> str | None:
     suffix = path.suffix.lower()
     if suffix == ".json":
         data: Any = json.loads(path.read_text(encoding="utf-8"))
+        if "event" in data and "payload" in data:  # a notice the webhook receiver kept
+            payload = data["payload"]
+            if "stix" in payload:
+                data = payload["stix"]
+            else:
+                return None if payload.get(MARKING_KEY, {}).get("banner") == BANNER else "notice without marking"
         if data.get("type") == "bundle":
             statements = [o for o in data["objects"] if o["type"] == "marking-definition"]
             names = {o.get("name") for o in statements} | {
@@ -93,19 +99,27 @@ def marking_problem(path: Path) -> str | None:
 def test_every_lifecycle_export_carries_the_marking(
     settings: Settings, shared_dir: Path, prefect_harness: None, tmp_path: Path
 ) -> None:
+    from dcoflow.core.settings import get_settings
+    from dcoflow.flows.demo.incident_inbox import notification_inbox
     from dcoflow.flows.lifecycle import dco_lifecycle
 
     out = tmp_path / "exports"
     outcomes, verdicts = demo_answers()
-    result = dco_lifecycle(
-        operation_file=str(small_demo(tmp_path)), output_dir=str(out), approver="coordinator (OCIO)",
-        telemetry=[str(shared_dir / LSASS_ZIP)], emulation_outcomes=outcomes, triage_verdicts=verdicts,
-        actor="test",
-    )
+    with notification_inbox(out / "inbox", "s3cret") as url, pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DCO_WEBHOOK_URL", url)  # as `dco demo` does: notices land in the output folder too
+        mp.setenv("DCO_WEBHOOK_SECRET", "s3cret")
+        get_settings.cache_clear()
+        result = dco_lifecycle(
+            operation_file=str(small_demo(tmp_path)), output_dir=str(out), approver="coordinator (OCIO)",
+            telemetry=[str(shared_dir / LSASS_ZIP)], emulation_outcomes=outcomes, triage_verdicts=verdicts,
+            actor="test",
+        )
+    get_settings.cache_clear()
     assert result["state"] == "follow-up"
     files = sorted(p for p in out.rglob("*") if p.is_file())
     kinds = {p.suffix for p in files}
-    assert {".json", ".csv", ".svg", ".xlsx", ".md", ".html"} <= kinds, kinds
+    assert {".json", ".csv", ".svg", ".xlsx", ".md", ".html", ".docx", ".pptx", ".pdf"} <= kinds, kinds
+    assert any(p.parent.name == "dco.incident" for p in files), "the incident notice was received"
     problems = {str(p.relative_to(out)): why for p in files if (why := marking_problem(p))}
     assert not problems, problems
     vectr = next(p for p in files if p.name.endswith("-vectr.csv"))

@@ -95,7 +95,10 @@ def parse_audit_line(line: bytes) -> dict[str, Any]:
         raise AuditLineError("no auditd record header (type=… msg=audit(seconds:serial):)")
     rtype = head["type"]
     sec, frac, serial = head["sec"], head["frac"] or "", head["serial"]
-    stamp = datetime.fromtimestamp(int(sec), UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    try:
+        stamp = datetime.fromtimestamp(int(sec), UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    except (OverflowError, OSError, ValueError):  # seconds beyond the years a datetime holds
+        raise AuditLineError(f"auditd timestamp {sec[:30]} is out of range") from None
     event: dict[str, Any] = {"Channel": AUDITD_CHANNEL, "type": rtype,
                              "audit_id": f"{sec}.{frac}:{serial}" if frac else f"{sec}:{serial}",
                              "timestamp": f"{stamp}.{frac}Z" if frac else f"{stamp}Z"}

@@ -9,7 +9,6 @@ escalation runs. Everything here is data and rules; tasks/follow_up does the I/O
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -270,9 +269,9 @@ class Targets(BaseModel):
 # -- scoring rules ------------------------------------------------------------------------------------------
 #
 # A risk's likelihood is how likely a technique is used against this scope *and succeeds unseen*: the
-# geometric mean of its threat relevance (0–1) and our coverage deficit (0–1, how far detection and
-# visibility fall short of the DCO's targets), mapped onto 1–5. Either factor alone cannot make a risk
-# likely: an unused technique we cannot see is rare, a favourite technique we detect well is rare.
+# product of its threat level (its rank by threat relevance among the DCO's gaps, 0–1) and our coverage
+# deficit (0–1, how far detection and visibility fall short of the DCO's targets), mapped onto 1–5. Either factor alone
+# cannot make a risk likely: an unused technique we cannot see is rare, a favourite one we detect well too.
 # Its impact is what the technique would touch: the criticality of the most critical asset group in
 # scope it can reach (by platform), one lower for techniques that only yield information (discovery,
 # reconnaissance, resource development); a confirmed finding's severity floors it.
@@ -291,15 +290,25 @@ def coverage_deficit(detection: int, visibility: int, targets: Targets | None = 
     """How far a technique falls short of the targets, 0 (meets both) to 1 (blind): detection weighs 0.7
     (an alert is what stops an attack), visibility 0.3 (seeing it afterwards still helps)."""
     targets = targets or Targets()
-    det = max(0.0, min(1.0, (targets.detection - detection) / (targets.detection + 1)))
+    # Nothing that alerts (DeTT&CT −1 none, 0 forensics only) is the whole shortfall; each level closes a share.
+    det = max(0.0, min(1.0, (targets.detection - max(0, detection)) / targets.detection)) if targets.detection > 0 \
+        else 0.0
     vis = max(0.0, min(1.0, (targets.visibility - visibility) / targets.visibility)) if targets.visibility else 0.0
     return round(0.7 * det + 0.3 * vis, 4)
 
 
-def likelihood_from_gap(relevance: float, detection: int, visibility: int, targets: Targets | None = None) -> int:
-    """1 + 4·√(relevance × deficit), rounded: 1 rare … 5 almost certain."""
+def threat_levels(relevances: Sequence[float]) -> list[float]:
+    """Each gap's threat level: the share of the DCO's gaps at most as relevant as it (the most relevant is 1,
+    ties share the higher level). Ranks, not raw shares: relevance weights are heavy-tailed (one technique on
+    every campaign dwarfs the rest), so a share of the top would call nearly everything unlikely."""
+    n = len(relevances)
+    return [sum(1 for other in relevances if other <= r) / n if r > 0 else 0.0 for r in relevances]
+
+
+def likelihood_from_gap(threat: float, detection: int, visibility: int, targets: Targets | None = None) -> int:
+    """1 + 4 × threat level × coverage deficit, rounded: 1 rare … 5 almost certain."""
     deficit = coverage_deficit(detection, visibility, targets)
-    return clamp(1 + round(4 * math.sqrt(max(0.0, min(1.0, relevance)) * deficit)))
+    return clamp(1 + round(4 * max(0.0, min(1.0, threat)) * deficit))
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,10 +378,11 @@ class TechniqueContext:
 
 def risk_from_gap(
     dco_id: str, gap: GapInput, scope: ScopeImpact, owner: str, today: date, policy: DecisionPolicy,
-    *, targets: Targets | None = None, technique: TechniqueContext | None = None,
+    *, targets: Targets | None = None, technique: TechniqueContext | None = None, threat: float | None = None,
 ) -> RiskDraft:
     technique = technique or TechniqueContext()
-    likelihood = likelihood_from_gap(gap.relevance, gap.detection, gap.visibility, targets)
+    likelihood = likelihood_from_gap(gap.relevance if threat is None else threat, gap.detection, gap.visibility,
+                                     targets)
     impact, where = scope.impact(technique.platforms, technique.tactics)
     name = gap.technique_name or gap.technique_id
     if gap.visibility == 0:

@@ -9,7 +9,9 @@ deterministic, so building the agenda twice adds nothing.
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
 from enum import StrEnum
 
 from sqlalchemy import JSON, Column, Text
@@ -103,3 +105,71 @@ def recommend(risk: Risk, actions: list[Action]) -> tuple[Treatment, str]:
     if risk.score >= 16:
         return Treatment.MITIGATE, "mitigate: too severe to accept and no action planned yet — task one now"
     return Treatment.ACCEPT, "accept for at most 90 days while a remedy is found; the expiry triggers a re-test"
+
+
+# -- decisions the way a board takes them ---------------------------------------------------------------------
+
+MAX_DECISIONS_PER_PACK = 10
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionCase:
+    """One risk awaiting a decision, with what grouping needs to know about it."""
+
+    item_id: str
+    risk_id: str
+    score: int
+    authority: str
+    recommendation: Treatment
+    finding: bool  # a confirmed finding (decided alone), else an assessment gap
+    tactic: str  # the technique's first ATT&CK tactic, in words (e.g. "Discovery")
+    owner: str
+    title: str  # the risk in plain words (technique name)
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionGroup:
+    """Risks a body decides together: same authority, same recommended treatment, same tactic and owner —
+    e.g. "accept 12 residual detection gaps in Discovery on CORP-LAN until 2027-03-06, owner OCIO"."""
+
+    id: str
+    authority: str
+    recommendation: Treatment
+    tactic: str
+    owner: str
+    finding: bool
+    cases: tuple[DecisionCase, ...]
+
+    @property
+    def worst(self) -> int:
+        return max(c.score for c in self.cases)
+
+    @property
+    def size(self) -> int:
+        return len(self.cases)
+
+    def title(self, where: str, until: date | None) -> str:
+        n = self.size
+        gaps = "detection gap" if n == 1 else "detection gaps"
+        if self.finding:
+            return f"Respond to confirmed hostile activity: {self.cases[0].title} (owner {self.owner})"
+        if self.recommendation == Treatment.ACCEPT:
+            return (f"Accept {n} residual {gaps} in {self.tactic} on {where}"
+                    + (f" until {until.isoformat()}" if until else "") + f", owner {self.owner}")
+        verb = {Treatment.MITIGATE: "Mitigate", Treatment.TRANSFER: "Transfer", Treatment.AVOID: "Avoid"}[
+            self.recommendation]
+        return f"{verb} {n} {gaps} in {self.tactic} on {where}, owner {self.owner}"
+
+
+def group_decisions(meeting: str, cases: Iterable[DecisionCase]) -> list[DecisionGroup]:
+    """Group the cases (a confirmed finding stays alone) and rank the groups by their worst risk, then size."""
+    groups: dict[tuple[str, ...], list[DecisionCase]] = {}
+    for c in cases:
+        key = (c.authority, c.recommendation.value, c.tactic, c.owner, c.risk_id if c.finding else "")
+        groups.setdefault(key, []).append(c)
+    out = [
+        DecisionGroup(followup_id("grp", meeting, *key), key[0], Treatment(key[1]), key[2], key[3], bool(key[4]),
+                      tuple(sorted(members, key=lambda c: (-c.score, c.risk_id))))
+        for key, members in groups.items()
+    ]
+    return sorted(out, key=lambda g: (not g.finding, -g.worst, -g.size, g.id))

@@ -32,6 +32,7 @@ from dcoflow.models.followup import (
     needs_decision,
     risk_from_finding,
     risk_from_gap,
+    threat_levels,
     validate_decision,
 )
 from dcoflow.models.governance import Governance, WorkArea, places
@@ -79,9 +80,10 @@ def derive_risks(
     op = get_operation(session, dco_id)
     today = today or utcnow().date()
     scope, owner = ScopeImpact.of(op.dco.scope), risk_owner(op, governance)
+    threats = threat_levels([g.relevance for g in gaps]) if gaps else []
     drafts: list[RiskDraft] = [
-        risk_from_gap(op.id, g, scope, owner, today, policy, targets=targets,
-                      technique=technique_context(catalog, g.technique_id)) for g in gaps]
+        risk_from_gap(op.id, g, scope, owner, today, policy, targets=targets, threat=t,
+                      technique=technique_context(catalog, g.technique_id)) for g, t in zip(gaps, threats, strict=True)]
     drafts += [risk_from_finding(op.id, f, scope, owner, today, policy,
                                  technique=technique_context(catalog, f.technique_id)) for f in findings]
     risks = []

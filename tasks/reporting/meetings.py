@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +36,15 @@ from dcoflow.models.followup import (
 )
 from dcoflow.models.marking import MarkingFacts, strictest
 from dcoflow.models.meeting import (
+    MAX_DECISIONS_PER_PACK,
+    DecisionCase,
+    DecisionGroup,
     ItemKind,
     Meeting,
     MeetingItem,
     MeetingStatus,
     RefKind,
+    group_decisions,
     item_id,
     meeting_id,
     recommend,
@@ -291,27 +295,52 @@ class MeetingPack:
     marking: MarkingFacts
     generated_at: datetime
     status: list[tuple[str, Rag]]  # (DCO name, its RAG)
-    decisions: list[DecisionEntry]
+    decisions: list[DecisionGroup]  # what the body decides at this meeting (at most MAX_DECISIONS_PER_PACK)
+    annex: list[DecisionGroup]  # further grouped decisions, listed in the annex and the XLSX register
+    entries: dict[str, DecisionEntry]  # by item id: the risk behind each case
     actions: list[ActionEntry]
     information: list[MeetingItem]
     tracker: list[ActionFacts]  # every action of the DCOs, for the XLSX tracker
+    where: str = "the scope"  # the enclaves the decisions are about
+    accept_until: date | None = None  # how long a recommended acceptance runs
     facts: list[BriefingFacts] = field(default_factory=list)
 
     @property
     def agenda(self) -> list[str]:
         overdue = sum(1 for a in self.actions if a.action.overdue)
+        risks = sum(g.size for g in self.decisions)
+        more = f"; {len(self.annex)} more in the annex" if self.annex else ""
         return [
             "Opening, attendance and status of the operation(s)",
-            f"Decisions needed ({len(self.decisions)})",
+            f"Decisions needed ({len(self.decisions)}, covering {risks} risks{more})",
             f"Action review ({len(self.actions)}, of which {overdue} overdue)",
             f"Information ({len(self.information)})",
             "Any other business; date of the next meeting",
         ]
 
+    def headline(self, group: DecisionGroup) -> str:
+        return group.title(self.where, self.accept_until if group.recommendation == Treatment.ACCEPT else None)
+
+    def cases(self, group: DecisionGroup) -> list[DecisionEntry]:
+        return [self.entries[c.item_id] for c in group.cases]
+
+
+def tactic_words(catalog: Catalog, technique_ids: Sequence[str]) -> str:
+    """The first ATT&CK tactic of the first known technique, as a board reads it ("Credential Access")."""
+    for tid in technique_ids:
+        res = catalog.resolve(tid, warn=False)
+        tech = catalog.get_technique(res.attack_id) if res.attack_id else None
+        if tech is not None and tech.tactics:
+            return " ".join(w if w == "and" else w.capitalize() for w in tech.tactics[0].split("-"))
+    return "other techniques"
+
 
 def build_pack(session: Session, meeting_ref: str, catalog: Catalog, *, now: datetime | None = None,
-               policy: DecisionPolicy | None = None) -> MeetingPack:
-    """The meeting's pack from its items and the register as it stands now."""
+               policy: DecisionPolicy | None = None, max_decisions: int = MAX_DECISIONS_PER_PACK) -> MeetingPack:
+    """The meeting's pack from its items and the register as it stands now: risks awaiting a decision grouped
+    the way the body decides them (authority, recommended treatment, tactic, owner; a finding alone), ranked by
+    the worst risk, at most ``max_decisions`` on the agenda and the rest in the annex."""
+    policy = policy or load_governance().policy
     now = as_utc(now or utcnow())
     meeting = get_meeting(session, meeting_ref)
     items = meeting_items(session, meeting.id)
@@ -319,24 +348,53 @@ def build_pack(session: Session, meeting_ref: str, catalog: Catalog, *, now: dat
     facts = [gather_facts(session, d, catalog, now=now, policy=policy) for d in dcos]
     risks_awaiting = {r.id: r for f in facts for r in f.decisions}
     actions = {a.id: a for f in facts for a in f.actions}
-    decisions, reviews, info = [], [], []
+    entries: dict[str, DecisionEntry] = {}
+    cases: list[DecisionCase] = []
+    reviews, info = [], []
     for item in items:
         if item.kind == ItemKind.DECISION_NEEDED:
             risk: Risk = get_risk(session, item.ref_id)
-            decisions.append(DecisionEntry(item, risks_awaiting.get(item.ref_id), risk.treatment.value,
-                                           risk.status.value))
+            facts_now = risks_awaiting.get(item.ref_id)
+            entries[item.id] = DecisionEntry(item, facts_now, risk.treatment.value, risk.status.value)
+            recommendation = item.decision or (facts_now.recommendation if facts_now else risk.treatment)
+            name = facts_now.techniques[0][1] if facts_now and facts_now.techniques else risk.statement
+            cases.append(DecisionCase(item.id, risk.id, risk.score, item.authority or "", recommendation,
+                                      risk.source_key.startswith("finding|"),
+                                      tactic_words(catalog, risk.technique_ids), risk.owner, name))
         elif item.kind == ItemKind.ACTION_REVIEW and item.ref_id in actions:
             reviews.append(ActionEntry(item, actions[item.ref_id]))
         else:
             info.append(item)
+    groups = group_decisions(meeting.id, cases)
     scope = facts[0].name if meeting.dco_id and facts else "all open DCOs"
+    enclaves = list(dict.fromkeys(e for f in facts for e in f.enclaves))
+    body = policy.body(meeting.body)
+    days = min(90, body.max_acceptance_days) if body else 90
     return MeetingPack(
         meeting=meeting, title=f"{meeting.body} — {as_utc(meeting.scheduled_at):%Y-%m-%d %H:%M} UTC — {scope}",
         marking=strictest(f.marking for f in facts), generated_at=now, status=[(f.name, f.rag) for f in facts],
-        decisions=decisions, actions=reviews, information=info,
+        decisions=groups[:max_decisions], annex=groups[max_decisions:], entries=entries,
+        actions=reviews, information=info,
         tracker=sorted((a for f in facts for a in f.actions), key=lambda a: (not a.overdue, a.due, a.id)),
+        where=", ".join(enclaves) or "the scope",
+        accept_until=(as_utc(meeting.scheduled_at) + timedelta(days=days)).date(),
         facts=facts,
     )
+
+
+def decide_group(
+    session: Session, meeting_ref: str, group_id: str, catalog: Catalog, outcome: str, by: str, *,
+    decision: Treatment, expires_at: datetime | None = None, now: datetime | None = None,
+    policy: DecisionPolicy | None = None,
+) -> list[MeetingItem]:
+    """Record one decision for every risk of a grouped decision (each goes to the risk register)."""
+    pack = build_pack(session, meeting_ref, catalog, now=now, policy=policy, max_decisions=10**6)
+    group = next((g for g in pack.decisions if g.id == group_id), None)
+    if group is None:
+        raise ValidationError(f"no grouped decision {group_id} in meeting {pack.meeting.id}", field="group",
+                              suggestions=[g.id for g in pack.decisions][:10])
+    return [decide_item(session, c.item_id, outcome, by, decision=decision, expires_at=expires_at, now=now,
+                        policy=policy) for c in group.cases if pack.entries[c.item_id].item.decided_at is None]
 
 
 TRACKER_COLUMNS = ["dco", "action", "title", "kind", "technique", "owner", "priority", "due", "status", "overdue",
@@ -381,8 +439,43 @@ def write_tracker(pack: MeetingPack, path: Path) -> Path:
     sheet.freeze_panes(2, 2)
     sheet.set_column(2, 2, 60)
     sheet.set_column(0, 1, 22)
+    _register_sheet(book, pack, banner, bold)
     book.close()
     return path
+
+
+REGISTER_COLUMNS = ["decision", "on the agenda", "body", "recommended", "risk", "score", "likelihood", "impact",
+                    "owner", "decide by", "statement", "outcome"]
+
+
+def _register_sheet(book: Any, pack: MeetingPack, banner: Any, bold: Any) -> None:
+    """The full register of risks awaiting this body's decision, each with the grouped decision it belongs to
+    (those on the agenda and those in the annex)."""
+    sheet = book.add_worksheet("decisions")
+    marking = pack.marking.banner.replace("&", "&&")
+    sheet.set_header(f"&C{marking}")
+    sheet.set_footer(f"&C{marking} — page &P of &N")
+    sheet.merge_range(0, 0, 0, len(REGISTER_COLUMNS) - 1, pack.marking.banner, banner)
+    for c, name in enumerate(REGISTER_COLUMNS):
+        sheet.write(1, c, name, bold)
+    row = 2
+    for n, g in enumerate([*pack.decisions, *pack.annex], start=1):
+        for e in pack.cases(g):
+            r = e.risk
+            values: list[Any] = [
+                pack.headline(g), f"2.{n}" if n <= len(pack.decisions) else "annex B", g.authority,
+                g.recommendation.value, e.item.ref_id, r.score if r else "", r.likelihood if r else "",
+                r.impact if r else "", r.owner if r else "", as_utc(e.item.decide_by).date().isoformat()
+                if e.item.decide_by else "", r.statement if r else e.item.title, e.item.outcome or "",
+            ]
+            for c, value in enumerate(values):
+                sheet.write(row, c, value)
+            row += 1
+    sheet.merge_range(row + 1, 0, row + 1, len(REGISTER_COLUMNS) - 1, pack.marking.banner, banner)
+    sheet.autofilter(1, 0, max(2, row - 1), len(REGISTER_COLUMNS) - 1)
+    sheet.freeze_panes(2, 1)
+    sheet.set_column(0, 0, 60)
+    sheet.set_column(10, 10, 80)
 
 
 def meeting_pack_text(pack: MeetingPack, fmt: str = "md") -> str:

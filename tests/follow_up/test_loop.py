@@ -30,6 +30,7 @@ from dcoflow.models.followup import (
     is_overdue,
     likelihood_from_gap,
     retest_verdict,
+    threat_levels,
 )
 from dcoflow.models.operation import Scope
 from dcoflow.models.stix.store import latest_objects
@@ -54,14 +55,15 @@ GAPS = [
 
 
 def test_scoring_rules() -> None:
-    # Rules changed with governance as configuration (issue 9): likelihood is √(relevance × coverage deficit)
-    # on 1–5, impact the criticality of the asset group a technique reaches (was: 3 + 1 per extra enclave).
-    assert likelihood_from_gap(1.0, -1, 0) == 5  # relevant and blind
+    # Rules changed with governance as configuration (issue 9): likelihood is 1 + 4 × threat level × coverage
+    # deficit, impact the criticality of the asset group a technique reaches (was: 3 + 1 per extra enclave).
+    assert likelihood_from_gap(1.0, -1, 0) == 5  # the most relevant gap, and blind
     assert likelihood_from_gap(0.0, -1, 0) == 1  # blind, but no adversary of the profile uses it
     assert likelihood_from_gap(1.0, 3, 2) == 1  # relevant, and meets the detection and visibility targets
-    assert likelihood_from_gap(0.3, 2, 3) == 2
-    assert likelihood_from_gap(0.5, 0, 3) == 3
+    assert likelihood_from_gap(1.0, 0, 3) == 4  # logged but nothing alerts: 0.7 of the deficit
+    assert likelihood_from_gap(0.5, 0, 3) == 2
     assert likelihood_from_gap(1.0, 2, 2, Targets(detection=2, visibility=2)) == 1  # a DCO's own targets
+    assert threat_levels([0.9, 0.1, 0.5, 0.5]) == [1.0, 0.25, 0.75, 0.75]  # ranks, ties share the higher
     assert coverage_deficit(-1, 0) == 1.0 and coverage_deficit(3, 2) == 0.0
     scope = ScopeImpact.of(Scope.model_validate({"platforms": ["windows", "linux"], "asset_groups": [
         {"name": "domain-controllers", "criticality": "critical", "platforms": ["windows"]},
@@ -100,9 +102,9 @@ def test_risks_from_gaps_and_findings_are_idempotent(dco: str) -> None:
         rows = [(r.id, r.likelihood, r.impact, r.score, r.owner, r.decision_body) for r in first]
         assert [r.id for r in again] == [r.id for r in first]
         assert all(r.version == 1 for r in again)
-    # scope spans two enclaves → impact 4 (criticality 3 + 1); owner is the lead participant
+    # impact 4: the high-criticality domain controllers; owner: the default governance's risk owner (OCIO)
     assert rows[0][1:] == (5, 4, 20, "OCIO", "BCISOA")
-    assert rows[1][1:] == (2, 4, 8, "OCIO", "CRMG")
+    assert rows[1][1:] == (1, 4, 4, "OCIO", "owner")  # weakly detected, the less relevant of two gaps
     assert rows[2][1:] == (5, 4, 20, "OCIO", "BCISOA")
 
 
@@ -176,7 +178,7 @@ def test_actions_retest_closes_or_reopens(dco: str, catalog: Catalog) -> None:
         detection = {a.technique_id: a for a in actions if a.kind == ActionKind.DETECTION_ENGINEERING}
         assert detection["T1003.001"].detection_task == DetectionTask.ONBOARD_DATA_SOURCE
         assert detection["T1059.001"].detection_task == DetectionTask.TUNE_SIGMA
-        assert detection["T1059.001"].owner == "CyOC" and detection["T1059.001"].priority == Priority.MEDIUM
+        assert detection["T1059.001"].owner == "CyOC" and detection["T1059.001"].priority == Priority.LOW
 
         overdue = list_actions(s, dco_id=dco, overdue_only=True, today=TODAY + timedelta(days=8))
         assert {a.technique_id for a in overdue} == {"T1003.001"}

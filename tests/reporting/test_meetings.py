@@ -89,10 +89,12 @@ def test_meeting_decision_updates_the_risk_register(built: Built, catalog: Catal
     md = files["md"].read_text(encoding="utf-8")
     lines = md.strip().splitlines()
     assert "TLP:AMBER — NATO UNCLASSIFIED — REL TO DCO CELL" in lines[0] and "TLP:AMBER" in lines[-1]
-    assert "## Agenda" in md and f"Decisions needed ({len(pack.decisions)})" in md
-    assert "- **Decided**: mitigate — Mitigate: credential guard on all DCs (BCISOA chair" in md
-    assert "Register now: treatment accept, status accepted" in md
-    assert "Options: mitigate (fix it), accept" in md and "Authority: **BCISOA**" in md
+    # Decisions are grouped the way the board takes them, with the risks in Annex A (issue 9; was one
+    # decision per risk with its register state inline).
+    assert "## Agenda" in md and f"Decisions needed ({len(pack.decisions)}, covering" in md
+    assert "mitigate — Mitigate: credential guard on all DCs (BCISOA chair)" in md
+    assert "## Annex A — the risks in each decision" in md and worst.ref_id in md and other.ref_id in md
+    assert "Options: mitigate (fix it), accept" in md and "for **BCISOA**" in md
     overdue_rows = [ln for ln in md.splitlines() if "| **OVERDUE** |" in ln]
     assert len(overdue_rows) == sum(1 for e in pack.actions if e.action.overdue) > 0
     assert "NCIA confirms work started" in md
@@ -129,3 +131,33 @@ def test_cross_dco_meeting_takes_the_strictest_marking(built: Built, catalog: Ca
     # only DCOs with items are in the pack; the red DCO has none, so the marking stays amber
     assert [name for name, _ in pack.status] == ["APT29 purple team (demo)"]
     assert pack.marking.label == "TLP:AMBER"
+
+
+def test_crmg_pack_groups_decisions_and_keeps_the_rest_in_the_annex(
+    built: Built, catalog: Catalog, tmp_path: Path
+) -> None:
+    """Issue 9: a CRMG pack holds at most 12 decision items (grouped as the board decides them, ranked by
+    risk); every risk awaiting CRMG is in exactly one of them or in the annex, and in the XLSX register."""
+    from dcoflow.tasks.follow_up.run import run_follow_up
+
+    with session_scope() as s:
+        run_follow_up(s, built.dco_id, catalog, gap_limit=200)
+        meeting = create_meeting(s, built.dco_id, "CRMG", AT, now=NOW)
+        items = [i for i in meeting_items(s, meeting.id) if i.kind == ItemKind.DECISION_NEEDED]
+        pack = build_pack(s, meeting.id, catalog, now=AT)
+        files = write_pack(pack, tmp_path)
+    assert len(items) > 12  # enough risks that one decision per risk would swamp the board
+    assert 1 <= len(pack.decisions) <= 12 and pack.annex
+    grouped = [c.item_id for g in [*pack.decisions, *pack.annex] for c in g.cases]
+    assert sorted(grouped) == sorted(i.id for i in items)  # each risk once
+    worst = [g.worst for g in pack.decisions if not g.finding]
+    assert worst == sorted(worst, reverse=True)  # ranked by risk
+    assert max(g.worst for g in pack.annex) <= min(g.worst for g in pack.decisions)
+    headlines = [pack.headline(g) for g in pack.decisions]
+    assert len(set(headlines)) == len(headlines)
+    md = files["md"].read_text(encoding="utf-8")
+    assert sum(1 for line in md.splitlines() if line.startswith("### 2.")) == len(pack.decisions)
+    assert "## Annex B — further decisions" in md
+    register = openpyxl.load_workbook(files["xlsx"])["decisions"]
+    ids = [r[4].value for r in register.iter_rows(min_row=3) if r[4].value and str(r[4].value).startswith("risk-")]
+    assert sorted(ids) == sorted(i.ref_id for i in items)

@@ -144,3 +144,19 @@ def test_a_missing_renderer_or_font_is_a_clear_error_and_no_file(tmp_path: Path,
         write_plan_documents(order, tmp_path)
     assert "pip install weasyprint" in str(err.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["long-plan-order.docx"]  # no PDF, no partial file
+
+
+def test_cli_writes_the_plan_documents(built: Built, catalog: Catalog, tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from dcoflow.flows.cli import app
+
+    got = CliRunner().invoke(app, ["doc", "plan", built.dco_id, "--out", str(tmp_path), "--json"])
+    assert got.exit_code == 0, got.output
+    files = json.loads(got.output)["files"]
+    assert sorted(Path(p).name for p in files.values()) == [f"{built.dco_id}-plan-order.docx",
+                                                            f"{built.dco_id}-plan-order.pdf"]
+    missing = CliRunner().invoke(app, ["doc", "plan", "no-such-dco", "--out", str(tmp_path)])
+    assert missing.exit_code == 2 and "no-such-dco" in missing.output

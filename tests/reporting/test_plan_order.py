@@ -110,6 +110,11 @@ def test_a_very_long_plan_keeps_the_body_short_and_paginates_the_annex(tmp_path:
     assert "procedure number 399" in annex
     assert all(p.text.count("tactic") >= 1 for p in pages if annex_a < p.number < annex_b)  # header row repeats
     assert all(p.text.count(BANNER) >= 2 for p in pages)
+    wide = [p.number for p in pdf_pages(files["plan-pdf"], scale=0.2) if p.image.size[0] > p.image.size[1]]
+    assert annex_a in wide and annex_a - 1 not in wide  # the annex tables get landscape pages, the body not
+    word = read_docx(str(files["plan-docx"]))
+    assert [s.orientation for s in word.sections][:3] == [0, 1, 0]  # portrait body, landscape Annex A/B, Annex C
+    assert all(s.header.is_linked_to_previous for s in word.sections[1:])  # the banner continues
 
 
 def test_names_that_break_markup_are_shown_as_written(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ class Heading:
     text: str
     level: int = 1
     page_break: bool = False  # start a new page (annexes)
+    wide: bool = False  # with page_break: the pages from here to the next page break are landscape
 
 
 @dataclass(slots=True, frozen=True)
@@ -113,6 +114,8 @@ h2 {{ font-size: 12.5pt; margin: 5mm 0 1.5mm 0; border-bottom: 0.8pt solid #333;
 h3 {{ font-size: 10.5pt; margin: 3.5mm 0 1mm 0; }}
 h1, h2, h3 {{ break-after: avoid; }}
 .break {{ break-before: page; }}
+@page wide {{ size: A4 landscape; }}
+section.wide {{ page: wide; }}
 p {{ margin: 1.2mm 0; }}
 p.meta {{ color: #555; font-size: 8.5pt; }}
 p.box {{ border: 0.8pt solid #333; padding: 2mm 3mm; background: #f4f4f4; }}
@@ -144,8 +147,17 @@ def to_html(doc: Document, *, font: str = "DejaVu Sans") -> str:
            f'<h1 dir="auto">{_e(doc.title)}</h1>']
     if doc.subtitle:
         out.append(f'<p class="meta" dir="auto">{_e(doc.subtitle)}</p>')
+    in_wide = False
     for block in doc.blocks:
+        if isinstance(block, Heading) and block.page_break:
+            if in_wide:
+                out.append("</section>")
+            in_wide = block.wide
+            if in_wide:
+                out.append('<section class="wide">')
         out.append(_html_block(block))
+    if in_wide:
+        out.append("</section>")
     out.append("</body></html>")
     return "\n".join(out)
 
@@ -184,7 +196,7 @@ def to_docx(doc: Document, path: Path) -> Path:
     """``doc`` as a Word document: the banner in every section's header and footer, the marking in the
     core properties, header rows repeated on every page. Written to a temporary file, then renamed."""
     from docx import Document as new_word_document  # noqa: N813  (a factory function)
-    from docx.enum.section import WD_ORIENT
+    from docx.enum.section import WD_ORIENT, WD_SECTION
     from docx.enum.text import WD_ALIGN_PARAGRAPH, WD_BREAK
     from docx.oxml import OxmlElement
     from docx.oxml.ns import qn
@@ -225,9 +237,18 @@ def to_docx(doc: Document, path: Path) -> Path:
         word.add_paragraph(clean(doc.subtitle)).runs[0].italic = True
     page_cm = 29.7 if doc.landscape else 21.0
     width = Cm(page_cm - 2 * 1.6)
+    wide_now = doc.landscape
     for block in doc.blocks:
         if isinstance(block, Heading):
-            if block.page_break:
+            if block.page_break and block.wide != wide_now:
+                # a new section turned the other way; its header and footer continue the banner
+                new = word.add_section(WD_SECTION.NEW_PAGE)
+                wide_now = block.wide or doc.landscape
+                new.orientation = WD_ORIENT.LANDSCAPE if wide_now else WD_ORIENT.PORTRAIT
+                new.page_width, new.page_height = (Cm(29.7), Cm(21.0)) if wide_now else (Cm(21.0), Cm(29.7))
+                page_cm = 29.7 if wide_now else 21.0
+                width = Cm(page_cm - 2 * 1.6)
+            elif block.page_break:
                 word.add_paragraph().add_run().add_break(WD_BREAK.PAGE)
             word.add_heading(clean(block.text), level=min(block.level, 3))
         elif isinstance(block, Para):

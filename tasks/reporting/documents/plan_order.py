@@ -373,14 +373,14 @@ def plan_document(order: PlanOrder) -> Document:
                   or (("1", _when(order.generated_at), "—", "not planned yet"),), widths=(1, 2.4, 2.4, 5)))
 
     # Annexes
-    doc.add(Heading("Annex A — Emulation plan", page_break=True))
+    doc.add(Heading("Annex A — Emulation plan", page_break=True, wide=True))
     if order.steps:
         doc.add(Table(("#", "starts", "tactic", "technique", "procedure", "how", "after", "status"),
                       tuple((str(s.order), s.starts, s.tactic, s.technique, s.procedure, s.how, s.depends_on, s.status)
                             for s in order.steps), widths=(0.5, 1.9, 1.5, 2.6, 2.8, 1.6, 0.8, 1), small=True))
     else:
         doc.add(Para("No emulation in this DCO (its type does not emulate, or it is not planned yet)."))
-    doc.add(Heading("Annex B — Hunt plan", page_break=True))
+    doc.add(Heading("Annex B — Hunt plan", page_break=True, wide=True))
     if order.hypotheses:
         doc.add(Table(("#", "technique", "hypothesis", "data components", "Sigma rules"),
                       tuple((str(h.order), h.technique, h.statement, h.data_components,
@@ -401,14 +401,14 @@ def plan_document(order: PlanOrder) -> Document:
         ("exercise marker", dco_marker(order.dco_id)),
         ("notes", roe.notes or "—"),
     ), widths=(3, 7)))
-    doc.add(Heading("Annex D — Deconfliction schedule", page_break=True))
+    doc.add(Heading("Annex D — Deconfliction schedule", page_break=True, wide=True))
     if order.deconfliction:
         doc.add(Table(("step", "contact", "channel / status", "when"), tuple(order.deconfliction),
                       widths=(2, 3, 2.5, 3), small=True))
     else:
         doc.add(Para("No deconfliction needed: no emulation steps, or no deconfliction contact named in the rules "
                      "of engagement."))
-    doc.add(Heading("Annex E — Tasking matrix", page_break=True))
+    doc.add(Heading("Annex E — Tasking matrix", page_break=True, wide=True))
     doc.add(Para("L lead · C conduct · S support · I informed · A approve", style="meta"))
     doc.add(Table(("organisation", *TASKS),
                   tuple((o, *(ROLE_TASKS[r].get(t, "") for t in TASKS)) for o, r, _ in order.organisations)

@@ -251,7 +251,7 @@ def plan_document(order: PlanOrder) -> Document:
     window = (f"{_when(spec.window.start)} to {_when(spec.window.end)}" if spec.window
               else "no window set (H-hour when the coordinator orders execution)")
     approval = (f"Approved by {order.approved_by} on {_when(order.approved_at)}." if order.approved_by
-                else f"NOT YET APPROVED — the DCO is {order.state}; approval is recorded with `dco ops approve`.")
+                else f"NOT YET APPROVED — the DCO is {order.state}; approval is recorded with dco ops approve.")
     doc = Document(
         title=f"DCO plan — {spec.name}", marking=order.marking, created=order.generated_at,
         subtitle=f"Operation order · DCO {order.dco_id} · {spec.type.value} · version {order.version} · "

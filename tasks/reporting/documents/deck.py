@@ -22,6 +22,13 @@ RAG_COLORS = {"red": "E5484D", "amber": "FFB224", "green": "46A758"}
 WIDTH_IN, HEIGHT_IN = 13.333, 7.5  # 16:9
 
 
+def _font_file() -> str:
+    """DejaVu Sans as matplotlib ships it (the same face Debian's fonts-dejavu-core installs)."""
+    import matplotlib
+
+    return str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf")
+
+
 def bottom_line(facts: BriefingFacts) -> str:
     """The brief's BLUF paragraph (its own template), one sentence per line."""
     text = render("_bluf.txt.j2", f=facts)
@@ -83,8 +90,11 @@ class _Deck:
 
     def bullets(self, slide: Any, items: Sequence[str], *, x: float = 0.6, y: float = 1.45, w: float | None = None,
                 size: int = 16) -> None:
-        self._box(slide, x, y, w or WIDTH_IN - 1.2, HEIGHT_IN - y - 0.9, "\n".join(f"• {i}" for i in items),
-                  size=size)
+        """A list that always fits its box: the font size is chosen from the font's own metrics
+        (python-pptx's fit_text with DejaVu Sans, the deck's font), never larger than ``size``."""
+        shape = self._box(slide, x, y, w or WIDTH_IN - 1.2, HEIGHT_IN - y - 0.9, "\n".join(f"• {i}" for i in items),
+                          size=size)
+        shape.text_frame.fit_text(font_family="DejaVu Sans", max_size=size, font_file=_font_file())
 
     def picture(self, slide: Any, chart: Chart, x: float, y: float, w: float, h: float) -> None:
         """The chart scaled to fit the box, keeping its proportions."""

@@ -233,6 +233,9 @@ class IncidentLink(BaseModel):
     name: str | None = None
     first_activity: datetime | None = Field(None, description="Earliest activity known for the incident.")
     last_activity: datetime | None = Field(None, description="Latest activity known for the incident.")
+    activity_window: Window | None = Field(
+        None, description="The time the DCO examines: from before the first activity to after the last. "
+                          "(The DCO's own window is when it may conduct.)")
     hosts: list[str] = Field(default_factory=list, description="Affected hosts.")
     indicators: list[str] = Field(default_factory=list, description="STIX ids of the incident's indicators.")
 

@@ -22,9 +22,11 @@ from dcoflow.models.stix.followup_objects import INCIDENT_EXTENSION
 from dcoflow.models.stix.hunt_objects import parse_time
 from dcoflow.models.stix.markings import TLP_BY_ID, Tlp
 
-# How far the DCO's window reaches around the incident's known activity (dwell time before first detection).
+# How far the examined time reaches around the incident's known activity (dwell time before first detection).
 LOOKBACK = timedelta(days=14)
 LOOKAHEAD = timedelta(days=1)
+# How long the DCO may conduct (its own window, which the conduct gate checks) from when IR support starts.
+SUPPORT_PERIOD = timedelta(days=30)
 _TIME_PROPERTIES = ("first_seen", "last_seen", "first_observed", "last_observed", "start_time", "end_time")
 
 
@@ -40,10 +42,14 @@ class IncidentImport:
     warnings: list[str] = field(default_factory=list)
 
     def spec(self, name: str | None = None, *, now: datetime) -> DcoSpec:
-        """The DCO spec: type incident-response-support, scope = affected hosts, window around first activity."""
+        """The DCO spec: type incident-response-support, scope = affected hosts and the activity window around
+        the first activity (``incident.activity_window``); the DCO's own window — when it may conduct — runs
+        from ``now`` for ``SUPPORT_PERIOD``."""
         first = self.link.first_activity or now
         last = max(self.link.last_activity or first, first)
-        window = Window(start=first - LOOKBACK, end=max(last + LOOKAHEAD, first + LOOKAHEAD))
+        link = self.link.model_copy(update={"activity_window": Window(
+            start=first - LOOKBACK, end=max(last + LOOKAHEAD, first + LOOKAHEAD))})
+        window = Window(start=now, end=now + SUPPORT_PERIOD)
         title = name or f"IR support: {self.link.name or self.link.ref}"
         return DcoSpec(
             name=title[:120], type=DcoType.INCIDENT_RESPONSE_SUPPORT,
@@ -51,7 +57,7 @@ class IncidentImport:
                       "hosts for its indicators and hunt for its techniques around its first activity.",
             scope=Scope(hosts=self.link.hosts), window=window, marking=Marking(tlp=self.tlp),
             threat_profile=_profile(self.techniques),
-            incident=self.link,
+            incident=link,
         )
 
 

@@ -28,6 +28,7 @@ from dcoflow.connectors.stix_source import read_stix
 from dcoflow.connectors.telemetry import iter_data_files, iter_file_records, match_view, normalise_event
 from dcoflow.core.errors import BatchReport, ContentError
 from dcoflow.core.settings import get_settings
+from dcoflow.models.gates import require_conduct
 from dcoflow.models.patterns.compile import Pattern, PatternError, compile_pattern
 from dcoflow.models.patterns.engine import PatternSweep
 from dcoflow.models.repository import get_operation
@@ -187,6 +188,8 @@ def sweep(indicators: Sequence[dict[str, Any]], data: Path | Sequence[Path], *, 
 def record_sweep(session: Session, dco: str, result: SweepResult, indicators: Sequence[dict[str, Any]]) -> int:
     """Store each found indicator and a sighting of it (with the sample events' observed-data) in the DCO."""
     op = get_operation(session, dco)
+    # recording evidence is conduct: the same gate as a hunt (approved, inside the DCO's window)
+    require_conduct(op.id, op.state, op.dco.window, datetime.now(UTC), "ir sweep")
     refs, definitions = marking_refs(op.dco.marking)
     source_identity = ho.data_source_identity(result.source, op.id)
     ctx = ho.StixContext(op.id, tuple(refs), source_identity["id"], stix_now())

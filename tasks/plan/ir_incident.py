@@ -14,8 +14,10 @@ from sqlmodel import Session
 
 from dcoflow.connectors.stix_source import read_stix
 from dcoflow.connectors.thehive import TheHiveClient
+from dcoflow.core.errors import NotFoundError
 from dcoflow.models.ir.incident import IncidentImport, from_stix, from_thehive
-from dcoflow.models.repository import create_operation
+from dcoflow.models.operation import Operation
+from dcoflow.models.repository import create_operation, get_operation
 from dcoflow.models.stix.store import put_objects
 
 THEHIVE_PREFIX = "thehive:"
@@ -53,7 +55,14 @@ def create_ir_dco(session: Session, imported: IncidentImport, *, name: str | Non
                   now: datetime | None = None) -> IrDcoCreated:
     """Store the DCO (idempotent: the same incident again changes nothing) and keep the incident's objects."""
     spec = imported.spec(name, now=now or datetime.now(UTC))
-    op = create_operation(session, spec, actor)
+    try:
+        existing: Operation | None = get_operation(session, spec.name)
+    except NotFoundError:
+        existing = None
+    if existing is not None and existing.dco.incident is not None and existing.dco.incident.ref == imported.link.ref:
+        op = existing  # the DCO of this incident exists: its conduct window was set when it was created
+    else:
+        op = create_operation(session, spec, actor)
     kept = [o for o in imported.objects if "id" in o and "type" in o]
     put_objects(session, kept, op.id)
     return IrDcoCreated(dco_id=op.id, incident=imported.link.model_dump(mode="json"), techniques=imported.techniques,

@@ -46,3 +46,13 @@ def incident_bundle(*, extra_incident: bool = False) -> dict[str, Any]:
     if extra_incident:
         objects.append(_sdo("incident", "other", name="Another incident"))
     return {"type": "bundle", "id": stix_id("bundle", "incident-4711"), "objects": objects}
+
+
+def approve(session: Any, dco: str) -> None:
+    """Plan and approve the DCO (recording a sweep is conduct, which needs approval)."""
+    from dcoflow.models.operation import DcoState
+    from dcoflow.models.repository import get_operation, transition
+
+    op = get_operation(session, dco)
+    for state in (DcoState.PLANNED, DcoState.APPROVED):
+        transition(session, op, state, "incident-manager", "approved for the test")

@@ -19,7 +19,7 @@ from dcoflow.tasks.conduct.ir_sweep import run_sweep
 from dcoflow.tasks.plan.ir_incident import create_ir_dco, load_incident
 from dcoflow.tasks.reporting.ir_brief import add_containment, load_ir_activity
 
-from .incident_bundle import incident_bundle
+from .incident_bundle import approve, incident_bundle
 
 
 def _telemetry(tmp_path: Path) -> Path:
@@ -42,6 +42,7 @@ def test_ir_activity_and_brief(settings: Settings, tmp_path: Path) -> None:
     bundle.write_text(json.dumps(incident_bundle()), encoding="utf-8")
     with session_scope() as s:
         dco = create_ir_dco(s, load_incident(str(bundle))).dco_id
+        approve(s, dco)
     with session_scope() as s:
         run_sweep(s, str(bundle), _telemetry(tmp_path), dco=dco)
     with session_scope() as s:

@@ -46,15 +46,21 @@ def test_dco_from_a_stix_incident(settings: Settings, bundle_file: Path) -> None
     assert spec.incident.ref == INCIDENT and spec.incident.source == "stix"
     assert spec.scope.hosts == ["wkst-01"] == spec.incident.hosts
     first = datetime.fromisoformat(FIRST_ACTIVITY.replace("Z", "+00:00"))
-    assert spec.window is not None and spec.window.start == first - LOOKBACK
-    assert spec.window.end == datetime(2026, 11, 19, 2, tzinfo=UTC) + LOOKAHEAD
+    examined = spec.incident.activity_window
+    assert examined is not None and examined.start == first - LOOKBACK
+    assert examined.end == datetime(2026, 11, 19, 2, tzinfo=UTC) + LOOKAHEAD
+    # the DCO's own window (the conduct gate's) opens when IR support starts
+    assert spec.window is not None and spec.window.start <= datetime.now(UTC) < spec.window.end
     assert spec.threat_profile.techniques == ["T1003.001", "T1059.001"]
     assert len(spec.incident.indicators) == 2 and set(spec.incident.indicators) <= set(kept)
     assert INCIDENT in kept and done.indicators == 2
-    with session_scope() as s:  # the same incident again: the same DCO, nothing new stored
+    with session_scope() as s:
+        version = get_operation(s, done.dco_id).version
+    with session_scope() as s:  # the same incident again (later): the same DCO, unchanged, nothing new stored
         again = create_ir_dco(s, load_incident(str(bundle_file)), actor="im")
     with session_scope() as s:
         assert again.dco_id == done.dco_id and count_objects(s, done.dco_id) == counts
+        assert get_operation(s, done.dco_id).version == version
 
 
 def test_bad_incident_input_is_named(settings: Settings, tmp_path: Path) -> None:
@@ -127,7 +133,8 @@ def test_dco_from_a_thehive_case(settings: Settings) -> None:
         indicators = latest_objects(s, done.dco_id, ["indicator"])
     assert spec.incident is not None and spec.incident.source == "thehive" and spec.incident.ref == CASE_ID
     assert spec.scope.hosts == ["wkst-01"] and spec.threat_profile.techniques == ["T1003.001", "T1059.001"]
-    assert spec.window is not None and spec.window.start == datetime(2026, 11, 18, 20, tzinfo=UTC) - LOOKBACK
+    assert spec.incident.activity_window is not None
+    assert spec.incident.activity_window.start == datetime(2026, 11, 18, 20, tzinfo=UTC) - LOOKBACK
     assert sorted(i["pattern"] for i in indicators) == [
         "[domain-name:value = 'update-check.example.net']",
         "[file:hashes.'MD5' = '0123456789abcdef0123456789abcdef']"]

@@ -24,7 +24,7 @@ from dcoflow.models.stix.store import count_objects, latest_objects, object_hist
 from dcoflow.tasks.conduct.ir_sweep import SweepResult, run_sweep, sweep
 from dcoflow.tasks.plan.ir_incident import create_ir_dco, load_incident
 
-from .incident_bundle import INCIDENT, incident_bundle
+from .incident_bundle import INCIDENT, approve, incident_bundle
 
 LSASS_ZIP = "security-datasets/data/atomic/windows/credential_access/host/psh_lsass_memory_dump_comsvcs.zip"
 SIGMA_RULE = "sigma/rules/windows/process_creation/proc_creation_win_rundll32_process_dump_via_comsvcs.yml"
@@ -177,6 +177,7 @@ def test_hits_become_sightings_linked_to_the_incident(settings: Settings, tmp_pa
     bundle.write_text(json.dumps(incident_bundle()), encoding="utf-8")
     with session_scope() as s:
         dco = create_ir_dco(s, load_incident(str(bundle))).dco_id
+        approve(s, dco)
     with session_scope() as s:
         result = run_sweep(s, str(bundle), lsass, dco=dco)
     assert result.sightings == 1 and result.counts() == {"found": 1, "not-evaluable": 1}
@@ -207,3 +208,16 @@ def test_cli_sweep_json(settings: Settings, tmp_path: Path, lsass: Path) -> None
     first = {i["id"]: i for i in doc["indicators"]}[iocs[0]["id"]]
     assert first["pattern"] == iocs[0]["pattern"] and first["matches"] > 0 and first["samples"]
     assert doc["counts"] == {"found": 1, "invalid": 1}
+
+
+def test_recording_a_sweep_needs_an_approved_dco(settings: Settings, tmp_path: Path, lsass: Path) -> None:
+    from dcoflow.core.errors import GateError
+
+    bundle = tmp_path / "incident.json"
+    bundle.write_text(json.dumps(incident_bundle()), encoding="utf-8")
+    with session_scope() as s:
+        dco = create_ir_dco(s, load_incident(str(bundle))).dco_id
+    with session_scope() as s, pytest.raises(GateError, match="ir sweep refused"):
+        run_sweep(s, str(bundle), lsass, dco=dco)
+    with session_scope() as s:
+        assert count_objects(s, dco).get("sighting", 0) == 0

@@ -15,7 +15,7 @@ from dcoflow.models.repository import get_operation
 from dcoflow.tasks.conduct.ir_sweep import run_sweep
 from dcoflow.tasks.plan.ir_incident import create_ir_dco, load_incident
 
-from .incident_bundle import INCIDENT, incident_bundle
+from .incident_bundle import INCIDENT, approve, incident_bundle
 
 COLLECTION = "6a0b8e2f-1c3d-4e5f-8a9b-0c1d2e3f4a01"
 USER, PASSWORD = "responder", "Password9"
@@ -46,6 +46,7 @@ def test_incident_and_indicators_from_a_taxii_collection(settings: Settings, api
     assert imported.link.ref == INCIDENT and imported.techniques == ["T1003.001", "T1059.001"]
     with session_scope() as s:
         dco = create_ir_dco(s, imported).dco_id
+        approve(s, dco)
     with session_scope() as s:
         assert get_operation(s, dco).dco.scope.hosts == ["wkst-01"]
         result = run_sweep(s, source, shared_dir / LSASS_ZIP, dco=dco)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -43,7 +43,7 @@ from dcoflow.models.followup import (
     is_overdue,
 )
 from dcoflow.models.marking import MarkingFacts
-from dcoflow.models.meeting import recommend
+from dcoflow.models.meeting import DecisionCase, group_decisions, recommend
 from dcoflow.models.plan import PlanRecord
 from dcoflow.models.repository import get_operation
 from dcoflow.tasks.assess.scoring import latest_scores
@@ -179,6 +179,41 @@ class CoverageSnapshot:
 
 
 @dataclass(slots=True, frozen=True)
+class BriefNumbers:
+    """The numbers a brief, a pack or a slide quotes, computed once from the plan and the latest assessment."""
+
+    planned: int  # techniques in the plan
+    tested: int  # of those, exercised by this DCO: an emulation outcome or a hunt hit
+    assessed: int  # techniques the latest assessment scored
+    detected: int  # of those, with detection ≥ 1 (something would raise an alert)
+    steps_done: int
+    checks: int  # emulation outcomes recorded (one per tool per step)
+    stopped_or_alerted: int
+    events_read: int
+
+
+@dataclass(slots=True, frozen=True)
+class DecisionSummary:
+    """One grouped decision as a board reads it (models.meeting.group_decisions over the risks awaiting one)."""
+
+    title: str
+    authority: str
+    decide_by: date
+    recommendation: str
+    risks: int
+    worst: int
+
+
+@dataclass(slots=True, frozen=True)
+class TrendPoint:
+    """One assessment of the DCO, by its date: the same technique set is compared across dates."""
+
+    assessed_at: datetime
+    techniques: int
+    detected: int
+
+
+@dataclass(slots=True, frozen=True)
 class TechniqueFacts:
     technique_id: str
     name: str
@@ -223,6 +258,7 @@ class RiskFacts:
     recommendation: Treatment
     recommendation_reason: str
     techniques: tuple[tuple[str, str], ...]  # (id, name)
+    finding: bool = False  # a confirmed finding (already happened), else an assessment gap
 
     @property
     def severity_word(self) -> str:
@@ -298,6 +334,28 @@ class BriefingFacts:
     actions: list[ActionFacts]
     incidents: list[IncidentFacts]
     rag: Rag = field(default_factory=lambda: Rag("green", ()))
+    numbers: BriefNumbers | None = None
+    trend: list[TrendPoint] = field(default_factory=list)
+    decision_groups: list[DecisionSummary] = field(default_factory=list)
+
+    @property
+    def held(self) -> list[TechniqueFacts]:
+        """Tested techniques our defences stopped or alerted on, best first."""
+        return [t for t in self.techniques if (t.outcomes.get("prevented", 0) or t.outcomes.get("alerted", 0)
+                                               or t.exercise_hits) and round(t.detection) >= 1]
+
+    def top_risks(self, limit: int = 5) -> list[RiskFacts]:
+        """The worst risks awaiting a decision, one per technique (a finding and a gap on the same technique
+        are one story for a board)."""
+        seen: set[str] = set()
+        out = []
+        for r in sorted(self.decisions, key=lambda r: (-r.score, r.decide_by, r.id)):
+            key = ",".join(t for t, _ in r.techniques) or r.id
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append(r)
+        return out[:limit]
 
     @property
     def overdue_actions(self) -> list[ActionFacts]:
@@ -348,6 +406,16 @@ def technique_name(catalog: Catalog, technique_id: str) -> str:
         return technique_id
     parent = tech.parent if tech.is_subtechnique else None
     return f"{parent.name}: {tech.name}" if parent is not None else tech.name
+
+
+def tactic_words(catalog: Catalog, technique_ids: Sequence[str]) -> str:
+    """The first ATT&CK tactic of the first known technique, as a board reads it ("Credential Access")."""
+    for tid in technique_ids:
+        res = catalog.resolve(tid, warn=False)
+        tech = catalog.get_technique(res.attack_id) if res.attack_id else None
+        if tech is not None and tech.tactics:
+            return " ".join(w if w == "and" else w.capitalize() for w in tech.tactics[0].split("-"))
+    return "other techniques"
 
 
 def _tactics(catalog: Catalog, technique_id: str) -> tuple[str, ...]:
@@ -425,7 +493,45 @@ def gather_facts(
         decisions=decisions, actions=action_facts, incidents=incidents,
     )
     facts.rag = rag_status(facts)
+    facts.numbers = _numbers(facts)
+    facts.trend = _trend(session, op.id)
+    facts.decision_groups = _decision_groups(facts, catalog, policy, now)
     return facts
+
+
+def _decision_groups(
+    f: BriefingFacts, catalog: Catalog, policy: DecisionPolicy, now: datetime
+) -> list[DecisionSummary]:
+    by_id = {r.id: r for r in f.decisions}
+    cases = [DecisionCase(r.id, r.id, r.score, r.authority, r.recommendation, r.finding,
+                          tactic_words(catalog, [t for t, _ in r.techniques]), r.owner,
+                          r.techniques[0][1] if r.techniques else r.statement) for r in f.decisions]
+    out = []
+    where = ", ".join(f.enclaves) or "the scope"
+    for g in group_decisions(f.dco_id, cases):
+        body = policy.body(g.authority)
+        until = (now + timedelta(days=min(90, body.max_acceptance_days) if body else 90)).date()
+        out.append(DecisionSummary(
+            g.title(where, until if g.recommendation == Treatment.ACCEPT else None), g.authority,
+            min(by_id[c.risk_id].decide_by for c in g.cases), g.recommendation.value, g.size, g.worst))
+    return out
+
+
+def _numbers(f: BriefingFacts) -> BriefNumbers:
+    tested = {t.technique_id for t in f.techniques if t.outcomes or t.real_hits or t.exercise_hits}
+    cov = f.coverage_now
+    return BriefNumbers(
+        planned=f.plan.techniques if f.plan else 0, tested=len(tested),
+        assessed=cov.techniques if cov else 0, detected=cov.detected if cov else 0,
+        steps_done=f.emulation.done, checks=sum(t.total for t in f.emulation.tools),
+        stopped_or_alerted=sum(t.stopped_or_alerted for t in f.emulation.tools), events_read=f.hunts.events_read,
+    )
+
+
+def _trend(session: Session, dco_id: str) -> list[TrendPoint]:
+    from dcoflow.tasks.assess.scoring import trend
+
+    return [TrendPoint(p.assessed_at, p.techniques, p.detected) for p in trend(session, [dco_id])]
 
 
 def _gap_order(s: TechniqueScore) -> tuple[bool, int, float, str]:
@@ -567,6 +673,7 @@ def _risk_facts(
         impact=risk.impact, owner=risk.owner, authority=authority, decide_by=risk.review_date,
         treatment=risk.treatment.value, status=risk.status.value, options=tuple(t.value for t in Treatment),
         recommendation=decision, recommendation_reason=why, techniques=techniques,
+        finding=risk.source_key.startswith("finding|"),
     )
 
 
@@ -669,14 +776,19 @@ def technical_brief(facts: BriefingFacts, fmt: Literal["md", "html"] = "md", *, 
                   title=f"Technical brief — {facts.name}")
 
 
-def executive_brief(facts: BriefingFacts, fmt: Literal["md", "html"] = "md", *, risks: int = 5) -> str:
-    return render(f"executive.{fmt}.j2", f=facts, key_risks=key_risks(facts, risks), marking=facts.marking,
+def executive_brief(facts: BriefingFacts, fmt: Literal["md", "html"] = "md", *, risks: int = 5,
+                    decisions: int = 5) -> str:
+    """One page: bottom line, what was tested and what held, top risks in plain words, the grouped decisions
+    needed, the trend by date. Numbers come from ``facts.numbers`` (computed once); no rule ids."""
+    return render(f"executive.{fmt}.j2", f=facts, key_risks=key_risks(facts, risks),
+                  decisions=facts.decision_groups[:decisions],
+                  more_decisions=max(0, len(facts.decision_groups) - decisions), marking=facts.marking,
                   title=f"Executive brief — {facts.name}")
 
 
 def key_risks(facts: BriefingFacts, limit: int = 5) -> list[RiskFacts]:
-    """The 3–5 risks a board should hear about: decisions due first, worst first."""
-    return sorted(facts.decisions, key=lambda r: (-r.score, r.decide_by, r.id))[:limit]
+    """The 3–5 risks a board should hear about: worst first, one per technique."""
+    return facts.top_risks(limit)
 
 
 def write_briefs(facts: BriefingFacts, out_dir: Path, audience: Audience = "both",

@@ -61,6 +61,7 @@ from dcoflow.tasks.reporting.briefing import (
     RiskFacts,
     gather_facts,
     render,
+    tactic_words,
 )
 
 REVIEW_WINDOW_DAYS = 14
@@ -323,16 +324,6 @@ class MeetingPack:
 
     def cases(self, group: DecisionGroup) -> list[DecisionEntry]:
         return [self.entries[c.item_id] for c in group.cases]
-
-
-def tactic_words(catalog: Catalog, technique_ids: Sequence[str]) -> str:
-    """The first ATT&CK tactic of the first known technique, as a board reads it ("Credential Access")."""
-    for tid in technique_ids:
-        res = catalog.resolve(tid, warn=False)
-        tech = catalog.get_technique(res.attack_id) if res.attack_id else None
-        if tech is not None and tech.tactics:
-            return " ".join(w if w == "and" else w.capitalize() for w in tech.tactics[0].split("-"))
-    return "other techniques"
 
 
 def build_pack(session: Session, meeting_ref: str, catalog: Catalog, *, now: datetime | None = None,

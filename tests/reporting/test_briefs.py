@@ -110,7 +110,9 @@ def test_executive_brief_speaks_plainly(built: Built, catalog: Catalog) -> None:
     assert 3 <= len(risks) <= 5
     worst = risks[0]
     assert worst.score == max(d.score for d in facts.decisions)
-    assert f"Decision needed from **{worst.authority}** by **{worst.decide_by.isoformat()}**" in md
+    # Decisions are the grouped ones a board takes (issue 9; was one line per risk), each with body and date.
+    first = facts.decision_groups[0]
+    assert f"- **{first.authority}** by **{first.decide_by.isoformat()}**: {first.title}" in md
     assert "steal passwords and account credentials" in md  # LSASS dumping, in business terms
 
     # every technique id comes right after its name (never a bare code); no tactic jargon
@@ -146,3 +148,37 @@ def test_brief_gaps_follow_the_stored_gap_rank(built: Built, catalog: Catalog) -
         scores = latest_scores(s, built.dco_id)
     ranked = sorted((sc for sc in scores if sc.priority > 0), key=lambda sc: int(sc.explanation["gap_rank"]))
     assert ranked and [t.technique_id for t in facts.gaps] == [sc.technique_id for sc in ranked]
+
+
+def test_executive_brief_numbers_match_the_plan_and_assessment(built: Built, catalog: Catalog) -> None:
+    """Issue 9: one page a principal reads — no rule ids, no risk told twice, every number the plan's or the
+    latest assessment's, the trend by real dates."""
+    import re
+
+    from dcoflow.models.plan import PlanRecord
+    from dcoflow.tasks.assess.scoring import runs
+
+    with session_scope() as s:
+        facts = gather_facts(s, built.dco_id, catalog, now=NOW)
+        plan = s.get(PlanRecord, built.dco_id)
+        assessments = runs(s, built.dco_id)
+    md = executive_brief(facts)
+    n = facts.numbers
+    assert plan is not None and n is not None
+    latest = assessments[-1].summary
+    assert n.planned == plan.summary["techniques"] and f"**{n.planned}** attacker techniques were planned" in md
+    assert (n.detected, n.assessed) == (latest["detected"], latest["techniques"])
+    assert f"Today we would raise an alert for {n.detected} of {n.assessed} assessed techniques" in md
+    assert f"tested {n.tested} of the {n.planned} attacker techniques it planned" in md
+    assert 0 < n.tested <= n.planned
+    # No rule ids (Sigma rule UUIDs, the rules that fired) and no STIX or row ids.
+    assert not re.search(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", md)
+    assert all(r.rule_id not in md for r in facts.hunts.rules_fired)
+    assert "risk-" not in md and "act-" not in md
+    # Each top risk once, one per technique; the trend lists each assessment by its date.
+    top = [line for line in md.splitlines() if re.match(r"^\d\. \*\*A (severe|significant|moderate) risk", line)]
+    assert len(top) == len(set(top)) == len(key_risks(facts))
+    assert [f"| {a.assessed_at:%Y-%m-%d} |" in md for a in assessments] == [True] * len(assessments)
+    decisions = [line for line in md.splitlines() if line.startswith("- **") and "by **" in line]
+    assert 1 <= len(decisions) <= 5
+

@@ -590,6 +590,24 @@ def retest_verdict(technique_id: str, sightings: Iterable[dict[str, Any]], since
     return "pass" if hunted else None
 
 
+def hunt_retest_verdict(
+    technique_id: str, hunt_runs: Iterable[dict[str, Any]], since: datetime
+) -> RetestVerdict | None:
+    """A threat hunt's re-test: a hunt run recorded after ``since`` (its STIX grouping) that ran a rule for the
+    technique resolves its hunt actions — with a hit (the rule fires on the activity) or clean (the rule and its
+    data are in place and the activity is absent). None while no such re-hunt happened."""
+    cutoff = as_utc(since)
+    wanted = technique_id.upper()
+    for run in hunt_runs:
+        stamp = str(run.get("modified") or run.get("created") or "")
+        if not stamp or parse_utc(stamp) < cutoff:
+            continue
+        for rule in run.get("x_dco_rules") or []:
+            if isinstance(rule, dict) and wanted in [str(t).upper() for t in rule.get("technique_ids") or []]:
+                return "pass"
+    return None
+
+
 # -- incident retry ---------------------------------------------------------------------------------------------------
 
 

@@ -28,10 +28,11 @@ from dcoflow.models.followup import (
     RiskStatus,
     as_utc,
     followup_id,
+    hunt_retest_verdict,
     retest_verdict,
 )
 from dcoflow.models.operation import utcnow
-from dcoflow.models.repository import get_or_raise, record_event
+from dcoflow.models.repository import get_operation, get_or_raise, record_event
 from dcoflow.models.stix.store import latest_objects
 from dcoflow.tasks.retry import retry_when_retryable
 
@@ -213,10 +214,15 @@ def run_due_retests(
             report.append({"retest": retest.id, "status": retest.status.value, "changed": {}})
             continue
         sightings = latest_objects(session, retest.dco_id, ["sighting"])
+        # A threat hunt (no emulation) re-tests by hunting again: its hunt runs count, hit or clean.
+        hunt_only = not get_operation(session, retest.dco_id).dco.type.emulates
+        hunt_runs = latest_objects(session, retest.dco_id, ["grouping"]) if hunt_only else []
         verdicts: dict[str, RetestVerdict] = {}
         missing = []
         for tid in retest.technique_ids:
             verdict = retest_verdict(tid, sightings, retest.created_at)
+            if verdict is None and hunt_only:
+                verdict = hunt_retest_verdict(tid, hunt_runs, retest.created_at)
             if verdict is None:
                 missing.append(tid)
             else:

@@ -229,3 +229,42 @@ def test_actions_retest_closes_or_reopens(dco: str, catalog: Catalog) -> None:
 def test_policy_is_data() -> None:
     policy = DecisionPolicy(bodies=[(1, "service owner"), (10, "risk board")], decision_from=10)
     assert policy.body_for(9) == "service owner" and policy.body_for(12) == "risk board"
+
+
+def test_threat_hunt_retest_resolves_hunt_actions(settings: Any, catalog: Catalog) -> None:
+    """Issue 9: a threat-hunt DCO re-tests by hunting again — a re-hunt that ran a rule for the technique,
+    clean or with a hit, verifies its done hunt actions; an older hunt does not count."""
+    from dcoflow.models.operation import DcoSpec
+    from dcoflow.models.repository import create_operation
+    from dcoflow.models.stix.ids import stix_id
+    from dcoflow.models.stix.store import stix_time
+
+    spec = {"name": "FIN7 hunt", "objective": "Hunt FIN7 tradecraft", "type": "threat-hunt",
+            "threat_profile": {"techniques": ["T1059.001"]}, "scope": {"platforms": ["windows"]}}
+    gap = GapInput(technique_id="T1059.001", technique_name="PowerShell", visibility=3, detection=0, relevance=1.0,
+                   rank=1)
+
+    def hunt_run(dco: str, run: str, when: datetime, hits: int) -> dict[str, Any]:
+        return {"type": "grouping", "spec_version": "2.1", "id": stix_id("grouping", dco, run),
+                "created": stix_time(when), "modified": stix_time(when), "name": run, "context": "suspicious-activity",
+                "object_refs": [stix_id("indicator", "rule-ps")], "x_dco_hunt_run": run, "x_dco_id": dco,
+                "x_dco_rules": [{"rule_id": "rule-ps", "technique_ids": ["T1059.001"], "hits": hits}]}
+
+    with session_scope() as s:
+        dco = create_operation(s, DcoSpec.model_validate(spec), "test").id
+        derive_risks(s, dco, [gap], [], catalog=catalog, today=TODAY)
+        actions, _ = plan_actions(s, dco, [gap], [], catalog, today=TODAY)
+        hunt_actions = [a for a in actions if a.kind == ActionKind.DETECTION_ENGINEERING]
+        assert hunt_actions
+        for a in hunt_actions:
+            update_action_status(s, a.id, ActionStatus.DONE, "cyoc", now=NOW)
+        schedule_retest(s, dco, ["T1059.001"], "re-hunt", NOW + timedelta(days=1), now=NOW)
+    store(dco, [hunt_run(dco, "before", NOW - timedelta(days=1), hits=0)])  # the first hunt: not a re-test
+    with session_scope() as s:
+        [waiting] = run_due_retests(s, NOW + timedelta(days=2))
+        assert waiting["waiting_for"] == ["T1059.001"]
+    store(dco, [hunt_run(dco, "re-hunt", NOW + timedelta(days=1), hits=0)])  # clean re-hunt
+    with session_scope() as s:
+        [passed] = run_due_retests(s, NOW + timedelta(days=2))
+        assert passed["status"] == "passed"
+        assert sorted(passed["changed"]["verified"]) == sorted(a.id for a in hunt_actions)

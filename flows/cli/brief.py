@@ -171,15 +171,38 @@ def decide(
     expires: Annotated[str | None, typer.Option("--expires", help="YYYY-MM-DD; required to accept.")] = None,
     action_status: Annotated[ActionStatus | None, typer.Option("--action-status", help="For an action: its "
                                                                "new status.")] = None,
+    owner: Annotated[str | None, typer.Option("--owner", help="Reassign the item's action or risk to this "
+                                              "organisation (audited).")] = None,
+    due: Annotated[str | None, typer.Option("--due", help="YYYY-MM-DD: a new due (action) or decide-by (risk) "
+                                            "date.")] = None,
+    meeting: Annotated[str | None, typer.Option("--meeting", help="With a grouped decision id (grp-…): its "
+                                                "meeting.")] = None,
+    attack_source: AttackOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Record an item's outcome; a risk decision is written to the risk register by the meeting's body."""
-    from dcoflow.tasks.reporting.meetings import decide_item, item_row
+    """Record an item's outcome (or a grouped decision's, for each of its risks); a risk decision is written
+    to the risk register by the meeting's body."""
+    from dcoflow.tasks.reporting.meetings import decide_group, decide_item, item_row
 
     expires_at = _when(expires, "expires", end_of_day=True) if expires else None
+    due_day = _when(due, "due").date() if due else None
+    if item_id.startswith("grp-"):
+        from dcoflow.connectors.attack import load_catalog
+
+        if meeting is None or decision is None:
+            raise ValidationError("a grouped decision needs --meeting and --decision", field="meeting")
+        catalog = load_catalog(attack_source)
+        with session_scope() as s:
+            rows = [item_row(i) for i in decide_group(s, meeting, item_id, catalog, outcome, by, decision=decision,
+                                                       expires_at=expires_at)]
+        if as_json:
+            print_json(rows)
+        else:
+            console.print(f"decision [bold]{item_id}[/]: {decision.value} for {len(rows)} risk(s)")
+        return
     with session_scope() as s:
         row = item_row(decide_item(s, item_id, outcome, by, decision=decision, expires_at=expires_at,
-                                   action_status=action_status))
+                                   action_status=action_status, owner=owner, due=due_day))
     if as_json:
         print_json(row)
         return

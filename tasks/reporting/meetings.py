@@ -51,9 +51,9 @@ from dcoflow.models.meeting import (
 )
 from dcoflow.models.operation import DcoState, Operation, utcnow
 from dcoflow.models.repository import get_operation, get_or_raise, list_operations, lock_row, record_event
-from dcoflow.tasks.follow_up.actions import list_actions, update_action_status
+from dcoflow.tasks.follow_up.actions import list_actions, reassign_action, update_action_status
 from dcoflow.tasks.follow_up.escalation import list_incidents
-from dcoflow.tasks.follow_up.risks import get_risk, record_decision, risks_needing_decision
+from dcoflow.tasks.follow_up.risks import get_risk, reassign_risk, record_decision, risks_needing_decision
 from dcoflow.tasks.reporting.briefing import (
     ActionFacts,
     BriefingFacts,
@@ -213,12 +213,15 @@ def decide_item(
     expires_at: datetime | None = None,
     residual: tuple[int, int] | None = None,
     action_status: ActionStatus | None = None,
+    owner: str | None = None,
+    due: date | None = None,
     now: datetime | None = None,
     policy: DecisionPolicy | None = None,
 ) -> MeetingItem:
     """Record what the meeting said about an item. A risk decision goes to the risk register (checked
     against the policy with the meeting's body as the authority); an action's new status goes through
-    the action's own transition rules. The meeting counts as held from its first recorded outcome."""
+    the action's own transition rules; a new owner or date for the item's action or risk is a reassignment
+    audited as decided by this item. The meeting counts as held from its first recorded outcome."""
     now = as_utc(now or utcnow())
     item = get_item(session, item_ref)
     meeting = get_meeting(session, item.meeting_id)
@@ -238,6 +241,14 @@ def decide_item(
         if item.ref_kind != RefKind.ACTION:
             raise ValidationError("only an action item takes an action status", field="status", object=item.id)
         update_action_status(session, item.ref_id, action_status, by, now=now)
+    if owner is not None or due is not None:
+        why = f"{meeting.body} decided: {outcome.strip()}"
+        if item.ref_kind == RefKind.ACTION:
+            reassign_action(session, item.ref_id, by, why, owner=owner, due=due, via=item.id, now=now)
+        elif item.ref_kind == RefKind.RISK:
+            reassign_risk(session, item.ref_id, by, why, owner=owner, review_date=due, via=item.id, now=now)
+        else:
+            raise ValidationError("only an action or a risk item can be reassigned", field="owner", object=item.id)
     item.outcome, item.decided_by, item.decided_at = outcome.strip(), by, now
     item.version += 1
     session.add(item)

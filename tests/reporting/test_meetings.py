@@ -161,3 +161,28 @@ def test_crmg_pack_groups_decisions_and_keeps_the_rest_in_the_annex(
     register = openpyxl.load_workbook(files["xlsx"])["decisions"]
     ids = [r[4].value for r in register.iter_rows(min_row=3) if r[4].value and str(r[4].value).startswith("risk-")]
     assert sorted(ids) == sorted(i.ref_id for i in items)
+
+
+def test_a_grouped_decision_and_a_reassignment_by_the_meeting(built: Built, catalog: Catalog, shared_dir: Path) -> None:
+    from typer.testing import CliRunner
+
+    from dcoflow.flows.cli.brief import meeting_app
+    from dcoflow.models.repository import audit_trail
+
+    with session_scope() as s:
+        meeting = create_meeting(s, built.dco_id, "BCISOA", AT, now=NOW)
+        pack = build_pack(s, meeting.id, catalog, now=AT)
+        group = next(g for g in pack.decisions if not g.finding)
+        review = next(i for i in meeting_items(s, meeting.id) if i.kind == ItemKind.ACTION_REVIEW)
+        decide_item(s, review.id, "moved to the CIO office", "BCISOA chair", owner="OCIO",
+                    due=(AT + timedelta(days=45)).date(), now=AT)
+        moved = [e for e in audit_trail(s, built.dco_id) if e.action == "action-reassigned"]
+        assert moved[-1].details["via"] == review.id and moved[-1].details["to"]["owner"] == "OCIO"
+    result = CliRunner().invoke(meeting_app, [
+        "decide", group.id, "--meeting", meeting.id, "--decision", "mitigate", "--outcome", "fund the fixes",
+        "--by", "BCISOA chair", "--attack", str(shared_dir / "attack" / "enterprise-attack-18.1.json.gz"), "--json"])
+    assert result.exit_code == 0, result.output
+    with session_scope() as s:
+        decided = decisions_for(s, [c.risk_id for c in group.cases])
+    assert sorted(d.risk_id for d in decided) == sorted(c.risk_id for c in group.cases)
+    assert {d.decision for d in decided} == {Treatment.MITIGATE}

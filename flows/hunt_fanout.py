@@ -33,7 +33,7 @@ from dcoflow.models.shards import Shard
 from dcoflow.tasks.conduct import fanout
 from dcoflow.tasks.conduct.hunt_record import summary_markdown
 
-ZOMBIE_AUTOMATION = "dcoflow: crash flow runs whose heartbeats stopped"
+ZOMBIE_AUTOMATION = "dcoflow: crash {deployment} runs whose heartbeats stopped"
 FLOW_RUN_END_EVENTS = ("Completed", "Failed", "Cancelled", "Crashed")
 
 
@@ -73,13 +73,17 @@ class ShardParameters(BaseModel):
     actor: str = Field("prefect", description="Who runs the hunt (audit log).")
 
 
-def zombie_automation(within_s: float) -> AutomationCore:
-    """Prefect's zombie-flow recipe: a running flow run not followed by a heartbeat (or its end) is Crashed."""
+def zombie_automation(deployment: str, deployment_id: UUID, within_s: float) -> AutomationCore:
+    """Prefect's zombie-flow recipe for the runs of one deployment: a running flow run not followed by a
+    heartbeat (or its end) within ``within_s`` is Crashed.
+
+    Scoped to the shard deployment's runs on purpose: flows called in-process (a parent flow, a subflow,
+    ``dco demo``) send no heartbeats, and a server-wide rule would crash them."""
     from prefect.automations import AutomationCore, ChangeFlowRunState, EventTrigger, Posture
     from prefect.client.schemas.objects import StateType
 
     return AutomationCore(
-        name=ZOMBIE_AUTOMATION,
+        name=ZOMBIE_AUTOMATION.format(deployment=deployment),
         description="Marks a flow run Crashed when its heartbeats stop (its worker or host was lost), so that "
                     "dcoflow's fanned-out hunts start the shard again elsewhere.",
         trigger=EventTrigger(
@@ -87,6 +91,8 @@ def zombie_automation(within_s: float) -> AutomationCore:
             after={"prefect.flow-run.heartbeat", "prefect.flow-run.Running"},
             expect={"prefect.flow-run.heartbeat", *(f"prefect.flow-run.{e}" for e in FLOW_RUN_END_EVENTS)},
             match={"prefect.resource.id": ["prefect.flow-run.*"]},
+            match_related={"prefect.resource.role": "deployment",
+                           "prefect.resource.id": f"prefect.deployment.{deployment_id}"},
             for_each={"prefect.resource.id"},
             posture=Posture.Proactive,
             threshold=1,
@@ -97,13 +103,16 @@ def zombie_automation(within_s: float) -> AutomationCore:
     )
 
 
-def ensure_zombie_automation(within_s: float | None = None) -> None:
-    """Create the zombie automation on the Prefect server unless one of that name exists."""
+def ensure_zombie_automation(deployment: str, within_s: float | None = None) -> None:
+    """Create the zombie automation for ``deployment``'s runs unless the server has it already."""
     from prefect.client.orchestration import get_client
 
     with get_client(sync_client=True) as client:
-        if not client.read_automations_by_name(ZOMBIE_AUTOMATION):
-            client.create_automation(zombie_automation(within_s or get_settings().zombie_after_s))
+        target = client.read_deployment_by_name(deployment)
+        name = ZOMBIE_AUTOMATION.format(deployment=deployment)
+        if not client.read_automations_by_name(name):
+            window = within_s or get_settings().zombie_after_s
+            client.create_automation(zombie_automation(deployment, target.id, window))
 
 
 def _start_shard(params: FanoutParameters, plan: fanout.FanoutPlan, shard: Shard, attempt: int) -> UUID:
@@ -139,7 +148,7 @@ def hunt_fanout(params: Annotated[FanoutParameters, Field(description="What to h
     from dcoflow.flows.hunt import plan_selection
 
     logger = get_run_logger()
-    ensure_zombie_automation()
+    ensure_zombie_automation(params.shard_deployment)
     rules_path = params.rules_path or [str(get_settings().content_path("sigma") / "rules")]
     if params.techniques or params.rule_ids:
         selection = HuntSelection(techniques=params.techniques, rule_ids=params.rule_ids)

@@ -130,30 +130,44 @@ def resume_when_paused(prefect_harness: None) -> Callable[..., Any]:
 PG_ADMIN = os.environ.get("DCO_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database: a SQLite file, or a uniquely named database on the real PostgreSQL, dropped after."""
+@pytest.fixture()
+def make_pg_database() -> Iterator[Callable[[str], str]]:
+    """``make(prefix)``: a new, uniquely named database on the real PostgreSQL, as a URL (the test is skipped
+    when the server is unreachable); every database made is dropped after the test."""
     import uuid
 
     from sqlalchemy import create_engine, pool, text
 
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT", poolclass=pool.NullPool)
+    made: list[str] = []
+
+    def make(prefix: str = "dco_test") -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+        try:
+            with admin.connect() as c:
+                c.execute(text(f'CREATE DATABASE "{name}"'))
+        except Exception as exc:
+            pytest.skip(f"PostgreSQL at {PG_ADMIN} unreachable: {exc}")
+        made.append(name)
+        return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+
+    try:
+        yield make
+    finally:
+        dispose_engines()
+        with admin.connect() as c:
+            for name in made:
+                c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database: a SQLite file, or a uniquely named database on the real PostgreSQL, dropped after."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'dco.db'}"
         dispose_engines()
         return
-    name = f"dco_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT", poolclass=pool.NullPool)
-    try:
-        with admin.connect() as c:
-            c.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        pytest.skip(f"PostgreSQL at {PG_ADMIN} unreachable: {exc}")
-    try:
-        yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        dispose_engines()
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    yield request.getfixturevalue("make_pg_database")("dco_test")
 
 
 @pytest.fixture(scope="session")

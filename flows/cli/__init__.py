@@ -121,7 +121,7 @@ def demo(
     import secrets
 
     from dcoflow.core.settings import get_settings
-    from dcoflow.flows.demo import DEMO_OPERATION, demo_answers
+    from dcoflow.flows.demo import demo_answers, write_demo_operation
     from dcoflow.flows.demo.incident_inbox import notification_inbox
 
     out = out.resolve()
@@ -140,7 +140,7 @@ def demo(
         from dcoflow.flows.lifecycle import dco_lifecycle
 
         result = dco_lifecycle(
-            operation_file=str(DEMO_OPERATION), attack_source=attack_source, output_dir=str(out),
+            operation_file=str(write_demo_operation(out)), attack_source=attack_source, output_dir=str(out),
             approver="demo coordinator (OCIO)", emulation_outcomes=outcomes, triage_verdicts=verdicts,
             actor="dco-demo",
         )

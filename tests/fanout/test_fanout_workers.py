@@ -32,7 +32,6 @@ from dcoflow.models.operation import DcoSpec, DcoState
 from dcoflow.models.repository import create_operation, transition
 
 ROOT = Path(__file__).resolve().parents[2]
-PG_ADMIN = os.environ.get("DCO_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 BIN = Path(sys.executable).parent
 DATA = "security-datasets/data/atomic/windows"
 RULES = "sigma/rules/windows/process_creation"
@@ -65,7 +64,8 @@ def corpus(shared_dir: Path, tmp_path: Path) -> Path:
 def cluster(tmp_path: Path, shared_dir: Path, monkeypatch: pytest.MonkeyPatch,
             request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
     """A Prefect server, a process work pool with the hunt-shard deployment, 3 workers, a PostgreSQL database."""
-    db_url = request.getfixturevalue("pg_url")
+    make = request.getfixturevalue("make_pg_database")
+    db_url, prefect_db = make("dco_fanout"), make("dco_fanout_prefect")
     port = _free_port()
     api = f"http://127.0.0.1:{port}/api"
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_API_URL": api,
@@ -73,7 +73,7 @@ def cluster(tmp_path: Path, shared_dir: Path, monkeypatch: pytest.MonkeyPatch,
            "PREFECT_WORKER_QUERY_SECONDS": "2", "PREFECT_WORKER_PREFETCH_SECONDS": "2",
            "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false", "DCO_ZOMBIE_AFTER_S": "60",
            # the server on PostgreSQL too: SQLite locks under three workers' heartbeats
-           "PREFECT_API_DATABASE_CONNECTION_URL": db_url.replace("+psycopg", "+asyncpg") + "_prefect",
+           "PREFECT_API_DATABASE_CONNECTION_URL": prefect_db.replace("+psycopg", "+asyncpg"),
            "DCO_DATABASE_URL": db_url, "DCO_CONTENT_DIR": str(shared_dir), "DCO_PROJECT_DIR": str(ROOT),
            "DCO_CACHE_DIR": str(tmp_path / "cache"), "DCO_DATA_DIR": str(tmp_path / "data")}
     procs: list[subprocess.Popen[bytes]] = []
@@ -119,30 +119,6 @@ def cluster(tmp_path: Path, shared_dir: Path, monkeypatch: pytest.MonkeyPatch,
             proc.wait(timeout=30)
         get_settings.cache_clear()
         dispose_engines()
-
-
-@pytest.fixture()
-def pg_url() -> Iterator[str]:
-    """Two throwaway databases on the real PostgreSQL: dcoflow's, and the Prefect server's (``<name>_prefect``)."""
-    import uuid
-
-    from sqlalchemy import create_engine, pool, text
-
-    name = f"dco_fanout_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT", poolclass=pool.NullPool)
-    try:
-        with admin.connect() as c:
-            c.execute(text(f'CREATE DATABASE "{name}"'))
-            c.execute(text(f'CREATE DATABASE "{name}_prefect"'))
-    except Exception as exc:
-        pytest.skip(f"PostgreSQL at {PG_ADMIN} unreachable: {exc}")
-    try:
-        yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        dispose_engines()
-        with admin.connect() as c:
-            for db in (name, f"{name}_prefect"):
-                c.execute(text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
 
 
 def _shard_runs(api: str) -> list[dict[str, Any]]:

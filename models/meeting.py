@@ -152,7 +152,8 @@ class DecisionGroup:
         n = self.size
         gaps = "detection gap" if n == 1 else "detection gaps"
         if self.finding:
-            return f"Respond to confirmed hostile activity: {self.cases[0].title} (owner {self.owner})"
+            many = f" ({n} confirmed findings)" if n > 1 else ""
+            return f"Respond to confirmed hostile activity: {self.cases[0].title}{many} (owner {self.owner})"
         if self.recommendation == Treatment.ACCEPT:
             return (f"Accept {n} residual {gaps} in {self.tactic} on {where}"
                     + (f" until {until.isoformat()}" if until else "") + f", owner {self.owner}")
@@ -162,10 +163,11 @@ class DecisionGroup:
 
 
 def group_decisions(meeting: str, cases: Iterable[DecisionCase]) -> list[DecisionGroup]:
-    """Group the cases (a confirmed finding stays alone) and rank the groups by their worst risk, then size."""
+    """Group the cases and rank the groups by their worst risk, then size. Confirmed findings are decided per
+    technique, apart from the gaps: two incidents of the same activity are one response, not two decisions."""
     groups: dict[tuple[str, ...], list[DecisionCase]] = {}
     for c in cases:
-        key = (c.authority, c.recommendation.value, c.tactic, c.owner, c.risk_id if c.finding else "")
+        key = (c.authority, c.recommendation.value, c.tactic, c.owner, f"finding|{c.title}" if c.finding else "")
         groups.setdefault(key, []).append(c)
     out = [
         DecisionGroup(followup_id("grp", meeting, *key), key[0], Treatment(key[1]), key[2], key[3], bool(key[4]),

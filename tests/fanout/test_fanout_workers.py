@@ -111,7 +111,12 @@ def cluster(tmp_path: Path, shared_dir: Path, monkeypatch: pytest.MonkeyPatch,
                 monkeypatch.setenv(key, value)
         get_settings.cache_clear()
         dispose_engines()
-        yield {"api": api, "workers": workers, "env": env, "logs": logs}
+        # The session's Prefect test harness (when an earlier test started it) holds a settings context that
+        # outranks the environment: point this process at the cluster's server explicitly.
+        from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+        with temporary_settings(updates={PREFECT_API_URL: api, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: 30}):
+            yield {"api": api, "workers": workers, "env": env, "logs": logs}
     finally:
         for proc in procs:
             with contextlib.suppress(ProcessLookupError):

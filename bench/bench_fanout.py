@@ -3,7 +3,8 @@ cores' worker processes, and with separate processes standing for hosts; plus th
 orchestration costs that a fanned-out hunt adds, and a model of a billion events across N hosts.
 
 Peer: the single-process hunt of the same corpus in the same run (scaling efficiency is measured
-against it). Prints per configuration events/s in total and per worker, the scaling efficiency
+against it). Each worker's time includes compiling the rules (about 2 s for SigmaHQ rules/windows), the
+fixed cost every shard pays: small shards scale badly, which is why shards should be minutes of work. Prints per configuration events/s in total and per worker, the scaling efficiency
 (speed-up / workers) and the peak RSS per worker process; then PostgreSQL's insert rate for hit
 evidence (``record_hunt`` into a fresh database, STIX objects/s) and the Prefect API calls a shard
 costs; then the model.
@@ -149,7 +150,7 @@ def main() -> None:
                 base = base or rate
                 per_core = max(per_core, rate / n) if n == 1 else per_core
                 print(f"{scale:>6}× {f'{n} worker process(es)':>22} {r['events']:>9} {r['seconds']:>7.1f} "
-                      f"{rate:>9.0f} {rate / n:>11.0f} {rate / base / n:>5.2f} {r['rss_mb'] / n:>18.0f}")
+                      f"{rate:>9.0f} {rate / n:>11.0f} {rate / base / n:>5.2f} {r['rss_mb']:>18.0f}")
             h = _hosts(rules, files, args.hosts)
             rate = h["events"] / h["seconds"]
             label = f"{h['workers']} host processes"

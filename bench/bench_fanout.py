@@ -4,8 +4,9 @@ orchestration costs that a fanned-out hunt adds, and a model of a billion events
 
 Peer: the single-process hunt of the same corpus in the same run (scaling efficiency is measured
 against it). Each worker's time includes compiling the rules (about 2 s for SigmaHQ rules/windows), the
-fixed cost every shard pays: small shards scale badly, which is why shards should be minutes of work. Prints per configuration events/s in total and per worker, the scaling efficiency
-(speed-up / workers) and the peak RSS per worker process; then PostgreSQL's insert rate for hit
+fixed cost every shard pays: small shards scale badly, which is why shards should be minutes of work.
+Prints per configuration events/s in total and per worker, the scaling efficiency (speed-up / workers)
+and the peak RSS per worker process; then PostgreSQL's insert rate for hit
 evidence (``record_hunt`` into a fresh database, STIX objects/s) and the Prefect API calls a shard
 costs; then the model.
 

@@ -33,6 +33,14 @@ def _out(out: Path | None, dco: str) -> Path:
         return get_settings().output_dir / get_operation(s, dco).id
 
 
+def _show(files: dict[str, str], as_json: bool) -> None:
+    if as_json:
+        print_json(files)
+        return
+    for path in files.values():
+        console.print(f"  {path}")
+
+
 @app.command("plan")
 @handle_errors
 def plan_doc(
@@ -64,12 +72,7 @@ def brief_docs(
     """Write the executive deck (PPTX) and the executive and technical briefs as PDF, with charts."""
     from dcoflow.tasks.reporting.documents.products import write_documents
 
-    files = write_documents(dco, str(_out(out, dco)), attack_source, kinds=("briefs",))
-    if as_json:
-        print_json(files)
-        return
-    for path in files.values():
-        console.print(f"  {path}")
+    _show(write_documents(dco, str(_out(out, dco)), attack_source, kinds=("briefs",)), as_json)
 
 
 @app.command("all")
@@ -83,9 +86,4 @@ def all_docs(
     """Write every decision document: the plan order, the executive deck and the PDF briefs."""
     from dcoflow.tasks.reporting.documents.products import write_documents
 
-    files = write_documents(dco, str(_out(out, dco)), attack_source)
-    if as_json:
-        print_json(files)
-        return
-    for path in files.values():
-        console.print(f"  {path}")
+    _show(write_documents(dco, str(_out(out, dco)), attack_source), as_json)

@@ -25,7 +25,7 @@ from typing import Any
 
 import ahocorasick  # type: ignore[import-not-found]  # pyahocorasick ships no type stubs
 
-from dcoflow.models.patterns.compile import Cmp, Node, Observation, ObsNode, ObsOp, Pattern, Qualified
+from dcoflow.models.patterns.compile import BoolOp, Cmp, Node, Observation, ObsNode, ObsOp, Pattern, Qualified
 from dcoflow.models.patterns.telemetry import SUPPORTED, Candidate, observed_objects
 from dcoflow.models.sigma.compiler import required_literal
 from dcoflow.models.stix.hunt_objects import EventView, event_host, event_time
@@ -43,13 +43,7 @@ def anchors(node: Node) -> set[Anchor] | None:
         if node.op == "IN" and isinstance(node.value, tuple):
             return {(node.type, node.path, str(v).lower()) for v in node.value}
         return None
-    found = [anchors(o) for o in node.operands]
-    if node.op == "AND":
-        usable = [a for a in found if a is not None]
-        return min(usable, key=len) if usable else None
-    if any(a is None for a in found):
-        return None
-    return set().union(*(a for a in found if a is not None))
+    return _combine(node, anchors)
 
 
 def literals(node: Node) -> set[Anchor] | None:
@@ -64,7 +58,13 @@ def literals(node: Node) -> set[Anchor] | None:
         else:
             best = required_literal(re.compile(str(node.value))) or "" if node.op == "MATCHES" else ""
         return {(node.type, node.path, best.lower())} if len(best) >= 3 else None
-    found = [literals(o) for o in node.operands]
+    return _combine(node, literals)
+
+
+def _combine(node: BoolOp, of: Callable[[Node], set[Anchor] | None]) -> set[Anchor] | None:
+    """A boolean node's prefilter from its operands': for AND the smallest operand set is enough; for OR
+    every operand must have one (else nothing can be ruled out) and any of them may hold."""
+    found = [of(o) for o in node.operands]
     if node.op == "AND":
         usable = [a for a in found if a is not None]
         return min(usable, key=len) if usable else None

@@ -20,7 +20,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dcoflow.models.assessment import Relevance, assess_evidence, assess_technique, rank_gaps
-from dcoflow.models.stix.store import stix_time
+from dcoflow.models.stix.rows import stix_time
 from dcoflow.tasks.assess.evidence import evidence_from_stix
 
 TECHNIQUES = 500

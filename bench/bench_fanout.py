@@ -97,8 +97,8 @@ def _pg_insert_rate(rules: Path, files: list[Path]) -> tuple[float, int] | None:
         from dcoflow.core.db import dispose_engines, session_scope
         from dcoflow.core.settings import get_settings
         from dcoflow.models.operation import DcoSpec, DcoState
-        from dcoflow.models.repository import create_operation, transition
-        from dcoflow.models.stix.store import StixObjectRow
+        from dcoflow.models.repository.operation import create_operation, transition
+        from dcoflow.models.stix.rows import StixObjectRow
         from dcoflow.tasks.conduct.hunt_record import record_hunt
         from dcoflow.tasks.conduct.local_hunt import run_local_hunt
 

@@ -12,7 +12,7 @@ from dcoflow.core.db import session_scope
 from dcoflow.core.settings import get_settings
 from dcoflow.flows.forms import described
 from dcoflow.models.assessment import DEFAULT_HALF_LIFE_DAYS
-from dcoflow.models.repository import get_operation, list_operations
+from dcoflow.models.repository.operation import get_operation, list_operations
 from dcoflow.tasks.assess.outputs import publish_task
 from dcoflow.tasks.assess.scoring import assess_dco_task
 

@@ -15,7 +15,7 @@ from pydantic import Field
 from dcoflow.core.db import session_scope
 from dcoflow.core.settings import get_settings
 from dcoflow.flows.forms import described
-from dcoflow.models.repository import get_operation
+from dcoflow.models.repository.operation import get_operation
 from dcoflow.tasks.reporting.briefing import write_briefs_task
 from dcoflow.tasks.retry import retry_when_retryable
 

@@ -28,7 +28,7 @@ from dcoflow.flows.forms import described
 from dcoflow.models.attack.catalog import Catalog
 from dcoflow.models.emulation import Outcome, OutcomeInput, Severity
 from dcoflow.models.plan import EmulationStep, StepStatus
-from dcoflow.models.repository import get_operation
+from dcoflow.models.repository.operation import get_operation
 from dcoflow.tasks.conduct.deconfliction import require_acknowledged, wait_for_acknowledgement
 from dcoflow.tasks.conduct.emulation import (
     CONNECTORS,

@@ -27,7 +27,7 @@ from dcoflow.models.hunt_run import derive_hunt_key
 from dcoflow.models.hunting import HuntOutcome, HuntSelection, RuleInfo, products_for
 from dcoflow.models.operation import DcoState
 from dcoflow.models.plan import HuntHypothesis
-from dcoflow.models.repository import get_operation, list_operations
+from dcoflow.models.repository.operation import get_operation, list_operations
 from dcoflow.tasks.conduct.hunt_record import (
     HuntSummary,
     hunt_summary,

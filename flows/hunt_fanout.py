@@ -154,7 +154,7 @@ def hunt_fanout(params: Annotated[FanoutParameters, Field(description="What to h
         selection = HuntSelection(techniques=params.techniques, rule_ids=params.rule_ids)
     else:
         from dcoflow.core.db import session_scope
-        from dcoflow.models.repository import get_operation
+        from dcoflow.models.repository.operation import get_operation
 
         with session_scope() as s:
             selection = plan_selection(get_operation(s, params.dco).id)

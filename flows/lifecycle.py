@@ -29,7 +29,7 @@ from dcoflow.flows.hunt import HuntParameters, hunt
 from dcoflow.flows.plan import plan_dco
 from dcoflow.flows.triage import triage_hunt
 from dcoflow.models.operation import DcoState
-from dcoflow.models.repository import get_operation
+from dcoflow.models.repository.operation import get_operation
 from dcoflow.tasks.conduct.emulation import export_vectr_task
 from dcoflow.tasks.lifecycle import change_state, operation_id
 from dcoflow.tasks.reporting.documents.products import write_documents_task

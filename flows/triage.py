@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 from dcoflow.core.db import session_scope
 from dcoflow.flows.forms import described
 from dcoflow.models.hunt_run import Verdict
-from dcoflow.models.repository import get_operation
+from dcoflow.models.repository.operation import get_operation
 from dcoflow.tasks.conduct.triage import SKIP, TriageAnswer, hit_rows, triage_hits_task, untriaged_hits, verdicts_for
 from dcoflow.tasks.follow_up import events
 from dcoflow.tasks.follow_up.escalation import findings_from_store

@@ -1,6 +1,6 @@
 """The DCO state machine: which transitions exist and what each one needs.
 
-Pure rules; ``dcoflow.models.repository.transition`` applies them to a stored operation and
+Pure rules; ``dcoflow.models.repository.operation.transition`` applies them to a stored operation and
 writes the audit event, the task wrapper emits the Prefect event.
 """
 

@@ -8,7 +8,7 @@ from dcoflow.models.hunt_run import HuntRun, TriageVerdict  # noqa: F401  (hunt 
 from dcoflow.models.meeting import Meeting, MeetingItem  # noqa: F401  (meetings and their items)
 from dcoflow.models.operation import Operation
 from dcoflow.models.plan import EmulationStep, HuntHypothesis, PlanRecord
-from dcoflow.models.stix.store import RandomScoIdRow, StixObjectRow
+from dcoflow.models.stix.rows import RandomScoIdRow, StixObjectRow
 
 __all__ = ["AuditEvent", "EmulationStep", "HuntHypothesis", "Operation", "PlanRecord", "RandomScoIdRow",
            "StixObjectRow"]

@@ -15,7 +15,7 @@ from dcoflow.core.db import session_scope
 from dcoflow.models.gates import require_approver
 from dcoflow.models.lifecycle import allowed
 from dcoflow.models.operation import DcoSpec, DcoState
-from dcoflow.models.repository import create_operation, get_operation, operation_id_for, transition
+from dcoflow.models.repository.operation import create_operation, get_operation, operation_id_for, transition
 from dcoflow.tasks import events
 from dcoflow.tasks.conduct.deconfliction import overlapping_live_windows
 

@@ -10,7 +10,7 @@ from sqlmodel import select
 from dcoflow.core.db import get_engine, session_scope
 from dcoflow.core.settings import Settings, get_settings
 from dcoflow.models.operation import DcoSpec
-from dcoflow.models.repository import create_operation
+from dcoflow.models.repository.operation import create_operation
 from dcoflow.models.tables import Operation
 
 

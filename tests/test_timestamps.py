@@ -8,7 +8,7 @@ import pytest
 
 from dcoflow.connectors.siem import iso
 from dcoflow.connectors.taxii import taxii_timestamp
-from dcoflow.models.stix.store import stix_time
+from dcoflow.models.stix.rows import stix_time
 from dcoflow.models.timestamps import as_utc, parse_utc, utc_iso
 
 CET = timezone(timedelta(hours=1))

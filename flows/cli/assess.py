@@ -86,7 +86,7 @@ def scores(
     """The newest assessment's scores (or one technique's dated score log with its evidence)."""
     if technique:
         from dcoflow.core.db import session_scope
-        from dcoflow.models.repository import get_operation
+        from dcoflow.models.repository.operation import get_operation
         from dcoflow.tasks.assess.scoring import score_history
 
         with session_scope() as session:
@@ -114,7 +114,7 @@ def scores(
 def _rows(dco: str) -> list[dict[str, Any]]:
     from dcoflow.core.db import session_scope
     from dcoflow.core.errors import NotFoundError
-    from dcoflow.models.repository import get_operation
+    from dcoflow.models.repository.operation import get_operation
     from dcoflow.tasks.assess.outputs import coverage_rows
     from dcoflow.tasks.assess.scoring import latest_scores
 
@@ -190,7 +190,7 @@ def import_dettect(
     """Seed a DCO's evidence from a DeTT&CT file (score logbooks stay dated history)."""
     from dcoflow.connectors.content.dettect import read_dettect
     from dcoflow.core.db import session_scope
-    from dcoflow.models.repository import get_operation
+    from dcoflow.models.repository.operation import get_operation
     from dcoflow.tasks.assess.evidence import store_imported
 
     catalog = _catalog()

@@ -27,7 +27,7 @@ def _out(out: Path | None, dco: str) -> Path:
         return out
     from dcoflow.core.db import session_scope
     from dcoflow.core.settings import get_settings
-    from dcoflow.models.repository import get_operation
+    from dcoflow.models.repository.operation import get_operation
 
     with session_scope() as s:
         return get_settings().output_dir / get_operation(s, dco).id

@@ -24,7 +24,7 @@ app = typer.Typer(help="Adversary emulation: steps, runs, outcomes, VECTR/Calder
 def steps(dco: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """The DCO's emulation steps in order, with status and current outcomes per tool."""
     from dcoflow.core.db import session_scope
-    from dcoflow.models.repository import get_operation
+    from dcoflow.models.repository.operation import get_operation
     from dcoflow.tasks.conduct.emulation import current_outcomes, last_refusals, load_steps
 
     with session_scope() as session:
@@ -59,7 +59,7 @@ def run(
     """Dry run (default, any state, records nothing): per step the exact command lines, executor, host and the
     rules of engagement's verdict. --execute runs the conduct-emulation flow (the DCO must be approved)."""
     from dcoflow.core.db import session_scope
-    from dcoflow.models.repository import get_operation
+    from dcoflow.models.repository.operation import get_operation
     from dcoflow.tasks.conduct.emulation import check_conduct
 
     if dry_run:
@@ -89,7 +89,7 @@ def _dry_run(dco: str, connector: str, as_json: bool) -> None:
     from dcoflow.core.db import session_scope
     from dcoflow.core.errors import DcoError
     from dcoflow.core.settings import get_settings
-    from dcoflow.models.repository import get_operation
+    from dcoflow.models.repository.operation import get_operation
     from dcoflow.tasks.conduct.emulation import preview_emulation
 
     try:

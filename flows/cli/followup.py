@@ -211,7 +211,7 @@ def run(
     """Follow up a DCO now, as the follow-up deployment does (runs its flow): the latest assessment's ranked gaps
     and the confirmed findings become risks, owned actions and a scheduled re-test; findings escalate."""
     from dcoflow.flows.follow_up import follow_up
-    from dcoflow.models.repository import get_operation
+    from dcoflow.models.repository.operation import get_operation
 
     with session_scope() as s:
         dco_id = get_operation(s, dco).id

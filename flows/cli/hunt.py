@@ -81,7 +81,7 @@ def hunt_command(
 
         from dcoflow.core.db import session_scope
         from dcoflow.models.gates import require_conduct
-        from dcoflow.models.repository import get_operation
+        from dcoflow.models.repository.operation import get_operation
 
         with session_scope() as s:
             op = get_operation(s, dco)
@@ -186,7 +186,7 @@ def runs_command(
 ) -> None:
     """List hunt runs: status, rules, hits, events read."""
     from dcoflow.core.db import session_scope
-    from dcoflow.models.repository import get_operation
+    from dcoflow.models.repository.operation import get_operation
     from dcoflow.tasks.conduct.hunt_record import list_hunt_runs
 
     with session_scope() as s:

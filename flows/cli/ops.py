@@ -12,7 +12,7 @@ from dcoflow.core.db import session_scope
 from dcoflow.flows.cli.output import console, handle_errors, print_json, table, u
 from dcoflow.models.operation import DcoState
 from dcoflow.models.plan import EmulationStep, HuntHypothesis, PlanRecord
-from dcoflow.models.repository import audit_trail, create_operation, get_operation, list_operations
+from dcoflow.models.repository.operation import audit_trail, create_operation, get_operation, list_operations
 
 app = typer.Typer(help="Create, plan, approve and inspect Defensive Cyberspace Operations.", no_args_is_help=True)
 
@@ -79,7 +79,7 @@ def delete(
     as_json: JsonOpt = False,
 ) -> None:
     """Delete a draft DCO (a mistake, never planned); anything later is closed with a reason instead."""
-    from dcoflow.models.repository import delete_operation
+    from dcoflow.models.repository.operation import delete_operation
 
     with session_scope() as s:
         op = get_operation(s, dco)

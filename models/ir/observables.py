@@ -13,7 +13,7 @@ from typing import Any
 
 from dcoflow.models.stix.common import DCOFLOW_IDENTITY_ID, FIXED_CREATED
 from dcoflow.models.stix.ids import stix_id
-from dcoflow.models.stix.store import stix_time
+from dcoflow.models.stix.rows import stix_time
 
 _HASH_BY_LENGTH = {32: "MD5", 40: "SHA-1", 64: "SHA-256", 128: "SHA-512"}
 

@@ -14,7 +14,7 @@ from typing import Any, Self
 from dcoflow.models.operation import Marking, Operation
 from dcoflow.models.stix.ids import stix_id
 from dcoflow.models.stix.markings import TLP2_IDS, statement_marking
-from dcoflow.models.stix.store import stix_time
+from dcoflow.models.stix.rows import stix_time
 
 DCOFLOW_IDENTITY_ID = stix_id("identity", "dcoflow")
 # Identities never change, so they carry a fixed timestamp and are written once.

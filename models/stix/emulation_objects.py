@@ -14,7 +14,7 @@ from typing import Any
 from dcoflow.models.emulation import EmulationOutcome, Outcome
 from dcoflow.models.stix.common import DcoContext, system_identity, system_identity_id
 from dcoflow.models.stix.ids import sco, stix_id
-from dcoflow.models.stix.store import stix_time
+from dcoflow.models.stix.rows import stix_time
 
 
 def tool_identity(ctx: DcoContext, tool: str, created: datetime) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any
 from dcoflow.models.followup import Action, ActionKind, Incident, IncidentStatus, Severity
 from dcoflow.models.stix.common import DcoContext
 from dcoflow.models.stix.ids import stix_id
-from dcoflow.models.stix.store import stix_time
+from dcoflow.models.stix.rows import stix_time
 
 # The STIX incident core extension (STIX Incident Working Group, oasis-open/cti-stix-common-objects,
 # extension-definition-specifications/incident-core): property-extension on the incident SDO.

@@ -26,7 +26,7 @@ import orjson
 from dcoflow.models.hunting import RuleInfo
 from dcoflow.models.stix.common import DcoContext, common_properties, system_identity
 from dcoflow.models.stix.ids import sco, stix_id
-from dcoflow.models.stix.store import stix_time
+from dcoflow.models.stix.rows import stix_time
 
 
 @dataclass(frozen=True, slots=True)

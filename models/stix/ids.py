@@ -8,7 +8,7 @@ id-contributing properties (of ``hashes`` only one, chosen in the spec's order M
 SHA-512, so a file gets one id whichever hashes a sensor reported). An SCO with no contributing
 property present — always a ``process``, which has none — must get a UUIDv4. Builders stay pure:
 they give such an SCO a provisional id with its natural key under ``NATURAL_KEY``, and the store
-(``dcoflow.models.stix.store.resolve_random_ids``) swaps it for the UUIDv4 generated once for that
+(``dcoflow.models.repository.stix_store.resolve_random_ids``) swaps it for the UUIDv4 generated once for that
 (DCO, natural key) and kept in the database, so a retried task still writes the same object.
 """
 

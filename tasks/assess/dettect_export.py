@@ -10,7 +10,7 @@ from dcoflow.connectors.content.dettect import ScoreRow, technique_administratio
 from dcoflow.core.errors import StateError
 from dcoflow.models.attack.catalog import Catalog
 from dcoflow.models.operation import as_utc
-from dcoflow.models.repository import get_operation
+from dcoflow.models.repository.operation import get_operation
 from dcoflow.tasks.assess.scoring import latest_scores
 
 

@@ -34,7 +34,7 @@ from dcoflow.models.assessment_rows import ImportedEvidence
 from dcoflow.models.attack import Catalog
 from dcoflow.models.hunt_run import HuntRun
 from dcoflow.models.plan import EmulationStep, HuntHypothesis, PlanRecord
-from dcoflow.models.stix.store import StixObjectRow
+from dcoflow.models.stix.rows import StixObjectRow
 from dcoflow.models.timestamps import parse_utc
 
 K = EvidenceKind

@@ -48,7 +48,7 @@ from dcoflow.models.navigator import (
     threat_layer,
 )
 from dcoflow.models.operation import Operation
-from dcoflow.models.repository import get_operation
+from dcoflow.models.repository.operation import get_operation
 from dcoflow.tasks.assess.frames import (
     LEVELS,
     coverage_frame,

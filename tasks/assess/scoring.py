@@ -37,7 +37,7 @@ from dcoflow.models.assessment import (
 from dcoflow.models.assessment_rows import AssessmentRun, TechniqueScore
 from dcoflow.models.attack import Catalog
 from dcoflow.models.operation import Operation
-from dcoflow.models.repository import get_operation
+from dcoflow.models.repository.operation import get_operation
 from dcoflow.models.stix.ids import row_id
 from dcoflow.tasks.assess.evidence import evidence_from_catalog, load_evidence
 from dcoflow.tasks.retry import retry_when_retryable

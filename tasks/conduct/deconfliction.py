@@ -27,7 +27,7 @@ from dcoflow.models.emulation import Deconfliction, dco_marker
 from dcoflow.models.gates import CONDUCT_STATES, overlapping_hosts, require_approver, windows_overlap
 from dcoflow.models.marking import MarkingFacts, marking_json
 from dcoflow.models.operation import Operation, as_utc, utcnow
-from dcoflow.models.repository import get_operation, list_operations, record_event
+from dcoflow.models.repository.operation import get_operation, list_operations, record_event
 from dcoflow.models.stix.ids import row_id
 
 WINDOW_STEP = "window"  # the step id of a DCO-wide window notice (per-step notices carry the step's id)

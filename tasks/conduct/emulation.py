@@ -60,12 +60,12 @@ from dcoflow.models.marking import MarkingFacts, marking_json
 from dcoflow.models.operation import Operation, utcnow
 from dcoflow.models.plan import EmulationStep, ProcedureSource, StepStatus
 from dcoflow.models.procedures import CtidPlan
-from dcoflow.models.repository import audit_trail, get_operation, lock_row, record_event
+from dcoflow.models.repository.operation import audit_trail, get_operation, lock_row, record_event
+from dcoflow.models.repository.stix_store import put_objects
 from dcoflow.models.roe import command_only, destructive_reasons, elevation_means
 from dcoflow.models.stix.common import DcoContext
 from dcoflow.models.stix.emulation_objects import outcome_objects, sighting_id
 from dcoflow.models.stix.ids import row_id
-from dcoflow.models.stix.store import put_objects
 from dcoflow.tasks.conduct.deconfliction import notify_window, require_acknowledged
 from dcoflow.tasks.plan.planning import resolve_plan_path
 from dcoflow.tasks.retry import retry_when_retryable

@@ -24,7 +24,7 @@ from dcoflow.core.errors import ValidationError
 from dcoflow.models.gates import require_conduct
 from dcoflow.models.hunt_run import derive_hunt_key
 from dcoflow.models.hunting import HuntSelection
-from dcoflow.models.repository import get_operation
+from dcoflow.models.repository.operation import get_operation
 from dcoflow.models.shards import Shard, plan_shards
 from dcoflow.tasks.conduct.hunt_record import (
     HuntSummary,

@@ -35,17 +35,11 @@ from dcoflow.models.gates import require_conduct
 from dcoflow.models.hunt_run import HuntRun, HuntStatus, hunt_run_id
 from dcoflow.models.hunting import HuntOutcome, RuleInfo
 from dcoflow.models.operation import as_utc
-from dcoflow.models.repository import get_operation, lock_row, record_event
+from dcoflow.models.repository.operation import get_operation, lock_row, record_event
+from dcoflow.models.repository.stix_store import latest_objects, put_objects, resolve_random_ids
 from dcoflow.models.stix import hunt_objects as ho
 from dcoflow.models.stix.common import dcoflow_identity, marking_refs
-from dcoflow.models.stix.store import (
-    StixObjectRow,
-    latest_objects,
-    put_objects,
-    resolve_random_ids,
-    stix_now,
-    stix_time,
-)
+from dcoflow.models.stix.rows import StixObjectRow, stix_now, stix_time
 from dcoflow.tasks.conduct.deconfliction import DeconflictedWindow, deconflicted_windows
 from dcoflow.tasks.retry import retry_when_retryable
 

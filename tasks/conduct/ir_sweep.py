@@ -31,13 +31,14 @@ from dcoflow.core.settings import get_settings
 from dcoflow.models.gates import require_conduct
 from dcoflow.models.patterns.compile import Pattern, PatternError, compile_pattern
 from dcoflow.models.patterns.engine import PatternSweep
-from dcoflow.models.repository import get_operation
+from dcoflow.models.repository.operation import get_operation
+from dcoflow.models.repository.stix_store import put_objects
 from dcoflow.models.sigma.compiler import CompiledRule, RuleCompileError, RuleSet, compile_rule
 from dcoflow.models.stix import hunt_objects as ho
 from dcoflow.models.stix.common import dcoflow_identity, marking_refs
 from dcoflow.models.stix.hunt_objects import event_host, event_time, parse_time
 from dcoflow.models.stix.ids import stix_id
-from dcoflow.models.stix.store import put_objects, stix_now, stix_time
+from dcoflow.models.stix.rows import stix_now, stix_time
 from dcoflow.tasks.conduct.local_hunt import hunt_compiled
 
 

@@ -20,9 +20,10 @@ from sqlmodel import Session, col, select
 from dcoflow.core.db import insert_if_absent, session_scope
 from dcoflow.core.errors import ConflictError, NotFoundError, ValidationError
 from dcoflow.models.hunt_run import HuntRun, TriageVerdict, Verdict
-from dcoflow.models.repository import get_operation, record_event
+from dcoflow.models.repository.operation import get_operation, record_event
+from dcoflow.models.repository.stix_store import latest_objects, object_history, put_objects
 from dcoflow.models.stix import hunt_objects as ho
-from dcoflow.models.stix.store import StixObjectRow, latest_objects, object_history, put_objects, stix_time
+from dcoflow.models.stix.rows import StixObjectRow, stix_time
 from dcoflow.tasks.conduct.hunt_record import next_modified
 
 SKIP = "skip"  # a triage answer that leaves the hit untriaged

@@ -33,10 +33,10 @@ from dcoflow.models.followup import (
 )
 from dcoflow.models.governance import Governance, Place, WorkArea, places
 from dcoflow.models.operation import Operation, utcnow
-from dcoflow.models.repository import get_operation, get_or_raise, locked, record_event
+from dcoflow.models.repository.operation import get_operation, get_or_raise, locked, record_event
+from dcoflow.models.repository.stix_store import put_objects
 from dcoflow.models.stix.common import DcoContext
 from dcoflow.models.stix.followup_objects import action_objects
-from dcoflow.models.stix.store import put_objects
 
 
 def detection_task_for(visibility: int, detection: int) -> DetectionTask | None:

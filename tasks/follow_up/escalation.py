@@ -32,11 +32,11 @@ from dcoflow.models.followup import (
     next_attempt,
 )
 from dcoflow.models.operation import utcnow
-from dcoflow.models.repository import get_operation, record_event
+from dcoflow.models.repository.operation import get_operation, record_event
+from dcoflow.models.repository.stix_store import latest_objects, put_objects
 from dcoflow.models.stix.common import DcoContext, marking_refs
 from dcoflow.models.stix.followup_objects import incident_id, incident_objects
 from dcoflow.models.stix.markings import tlp_marking
-from dcoflow.models.stix.store import latest_objects, put_objects
 from dcoflow.tasks.retry import retry_when_retryable
 
 # -- findings from the evidence store ------------------------------------------------------------------

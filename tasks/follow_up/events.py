@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from dcoflow.core.db import session_scope
 from dcoflow.models.followup import FindingInput
-from dcoflow.models.repository import audit_trail, record_event
+from dcoflow.models.repository.operation import audit_trail, record_event
 from dcoflow.tasks.events import emit
 
 ANNOUNCED = "finding-announced"

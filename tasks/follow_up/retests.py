@@ -32,8 +32,8 @@ from dcoflow.models.followup import (
     retest_verdict,
 )
 from dcoflow.models.operation import utcnow
-from dcoflow.models.repository import get_operation, get_or_raise, record_event
-from dcoflow.models.stix.store import latest_objects
+from dcoflow.models.repository.operation import get_operation, get_or_raise, record_event
+from dcoflow.models.repository.stix_store import latest_objects
 from dcoflow.tasks.retry import retry_when_retryable
 
 

@@ -37,7 +37,7 @@ from dcoflow.models.followup import (
 )
 from dcoflow.models.governance import Governance, WorkArea, places
 from dcoflow.models.operation import Operation, utcnow
-from dcoflow.models.repository import get_operation, get_or_raise, locked, record_event
+from dcoflow.models.repository.operation import get_operation, get_or_raise, locked, record_event
 from dcoflow.tasks.follow_up.retests import RetestSubmitter, schedule_retest
 from dcoflow.tasks.retry import retry_when_retryable
 

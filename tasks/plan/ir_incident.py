@@ -17,8 +17,8 @@ from dcoflow.connectors.thehive import TheHiveClient
 from dcoflow.core.errors import NotFoundError
 from dcoflow.models.ir.incident import IncidentImport, from_stix, from_thehive
 from dcoflow.models.operation import Operation
-from dcoflow.models.repository import create_operation, get_operation
-from dcoflow.models.stix.store import put_objects
+from dcoflow.models.repository.operation import create_operation, get_operation
+from dcoflow.models.repository.stix_store import put_objects
 
 THEHIVE_PREFIX = "thehive:"
 

@@ -35,7 +35,7 @@ from dcoflow.models.planning import (
     summarise,
 )
 from dcoflow.models.procedures import CtidPlan
-from dcoflow.models.repository import record_event, transition
+from dcoflow.models.repository.operation import record_event, transition
 
 SIGMA_RULE_FOLDERS = ("rules", "rules-threat-hunting", "rules-emerging-threats")
 

@@ -45,7 +45,7 @@ from dcoflow.models.followup import (
 from dcoflow.models.marking import MarkingFacts
 from dcoflow.models.meeting import DecisionCase, group_decisions, recommend
 from dcoflow.models.plan import PlanRecord
-from dcoflow.models.repository import get_operation
+from dcoflow.models.repository.operation import get_operation
 from dcoflow.tasks.assess.scoring import latest_scores
 from dcoflow.tasks.conduct.emulation import current_outcomes, load_steps
 from dcoflow.tasks.conduct.hunt_record import list_hunt_runs

@@ -11,11 +11,11 @@ from sqlmodel import Session
 from dcoflow.core.errors import ValidationError
 from dcoflow.models.ir.activity import IrActivity, ir_activity, ir_brief_markdown
 from dcoflow.models.operation import as_utc
-from dcoflow.models.repository import get_operation
+from dcoflow.models.repository.operation import get_operation
+from dcoflow.models.repository.stix_store import latest_objects, object_history, put_objects
 from dcoflow.models.stix.common import DcoContext
 from dcoflow.models.stix.hunt_objects import parse_time
 from dcoflow.models.stix.ids import stix_id
-from dcoflow.models.stix.store import latest_objects, object_history, put_objects
 
 CONTAINMENT_STATUSES = ("open", "in-progress", "done", "cancelled")
 

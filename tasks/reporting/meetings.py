@@ -50,7 +50,7 @@ from dcoflow.models.meeting import (
     recommend,
 )
 from dcoflow.models.operation import DcoState, Operation, utcnow
-from dcoflow.models.repository import get_operation, get_or_raise, list_operations, lock_row, record_event
+from dcoflow.models.repository.operation import get_operation, get_or_raise, list_operations, lock_row, record_event
 from dcoflow.tasks.follow_up.actions import list_actions, reassign_action, update_action_status
 from dcoflow.tasks.follow_up.escalation import list_incidents
 from dcoflow.tasks.follow_up.risks import get_risk, reassign_risk, record_decision, risks_needing_decision

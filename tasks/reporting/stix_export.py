@@ -15,10 +15,11 @@ from sqlmodel import Session
 from dcoflow.connectors.attack.published import published_objects
 from dcoflow.core.errors import ContentError
 from dcoflow.models.attack.catalog import Catalog
-from dcoflow.models.repository import get_operation
+from dcoflow.models.repository.operation import get_operation
+from dcoflow.models.repository.stix_store import latest_objects
 from dcoflow.models.stix.bundle import dco_bundle
 from dcoflow.models.stix.common import dcoflow_identity, marking_refs
-from dcoflow.models.stix.store import latest_objects, stix_now
+from dcoflow.models.stix.rows import stix_now
 
 
 def build_dco_bundle(

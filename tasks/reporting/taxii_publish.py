@@ -42,9 +42,10 @@ from dcoflow.connectors.taxii import TaxiiClient
 from dcoflow.core.errors import AuthError, ValidationError
 from dcoflow.models.attack.catalog import Catalog
 from dcoflow.models.operation import Marking
-from dcoflow.models.repository import get_operation
+from dcoflow.models.repository.operation import get_operation
+from dcoflow.models.repository.stix_store import latest_objects
 from dcoflow.models.stix.markings import TLP_RANK, ReleasePolicy, Tlp, markings_of
-from dcoflow.models.stix.store import latest_objects, stix_time
+from dcoflow.models.stix.rows import stix_time
 from dcoflow.tasks.reporting.stix_export import build_dco_bundle, validate_bundle
 
 DEFAULT_CHUNK = 500

@@ -15,7 +15,7 @@ from dcoflow.core.settings import Settings
 from dcoflow.models.assessment import EvidenceKind
 from dcoflow.models.attack import Catalog
 from dcoflow.models.operation import DcoSpec
-from dcoflow.models.repository import create_operation
+from dcoflow.models.repository.operation import create_operation
 from dcoflow.tasks.assess.evidence import store_imported
 from dcoflow.tasks.assess.scoring import assess_dco
 

@@ -16,8 +16,8 @@ from dcoflow.core.db import session_scope
 from dcoflow.core.settings import Settings
 from dcoflow.models.attack import Catalog
 from dcoflow.models.operation import DcoSpec
-from dcoflow.models.repository import create_operation
-from dcoflow.models.stix.store import put_objects
+from dcoflow.models.repository.operation import create_operation
+from dcoflow.models.repository.stix_store import put_objects
 
 from .stixdata import hunt_hit, hunt_run, outcome, verdict
 

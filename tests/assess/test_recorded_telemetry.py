@@ -20,8 +20,8 @@ from dcoflow.models.hunt_run import HuntRun
 from dcoflow.models.hunting import HuntSelection
 from dcoflow.models.operation import DcoSpec, DcoState
 from dcoflow.models.plan import HuntHypothesis
-from dcoflow.models.repository import create_operation, get_operation, transition
-from dcoflow.models.stix.store import latest_objects
+from dcoflow.models.repository.operation import create_operation, get_operation, transition
+from dcoflow.models.repository.stix_store import latest_objects
 from dcoflow.tasks.assess.scoring import assess_dco
 from dcoflow.tasks.conduct.hunt_record import record_hunt
 from dcoflow.tasks.conduct.local_hunt import run_local_hunt

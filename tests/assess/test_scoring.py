@@ -16,8 +16,8 @@ from dcoflow.models.assessment_rows import AssessmentRun, TechniqueScore
 from dcoflow.models.attack import Catalog
 from dcoflow.models.operation import DcoSpec
 from dcoflow.models.plan import HuntHypothesis, PlanRecord
-from dcoflow.models.repository import create_operation
-from dcoflow.models.stix.store import put_objects
+from dcoflow.models.repository.operation import create_operation
+from dcoflow.models.repository.stix_store import put_objects
 from dcoflow.tasks.assess.evidence import load_evidence
 from dcoflow.tasks.assess.scoring import assess_dco, id_report_lines, latest_scores, score_history, trend
 

@@ -13,7 +13,7 @@ import pytest
 from dcoflow.core.db import session_scope
 from dcoflow.core.settings import Settings, get_settings
 from dcoflow.models.plan import EmulationStep, ProcedureSource
-from dcoflow.models.repository import create_operation
+from dcoflow.models.repository.operation import create_operation
 
 from .helpers import ENV_DISCOVERY, LIST_OS_INFO, USER_DISCOVERY, approve, atomic_step, spec
 

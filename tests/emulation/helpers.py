@@ -46,7 +46,7 @@ def approve(dco_id: str, by: str = "J. Smith (OCIO)") -> None:
     """Plan (the state only) and approve a stored DCO, as `dco ops approve` records it."""
     from dcoflow.core.db import session_scope
     from dcoflow.models.operation import DcoState
-    from dcoflow.models.repository import get_operation, transition
+    from dcoflow.models.repository.operation import get_operation, transition
 
     with session_scope() as s:
         op = get_operation(s, dco_id)

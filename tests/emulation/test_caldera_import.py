@@ -23,7 +23,7 @@ from dcoflow.core.settings import Settings, get_settings
 from dcoflow.models.attack.catalog import Catalog
 from dcoflow.models.audit import AuditEvent
 from dcoflow.models.plan import EmulationStep, ProcedureSource, StepStatus
-from dcoflow.models.repository import create_operation
+from dcoflow.models.repository.operation import create_operation
 from dcoflow.tasks.conduct.emulation import import_caldera_abilities, import_caldera_adversary, load_steps
 
 from .helpers import spec

@@ -17,8 +17,8 @@ from dcoflow.core.db import session_scope
 from dcoflow.core.errors import ExecutionError, NotFoundError, ValidationError
 from dcoflow.models.emulation import Deconfliction, EmulationOutcome, Outcome, OutcomeInput
 from dcoflow.models.plan import EmulationStep, StepStatus
-from dcoflow.models.repository import audit_trail, get_operation
-from dcoflow.models.stix.store import latest_objects, object_history
+from dcoflow.models.repository.operation import audit_trail, get_operation
+from dcoflow.models.repository.stix_store import latest_objects, object_history
 from dcoflow.tasks.conduct.emulation import (
     current_outcomes,
     deconflict_step,

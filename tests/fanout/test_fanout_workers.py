@@ -29,7 +29,7 @@ from dcoflow.core.settings import get_settings
 from dcoflow.models.hunt_run import HuntRun
 from dcoflow.models.hunting import HuntSelection
 from dcoflow.models.operation import DcoSpec, DcoState
-from dcoflow.models.repository import create_operation, transition
+from dcoflow.models.repository.operation import create_operation, transition
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

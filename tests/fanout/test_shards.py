@@ -11,7 +11,7 @@ from dcoflow.core.settings import Settings
 from dcoflow.models.hunt_run import HuntRun, hunt_run_id
 from dcoflow.models.hunting import HuntSelection
 from dcoflow.models.operation import DcoSpec, DcoState
-from dcoflow.models.repository import create_operation, transition
+from dcoflow.models.repository.operation import create_operation, transition
 from dcoflow.models.shards import plan_shards
 from dcoflow.tasks.conduct.hunt_record import record_hunt
 from dcoflow.tasks.conduct.local_hunt import run_local_hunt

@@ -9,7 +9,7 @@ import pytest
 from dcoflow.core.db import session_scope
 from dcoflow.core.settings import Settings
 from dcoflow.models.operation import DcoSpec
-from dcoflow.models.repository import create_operation
+from dcoflow.models.repository.operation import create_operation
 
 SPEC = {
     "name": "Follow-up exercise",

@@ -9,8 +9,9 @@ from typing import Any
 import httpx
 
 from dcoflow.core.db import session_scope
+from dcoflow.models.repository.stix_store import put_objects
 from dcoflow.models.stix.ids import stix_id
-from dcoflow.models.stix.store import put_objects, stix_time
+from dcoflow.models.stix.rows import stix_time
 
 
 def hunt_hit(dco_id: str, rule: str, event: str, technique: str, host: str, when: datetime) -> dict[str, Any]:

@@ -15,9 +15,9 @@ from dcoflow.connectors.thehive import TheHiveClient
 from dcoflow.connectors.webhook import WebhookClient
 from dcoflow.core.db import session_scope
 from dcoflow.models.followup import FindingInput, Incident, IncidentStatus
+from dcoflow.models.repository.stix_store import latest_objects, object_history
 from dcoflow.models.stix.followup_objects import INCIDENT_EXTENSION
 from dcoflow.models.stix.ids import stix_id
-from dcoflow.models.stix.store import latest_objects, object_history
 from dcoflow.tasks.follow_up.escalation import TheHiveChannel, WebhookChannel, escalate, findings_from_store
 
 from .helpers import FakeHive, hunt_hit, outcome, store, triage

@@ -19,7 +19,7 @@ from dcoflow.flows.cli.followup import app
 from dcoflow.models.attack.catalog import Catalog
 from dcoflow.models.followup import ActionKind, DetectionTask, GapInput
 from dcoflow.models.governance import Place, WorkArea
-from dcoflow.models.repository import audit_trail
+from dcoflow.models.repository.operation import audit_trail
 from dcoflow.tasks.follow_up.actions import plan_actions, reassign_action
 from dcoflow.tasks.follow_up.risks import derive_risks, reassign_risk
 

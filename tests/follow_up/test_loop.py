@@ -33,7 +33,7 @@ from dcoflow.models.followup import (
     threat_levels,
 )
 from dcoflow.models.operation import Scope
-from dcoflow.models.stix.store import latest_objects
+from dcoflow.models.repository.stix_store import latest_objects
 from dcoflow.tasks.follow_up.actions import list_actions, plan_actions, update_action_status
 from dcoflow.tasks.follow_up.retests import list_retests, run_due_retests, schedule_retest
 from dcoflow.tasks.follow_up.risks import (
@@ -235,9 +235,9 @@ def test_threat_hunt_retest_resolves_hunt_actions(settings: Any, catalog: Catalo
     """Issue 9: a threat-hunt DCO re-tests by hunting again — a re-hunt that ran a rule for the technique,
     clean or with a hit, verifies its done hunt actions; an older hunt does not count."""
     from dcoflow.models.operation import DcoSpec
-    from dcoflow.models.repository import create_operation
+    from dcoflow.models.repository.operation import create_operation
     from dcoflow.models.stix.ids import stix_id
-    from dcoflow.models.stix.store import stix_time
+    from dcoflow.models.stix.rows import stix_time
 
     spec = {"name": "FIN7 hunt", "objective": "Hunt FIN7 tradecraft", "type": "threat-hunt",
             "threat_profile": {"techniques": ["T1059.001"]}, "scope": {"platforms": ["windows"]}}

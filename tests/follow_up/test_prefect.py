@@ -21,7 +21,7 @@ from dcoflow.flows.follow_up import escalate, expire_acceptances, follow_up, run
 from dcoflow.models.attack.catalog import Catalog
 from dcoflow.models.followup import GapInput, IncidentStatus, RiskStatus, Treatment
 from dcoflow.models.operation import DcoSpec
-from dcoflow.models.repository import create_operation
+from dcoflow.models.repository.operation import create_operation
 from dcoflow.tasks.assess.scoring import assess_dco, gaps_for_follow_up
 from dcoflow.tasks.follow_up.actions import list_actions
 from dcoflow.tasks.follow_up.escalation import list_incidents

@@ -8,7 +8,7 @@ from dcoflow.connectors.content.operation_file import spec_from_data
 from dcoflow.core.db import session_scope
 from dcoflow.core.errors import NotFoundError
 from dcoflow.models.operation import slugify
-from dcoflow.models.repository import create_operation, get_operation
+from dcoflow.models.repository.operation import create_operation, get_operation
 
 
 def _spec(name: str, objective: str = "find them") -> object:

@@ -10,8 +10,8 @@ from dcoflow.connectors.content.operation_file import spec_from_data
 from dcoflow.core.db import session_scope
 from dcoflow.core.errors import StateError
 from dcoflow.models.operation import DcoState
-from dcoflow.models.repository import create_operation, get_operation, transition
-from dcoflow.models.stix.store import put_objects
+from dcoflow.models.repository.operation import create_operation, get_operation, transition
+from dcoflow.models.repository.stix_store import put_objects
 
 RED = {"tlp": "red", "classification": "NATO RESTRICTED", "releasability": "REL TO NATO"}
 

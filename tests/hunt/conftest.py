@@ -11,7 +11,7 @@ from dcoflow.core.db import session_scope
 from dcoflow.core.settings import Settings
 from dcoflow.models.hunting import RuleInfo
 from dcoflow.models.operation import DcoSpec, DcoState
-from dcoflow.models.repository import create_operation, transition
+from dcoflow.models.repository.operation import create_operation, transition
 
 RULES = {
     "procdump": "rules/windows/process_creation/proc_creation_win_sysinternals_procdump.yml",  # T1036, T1003.001

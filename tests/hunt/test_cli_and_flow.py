@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from dcoflow.core.db import session_scope
 from dcoflow.models.hunt_run import HuntRun, HuntStatus
 from dcoflow.models.plan import HuntHypothesis
-from dcoflow.models.stix.store import latest_objects
+from dcoflow.models.repository.stix_store import latest_objects
 
 LSASS_ZIP = "security-datasets/data/atomic/windows/credential_access/host/psh_lsass_memory_dump_comsvcs.zip"
 COMSVCS_RULE = "a49fa4d5-11db-418c-8473-1e014a8dd462"  # Lsass Memory Dump via Comsvcs DLL
@@ -90,7 +90,7 @@ def test_sweep_hunts_only_conducting_dcos(prefect_harness: None, shared_dir: Pat
     """The scheduled sweep runs the hunt plan of every DCO in state conducting, and only those."""
     from dcoflow.flows.hunt import SweepParameters, hunt_sweep
     from dcoflow.models.operation import DcoState
-    from dcoflow.models.repository import get_operation, transition
+    from dcoflow.models.repository.operation import get_operation, transition
 
     _plan(dco)
     params = SweepParameters(data=[str(shared_dir / LSASS_ZIP)], rules_path=[str(shared_dir / "sigma/rules/windows")],

@@ -17,9 +17,10 @@ from dcoflow.models.audit import AuditEvent
 from dcoflow.models.emulation import dco_marker
 from dcoflow.models.hunt_run import HuntRun, HuntStatus, TriageVerdict, Verdict, derive_hunt_key
 from dcoflow.models.hunting import HuntOutcome, RuleInfo, RuleMatch, SkippedRule
+from dcoflow.models.repository.stix_store import count_objects, latest_objects, object_history, put_objects
 from dcoflow.models.stix.common import DCOFLOW_IDENTITY_ID
 from dcoflow.models.stix.markings import TLP2_IDS, Tlp
-from dcoflow.models.stix.store import StixObjectRow, count_objects, latest_objects, object_history, put_objects
+from dcoflow.models.stix.rows import StixObjectRow
 from dcoflow.tasks.conduct.hunt_record import (
     ExerciseWindow,
     exercise_markers_for,
@@ -268,7 +269,7 @@ def test_record_hunt_idempotent_on_postgresql(rules: dict[str, RuleInfo], catalo
 
     import dcoflow.models.tables  # noqa: F401
     from dcoflow.models.operation import DcoSpec, DcoState
-    from dcoflow.models.repository import create_operation, transition
+    from dcoflow.models.repository.operation import create_operation, transition
 
     admin = create_engine(PG_URL)
     try:

@@ -51,7 +51,7 @@ def incident_bundle(*, extra_incident: bool = False) -> dict[str, Any]:
 def approve(session: Any, dco: str) -> None:
     """Plan and approve the DCO (recording a sweep is conduct, which needs approval)."""
     from dcoflow.models.operation import DcoState
-    from dcoflow.models.repository import get_operation, transition
+    from dcoflow.models.repository.operation import get_operation, transition
 
     op = get_operation(session, dco)
     for state in (DcoState.PLANNED, DcoState.APPROVED):

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from dcoflow.core.db import session_scope
 from dcoflow.core.errors import ValidationError
 from dcoflow.core.settings import Settings
+from dcoflow.models.repository.stix_store import object_history
 from dcoflow.models.stix.ids import stix_id
-from dcoflow.models.stix.store import object_history
 from dcoflow.tasks.conduct.ir_sweep import run_sweep
 from dcoflow.tasks.plan.ir_incident import create_ir_dco, load_incident
 from dcoflow.tasks.reporting.ir_brief import add_containment, load_ir_activity

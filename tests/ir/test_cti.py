@@ -14,7 +14,7 @@ from dcoflow.core.db import session_scope
 from dcoflow.core.settings import Settings
 from dcoflow.models.attack import Catalog
 from dcoflow.models.ir.cti import profile_from_cti
-from dcoflow.models.repository import get_operation
+from dcoflow.models.repository.operation import get_operation
 from dcoflow.models.stix.ids import stix_id
 
 T = "2026-11-01T00:00:00.000Z"

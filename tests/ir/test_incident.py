@@ -21,8 +21,8 @@ from dcoflow.core.errors import ContentError
 from dcoflow.core.settings import Settings
 from dcoflow.models.ir.incident import LOOKAHEAD, LOOKBACK
 from dcoflow.models.operation import DcoSpec, DcoType
-from dcoflow.models.repository import get_operation
-from dcoflow.models.stix.store import count_objects, latest_objects
+from dcoflow.models.repository.operation import get_operation
+from dcoflow.models.repository.stix_store import count_objects, latest_objects
 from dcoflow.tasks.plan.ir_incident import create_ir_dco, load_incident
 
 from .incident_bundle import FIRST_ACTIVITY, INCIDENT, incident_bundle

@@ -19,8 +19,8 @@ from dcoflow.connectors.telemetry import iter_file_records, match_view
 from dcoflow.core.db import session_scope
 from dcoflow.core.errors import BatchReport
 from dcoflow.core.settings import Settings
+from dcoflow.models.repository.stix_store import count_objects, latest_objects, object_history
 from dcoflow.models.stix.ids import stix_id
-from dcoflow.models.stix.store import count_objects, latest_objects, object_history
 from dcoflow.tasks.conduct.ir_sweep import SweepResult, run_sweep, sweep
 from dcoflow.tasks.plan.ir_incident import create_ir_dco, load_incident
 

@@ -11,7 +11,7 @@ import pytest
 from dcoflow.connectors.taxii import TaxiiClient
 from dcoflow.core.db import session_scope
 from dcoflow.core.settings import Settings
-from dcoflow.models.repository import get_operation
+from dcoflow.models.repository.operation import get_operation
 from dcoflow.tasks.conduct.ir_sweep import run_sweep
 from dcoflow.tasks.plan.ir_incident import create_ir_dco, load_incident
 

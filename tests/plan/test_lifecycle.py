@@ -14,7 +14,7 @@ from dcoflow.flows.demo import DEMO_OPERATION
 from dcoflow.models.audit import AuditEvent
 from dcoflow.models.operation import DcoState
 from dcoflow.models.plan import EmulationStep, HuntHypothesis, StepStatus
-from dcoflow.models.repository import audit_trail, create_operation, get_operation, transition
+from dcoflow.models.repository.operation import audit_trail, create_operation, get_operation, transition
 from dcoflow.tasks.plan.planning import load_content, make_plan, store_plan
 
 

@@ -15,7 +15,7 @@ from prefect.flow_runs import resume_flow_run
 from dcoflow.core.db import session_scope
 from dcoflow.flows.demo import DEMO_OPERATION
 from dcoflow.flows.plan import plan_dco
-from dcoflow.models.repository import audit_trail, get_operation
+from dcoflow.models.repository.operation import audit_trail, get_operation
 
 
 def _flow_run_id(name_prefix: str, state: str, timeout: float = 60) -> Any:

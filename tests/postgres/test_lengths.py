@@ -16,8 +16,8 @@ from dcoflow.core.db import alembic_config, get_engine, session_scope, upsert
 from dcoflow.core.errors import ValidationError
 from dcoflow.models.followup import Retest
 from dcoflow.models.operation import DcoSpec
-from dcoflow.models.repository import audit_trail, create_operation, record_event
-from dcoflow.models.stix.store import StixObjectRow
+from dcoflow.models.repository.operation import audit_trail, create_operation, record_event
+from dcoflow.models.stix.rows import StixObjectRow
 from dcoflow.tasks.follow_up.retests import schedule_retest
 
 WHEN = datetime(2026, 12, 13, 9, tzinfo=UTC)

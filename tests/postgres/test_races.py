@@ -27,8 +27,9 @@ from dcoflow.models.hunt_run import HuntRun, TriageVerdict
 from dcoflow.models.hunting import HuntSelection
 from dcoflow.models.meeting import Meeting, MeetingItem
 from dcoflow.models.operation import DcoSpec, DcoState, Operation
-from dcoflow.models.repository import audit_trail, create_operation, get_operation, transition
-from dcoflow.models.stix.store import StixObjectRow, latest_objects
+from dcoflow.models.repository.operation import audit_trail, create_operation, get_operation, transition
+from dcoflow.models.repository.stix_store import latest_objects
+from dcoflow.models.stix.rows import StixObjectRow
 from dcoflow.tasks.assess.scoring import assess_dco, gaps_for_follow_up
 from dcoflow.tasks.conduct.hunt_record import record_hunt
 from dcoflow.tasks.conduct.local_hunt import run_local_hunt

@@ -18,8 +18,8 @@ from dcoflow.models.attack import Catalog
 from dcoflow.models.followup import GapInput
 from dcoflow.models.hunting import HuntSelection
 from dcoflow.models.operation import DcoState
-from dcoflow.models.repository import create_operation, get_operation, transition
-from dcoflow.models.stix.store import latest_objects
+from dcoflow.models.repository.operation import create_operation, get_operation, transition
+from dcoflow.models.repository.stix_store import latest_objects
 from dcoflow.tasks.assess.scoring import assess_dco, gaps_for_follow_up
 from dcoflow.tasks.conduct.emulation import get_step, record_outcome
 from dcoflow.tasks.conduct.hunt_record import record_hunt

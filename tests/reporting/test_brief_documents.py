@@ -12,7 +12,7 @@ from dcoflow.connectors.content.operation_file import load_operation_file
 from dcoflow.core.db import session_scope
 from dcoflow.core.settings import Settings
 from dcoflow.models.attack import Catalog
-from dcoflow.models.repository import create_operation
+from dcoflow.models.repository.operation import create_operation
 from dcoflow.tasks.reporting.documents.products import gather_brief_documents, write_brief_documents
 
 from .conftest import DEMO, Built

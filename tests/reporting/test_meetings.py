@@ -118,7 +118,7 @@ def test_meeting_decision_updates_the_risk_register(built: Built, catalog: Catal
 
 def test_cross_dco_meeting_takes_the_strictest_marking(built: Built, catalog: Catalog) -> None:
     from dcoflow.models.operation import DcoSpec
-    from dcoflow.models.repository import create_operation
+    from dcoflow.models.repository.operation import create_operation
 
     with session_scope() as s:
         create_operation(s, DcoSpec.model_validate({
@@ -167,7 +167,7 @@ def test_a_grouped_decision_and_a_reassignment_by_the_meeting(built: Built, cata
     from typer.testing import CliRunner
 
     from dcoflow.flows.cli.brief import meeting_app
-    from dcoflow.models.repository import audit_trail
+    from dcoflow.models.repository.operation import audit_trail
 
     with session_scope() as s:
         meeting = create_meeting(s, built.dco_id, "BCISOA", AT, now=NOW)

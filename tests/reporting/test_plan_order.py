@@ -17,7 +17,7 @@ from dcoflow.core.errors import ConfigError
 from dcoflow.core.settings import Settings
 from dcoflow.models.attack import Catalog
 from dcoflow.models.operation import DcoSpec
-from dcoflow.models.repository import create_operation
+from dcoflow.models.repository.operation import create_operation
 from dcoflow.tasks.reporting.documents.blocks import to_html
 from dcoflow.tasks.reporting.documents.pdf import write_pdf
 from dcoflow.tasks.reporting.documents.plan_order import (

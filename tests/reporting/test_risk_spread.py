@@ -16,7 +16,7 @@ from dcoflow.flows.conduct_emulation import _answer_for, _outcome_dicts
 from dcoflow.flows.demo import DEMO_OPERATION, demo_answers
 from dcoflow.models.attack import Catalog
 from dcoflow.models.operation import DcoState
-from dcoflow.models.repository import create_operation, get_operation, transition
+from dcoflow.models.repository.operation import create_operation, get_operation, transition
 from dcoflow.tasks.assess.scoring import assess_dco
 from dcoflow.tasks.conduct.emulation import load_steps, record_outcome
 from dcoflow.tasks.follow_up.run import run_follow_up

@@ -23,11 +23,11 @@ from dcoflow.models.attack import Catalog
 from dcoflow.models.emulation import EmulationOutcome, Outcome
 from dcoflow.models.hunting import HuntOutcome, HuntSelection
 from dcoflow.models.operation import DcoState
-from dcoflow.models.repository import create_operation, transition
+from dcoflow.models.repository.operation import create_operation, transition
+from dcoflow.models.repository.stix_store import latest_objects, put_objects
 from dcoflow.models.stix.common import DcoContext
 from dcoflow.models.stix.emulation_objects import outcome_objects
 from dcoflow.models.stix.ids import deterministic_sco_id
-from dcoflow.models.stix.store import latest_objects, put_objects
 from dcoflow.tasks.conduct.hunt_record import record_hunt
 from dcoflow.tasks.conduct.local_hunt import run_local_hunt
 from dcoflow.tasks.reporting.stix_export import build_dco_bundle

@@ -15,7 +15,7 @@ from dcoflow.core.settings import Settings
 from dcoflow.models.attack import Catalog
 from dcoflow.models.hunting import HuntOutcome, HuntSelection
 from dcoflow.models.operation import DcoSpec, DcoState
-from dcoflow.models.repository import create_operation, transition
+from dcoflow.models.repository.operation import create_operation, transition
 from dcoflow.tasks.conduct.hunt_record import record_hunt
 from dcoflow.tasks.conduct.local_hunt import run_local_hunt
 

@@ -19,11 +19,11 @@ from dcoflow.core.settings import Settings, get_settings
 from dcoflow.models.attack import Catalog
 from dcoflow.models.hunting import HuntOutcome
 from dcoflow.models.operation import DcoSpec, Marking
-from dcoflow.models.repository import create_operation
+from dcoflow.models.repository.operation import create_operation
+from dcoflow.models.repository.stix_store import latest_objects, put_objects
 from dcoflow.models.stix.common import DcoContext
 from dcoflow.models.stix.ids import stix_id
 from dcoflow.models.stix.markings import TLP2_IDS, ReleasePolicy, Tlp
-from dcoflow.models.stix.store import latest_objects, put_objects
 from dcoflow.tasks.conduct.triage import triage_hit
 from dcoflow.tasks.reporting.stix_export import build_dco_bundle
 from dcoflow.tasks.reporting.taxii_publish import publish_dco

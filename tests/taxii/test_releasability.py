@@ -18,11 +18,11 @@ from dcoflow.core.settings import Settings
 from dcoflow.models.attack import Catalog
 from dcoflow.models.hunting import HuntOutcome
 from dcoflow.models.operation import DcoSpec, Marking
-from dcoflow.models.repository import get_operation
+from dcoflow.models.repository.operation import get_operation
+from dcoflow.models.repository.stix_store import latest_objects, put_objects
 from dcoflow.models.stix.common import DcoContext
 from dcoflow.models.stix.ids import stix_id
 from dcoflow.models.stix.markings import TLP1_IDS, TLP2_IDS, ReleasePolicy, Tlp, statement_marking
-from dcoflow.models.stix.store import latest_objects, put_objects
 from dcoflow.tasks.reporting.taxii_publish import publish_dco
 
 from .conftest import FLOW, PASSWORD, SCRATCH, USER, record_demo_hunt

@@ -31,7 +31,7 @@ from dcoflow.models.emulation import Deconfliction, dco_marker
 from dcoflow.models.marking import MarkingFacts
 from dcoflow.models.operation import DcoSpec, Role, as_utc
 from dcoflow.models.plan import EmulationStep, HuntHypothesis, PlanRecord
-from dcoflow.models.repository import audit_trail, get_operation
+from dcoflow.models.repository.operation import audit_trail, get_operation
 from dcoflow.tasks.reporting.documents.blocks import Bullets, Document, Heading, Para, Table
 
 #: How many steps and hypotheses the body lists before it refers to the annexes.

@@ -90,7 +90,7 @@ def refuse_looser_marking(session: Session, existing: Operation, spec: DcoSpec) 
 
 def _holds_evidence(session: Session, dco_id: str) -> bool:
     from dcoflow.models.assessment_rows import ImportedEvidence
-    from dcoflow.models.stix.store import StixObjectRow
+    from dcoflow.models.stix.rows import StixObjectRow
 
     return any(session.exec(select(model.dco_id).where(model.dco_id == dco_id).limit(1)).first() is not None
                for model in (StixObjectRow, ImportedEvidence))

@@ -42,6 +42,7 @@ class ConnectorRegistry:
     elastic_api_key: str | None = None
     splunk_token: str | None = None
     caldera_api_key: str | None = None
+    taxii_password: str | None = None
     transport: httpx.BaseTransport | None = field(default=None, compare=False)
 
     @classmethod
@@ -54,13 +55,14 @@ class ConnectorRegistry:
         return cls(settings=settings, transport=transport)
 
     def with_secrets(self, *, elastic_api_key: str | None = None, splunk_token: str | None = None,
-                     caldera_api_key: str | None = None) -> ConnectorRegistry:
+                     caldera_api_key: str | None = None, taxii_password: str | None = None) -> ConnectorRegistry:
         """A copy whose given secrets replace the configured ones (``None`` keeps the configured)."""
         return replace(
             self,
             elastic_api_key=elastic_api_key or self.elastic_api_key,
             splunk_token=splunk_token or self.splunk_token,
             caldera_api_key=caldera_api_key or self.caldera_api_key,
+            taxii_password=taxii_password or self.taxii_password,
         )
 
     def _http(self) -> dict[str, Any]:
@@ -134,14 +136,22 @@ class ConnectorRegistry:
     # -- exchange -------------------------------------------------------------------------------
     def taxii(self, api_root: str | None = None, *, username: str | None = None,
               password: str | None = None) -> TaxiiClient:
-        """A client for ``api_root`` (default ``DCO_TAXII_URL``) with the given or configured credentials."""
+        """A client for ``api_root`` (default ``DCO_TAXII_URL``) with the given or configured credentials.
+
+        The configured user and password (DCO_TAXII_USER / _PASSWORD) go only to the configured root; a
+        password the caller named (``with_secrets(taxii_password=…)``: a Secret block, ``--password-env``)
+        goes to the root it was named for."""
         from dcoflow.connectors.taxii import TaxiiClient
 
         s = self.settings
         root = api_root or s.taxii_url
         if not root:
             raise ConnectorError("no TAXII API root configured", system="taxii", hint="set DCO_TAXII_URL")
-        if username is None and root == s.taxii_url:
+        own_root = root == s.taxii_url
+        if username is None and own_root:
             username = s.taxii_user
-            password = s.taxii_password.get_secret_value() if s.taxii_password else None
+        if password is None:
+            password = self.taxii_password
+        if password is None and own_root and s.taxii_password:
+            password = s.taxii_password.get_secret_value()
         return TaxiiClient(root, username=username, password=password, **self._http())

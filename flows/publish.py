@@ -1,9 +1,10 @@
 """The ``publish-dco-taxii`` flow: send a DCO's STIX 2.1 bundle to a TAXII 2.1 collection.
 
-Thin: parameters, credentials, the ATT&CK catalog, then ``dcoflow.tasks.reporting.taxii_publish``. Credentials:
-``username`` (else ``DCO_TAXII_USER``), the password from the Prefect Secret block ``secret_block`` (else
-``DCO_TAXII_PASSWORD``); ``api_root`` falls back to ``DCO_TAXII_URL`` when empty. Re-running publishes only
-what the collection does not hold yet.
+Thin: parameters, the Secret block, then ``dcoflow.tasks.reporting.taxii_publish.publish_to_taxii`` (what
+`dco publish` runs), and the artifact. Credentials come from the connector registry: ``username`` and the
+Prefect Secret block ``secret_block``'s password, else ``DCO_TAXII_USER`` / ``DCO_TAXII_PASSWORD`` for the
+configured root (``DCO_TAXII_URL``, used when ``api_root`` is empty). Re-running publishes only what the
+collection does not hold yet.
 """
 
 from __future__ import annotations
@@ -15,13 +16,10 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from pydantic import Field, SecretStr
 
-from dcoflow.connectors.attack import load_catalog
-from dcoflow.core.errors import ConfigError
-from dcoflow.core.settings import get_settings
-from dcoflow.flows.cli.publish import release_policy
+from dcoflow.connectors.registry import ConnectorRegistry
 from dcoflow.flows.forms import described
 from dcoflow.flows.secrets import load_secret
-from dcoflow.tasks.reporting.taxii_publish import publish_dco_task
+from dcoflow.tasks.reporting.taxii_publish import publish_to_taxii_task, release_policy
 
 ENV_URL = "DCO_TAXII_URL"
 ENV_COLLECTION = "DCO_TAXII_COLLECTION"
@@ -30,10 +28,8 @@ ENV_PASSWORD = "DCO_TAXII_PASSWORD"
 
 
 def taxii_password(secret_block: str | None) -> SecretStr | None:
-    """The password from a Prefect Secret block, else ``DCO_TAXII_PASSWORD``, else none."""
-    if secret_block:
-        return SecretStr(load_secret(secret_block))
-    return get_settings().taxii_password
+    """The password in a Prefect Secret block (none without a block: the registry's configured one applies)."""
+    return SecretStr(load_secret(secret_block)) if secret_block else None
 
 
 @flow(name="publish-dco-taxii", log_prints=True)
@@ -60,20 +56,16 @@ def publish_dco_taxii(
 ) -> dict[str, Any]:
     """Publish DCO ``dco``'s bundle to TAXII collection ``collection_id``; returns the counts."""
     log = get_run_logger()
-    settings = get_settings()
-    root = api_root or settings.taxii_url
-    if not root:
-        raise ConfigError("no TAXII API root given", object="api_root", hint=f"pass api_root or set {ENV_URL}")
-    collection_id = collection_id or settings.taxii_collection
-    if not collection_id:
-        raise ConfigError("no TAXII collection given", object="collection_id",
-                          hint=f"pass collection_id or set {ENV_COLLECTION}")
-    result: dict[str, Any] = publish_dco_task(
-        dco, load_catalog(attack_source), root, collection_id,
-        username=username or settings.taxii_user, password=taxii_password(secret_block),
+    password = taxii_password(secret_block)
+    registry = ConnectorRegistry.from_settings().with_secrets(
+        taxii_password=password.get_secret_value() if password else None)
+    result: dict[str, Any] = publish_to_taxii_task(
+        dco, api_root=api_root or None, collection_id=collection_id or None, username=username or None,
         since=since, allow_amber_strict=allow_amber_strict,
-        policy=release_policy(max_tlp, releasable, allow_amber_strict),
-    )
+        policy=release_policy(max_tlp, releasable, allow_amber_strict), attack_source=attack_source,
+        registry=registry,
+    ).as_dict()
+    collection_id = result["collection_id"]
     lines = [f"# {result['dco_id']} → TAXII", "",
              f"collection `{collection_id}` on {result['api_root']}", "",
              "| sent | skipped | refused | failed |", "|---|---|---|---|",

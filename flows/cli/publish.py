@@ -15,7 +15,6 @@ from typing import Annotated
 import typer
 
 from dcoflow.flows.cli.output import console, handle_errors, print_json, table, u
-from dcoflow.models.stix.markings import ReleasePolicy, Tlp
 
 app = typer.Typer(help="Publish DCO evidence to TAXII 2.1.")
 
@@ -46,38 +45,16 @@ def publish(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document instead of a table.")] = False,
 ) -> None:
     """Publish a DCO's bundle; re-running sends only what the collection does not hold yet."""
-    from dcoflow.connectors.attack import load_catalog
-    from dcoflow.connectors.taxii import TaxiiClient
-    from dcoflow.core.db import session_scope
-    from dcoflow.core.errors import ConfigError
-    from dcoflow.core.settings import get_settings
-    from dcoflow.tasks.reporting.taxii_publish import publish_dco
+    from dcoflow.connectors.registry import ConnectorRegistry
+    from dcoflow.tasks.reporting.taxii_publish import publish_to_taxii, release_policy
 
-    # Options override the settings (DCO_TAXII_*, from the environment or .env) one by one.
-    settings = get_settings()
-    taxii = taxii or settings.taxii_url
-    collection = collection or settings.taxii_collection
-    user = user or settings.taxii_user
-    if not taxii:
-        raise ConfigError("no TAXII API root to publish to", object="DCO_TAXII_URL",
-                          hint="pass --taxii or set DCO_TAXII_URL")
-    if not collection:
-        raise ConfigError("no TAXII collection to publish to", object="DCO_TAXII_COLLECTION",
-                          hint="pass --collection or set DCO_TAXII_COLLECTION")
-    if password_env is not None:
-        password = os.environ.get(password_env) or None
-        where = f"${password_env}"
-    else:
-        password = settings.taxii_password.get_secret_value() if settings.taxii_password else None
-        where = "DCO_TAXII_PASSWORD"
-    if user and password is None:
-        raise ConfigError(f"--user {user} given but {where} is empty", object=where.lstrip("$"),
-                          hint="set DCO_TAXII_PASSWORD or name a variable holding it with --password-env")
-    policy = release_policy(max_tlp, releasable, allow_amber_strict)
-    catalog = load_catalog(attack_source)
-    with TaxiiClient(taxii, username=user, password=password) as client, session_scope() as session:
-        result = publish_dco(session, dco, catalog, client, collection, since=since,
-                             allow_amber_strict=allow_amber_strict, policy=policy)
+    registry = ConnectorRegistry.from_settings()
+    if password_env is not None:  # the operator named where the password is: it goes to this server only
+        registry = registry.with_secrets(taxii_password=os.environ.get(password_env) or None)
+    result = publish_to_taxii(dco, api_root=taxii, collection_id=collection, username=user, since=since,
+                              allow_amber_strict=allow_amber_strict,
+                              policy=release_policy(max_tlp, releasable, allow_amber_strict),
+                              attack_source=attack_source, registry=registry)
     if as_json:
         print_json(result.as_dict())
     else:
@@ -93,17 +70,3 @@ def publish(
     if result.failed:
         raise typer.Exit(1)
 
-
-def release_policy(max_tlp: str | None, releasable: list[str] | None, allow_amber_strict: bool) -> ReleasePolicy:
-    """The collection's allowed marking set from the command line (flow parameters use the same)."""
-    from dcoflow.core.errors import ValidationError
-
-    if max_tlp is None:
-        level = Tlp.AMBER_STRICT if allow_amber_strict else Tlp.AMBER
-    else:
-        try:
-            level = Tlp(max_tlp.lower().removeprefix("tlp:"))
-        except ValueError:
-            raise ValidationError(f"--max-tlp {max_tlp!r} is not a TLP level", field="max_tlp",
-                                  hint=f"one of {', '.join(t.value for t in Tlp if t != Tlp.RED)}") from None
-    return ReleasePolicy(max_tlp=level, statements=frozenset(releasable or ()))

@@ -30,16 +30,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from pydantic import SecretStr
 from sqlmodel import Session
 
-from dcoflow.connectors.taxii import TaxiiClient
-from dcoflow.core.errors import AuthError, ValidationError
+from dcoflow.connectors.registry import ConnectorRegistry
+from dcoflow.core.errors import AuthError, ConfigError, ValidationError
 from dcoflow.models.attack.catalog import Catalog
 from dcoflow.models.operation import Marking
 from dcoflow.models.repository.operation import get_operation
@@ -47,6 +46,9 @@ from dcoflow.models.repository.stix_store import latest_objects
 from dcoflow.models.stix.markings import TLP_RANK, ReleasePolicy, Tlp, markings_of
 from dcoflow.models.stix.rows import stix_time
 from dcoflow.tasks.reporting.stix_export import build_dco_bundle, validate_bundle
+
+if TYPE_CHECKING:
+    from dcoflow.connectors.taxii import TaxiiClient
 
 DEFAULT_CHUNK = 500
 MANIFEST_BATCH = 40  # ids per match[id] query: keeps the URL well under common 8 KiB limits
@@ -267,23 +269,59 @@ def _chunks(objects: list[dict[str, Any]], size: int, max_bytes: int | None) -> 
         yield chunk
 
 
-@task(name="publish-taxii", cache_policy=NO_CACHE)
-def publish_dco_task(
+def release_policy(max_tlp: str | None, releasable: Sequence[str] | None, allow_amber_strict: bool) -> ReleasePolicy:
+    """The collection's allowed marking set from a highest TLP and the statements it is cleared for
+    (the CLI's options and the flow's parameters)."""
+    if max_tlp is None:
+        level = Tlp.AMBER_STRICT if allow_amber_strict else Tlp.AMBER
+    else:
+        try:
+            level = Tlp(max_tlp.lower().removeprefix("tlp:"))
+        except ValueError:
+            raise ValidationError(f"--max-tlp {max_tlp!r} is not a TLP level", field="max_tlp",
+                                  hint=f"one of {', '.join(t.value for t in Tlp if t != Tlp.RED)}") from None
+    return ReleasePolicy(max_tlp=level, statements=frozenset(releasable or ()))
+
+
+def publish_to_taxii(
     dco: str,
-    catalog: Catalog,
-    api_root: str,
-    collection_id: str,
+    *,
+    api_root: str | None = None,
+    collection_id: str | None = None,
     username: str | None = None,
-    password: SecretStr | None = None,
     since: datetime | None = None,
     allow_amber_strict: bool = False,
     policy: ReleasePolicy | None = None,
-) -> dict[str, Any]:
-    """Publish in one session with one client; returns ``PublishResult.as_dict()``."""
+    attack_source: str | None = None,
+    catalog: Catalog | None = None,
+    registry: ConnectorRegistry | None = None,
+) -> PublishResult:
+    """Publish a DCO to TAXII: `dco publish` and the ``publish-dco-taxii`` flow.
+
+    Server and collection default to DCO_TAXII_URL / DCO_TAXII_COLLECTION; the client and its credentials
+    come from the registry (a caller's password: ``registry.with_secrets(taxii_password=…)``)."""
+    from dcoflow.connectors.attack import load_catalog
     from dcoflow.core.db import session_scope
 
-    with TaxiiClient(api_root, username=username,
-                     password=password.get_secret_value() if password else None) as client, \
-            session_scope() as session:
-        return publish_dco(session, dco, catalog, client, collection_id, since=since,
-                           allow_amber_strict=allow_amber_strict, policy=policy).as_dict()
+    registry = registry or ConnectorRegistry.from_settings()
+    settings = registry.settings
+    root = api_root or settings.taxii_url
+    if not root:
+        raise ConfigError("no TAXII API root to publish to", object="DCO_TAXII_URL",
+                          hint="pass --taxii (flow: api_root) or set DCO_TAXII_URL")
+    collection = collection_id or settings.taxii_collection
+    if not collection:
+        raise ConfigError("no TAXII collection to publish to", object="DCO_TAXII_COLLECTION",
+                          hint="pass --collection (flow: collection_id) or set DCO_TAXII_COLLECTION")
+    if username and registry.taxii_password is None and not (root == settings.taxii_url and settings.taxii_password):
+        raise ConfigError(f"TAXII user {username} given but no password", object="DCO_TAXII_PASSWORD",
+                          hint="set DCO_TAXII_PASSWORD, name a variable holding it with --password-env, "
+                               "or a Prefect Secret block (flow: secret_block)")
+    catalog = catalog or load_catalog(attack_source)
+    with registry.taxii(root, username=username) as client, session_scope() as session:
+        return publish_dco(session, dco, catalog, client, collection, since=since,
+                           allow_amber_strict=allow_amber_strict, policy=policy)
+
+
+
+publish_to_taxii_task = task(name="publish-taxii", cache_policy=NO_CACHE)(publish_to_taxii)

@@ -196,9 +196,10 @@ def test_cli_publish_reads_the_settings(hunted_dco: str, catalog: Catalog, taxii
 def test_flow_publishes_with_env_credentials(hunted_dco: str, catalog: Catalog, taxii_server: str,
                                              demo_spec: DcoSpec, prefect_harness: None,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import dcoflow.connectors.attack as attack_connector
     import dcoflow.flows.publish as publish_flow
 
-    monkeypatch.setattr(publish_flow, "load_catalog", lambda source=None: catalog)
+    monkeypatch.setattr(attack_connector, "load_catalog", lambda source=None: catalog)
     monkeypatch.setenv("DCO_TAXII_USER", USER)
     monkeypatch.setenv("DCO_TAXII_PASSWORD", PASSWORD)
     monkeypatch.setenv("DCO_TAXII_URL", taxii_server)

@@ -36,6 +36,7 @@ from sqlalchemy.exc import DataError
 from sqlmodel import Session, SQLModel, create_engine
 
 from dcoflow.core.errors import StateError, ValidationError
+from dcoflow.core.schema import our_tables
 from dcoflow.core.settings import get_settings
 
 MIGRATIONS = Path(__file__).resolve().with_name("migrations")
@@ -105,8 +106,6 @@ def init_db(engine: Engine) -> None:
     """Bring the database to the newest schema: ``alembic upgrade head``. A database that an earlier
     dcoflow made with create_all (our tables, no alembic_version) is adopted first: what it lacks of
     the baseline is added, it is stamped at the baseline, and then upgraded like any other."""
-    import dcoflow.models.tables  # noqa: F401  (registers all SQLModel tables)
-
     with _INIT_LOCK, _migration_connection(engine) as conn:
         current = MigrationContext.configure(conn).get_current_revision()
         if current == head_revision():
@@ -130,8 +129,6 @@ class SchemaStatus:
 
 def schema_status(engine: Engine) -> SchemaStatus:
     """Where the database stands against the packaged migrations, without changing it."""
-    import dcoflow.models.tables  # noqa: F401  (registers all SQLModel tables)
-
     with engine.connect() as conn:
         current = MigrationContext.configure(conn).get_current_revision()
         adopt = current is None and _holds_our_tables(conn)
@@ -167,7 +164,7 @@ def _migration_connection(engine: Engine) -> Iterator[Connection]:
 
 
 def _holds_our_tables(conn: Connection) -> bool:
-    return bool(set(inspect(conn).get_table_names()) & set(SQLModel.metadata.tables))
+    return bool(set(inspect(conn).get_table_names()) & set(our_tables().tables))
 
 
 def _baseline_schema() -> MetaData:
@@ -193,8 +190,9 @@ def _adopt(conn: Connection) -> None:
     insp = inspect(conn)
     present = set(insp.get_table_names())
     ops = Operations(MigrationContext.configure(conn))
+    tables = our_tables().tables
     for name, table in baseline.tables.items():
-        model = SQLModel.metadata.tables.get(name)
+        model = tables.get(name)
         if name not in present:
             (model if model is not None else table).create(conn)
             continue

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import Connection, pool
-from sqlmodel import SQLModel, create_engine
+from sqlmodel import create_engine
 
-import dcoflow.models.tables  # noqa: F401  (registers every table in SQLModel.metadata)
+from dcoflow.core.schema import our_tables
 from dcoflow.core.settings import get_settings
 
 config = context.config
@@ -15,7 +15,7 @@ config = context.config
 
 def _run(connection: Connection) -> None:
     # render_as_batch: SQLite cannot ALTER most things, so alembic rebuilds the table instead.
-    context.configure(connection=connection, target_metadata=SQLModel.metadata, render_as_batch=True,
+    context.configure(connection=connection, target_metadata=our_tables(), render_as_batch=True,
                       compare_type=True)
     with context.begin_transaction():
         context.run_migrations()

@@ -58,7 +58,6 @@ STILL_OPENS_SESSIONS = {
     "flows/cli/hunt.py": "dco hunt … → the tasks/conduct use cases",
     "flows/cli/ir.py": "dco ir … → the tasks/follow_up use cases",
     "flows/cli/ops.py": "dco ops … → tasks use cases over models/repository/operation.py",
-    "flows/cli/publish.py": "dco publish → a tasks use case",
     "flows/conduct_emulation.py": "operator decisions → the tasks/conduct use cases",
     "flows/follow_up.py": "follow-up → the tasks/follow_up use cases",
     "flows/hunt.py": "hunt → the tasks/conduct use case",

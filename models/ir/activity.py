@@ -36,14 +36,28 @@ class IrActivity:
             return None
         return max(0.0, (self.detected_at - min(starts)).total_seconds() / 86400)
 
+    @property
+    def title(self) -> str:
+        return (self.incident.name or self.incident.ref) if self.incident else self.dco_id
+
+    @property
+    def open_actions(self) -> int:
+        return sum(1 for c in self.containment if c["status"] in OPEN_STATUSES)
+
+    @property
+    def last_swept(self) -> str | None:
+        return str(self.sweeps[-1]["at"]) if self.sweeps else None
+
+    @property
+    def dwell_text(self) -> str:
+        return f"{self.dwell_days:.1f} days" if self.dwell_days is not None else "unknown (no activity time)"
+
     def status_line(self) -> str:
-        """The executive one-liner."""
-        name = (self.incident.name or self.incident.ref) if self.incident else self.dco_id
-        open_actions = sum(1 for c in self.containment if c["status"] in OPEN_STATUSES)
+        """The executive one-liner (the IR brief and the meeting pack both print this)."""
         dwell = f"; dwell ≈ {self.dwell_days:.1f} days" if self.dwell_days is not None else ""
-        return (f"{name}: indicators on {len(self.hosts_with_findings)} of {len(self.hosts_swept)} hosts swept "
-                f"({len(self.sweeps)} sweeps){dwell}; containment {len(self.containment) - open_actions} done, "
-                f"{open_actions} open")
+        return (f"{self.title}: indicators on {len(self.hosts_with_findings)} of {len(self.hosts_swept)} hosts "
+                f"swept ({len(self.sweeps)} sweeps){dwell}; containment {len(self.containment) - self.open_actions} "
+                f"done, {self.open_actions} open")
 
     def as_dict(self) -> dict[str, Any]:
         return {"dco": self.dco_id, "incident": self.incident.model_dump(mode="json") if self.incident else None,
@@ -96,7 +110,7 @@ def ir_activity(dco_id: str, incident: IncidentLink | None, objects: Sequence[Ma
 def ir_brief_markdown(activity: IrActivity) -> str:
     """The short technical IR-support brief, with the executive status line on top."""
     inc = activity.incident
-    lines = [f"# IR support — {inc.name or inc.ref if inc else activity.dco_id}", "",
+    lines = [f"# IR support — {activity.title}", "",
              f"**Status:** {activity.status_line()}", ""]
     if inc is not None:
         lines += [f"Incident `{inc.ref}` ({inc.source}); affected hosts named: {', '.join(inc.hosts) or 'none'}.", ""]
@@ -107,13 +121,12 @@ def ir_brief_markdown(activity: IrActivity) -> str:
               "|---|---|---|---|---|"]
     lines += [f"| {f['name']} | {', '.join(f['hosts'])} | {f['count']} | {f['first_seen']} | {f['last_seen']} |"
               for f in activity.findings] or ["| none found | | | | |"]
-    dwell = f"{activity.dwell_days:.1f} days" if activity.dwell_days is not None else "unknown (no activity time)"
     lines += ["", "## Timeline", "",
               f"- first malicious activity seen: {activity.first_seen.isoformat() if activity.first_seen else '—'}",
               f"- last seen: {activity.last_seen.isoformat() if activity.last_seen else '—'}",
               f"- detected: {activity.detected_at.isoformat() if activity.detected_at else '—'}",
-              f"- dwell-time estimate: {dwell}", "", "## Containment", "", "| action | owner | status | from |",
-              "|---|---|---|---|"]
+              f"- dwell-time estimate: {activity.dwell_text}", "", "## Containment", "",
+              "| action | owner | status | from |", "|---|---|---|---|"]
     lines += [f"| {c['title']} | {c['owner'] or '—'} | {c['status']} | {c['source']} |" for c in activity.containment] \
         or ["| none recorded | | | |"]
     return "\n".join(lines) + "\n"

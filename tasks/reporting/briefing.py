@@ -42,8 +42,10 @@ from dcoflow.models.followup import (
     as_utc,
     is_overdue,
 )
+from dcoflow.models.ir.activity import IrActivity
 from dcoflow.models.marking import MarkingFacts
 from dcoflow.models.meeting import DecisionCase, group_decisions, recommend
+from dcoflow.models.operation import DcoType
 from dcoflow.models.plan import PlanRecord
 from dcoflow.models.repository.operation import get_operation
 from dcoflow.tasks.assess.scoring import latest_scores
@@ -52,6 +54,7 @@ from dcoflow.tasks.conduct.hunt_record import list_hunt_runs
 from dcoflow.tasks.follow_up.actions import list_actions
 from dcoflow.tasks.follow_up.escalation import list_incidents
 from dcoflow.tasks.follow_up.risks import list_risks, risks_needing_decision
+from dcoflow.tasks.reporting.ir_brief import ir_activity_of
 from dcoflow.tasks.retry import retry_when_retryable
 
 Audience = Literal["technical", "executive", "both"]
@@ -337,6 +340,7 @@ class BriefingFacts:
     numbers: BriefNumbers | None = None
     trend: list[TrendPoint] = field(default_factory=list)
     decision_groups: list[DecisionSummary] = field(default_factory=list)
+    ir: IrActivity | None = None  # incident-response support: the same facts as the IR brief
 
     @property
     def held(self) -> list[TechniqueFacts]:
@@ -496,6 +500,8 @@ def gather_facts(
     facts.numbers = _numbers(facts)
     facts.trend = _trend(session, op.id)
     facts.decision_groups = _decision_groups(facts, catalog, policy, now)
+    if spec.type is DcoType.INCIDENT_RESPONSE_SUPPORT:
+        facts.ir = ir_activity_of(session, op)
     return facts
 
 

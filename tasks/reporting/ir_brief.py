@@ -10,7 +10,7 @@ from sqlmodel import Session
 
 from dcoflow.core.errors import ValidationError
 from dcoflow.models.ir.activity import IrActivity, ir_activity, ir_brief_markdown
-from dcoflow.models.operation import as_utc
+from dcoflow.models.operation import Operation, as_utc
 from dcoflow.models.repository.operation import get_operation
 from dcoflow.models.repository.stix_store import latest_objects, object_history, put_objects
 from dcoflow.models.stix.common import DcoContext
@@ -21,7 +21,11 @@ CONTAINMENT_STATUSES = ("open", "in-progress", "done", "cancelled")
 
 
 def load_ir_activity(session: Session, dco: str) -> IrActivity:
-    op = get_operation(session, dco)
+    return ir_activity_of(session, get_operation(session, dco))
+
+
+def ir_activity_of(session: Session, op: Operation) -> IrActivity:
+    """The IR activity from the DCO's evidence: the one source of the IR brief and the meeting pack's IR section."""
     objects = latest_objects(session, op.id, ["grouping", "sighting", "indicator", "course-of-action", "incident"])
     incident = op.dco.incident
     detected = None

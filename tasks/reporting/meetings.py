@@ -322,8 +322,9 @@ class MeetingPack:
         overdue = sum(1 for a in self.actions if a.action.overdue)
         risks = sum(g.size for g in self.decisions)
         more = f"; {len(self.annex)} more in the annex" if self.annex else ""
+        ir = ", incident-response support" if any(f.ir for f in self.facts) else ""
         return [
-            "Opening, attendance and status of the operation(s)",
+            f"Opening, attendance and status of the operation(s){ir}",
             f"Decisions needed ({len(self.decisions)}, covering {risks} risks{more})",
             f"Action review ({len(self.actions)}, of which {overdue} overdue)",
             f"Information ({len(self.information)})",

@@ -3,6 +3,8 @@ extension, its indicators, an observed process and host, the ATT&CK techniques i
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from dcoflow.models.stix.followup_objects import INCIDENT_EXTENSION
@@ -56,3 +58,19 @@ def approve(session: Any, dco: str) -> None:
     op = get_operation(session, dco)
     for state in (DcoState.PLANNED, DcoState.APPROVED):
         transition(session, op, state, "incident-manager", "approved for the test")
+
+
+def ir_telemetry(tmp_path: Path) -> Path:
+    """Sysmon events: the C2 domain queried twice on WKST-01, an unrelated process on SRV-02."""
+    sysmon = {"Channel": "Microsoft-Windows-Sysmon/Operational"}
+    events = [
+        {**sysmon, "EventID": 22, "Hostname": "WKST-01", "UtcTime": "2026-11-18 21:14:03.000",
+         "QueryName": "update-check.example.net", "Image": "C:\\Users\\Public\\b.exe"},
+        {**sysmon, "EventID": 22, "Hostname": "WKST-01", "UtcTime": "2026-11-19 09:00:00.000",
+         "QueryName": "update-check.example.net", "Image": "C:\\Users\\Public\\b.exe"},
+        {**sysmon, "EventID": 1, "Hostname": "SRV-02", "UtcTime": "2026-11-19 10:00:00.000",
+         "Image": "C:\\Windows\\System32\\notepad.exe", "CommandLine": "notepad.exe"},
+    ]
+    path = tmp_path / "telemetry.json"
+    path.write_text("\n".join(json.dumps(e) for e in events), encoding="utf-8")
+    return path

@@ -19,22 +19,7 @@ from dcoflow.tasks.conduct.ir_sweep import run_sweep
 from dcoflow.tasks.plan.ir_incident import create_ir_dco, load_incident
 from dcoflow.tasks.reporting.ir_brief import add_containment, load_ir_activity
 
-from .incident_bundle import approve, incident_bundle
-
-
-def _telemetry(tmp_path: Path) -> Path:
-    sysmon = {"Channel": "Microsoft-Windows-Sysmon/Operational"}
-    events = [
-        {**sysmon, "EventID": 22, "Hostname": "WKST-01", "UtcTime": "2026-11-18 21:14:03.000",
-         "QueryName": "update-check.example.net", "Image": "C:\\Users\\Public\\b.exe"},
-        {**sysmon, "EventID": 22, "Hostname": "WKST-01", "UtcTime": "2026-11-19 09:00:00.000",
-         "QueryName": "update-check.example.net", "Image": "C:\\Users\\Public\\b.exe"},
-        {**sysmon, "EventID": 1, "Hostname": "SRV-02", "UtcTime": "2026-11-19 10:00:00.000",
-         "Image": "C:\\Windows\\System32\\notepad.exe", "CommandLine": "notepad.exe"},
-    ]
-    path = tmp_path / "telemetry.json"
-    path.write_text("\n".join(json.dumps(e) for e in events), encoding="utf-8")
-    return path
+from .incident_bundle import approve, incident_bundle, ir_telemetry
 
 
 def test_ir_activity_and_brief(settings: Settings, tmp_path: Path) -> None:
@@ -44,7 +29,7 @@ def test_ir_activity_and_brief(settings: Settings, tmp_path: Path) -> None:
         dco = create_ir_dco(s, load_incident(str(bundle))).dco_id
         approve(s, dco)
     with session_scope() as s:
-        run_sweep(s, str(bundle), _telemetry(tmp_path), dco=dco)
+        run_sweep(s, str(bundle), ir_telemetry(tmp_path), dco=dco)
     with session_scope() as s:
         add_containment(s, dco, "isolate WKST-01", owner="NOC", status="in-progress")
     with session_scope() as s:

@@ -28,21 +28,20 @@ from dcoflow.flows.forms import described
 from dcoflow.models.attack.catalog import Catalog
 from dcoflow.models.emulation import Outcome, OutcomeInput, Severity
 from dcoflow.models.plan import EmulationStep, StepStatus
+from dcoflow.models.repository.emulation import latest_execution, load_steps
 from dcoflow.models.repository.operation import get_operation
 from dcoflow.tasks.conduct.deconfliction import require_acknowledged, wait_for_acknowledgement
-from dcoflow.tasks.conduct.emulation import (
+from dcoflow.tasks.conduct.emulation.outcomes import record_outcome_task
+from dcoflow.tasks.conduct.emulation.steps import (
     CONNECTORS,
     acknowledged_in_session,
     check_conduct,
     deconflict_step_task,
     execute_step_task,
-    latest_execution,
-    load_steps,
     normalise_connector,
     notify_window_task,
     preview_emulation,
     ready,
-    record_outcome_task,
 )
 
 

@@ -30,7 +30,7 @@ from dcoflow.flows.plan import plan_dco
 from dcoflow.flows.triage import triage_hunt
 from dcoflow.models.operation import DcoState
 from dcoflow.models.repository.operation import get_operation
-from dcoflow.tasks.conduct.emulation import export_vectr_task
+from dcoflow.tasks.conduct.emulation.exchange import export_vectr_task
 from dcoflow.tasks.lifecycle import change_state, operation_id
 from dcoflow.tasks.reporting.documents.products import write_documents_task
 from dcoflow.tasks.reporting.stix_export import export_dco_bundle_task

@@ -8,9 +8,10 @@ an invalid value raises ``dcoflow.core.errors.ValidationError`` naming the step 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -21,6 +22,10 @@ from sqlmodel import SQLModel
 
 from dcoflow.core.errors import ValidationError
 from dcoflow.models.operation import as_utc, utcnow
+
+if TYPE_CHECKING:
+    from dcoflow.models.attack.catalog import Catalog
+    from dcoflow.models.attack.objects import Technique
 
 
 class Outcome(StrEnum):
@@ -269,3 +274,29 @@ class Deconfliction(SQLModel, table=True):
 def dco_marker(dco_id: str) -> str:
     """The marker every exercise action carries, so hunts can tell it from real activity."""
     return f"DCO-{dco_id}"
+
+
+def current_technique(catalog: Catalog, technique_id: str) -> Technique | None:
+    """The catalog's technique for an id of any release (revoked ids follow their replacement)."""
+    res = catalog.resolve(technique_id, warn=False)
+    return catalog.get_technique(res.attack_id) if res.attack_id else None
+
+
+def attack_pattern_ref(catalog: Catalog | None, technique_id: str) -> str | None:
+    """The ATT&CK STIX id of a technique (revoked ids follow their replacement); None when unknown."""
+    tech = current_technique(catalog, technique_id) if catalog is not None else None
+    return tech.stix_id if tech is not None else None
+
+
+@dataclass(slots=True)
+class ImportSummary:
+    """What an import into a DCO's plan or outcomes did; warnings name each record left out or kept as is."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"created": self.created, "updated": self.updated, "unchanged": self.unchanged,
+                "warnings": self.warnings}

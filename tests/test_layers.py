@@ -34,7 +34,6 @@ STILL_QUERIES = {
     "tasks/assess/evidence.py": "evidence queries → models/repository (assessment)",
     "tasks/assess/scoring.py": "score queries → models/repository (assessment)",
     "tasks/conduct/deconfliction.py": "deconfliction queries → models/repository (emulation)",
-    "tasks/conduct/emulation.py": "step/execution queries → models/repository (emulation)",
     "tasks/conduct/hunt_record.py": "hunt run queries → models/repository (hunt)",
     "tasks/conduct/triage.py": "verdict queries → models/repository (hunt)",
     "tasks/follow_up/actions.py": "action queries → models/repository (followup)",

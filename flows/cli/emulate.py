@@ -24,8 +24,8 @@ app = typer.Typer(help="Adversary emulation: steps, runs, outcomes, VECTR/Calder
 def steps(dco: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """The DCO's emulation steps in order, with status and current outcomes per tool."""
     from dcoflow.core.db import session_scope
+    from dcoflow.models.repository.emulation import current_outcomes, last_refusals, load_steps
     from dcoflow.models.repository.operation import get_operation
-    from dcoflow.tasks.conduct.emulation import current_outcomes, last_refusals, load_steps
 
     with session_scope() as session:
         op = get_operation(session, dco)
@@ -60,7 +60,7 @@ def run(
     rules of engagement's verdict. --execute runs the conduct-emulation flow (the DCO must be approved)."""
     from dcoflow.core.db import session_scope
     from dcoflow.models.repository.operation import get_operation
-    from dcoflow.tasks.conduct.emulation import check_conduct
+    from dcoflow.tasks.conduct.emulation.steps import check_conduct
 
     if dry_run:
         _dry_run(dco, connector, as_json)
@@ -90,7 +90,7 @@ def _dry_run(dco: str, connector: str, as_json: bool) -> None:
     from dcoflow.core.errors import DcoError
     from dcoflow.core.settings import get_settings
     from dcoflow.models.repository.operation import get_operation
-    from dcoflow.tasks.conduct.emulation import preview_emulation
+    from dcoflow.tasks.conduct.emulation.steps import preview_emulation
 
     try:
         catalog = load_catalog()
@@ -143,7 +143,7 @@ def record(
     from dcoflow.connectors.attack import load_catalog
     from dcoflow.core.db import session_scope
     from dcoflow.core.errors import DcoError
-    from dcoflow.tasks.conduct.emulation import record_outcome
+    from dcoflow.tasks.conduct.emulation.outcomes import record_outcome
 
     data: dict[str, Any] = {"tool": tool, "outcome": outcome, "severity": severity, "notes": note,
                             "attack_start": start, "attack_stop": stop, "detected_at": detected,
@@ -175,7 +175,7 @@ def mark_destructive_cmd(
     """Decide whether one step is destructive, audited with who and why. --not-destructive overrules only what
     the command text suggests (e.g. an rm of a file the exercise made), never a destructive technique."""
     from dcoflow.core.db import session_scope
-    from dcoflow.tasks.conduct.emulation import mark_destructive
+    from dcoflow.tasks.conduct.emulation.steps import mark_destructive
 
     with session_scope() as session:
         ev = mark_destructive(session, dco, step, destructive, actor=by, reason=reason)
@@ -188,7 +188,7 @@ def mark_destructive_cmd(
 def export_vectr_cmd(dco: str, path: Path) -> None:
     """Write the DCO's outcomes as a VECTR campaign CSV."""
     from dcoflow.core.db import session_scope
-    from dcoflow.tasks.conduct.emulation import export_vectr
+    from dcoflow.tasks.conduct.emulation.exchange import export_vectr
 
     with session_scope() as session:
         n = export_vectr(session, dco, path)
@@ -210,7 +210,7 @@ def _summary(result: Any, as_json: bool) -> None:
 def import_vectr_cmd(dco: str, path: Path, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Record outcomes from a VECTR CSV (rows are matched to steps; unmatched rows are reported)."""
     from dcoflow.core.db import session_scope
-    from dcoflow.tasks.conduct.emulation import import_vectr
+    from dcoflow.tasks.conduct.emulation.exchange import import_vectr
 
     with session_scope() as session:
         result = import_vectr(session, dco, path, actor=cli_user())
@@ -230,7 +230,7 @@ def import_caldera_cmd(
     from dcoflow.core.db import session_scope
     from dcoflow.core.errors import ValidationError
     from dcoflow.models.emulation import OUTCOME_ALIASES, Outcome
-    from dcoflow.tasks.conduct.emulation import import_caldera_report
+    from dcoflow.tasks.conduct.emulation.exchange import import_caldera_report
 
     verdict = None
     if outcome is not None:
@@ -296,7 +296,7 @@ def import_caldera_adversary_cmd(
     from dcoflow.connectors.attack import load_catalog
     from dcoflow.core.db import session_scope
     from dcoflow.core.errors import DcoError
-    from dcoflow.tasks.conduct.emulation import import_caldera_adversary
+    from dcoflow.tasks.conduct.emulation.plan_import import import_caldera_adversary
 
     try:
         catalog = load_catalog()
@@ -318,7 +318,7 @@ def caldera_abilities_cmd(
 ) -> None:
     """Give pending steps without a procedure a matching Caldera ability (others become candidates)."""
     from dcoflow.core.db import session_scope
-    from dcoflow.tasks.conduct.emulation import import_caldera_abilities
+    from dcoflow.tasks.conduct.emulation.plan_import import import_caldera_abilities
 
     with _caldera_client() as client, session_scope() as session:
         result = import_caldera_abilities(session, dco, client, technique or None, platform=platform, actor=cli_user())

@@ -47,9 +47,9 @@ from dcoflow.models.marking import MarkingFacts
 from dcoflow.models.meeting import DecisionCase, group_decisions, recommend
 from dcoflow.models.operation import DcoType
 from dcoflow.models.plan import PlanRecord
+from dcoflow.models.repository.emulation import current_outcomes, load_steps
 from dcoflow.models.repository.operation import get_operation
 from dcoflow.tasks.assess.scoring import latest_scores
-from dcoflow.tasks.conduct.emulation import current_outcomes, load_steps
 from dcoflow.tasks.conduct.hunt_record import list_hunt_runs
 from dcoflow.tasks.follow_up.actions import list_actions
 from dcoflow.tasks.follow_up.escalation import list_incidents

@@ -23,8 +23,9 @@ from dcoflow.core.settings import Settings, get_settings
 from dcoflow.models.attack.catalog import Catalog
 from dcoflow.models.audit import AuditEvent
 from dcoflow.models.plan import EmulationStep, ProcedureSource, StepStatus
+from dcoflow.models.repository.emulation import load_steps
 from dcoflow.models.repository.operation import create_operation
-from dcoflow.tasks.conduct.emulation import import_caldera_abilities, import_caldera_adversary, load_steps
+from dcoflow.tasks.conduct.emulation.plan_import import import_caldera_abilities, import_caldera_adversary
 
 from .helpers import spec
 

@@ -21,7 +21,7 @@ from dcoflow.models.plan import EmulationStep
 from dcoflow.models.repository.operation import audit_trail, create_operation, get_operation
 from dcoflow.models.repository.stix_store import latest_objects
 from dcoflow.tasks.conduct.deconfliction import acknowledge, inbox, notify_window, wait_for_acknowledgement
-from dcoflow.tasks.conduct.emulation import execute_step
+from dcoflow.tasks.conduct.emulation.steps import execute_step
 from dcoflow.tasks.conduct.hunt_record import record_hunt
 from dcoflow.tasks.lifecycle import change_state
 

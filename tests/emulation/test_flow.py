@@ -13,7 +13,7 @@ from dcoflow.core.db import session_scope
 from dcoflow.flows.conduct_emulation import conduct_emulation
 from dcoflow.models.emulation import EmulationExecution, Outcome
 from dcoflow.models.plan import EmulationStep, StepStatus
-from dcoflow.tasks.conduct.emulation import current_outcomes
+from dcoflow.models.repository.emulation import current_outcomes
 
 from .helpers import row_counts
 

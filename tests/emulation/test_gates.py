@@ -20,7 +20,7 @@ from dcoflow.models.hunting import HuntOutcome
 from dcoflow.models.operation import DcoState, Window
 from dcoflow.models.plan import EmulationStep
 from dcoflow.models.repository.operation import get_operation
-from dcoflow.tasks.conduct.emulation import execute_step, preview_emulation
+from dcoflow.tasks.conduct.emulation.steps import execute_step, preview_emulation
 from dcoflow.tasks.conduct.hunt_record import record_hunt, run_hunt_batches
 from dcoflow.tasks.lifecycle import change_state
 

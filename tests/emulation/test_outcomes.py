@@ -17,19 +17,13 @@ from dcoflow.core.db import session_scope
 from dcoflow.core.errors import ExecutionError, NotFoundError, ValidationError
 from dcoflow.models.emulation import Deconfliction, EmulationOutcome, Outcome, OutcomeInput
 from dcoflow.models.plan import EmulationStep, StepStatus
+from dcoflow.models.repository.emulation import current_outcomes, outcome_history, steps_without_procedure
 from dcoflow.models.repository.operation import audit_trail, get_operation
 from dcoflow.models.repository.stix_store import latest_objects, object_history
-from dcoflow.tasks.conduct.emulation import (
-    current_outcomes,
-    deconflict_step,
-    export_vectr,
-    import_caldera_report,
-    import_ctid_plan,
-    import_vectr,
-    outcome_history,
-    record_outcome,
-    steps_without_procedure,
-)
+from dcoflow.tasks.conduct.emulation.exchange import export_vectr, import_caldera_report, import_vectr
+from dcoflow.tasks.conduct.emulation.outcomes import record_outcome
+from dcoflow.tasks.conduct.emulation.plan_import import import_ctid_plan
+from dcoflow.tasks.conduct.emulation.steps import deconflict_step
 
 T0 = "2026-11-28T10:00:00Z"
 T1 = "2026-11-28T10:05:00Z"

@@ -24,7 +24,7 @@ from dcoflow.models.emulation import EmulationExecution, ExecutionStatus
 from dcoflow.models.plan import EmulationStep, ProcedureSource, StepStatus
 from dcoflow.models.repository.operation import get_operation
 from dcoflow.models.roe import destructive_reasons, elevation_means, fill_quoted
-from dcoflow.tasks.conduct.emulation import execute_step, mark_destructive, preview_emulation
+from dcoflow.tasks.conduct.emulation.steps import execute_step, mark_destructive, preview_emulation
 
 from .helpers import atomic_step, spec
 

@@ -18,10 +18,11 @@ from dcoflow.models.attack import Catalog
 from dcoflow.models.followup import GapInput
 from dcoflow.models.hunting import HuntSelection
 from dcoflow.models.operation import DcoState
+from dcoflow.models.repository.emulation import get_step
 from dcoflow.models.repository.operation import create_operation, get_operation, transition
 from dcoflow.models.repository.stix_store import latest_objects
 from dcoflow.tasks.assess.scoring import assess_dco, gaps_for_follow_up
-from dcoflow.tasks.conduct.emulation import get_step, record_outcome
+from dcoflow.tasks.conduct.emulation.outcomes import record_outcome
 from dcoflow.tasks.conduct.hunt_record import record_hunt
 from dcoflow.tasks.conduct.local_hunt import run_local_hunt
 from dcoflow.tasks.conduct.triage import triage_hit

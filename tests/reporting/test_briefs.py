@@ -14,8 +14,8 @@ from dcoflow.models.assessment import reaches
 from dcoflow.models.attack import Catalog
 from dcoflow.models.followup import is_overdue
 from dcoflow.models.hunt_run import HuntRun
+from dcoflow.models.repository.emulation import current_outcomes
 from dcoflow.tasks.assess.scoring import latest_scores
-from dcoflow.tasks.conduct.emulation import current_outcomes
 from dcoflow.tasks.follow_up.actions import list_actions
 from dcoflow.tasks.follow_up.risks import risks_needing_decision
 from dcoflow.tasks.reporting.briefing import (

@@ -16,9 +16,10 @@ from dcoflow.flows.conduct_emulation import _answer_for, _outcome_dicts
 from dcoflow.flows.demo import DEMO_OPERATION, demo_answers
 from dcoflow.models.attack import Catalog
 from dcoflow.models.operation import DcoState
+from dcoflow.models.repository.emulation import load_steps
 from dcoflow.models.repository.operation import create_operation, get_operation, transition
 from dcoflow.tasks.assess.scoring import assess_dco
-from dcoflow.tasks.conduct.emulation import load_steps, record_outcome
+from dcoflow.tasks.conduct.emulation.outcomes import record_outcome
 from dcoflow.tasks.follow_up.run import run_follow_up
 from dcoflow.tasks.plan.planning import load_content, make_plan, store_plan
 

@@ -185,4 +185,7 @@ def _short(value: Any) -> str:
 def main() -> None:
     # A secure enterprise network: Prefect's local server must not try to phone home.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Prefect gives its temporary server 20 s to come up; on a busy 2-core host the demo then failed
+    # before doing anything. Waiting longer costs nothing when the server is quick.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     app()

@@ -3,18 +3,17 @@ scores, publish the coverage table, charts, Navigator layers and Prefect artifac
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
 from pydantic import Field
 
-from dcoflow.core.db import session_scope
 from dcoflow.core.settings import get_settings
 from dcoflow.flows.forms import described
 from dcoflow.models.assessment import DEFAULT_HALF_LIFE_DAYS
-from dcoflow.models.repository.operation import get_operation, list_operations
-from dcoflow.tasks.assess.outputs import publish_task
-from dcoflow.tasks.assess.scoring import assess_dco_task
+from dcoflow.tasks.assess.run import assess_task
+from dcoflow.tasks.assess.scoring import configured_targets
 
 
 @flow(name="assess-dco")
@@ -29,16 +28,14 @@ def assess_dco(
 ) -> dict[str, Any]:
     """Visibility/detection per technique, ranked gaps, and the files that show them."""
     log = get_run_logger()
-    with session_scope() as session:
-        ids = [op.id for op in list_operations(session)] if all_dcos else [get_operation(session, dco).id]
-    out = output_dir or str(get_settings().output_dir)
-    results: dict[str, Any] = {}
-    for dco_id in ids:
-        summary = assess_dco_task(dco_id, half_life_days, attack_source)
-        summary["files"] = publish_task(dco_id, out, attack_source)
+    settings = get_settings()
+    results = assess_task(None if all_dcos else dco, all_dcos=all_dcos, half_life_days=half_life_days,
+                          default_targets=configured_targets(settings),
+                          output_dir=Path(output_dir) if output_dir else settings.output_dir,
+                          attack_source=attack_source)
+    for dco_id, summary in results.items():
         log.info("%s: %d techniques, %d gaps, %d ids reported", dco_id, summary["techniques"], summary["gaps"],
                  summary["ids_reported"])
         for line in summary.get("id_lines", []):
             log.info("%s ids: %s", dco_id, line)
-        results[dco_id] = summary
     return results

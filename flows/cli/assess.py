@@ -22,12 +22,6 @@ app = typer.Typer(help="Assess detection and visibility per technique; gaps, lay
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON document instead of a table.")]
 
 
-def _catalog() -> Any:
-    from dcoflow.connectors.attack import load_catalog
-
-    return load_catalog()
-
-
 @app.command("run")
 @handle_errors
 def run(
@@ -37,25 +31,21 @@ def run(
     as_json: JsonOpt = False,
 ) -> None:
     """Assess a DCO now: scores are logged (a new dated row per technique), gaps ranked."""
-    from dcoflow.core.db import session_scope
-    from dcoflow.tasks.assess.outputs import publish
-    from dcoflow.tasks.assess.scoring import assess_dco, id_report_lines
+    from dcoflow.core.settings import get_settings
+    from dcoflow.tasks.assess.run import assess
+    from dcoflow.tasks.assess.scoring import configured_targets
 
-    catalog = _catalog()
-    with session_scope() as session:
-        result = assess_dco(session, dco, catalog, half_life_days=half_life)
-        files = publish(session, result.dco_id, catalog, output_dir) if output_dir else {}
-    doc = {"dco_id": result.dco_id, "run_id": result.run_id, "assessed_at": result.assessed_at.isoformat(),
-           **result.summary(), "id_report": [dataclasses.asdict(n) for n in result.id_report],
-           "evidence_report": result.evidence_report, "files": files}
+    [doc] = assess(dco, half_life_days=half_life, default_targets=configured_targets(get_settings()),
+                   output_dir=output_dir).values()
     if as_json:
         print_json(doc)
         return
-    table(f"Assessment of {result.dco_id}", ["measure", "value"],
-          [(k, v) for k, v in result.summary().items()])
-    for line in id_report_lines(result.id_report):
+    # the summary's measures: the scalar entries after the DCO, run and time
+    measures = [(k, v) for k, v in list(doc.items())[3:] if isinstance(v, int | float) and not isinstance(v, bool)]
+    table(f"Assessment of {doc['dco_id']}", ["measure", "value"], measures)
+    for line in doc["id_lines"]:
         console.print(f"[yellow]ids[/] {line}")
-    for kind, path in files.items():
+    for kind, path in doc["files"].items():
         console.print(f"{kind}: {path}")
 
 
@@ -85,15 +75,9 @@ def scores(
 ) -> None:
     """The newest assessment's scores (or one technique's dated score log with its evidence)."""
     if technique:
-        from dcoflow.core.db import session_scope
-        from dcoflow.models.repository.operation import get_operation
-        from dcoflow.tasks.assess.scoring import score_history
+        from dcoflow.tasks.assess.run import technique_history
 
-        with session_scope() as session:
-            history = score_history(session, get_operation(session, dco).id, technique.upper())
-        doc: list[dict[str, Any]] = [
-            {"assessed_at": h.assessed_at.isoformat(), "visibility": h.visibility, "detection": h.detection,
-             "explanation": h.explanation} for h in history]
+        doc = technique_history(dco, technique)
         if as_json:
             print_json(doc)
             return
@@ -112,19 +96,9 @@ def scores(
 
 
 def _rows(dco: str) -> list[dict[str, Any]]:
-    from dcoflow.core.db import session_scope
-    from dcoflow.core.errors import NotFoundError
-    from dcoflow.models.repository.operation import get_operation
-    from dcoflow.tasks.assess.outputs import coverage_rows
-    from dcoflow.tasks.assess.scoring import latest_scores
+    from dcoflow.tasks.assess.run import coverage
 
-    catalog = _catalog()
-    with session_scope() as session:
-        op = get_operation(session, dco)
-        found = latest_scores(session, op.id)
-        if not found:
-            raise NotFoundError("no assessment yet", object=op.id, hint=f"run `dco assess run {op.id}` first")
-        return coverage_rows(found, catalog)
+    return coverage(dco)
 
 
 @app.command("layer")
@@ -135,11 +109,9 @@ def layer(
     kind: Annotated[str, typer.Option(help="coverage, gaps, threat or compare.")] = "coverage",
 ) -> None:
     """Write a Navigator layer (4.5) of the newest assessment."""
-    from dcoflow.core.db import session_scope
-    from dcoflow.tasks.assess.outputs import build_layer
+    from dcoflow.tasks.assess.run import layer as build_layer
 
-    with session_scope() as session:
-        data = build_layer(session, dco, _catalog(), kind)
+    data = build_layer(dco, kind)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(data, indent=1), encoding="utf-8")
     console.print(f"{kind} layer ({len(data['techniques'])} entries): {out}")
@@ -154,24 +126,9 @@ def trend_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Mean visibility and detection of every assessment run, across DCOs, oldest first."""
-    from dcoflow.core.db import session_scope
-    from dcoflow.tasks.assess.outputs import trend_marking
-    from dcoflow.tasks.assess.scoring import trend
+    from dcoflow.tasks.assess.run import trend
 
-    with session_scope() as session:
-        points = trend(session)
-        marking = trend_marking(session, {p.dco_id for p in points})
-    if svg is not None or csv is not None:
-        from dcoflow.models.marking import mark_svg
-        from dcoflow.tasks.assess.frames import trend_csv_frame, trend_frame
-        from dcoflow.tasks.assess.outputs import trend_svg, write_csv
-
-        frame = trend_frame(points)
-        if svg is not None:
-            svg.parent.mkdir(parents=True, exist_ok=True)
-            svg.write_text(mark_svg(trend_svg(frame), marking), encoding="utf-8")
-        if csv is not None:
-            write_csv(trend_csv_frame(frame), csv, marking)
+    points = trend(svg, csv)
     if as_json:
         print_json([{**dataclasses.asdict(p), "assessed_at": p.assessed_at.isoformat()} for p in points])
         return
@@ -188,23 +145,14 @@ def import_dettect(
     as_json: JsonOpt = False,
 ) -> None:
     """Seed a DCO's evidence from a DeTT&CT file (score logbooks stay dated history)."""
-    from dcoflow.connectors.content.dettect import read_dettect
-    from dcoflow.core.db import session_scope
-    from dcoflow.models.repository.operation import get_operation
-    from dcoflow.tasks.assess.evidence import store_imported
+    from dcoflow.tasks.assess.run import import_dettect as seed
 
-    catalog = _catalog()
-    with session_scope() as session:
-        dco_id = get_operation(session, dco).id
-        result = read_dettect(file, catalog=catalog, dco_id=dco_id)
-        stored = store_imported(session, dco_id, result.evidence)
-    doc = {"file": str(file), "file_type": result.file_type, "dco_id": dco_id, "evidence": stored,
-           "report": result.report.summary(), "bad": [dataclasses.asdict(b) for b in result.report.bad]}
+    doc = seed(file, dco)
     if as_json:
         print_json(doc)
         return
-    console.print(f"{stored} evidence records from {file} ({result.file_type}) for {dco_id}")
-    console.print(result.report.summary())
+    console.print(f"{doc['evidence']} evidence records from {file} ({doc['file_type']}) for {doc['dco_id']}")
+    console.print(doc["report"])
 
 
 @app.command("export-dettect")
@@ -214,10 +162,7 @@ def export_dettect_cmd(
     out: Annotated[Path, typer.Option("--out", help="Technique administration YAML to write.")],
 ) -> None:
     """Write the DCO's computed scores as a DeTT&CT technique administration file (auto-generated scores)."""
-    from dcoflow.core.db import session_scope
-    from dcoflow.tasks.assess.dettect_export import export_dettect
+    from dcoflow.tasks.assess.run import export_dettect
 
-    catalog = _catalog()
-    with session_scope() as session:
-        path = export_dettect(session, dco, catalog, out)
+    path = export_dettect(dco, out)
     console.print(f"DeTT&CT technique administration written to {path}")

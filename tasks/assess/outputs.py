@@ -21,8 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session
 
 from dcoflow.core.errors import NotFoundError
@@ -59,7 +57,6 @@ from dcoflow.tasks.assess.frames import (
     trend_pivot,
 )
 from dcoflow.tasks.assess.scoring import latest_scores, trend
-from dcoflow.tasks.retry import retry_when_retryable
 
 VISIBILITY_COLORS = ["#f7fbff", "#2c7bb6"]
 #: Line colours of the trend chart, one per DCO (cycled); colour-blind safe (Okabe–Ito).
@@ -364,17 +361,3 @@ def _artifacts(dco_id: str, rows: Sequence[dict[str, Any]]) -> None:
             for r in rows if r["priority"] > 0][:50]
     create_table_artifact(gaps, key=key + "-gaps", description=f"Top gaps of {dco_id}")
 
-
-def _publish_task(dco_id: str, output_dir: str, attack_source: str | None = None) -> dict[str, str]:
-    from dcoflow.connectors.attack import load_catalog
-    from dcoflow.core.db import session_scope
-
-    catalog = load_catalog(attack_source)
-    with session_scope() as session:
-        files = publish(session, dco_id, catalog, Path(output_dir))
-        files.update({k: str(v) for k, v in publish_trend(session, Path(output_dir)).items()})
-        return files
-
-
-publish_task = task(name="publish-assessment", cache_policy=NO_CACHE,
-                    retry_condition_fn=retry_when_retryable, retries=1)(_publish_task)

@@ -12,10 +12,8 @@ import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 from sqlalchemy import case
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, func, select
@@ -40,7 +38,9 @@ from dcoflow.models.operation import Operation
 from dcoflow.models.repository.operation import get_operation
 from dcoflow.models.stix.ids import row_id
 from dcoflow.tasks.assess.evidence import evidence_from_catalog, load_evidence
-from dcoflow.tasks.retry import retry_when_retryable
+
+if TYPE_CHECKING:
+    from dcoflow.core.settings import Settings
 
 
 @dataclass(slots=True, frozen=True)
@@ -176,14 +176,16 @@ def _profile_relevance(
     return relevance, notes
 
 
-def dco_targets(op: Operation) -> Targets:
-    """The DCO's targets, each unset one from the settings (DCO_TARGET_DETECTION / _VISIBILITY)."""
-    from dcoflow.core.settings import get_settings
+def configured_targets(settings: Settings) -> Targets:
+    """The targets a DCO without its own gets (DCO_TARGET_DETECTION / _VISIBILITY), read by the caller."""
+    return Targets(settings.target_detection, settings.target_visibility)
 
-    settings = get_settings()
+
+def dco_targets(op: Operation, defaults: Targets) -> Targets:
+    """The DCO's targets, each unset one from ``defaults`` (``configured_targets``)."""
     t = op.dco.targets
-    return Targets(settings.target_detection if t.detection is None else t.detection,
-                   settings.target_visibility if t.visibility is None else t.visibility)
+    return Targets(defaults.detection if t.detection is None else t.detection,
+                   defaults.visibility if t.visibility is None else t.visibility)
 
 
 def assess_dco(
@@ -193,9 +195,11 @@ def assess_dco(
     now: datetime | None = None,
     *,
     half_life_days: float = DEFAULT_HALF_LIFE_DAYS,
+    default_targets: Targets | None = None,
 ) -> AssessmentResult:
     """Score the DCO's own techniques (its plan; the threat profile when it has none) from its evidence,
-    rank the gaps below its targets, log the scores. Evidence about other techniques is reported."""
+    rank the gaps below its targets (``default_targets`` where the DCO sets none: the callers pass
+    ``configured_targets(settings)``), log the scores. Evidence about other techniques is reported."""
     op = get_operation(session, dco_id)
     now = (now or datetime.now(UTC)).astimezone(UTC)
     evset = load_evidence(session, op.id, catalog)
@@ -212,7 +216,7 @@ def assess_dco(
     items = [ev for ev in items if ev.technique_id in techniques]
     items = items + evidence_from_catalog(catalog, sorted(techniques), now)
     assessments = assess_evidence(items, now, half_life_days, techniques)
-    targets = dco_targets(op)
+    targets = dco_targets(op, default_targets or Targets())
     result = AssessmentResult(
         dco_id=op.id,
         run_id=row_id("assessment", op.id, now.isoformat()),
@@ -320,29 +324,6 @@ def trend(session: Session, dco_ids: Sequence[str] | None = None) -> list[TrendP
                    round(float(det or 0), 2), int(k or 0))
         for d, at, n, v, det, k in session.execute(query).all()
     ]
-
-
-# -- Prefect wrappers ---------------------------------------------------------------------------------
-
-def _assess_task(
-    dco_id: str, half_life_days: float = DEFAULT_HALF_LIFE_DAYS, attack_source: str | None = None
-) -> dict[str, Any]:
-    """Assess one DCO and log its scores; returns the summary, the id report and the follow-up gaps."""
-    from dcoflow.connectors.attack import load_catalog
-    from dcoflow.core.db import session_scope
-
-    catalog = load_catalog(attack_source)
-    with session_scope() as session:
-        result = assess_dco(session, dco_id, catalog, half_life_days=half_life_days)
-        return {"dco_id": result.dco_id, "run_id": result.run_id, **result.summary(),
-                "id_report": [dataclasses.asdict(n) for n in result.id_report],
-                "id_lines": [*id_report_lines(result.id_report), *filter(None, [result.out_of_scope_line()])],
-                "evidence_report": result.evidence_report,
-                "follow_up_gaps": gaps_for_follow_up(result, catalog)}
-
-
-assess_dco_task = task(name="assess-dco", cache_policy=NO_CACHE,
-                       retry_condition_fn=retry_when_retryable, retries=1)(_assess_task)
 
 
 def gaps_for_follow_up(result: AssessmentResult, catalog: Catalog, limit: int = 50) -> list[dict[str, Any]]:

@@ -12,16 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session, col, select
 
-from dcoflow.connectors.thehive import TheHiveClient
+from dcoflow.connectors.registry import ConnectorRegistry
 from dcoflow.core.db import session_scope, upsert
 from dcoflow.core.errors import DcoError
-from dcoflow.core.settings import Settings, get_settings
 from dcoflow.models.followup import (
     FindingInput,
     Incident,
@@ -152,6 +151,10 @@ class WebhookChannel:
         return str(answer.get("id") or answer.get("ref") or incident.id)
 
 
+if TYPE_CHECKING:
+    from dcoflow.connectors.thehive import TheHiveClient
+
+
 class TheHiveChannel:
     """A TheHive alert with sourceRef = incident id (idempotent), confirmed by reading it back."""
 
@@ -181,20 +184,13 @@ class TheHiveChannel:
         return str(confirmed["_id"])
 
 
-def channels_from_settings(settings: Settings | None = None) -> list[Channel]:
-    """The channels configured by DCO_WEBHOOK_URL and DCO_THEHIVE_URL/DCO_THEHIVE_API_KEY."""
-    settings = settings or get_settings()
+def channels_from_registry(registry: ConnectorRegistry) -> list[Channel]:
+    """The channels configured (DCO_WEBHOOK_URL; DCO_THEHIVE_URL and DCO_THEHIVE_API_KEY), clients from the registry."""
     channels: list[Channel] = []
-    if settings.webhook_url:
-        from dcoflow.connectors.webhook import WebhookClient
-
-        secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
-        channels.append(WebhookChannel(WebhookClient(settings.webhook_url, secret=secret)))
-    if settings.thehive_url and settings.thehive_api_key:
-        channels.append(TheHiveChannel(TheHiveClient(
-            settings.thehive_url, settings.thehive_api_key.get_secret_value(),
-            organisation=settings.thehive_organisation,
-        )))
+    if registry.webhook_configured:
+        channels.append(WebhookChannel(registry.webhook()))
+    if registry.thehive_configured:
+        channels.append(TheHiveChannel(registry.thehive()))
     return channels
 
 
@@ -305,17 +301,21 @@ def escalate(
     technique_stix_ids: dict[str, str] | None = None,
     now: datetime | None = None,
     force: bool = False,
+    registry: ConnectorRegistry | None = None,
 ) -> list[dict[str, Any]]:
-    """Open incidents for the given and stored findings (committed first), then deliver what is due."""
+    """Open incidents for the given and stored findings (committed first), then deliver what is due to
+    ``channels`` (default: those configured, from ``registry``). `dco followup escalate`, the ``escalate``
+    flow and the follow-up flow all run this."""
     now = now or utcnow()
+    if channels is None:
+        channels = channels_from_registry(registry or ConnectorRegistry.from_settings())
     with session_scope() as session:
         found = list(findings) + findings_from_store(session, dco_id)
         open_incidents(session, get_operation(session, dco_id).id, found, technique_stix_ids=technique_stix_ids,
                        now=now)
     with session_scope() as session:
         op_id = get_operation(session, dco_id).id
-        deliver_incidents(session, channels_from_settings() if channels is None else channels,
-                          dco_id=op_id, now=now, force=force)
+        deliver_incidents(session, channels, dco_id=op_id, now=now, force=force)
         return [incident_payload(i) for i in list_incidents(session, dco_id=op_id)]
 
 

@@ -45,9 +45,7 @@ STILL_QUERIES = {
     "tasks/reporting/meetings.py": "meeting queries → models/repository (meeting)",
 }
 STILL_OPENS_SESSIONS = {
-    "flows/assess.py": "opens a session for the assessment → one tasks/assess use case",
     "flows/brief.py": "opens sessions for the brief → one tasks/reporting use case",
-    "flows/cli/assess.py": "dco assess … → the tasks/assess use cases",
     "flows/cli/brief.py": "dco brief → the tasks/reporting use case",
     "flows/cli/deconflict.py": "dco deconflict → a tasks/conduct use case",
     "flows/cli/documents.py": "dco doc → the tasks/reporting use case",

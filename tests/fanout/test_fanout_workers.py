@@ -3,8 +3,11 @@ PostgreSQL: every shard recorded once, the result equal to a single-process hunt
 mid-shard does not change the result (its run is marked Crashed by the zombie automation, the shard
 runs again on another worker).
 
-Needs: the `prefect` CLI of this venv, PostgreSQL on loopback. Hosts are stood for by processes (this
-machine gives no network namespaces to unprivileged tests); all traffic is on 127.0.0.1.
+Hosts: where the machine allows (root, iproute2), each worker runs in its own network namespace with its
+own address on a bridge (``hostnet.py``) and reaches the Prefect server and PostgreSQL, which stay on
+127.0.0.1, through relays on the bridge address (``relay.py``), as a worker host would over a LAN.
+Elsewhere (or with DCO_TEST_NETNS=0) workers are plain processes on 127.0.0.1; test_hostnet.py then
+skips, naming what is missing. Needs: the `prefect` CLI of this venv, PostgreSQL on loopback.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ from dcoflow.models.hunt_run import HuntRun
 from dcoflow.models.hunting import HuntSelection
 from dcoflow.models.operation import DcoSpec, DcoState
 from dcoflow.models.repository.operation import create_operation, transition
+
+from . import hostnet
+from .relay import TcpRelay
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -61,9 +67,22 @@ def corpus(shared_dir: Path, tmp_path: Path) -> Path:
 
 
 @pytest.fixture()
-def cluster(tmp_path: Path, shared_dir: Path, monkeypatch: pytest.MonkeyPatch,
+def hosts() -> Iterator[hostnet.HostNet | None]:
+    """A network namespace per worker, or None (plain processes) where the machine gives none."""
+    try:
+        net = hostnet.open_network(WORKERS)
+    except hostnet.NetnsUnavailableError:
+        yield None  # test_hostnet.py reports why
+        return
+    with net:  # after the cluster's teardown (it depends on this fixture): no process is left inside
+        yield net
+
+
+@pytest.fixture()
+def cluster(tmp_path: Path, shared_dir: Path, monkeypatch: pytest.MonkeyPatch, hosts: hostnet.HostNet | None,
             request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
-    """A Prefect server, a process work pool with the hunt-shard deployment, 3 workers, a PostgreSQL database."""
+    """A Prefect server, a process work pool with the hunt-shard deployment, 3 workers (each in its own
+    network namespace when ``hosts`` has them), a PostgreSQL database."""
     make = request.getfixturevalue("make_pg_database")
     db_url, prefect_db = make("dco_fanout"), make("dco_fanout_prefect")
     port = _free_port()
@@ -79,15 +98,31 @@ def cluster(tmp_path: Path, shared_dir: Path, monkeypatch: pytest.MonkeyPatch,
     procs: list[subprocess.Popen[bytes]] = []
     logs = tmp_path / "logs"
     logs.mkdir()
+    relays = contextlib.ExitStack()
+    relayed: dict[str, TcpRelay] = {}
+    # What the workers (and the flow runs they start) connect to: in namespaces, the relays on the bridge.
+    worker_env = dict(env)
 
-    def start(name: str, *args: str) -> subprocess.Popen[bytes]:
+    def start(name: str, *args: str, host: hostnet.Host | None = None,
+              environ: dict[str, str] = env) -> subprocess.Popen[bytes]:
+        argv = [str(BIN / "prefect"), *args]
         log = (logs / f"{name}.log").open("wb")
-        proc = subprocess.Popen([str(BIN / "prefect"), *args], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                cwd=ROOT, start_new_session=True)  # its own process group: one kill takes its runs
+        proc = subprocess.Popen(host.command(*argv) if host else argv, env=environ, stdout=log,
+                                stderr=subprocess.STDOUT, cwd=ROOT,
+                                start_new_session=True)  # its own process group: one kill takes its runs
         procs.append(proc)
         return proc
 
     try:
+        if hosts is not None:
+            from sqlalchemy.engine import make_url
+
+            url = make_url(db_url)
+            pg = relayed["postgres"] = relays.enter_context(TcpRelay(hosts.gateway, (url.host or "", url.port or 5432)))
+            api_relay = relayed["prefect"] = relays.enter_context(TcpRelay(hosts.gateway, ("127.0.0.1", port)))
+            worker_env.update(
+                DCO_DATABASE_URL=url.set(host=hosts.gateway, port=pg.port).render_as_string(hide_password=False),
+                PREFECT_API_URL=f"http://{hosts.gateway}:{api_relay.port}/api")
         start("server", "server", "start", "--host", "127.0.0.1", "--port", str(port))
         deadline = time.monotonic() + 120
         while True:
@@ -99,12 +134,15 @@ def cluster(tmp_path: Path, shared_dir: Path, monkeypatch: pytest.MonkeyPatch,
             if time.monotonic() > deadline:
                 pytest.fail("the Prefect server did not start: " + (logs / "server.log").read_text()[-2000:])
             time.sleep(0.5)
+        # the deployment's job variables carry DCO_DATABASE_URL to the flow runs: the address workers reach
+        deploy_env = {**env, "DCO_DATABASE_URL": worker_env["DCO_DATABASE_URL"]}
         for args in (["work-pool", "create", POOL, "--type", "process"],
                      ["--no-prompt", "deploy", "--name", "hunt-shard", "--pool", POOL]):
-            done = subprocess.run([str(BIN / "prefect"), *args], env=env, cwd=ROOT, capture_output=True, timeout=180,
-                                  check=False)
+            done = subprocess.run([str(BIN / "prefect"), *args], env=deploy_env, cwd=ROOT, capture_output=True,
+                                  timeout=180, check=False)
             assert done.returncode == 0, done.stdout.decode()[-2000:] + done.stderr.decode()[-2000:]
-        workers = [start(f"worker{i}", "worker", "start", "--pool", POOL, "--limit", "1", "--name", f"host{i}")
+        workers = [start(f"worker{i}", "worker", "start", "--pool", POOL, "--limit", "1", "--name", f"host{i}",
+                         host=hosts.hosts[i] if hosts else None, environ=worker_env)
                    for i in range(WORKERS)]
         for key, value in env.items():
             if key.startswith(("PREFECT_", "DCO_")):
@@ -116,12 +154,14 @@ def cluster(tmp_path: Path, shared_dir: Path, monkeypatch: pytest.MonkeyPatch,
         from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
         with temporary_settings(updates={PREFECT_API_URL: api, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: 30}):
-            yield {"api": api, "workers": workers, "env": env, "logs": logs}
+            yield {"api": api, "workers": workers, "env": env, "logs": logs, "hosts": hosts,
+                   "relays": relayed}
     finally:
         for proc in procs:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
+        relays.close()
         get_settings.cache_clear()
         dispose_engines()
 
@@ -171,6 +211,11 @@ def test_fanout_over_three_workers_survives_a_lost_worker(cluster: dict[str, Any
                                                           shared_dir: Path) -> None:
     from dcoflow.flows.hunt_fanout import FanoutParameters, hunt_fanout
 
+    net: hostnet.HostNet | None = cluster["hosts"]
+    workers: list[subprocess.Popen[bytes]] = cluster["workers"]
+    if net is not None:  # one network namespace per worker, none of them the test's own
+        spaces = {os.readlink(f"/proc/{w.pid}/ns/net") for w in workers}
+        assert len(spaces) == WORKERS and os.readlink("/proc/self/ns/net") not in spaces
     with session_scope() as s:
         op = create_operation(s, DcoSpec.model_validate({
             "name": "Fanout Op", "objective": "hunt everywhere", "type": "threat-hunt",
@@ -182,7 +227,7 @@ def test_fanout_over_three_workers_survives_a_lost_worker(cluster: dict[str, Any
     params = FanoutParameters(dco=dco, data=[str(corpus)], rules_path=[str(rules)], techniques=["T1003", "T1059"],
                               shards=6, poll_s=1.0, actor="tester")
     killed: dict[str, Any] = {}
-    killer = threading.Thread(target=_kill_a_worker_mid_shard, args=(cluster["api"], cluster["workers"], killed))
+    killer = threading.Thread(target=_kill_a_worker_mid_shard, args=(cluster["api"], workers, killed))
     killer.start()
     result = hunt_fanout(params)
     killer.join(timeout=5)
@@ -193,6 +238,12 @@ def test_fanout_over_three_workers_survives_a_lost_worker(cluster: dict[str, Any
     completed = [r["name"].rsplit("-try", 1)[0] for r in runs if r["state_type"] == "COMPLETED"]
     assert sorted(completed) == sorted(set(completed)) and len(completed) == result["shards"] == 6
     assert any(r["id"] == killed["flow_run"] and r["state_type"] == "CRASHED" for r in runs)
+    if net is not None:  # traffic came over the namespaces' links: every worker polled, shards recorded from there
+        addresses = {h.address for h in net.hosts}
+        lost = net.hosts[[w.pid for w in workers].index(killed["worker"])].address
+        assert cluster["relays"]["prefect"].seen() == addresses
+        recorded_from = cluster["relays"]["postgres"].seen()
+        assert recorded_from <= addresses and recorded_from - {lost}, recorded_from  # the retry ran on another host
 
     from dcoflow.connectors.content.sigma_rules import load_rule_index
 

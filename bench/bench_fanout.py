@@ -7,10 +7,12 @@ against it). Each worker's time includes compiling the rules (about 2 s for Sigm
 fixed cost every shard pays: small shards scale badly, which is why shards should be minutes of work.
 Prints per configuration events/s in total and per worker, the scaling efficiency (speed-up / workers)
 and the peak RSS per worker process; then PostgreSQL's insert rate for hit
-evidence (``record_hunt`` into a fresh database, STIX objects/s) and the Prefect API calls a shard
-costs; then the model.
+evidence (``record_hunt`` into a fresh database, STIX objects/s); then the Prefect server's limit: a
+server started here on its own PostgreSQL database, driven with the REST calls of a shard's life (create,
+Pending → Running → Completed, the parent's reads) by several clients at once, calls/s measured; and the
+API calls a shard costs, hence how many shards one server keeps running; then the model.
 
-    .venv/bin/python -m bench.bench_fanout [--shared ../shared] [--scales 1 4 16] [--hosts 3]
+    .venv/bin/python -m bench.bench_fanout [--shared ../shared] [--scales 1 4 16] [--hosts 3] [--no-server]
 """
 
 from __future__ import annotations
@@ -126,6 +128,76 @@ def _pg_insert_rate(rules: Path, files: list[Path]) -> tuple[float, int] | None:
             c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+def _prefect_server_rate(clients: int, seconds: float) -> tuple[float, int] | None:
+    """REST calls/s a Prefect server on PostgreSQL answers, ``clients`` threads each playing shards' lives."""
+    import socket
+    import threading
+    import uuid
+
+    import httpx
+    from sqlalchemy import create_engine, pool, text
+
+    name = f"dco_bench_prefect_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT", poolclass=pool.NullPool)
+    try:
+        with admin.connect() as c:
+            c.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        print(f"  PostgreSQL unreachable ({type(exc).__name__}); Prefect server not measured")
+        return None
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    api = f"http://127.0.0.1:{port}/api"
+    home = tempfile.mkdtemp(prefix="dco-bench-prefect-")
+    env = {**os.environ, "PREFECT_HOME": home, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
+           "PREFECT_API_DATABASE_CONNECTION_URL": PG_ADMIN.rsplit("/", 1)[0].replace("+psycopg", "+asyncpg")
+           + f"/{name}"}
+    server = subprocess.Popen([str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1",
+                               "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if httpx.get(f"{api}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                print("  the Prefect server did not start; not measured")
+                return None
+            time.sleep(0.5)
+        flow_id = httpx.post(f"{api}/flows/", json={"name": "bench-shard"}, timeout=30).json()["id"]
+        calls = [0] * clients
+        stop = time.monotonic() + seconds
+
+        def shard_lives(i: int) -> None:
+            with httpx.Client(base_url=api, timeout=60) as client:
+                while time.monotonic() < stop:
+                    run = client.post("/flow_runs/", json={"flow_id": flow_id, "state": {"type": "SCHEDULED"}})
+                    run.raise_for_status()
+                    rid = run.json()["id"]
+                    for state in ("PENDING", "RUNNING", "COMPLETED"):
+                        client.post(f"/flow_runs/{rid}/set_state", json={"state": {"type": state}}).raise_for_status()
+                        client.get(f"/flow_runs/{rid}").raise_for_status()  # the parent's poll
+                    calls[i] += 7
+
+        threads = [threading.Thread(target=shard_lives, args=(i,)) for i in range(clients)]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return sum(calls) / (time.perf_counter() - t0), clients
+    finally:
+        os.killpg(server.pid, 9)
+        server.wait(timeout=30)
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
@@ -133,6 +205,8 @@ def main() -> None:
     ap.add_argument("--hosts", type=int, default=3, help="separate processes standing for hosts")
     ap.add_argument("--heartbeat-s", type=float, default=30.0)
     ap.add_argument("--poll-s", type=float, default=2.0)
+    ap.add_argument("--no-server", action="store_true", help="skip starting a Prefect server to measure its rate")
+    ap.add_argument("--server-clients", type=int, default=8, help="concurrent clients driving the Prefect server")
     args = ap.parse_args()
     rules = args.shared / RULES
     cores = len(os.sched_getaffinity(0))
@@ -165,6 +239,11 @@ def main() -> None:
     calls = 1 + 4 + shard_s / args.heartbeat_s + shard_s / args.poll_s
     print(f"Prefect API per shard of {shard_s:.0f} s: 1 create + ~4 state changes + {shard_s / args.heartbeat_s:.0f} "
           f"heartbeats + {shard_s / args.poll_s:.0f} parent polls ≈ {calls:.0f} calls")
+    server = None if args.no_server else _prefect_server_rate(args.server_clients, 20.0)
+    if server:
+        rate, clients = server
+        print(f"Prefect server on PostgreSQL, {clients} clients: {rate:.0f} API calls/s → about "
+              f"{rate * shard_s / calls:.0f} shards of {shard_s:.0f} s running at once before it saturates")
     print("Model for 1,000,000,000 events (throughput per core measured here, linear in cores × hosts up to the "
           "efficiency measured above):")
     for hosts in (1, 4, 16, 64):

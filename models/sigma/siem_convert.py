@@ -109,3 +109,28 @@ def convert_rule(rule: RuleInfo, backend: SiemBackend, mapping: FieldMapping = F
     if not out:
         raise ContentError(f"conversion to {backend} produced no query", object=rule.path)
     return out
+
+
+@cache
+def ecs_field_map() -> dict[str, str]:
+    """Sysmon/Windows field name → the ECS field pySigma's ``ecs_windows`` pipeline maps it to (its generic
+    mapping plus the process-creation ones, e.g. ``CommandLine``); a name it does not map stays under
+    ``winlog.event_data.`` as that pipeline's prefix transformation leaves it."""
+    from sigma.pipelines.elasticsearch.windows import ecs_windows
+    from sigma.processing.transformations import FieldMappingTransformation
+
+    out: dict[str, str] = {}
+    for item in ecs_windows().items:
+        t = item.transformation
+        generic = item.identifier == "ecs_windows_field_mapping"
+        if isinstance(t, FieldMappingTransformation) and (generic or str(item.identifier).endswith("process_creation")):
+            for name, target in t.mapping.items():
+                out.setdefault(str(name), target if isinstance(target, str) else str(target[0]))
+    return out
+
+
+def siem_field(name: str, mapping: FieldMapping) -> str:
+    """Where an index under ``mapping`` keeps the Sysmon/Windows field ``name`` (the Sigma path's mapping)."""
+    if mapping is FieldMapping.SYSMON:
+        return name
+    return ecs_field_map().get(name) or f"winlog.event_data.{name}"

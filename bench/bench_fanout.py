@@ -242,8 +242,11 @@ def main() -> None:
     server = None if args.no_server else _prefect_server_rate(args.server_clients, 20.0)
     if server:
         rate, clients = server
-        print(f"Prefect server on PostgreSQL, {clients} clients: {rate:.0f} API calls/s → about "
-              f"{rate * shard_s / calls:.0f} shards of {shard_s:.0f} s running at once before it saturates")
+        print(f"Prefect server on PostgreSQL, {clients} clients: {rate:.0f} API calls/s")
+        for poll_s in sorted({args.poll_s, 30.0}):  # the parent's polls dominate: a longer poll_s buys shards
+            per_shard = 1 + 4 + shard_s / args.heartbeat_s + shard_s / poll_s
+            print(f"  parent polling every {poll_s:.0f} s: {per_shard:.0f} calls per {shard_s:.0f} s shard → about "
+                  f"{rate * shard_s / per_shard:.0f} shards running at once before the server saturates")
     print("Model for 1,000,000,000 events (throughput per core measured here, linear in cores × hosts up to the "
           "efficiency measured above):")
     for hosts in (1, 4, 16, 64):

@@ -20,11 +20,12 @@ from pydantic import Field
 from dcoflow.core.db import session_scope
 from dcoflow.flows.forms import described
 from dcoflow.models.followup import FindingInput, GapInput, RetestStatus, as_utc
+from dcoflow.models.repository.followup import get_retest, list_actions
 from dcoflow.tasks.events import emit
 from dcoflow.tasks.follow_up import events
-from dcoflow.tasks.follow_up.actions import action_row, list_actions
+from dcoflow.tasks.follow_up.actions import action_row
 from dcoflow.tasks.follow_up.escalation import escalate_task
-from dcoflow.tasks.follow_up.retests import get_retest, run_due_retests_task
+from dcoflow.tasks.follow_up.retests import run_due_retests_task
 from dcoflow.tasks.follow_up.risks import expire_acceptances_task
 from dcoflow.tasks.follow_up.run import run_follow_up_task
 

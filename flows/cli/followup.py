@@ -11,11 +11,12 @@ from dcoflow.core.db import session_scope
 from dcoflow.core.errors import ValidationError
 from dcoflow.flows.cli.output import console, handle_errors, print_json, table
 from dcoflow.models.followup import ActionStatus, Treatment
-from dcoflow.tasks.follow_up.actions import action_row, list_actions, update_action_status
+from dcoflow.models.repository.followup import list_actions, list_incidents, list_retests, list_risks
+from dcoflow.tasks.follow_up.actions import action_row, update_action_status
 from dcoflow.tasks.follow_up.escalation import escalate as escalate_findings
-from dcoflow.tasks.follow_up.escalation import incident_payload, list_incidents
-from dcoflow.tasks.follow_up.retests import list_retests, retest_row
-from dcoflow.tasks.follow_up.risks import list_risks, record_decision, risk_row, risks_needing_decision
+from dcoflow.tasks.follow_up.escalation import incident_payload
+from dcoflow.tasks.follow_up.retests import retest_row
+from dcoflow.tasks.follow_up.risks import record_decision, risk_row, risks_needing_decision
 
 app = typer.Typer(help="Follow up a DCO: actions, risks and decisions, incidents, re-tests.", no_args_is_help=True)
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from dcoflow.connectors.content.governance_file import load_governance
 from dcoflow.core.errors import BatchReport, NotFoundError, StateError, ValidationError
@@ -33,7 +33,8 @@ from dcoflow.models.followup import (
 )
 from dcoflow.models.governance import Governance, Place, WorkArea, places
 from dcoflow.models.operation import Operation, utcnow
-from dcoflow.models.repository.operation import get_operation, get_or_raise, locked, record_event
+from dcoflow.models.repository.followup import get_action, risks_by_source
+from dcoflow.models.repository.operation import get_operation, locked, record_event
 from dcoflow.models.repository.stix_store import put_objects
 from dcoflow.models.stix.common import DcoContext
 from dcoflow.models.stix.followup_objects import action_objects
@@ -83,7 +84,7 @@ def plan_actions(
     scope = ScopeImpact.of(op.dco.scope)
     today = today or utcnow().date()
     report = BatchReport(source=f"follow-up actions for {op.id}")
-    risks = {r.source_key: r for r in session.exec(select(Risk).where(Risk.dco_id == op.id))}
+    risks = risks_by_source(session, op.id)
     proposals: list[_Proposal] = []
 
     def where(tech: Any) -> list[Place]:
@@ -193,10 +194,6 @@ def _store_stix(session: Session, op: Operation, actions: Sequence[Action], cata
     put_objects(session, objects, op.id)
 
 
-def get_action(session: Session, action_id: str) -> Action:
-    return get_or_raise(session, Action, action_id, "action", "see `dco followup actions`")
-
-
 def action_now(_session: Session, a: Action) -> dict[str, Any]:
     """What an action is now, for a ConflictError."""
     return {"status": a.status.value, "version": a.version, "updated": as_utc(a.updated_at).isoformat()[:19]}
@@ -270,17 +267,6 @@ def reassign_action(
     })
     _store_stix(session, get_operation(session, action.dco_id), [action], None)
     return action
-
-
-def list_actions(
-    session: Session, *, dco_id: str | None = None, overdue_only: bool = False, today: date | None = None
-) -> list[Action]:
-    today = today or utcnow().date()
-    stmt = select(Action).order_by(col(Action.due_date), col(Action.id))
-    if dco_id is not None:
-        stmt = stmt.where(Action.dco_id == dco_id)
-    actions = list(session.exec(stmt))
-    return [a for a in actions if a.overdue(today)] if overdue_only else actions
 
 
 def action_row(a: Action, today: date | None = None) -> dict[str, Any]:

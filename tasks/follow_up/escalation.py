@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from dcoflow.connectors.registry import ConnectorRegistry
 from dcoflow.core.db import session_scope, upsert
@@ -31,6 +31,7 @@ from dcoflow.models.followup import (
     next_attempt,
 )
 from dcoflow.models.operation import utcnow
+from dcoflow.models.repository.followup import incidents_by_finding, list_incidents, unacknowledged_incidents
 from dcoflow.models.repository.operation import get_operation, record_event
 from dcoflow.models.repository.stix_store import latest_objects, put_objects
 from dcoflow.models.stix.common import DcoContext, marking_refs
@@ -109,8 +110,7 @@ def open_incidents(
     # ON CONFLICT (finding_key) DO NOTHING: concurrent or repeated runs converge on one row.
     upsert(session, Incident, rows, keys=("finding_key",))
     session.expire_all()
-    keys = [f.key for f in escalating]
-    incidents = list(session.exec(select(Incident).where(col(Incident.finding_key).in_(keys)))) if keys else []
+    incidents = incidents_by_finding(session, [f.key for f in escalating])
     fresh = [i for i in incidents if i.attempts == 0 and i.status == IncidentStatus.PENDING]
     ctx = DcoContext.for_operation(op)
     stix_ids = technique_stix_ids or {}
@@ -210,11 +210,8 @@ def incident_payload(incident: Incident) -> dict[str, Any]:
 
 def deliverable(session: Session, now: datetime, *, dco_id: str | None = None, force: bool = False) -> list[Incident]:
     """Incidents not yet acknowledged whose next attempt is due (all of them with ``force``)."""
-    stmt = select(Incident).where(col(Incident.status) != IncidentStatus.ACKNOWLEDGED).order_by(col(Incident.id))
-    if dco_id is not None:
-        stmt = stmt.where(Incident.dco_id == dco_id)
     return [
-        i for i in session.exec(stmt)
+        i for i in unacknowledged_incidents(session, dco_id=dco_id)
         if force or i.next_attempt_at is None or as_utc(i.next_attempt_at) <= as_utc(now)
     ]
 
@@ -284,13 +281,6 @@ def deliver_incidents(
         session.commit()  # each outcome is durable before the next incident is tried
         touched.append(incident)
     return touched
-
-
-def list_incidents(session: Session, *, dco_id: str | None = None) -> list[Incident]:
-    stmt = select(Incident).order_by(col(Incident.created_at), col(Incident.id))
-    if dco_id is not None:
-        stmt = stmt.where(Incident.dco_id == dco_id)
-    return list(session.exec(stmt))
 
 
 def escalate(

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from dcoflow.core.db import session_scope
 from dcoflow.core.errors import StateError
@@ -24,7 +24,6 @@ from dcoflow.models.followup import (
     Retest,
     RetestStatus,
     RetestVerdict,
-    Risk,
     RiskStatus,
     as_utc,
     followup_id,
@@ -32,7 +31,8 @@ from dcoflow.models.followup import (
     retest_verdict,
 )
 from dcoflow.models.operation import utcnow
-from dcoflow.models.repository.operation import get_operation, get_or_raise, record_event
+from dcoflow.models.repository.followup import actions_for_techniques, get_retest, list_retests, open_risks
+from dcoflow.models.repository.operation import get_operation, record_event
 from dcoflow.models.repository.stix_store import latest_objects
 from dcoflow.tasks.retry import retry_when_retryable
 
@@ -119,17 +119,6 @@ def retest_open_actions(
                            deployment=deployment)
 
 
-def get_retest(session: Session, retest_id: str) -> Retest:
-    return get_or_raise(session, Retest, retest_id, "re-test", "see `dco followup retests`")
-
-
-def list_retests(session: Session, *, dco_id: str | None = None) -> list[Retest]:
-    stmt = select(Retest).order_by(col(Retest.scheduled_for), col(Retest.id))
-    if dco_id is not None:
-        stmt = stmt.where(Retest.dco_id == dco_id)
-    return list(session.exec(stmt))
-
-
 def due_retests(session: Session, now: datetime) -> list[Retest]:
     open_ = [r for r in list_retests(session) if r.status in (RetestStatus.SCHEDULED, RetestStatus.RUNNING)]
     return [r for r in open_ if as_utc(r.scheduled_for) <= as_utc(now)]
@@ -142,9 +131,7 @@ def record_retest_result(
     done and verified actions. Risks whose actions are all verified close. Returns what changed."""
     now = now or utcnow()
     changed: dict[str, list[str]] = {"verified": [], "reopened": [], "closed_risks": []}
-    actions = list(session.exec(
-        select(Action).where(Action.dco_id == retest.dco_id, col(Action.technique_id).in_(list(verdicts)))
-    ))
+    actions = actions_for_techniques(session, retest.dco_id, list(verdicts))
     for action in actions:
         verdict = verdicts[action.technique_id]
         if verdict == "pass" and action.status == ActionStatus.DONE:
@@ -174,13 +161,16 @@ def record_retest_result(
 def _close_verified_risks(
     session: Session, retest: Retest, verdicts: dict[str, RetestVerdict], now: datetime
 ) -> list[str]:
+    """Close the open risks whose techniques all passed and whose actions are all verified (two queries,
+    whatever the number of risks)."""
+    passed = [r for r in open_risks(session, retest.dco_id)
+              if r.technique_ids and all(verdicts.get(t) == "pass" for t in r.technique_ids)]
+    by_technique: dict[str, list[Action]] = {}
+    for a in actions_for_techniques(session, retest.dco_id, {t for r in passed for t in r.technique_ids}):
+        by_technique.setdefault(a.technique_id, []).append(a)
     closed = []
-    for risk in session.exec(select(Risk).where(Risk.dco_id == retest.dco_id, Risk.status == RiskStatus.OPEN)):
-        if not risk.technique_ids or any(verdicts.get(t) != "pass" for t in risk.technique_ids):
-            continue
-        actions = list(session.exec(
-            select(Action).where(Action.dco_id == risk.dco_id, col(Action.technique_id).in_(risk.technique_ids))
-        ))
+    for risk in passed:
+        actions = [a for t in dict.fromkeys(risk.technique_ids) for a in by_technique.get(t, [])]
         if actions and all(a.status == ActionStatus.VERIFIED for a in actions):
             risk.status = RiskStatus.CLOSED
             # Verified controls: what remains is the rare case of a bypass of a detected technique.

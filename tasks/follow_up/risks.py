@@ -8,7 +8,7 @@ from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from dcoflow.connectors.content.governance_file import load_governance
 from dcoflow.core.db import session_scope
@@ -37,7 +37,8 @@ from dcoflow.models.followup import (
 )
 from dcoflow.models.governance import Governance, WorkArea, places
 from dcoflow.models.operation import Operation, utcnow
-from dcoflow.models.repository.operation import get_operation, get_or_raise, locked, record_event
+from dcoflow.models.repository.followup import decisions_for, get_risk, last_decision, list_risks
+from dcoflow.models.repository.operation import get_operation, locked, record_event
 from dcoflow.tasks.follow_up.retests import RetestSubmitter, schedule_retest
 from dcoflow.tasks.retry import retry_when_retryable
 
@@ -150,24 +151,12 @@ def reassign_risk(
     return risk
 
 
-def get_risk(session: Session, risk_id: str) -> Risk:
-    return get_or_raise(session, Risk, risk_id, "risk", "see `dco followup risks`")
-
-
 def risk_now(session: Session, risk: Risk) -> dict[str, Any]:
     """What a risk is now, for a ConflictError: its treatment, status, version and the decision in force."""
-    last = session.exec(select(RiskDecision).where(RiskDecision.risk_id == risk.id)
-                        .order_by(col(RiskDecision.id).desc())).first()
+    last = last_decision(session, risk.id)
     return {"treatment": risk.treatment.value, "status": risk.status.value,
             "version": risk.version,
             "decision": f"{last.decision.value} by {last.authority} ({last.decided_by})" if last else None}
-
-
-def decisions_for(session: Session, risk_ids: Sequence[str] | None = None) -> list[RiskDecision]:
-    stmt = select(RiskDecision).order_by(col(RiskDecision.id))
-    if risk_ids is not None:
-        stmt = stmt.where(col(RiskDecision.risk_id).in_(list(risk_ids)))
-    return list(session.exec(stmt))
 
 
 def record_decision(
@@ -231,13 +220,6 @@ def risks_needing_decision(
         if body is not None:
             out.append((risk, body))
     return out
-
-
-def list_risks(session: Session, *, dco_id: str | None = None) -> list[Risk]:
-    stmt = select(Risk).order_by(col(Risk.score).desc(), col(Risk.id))
-    if dco_id is not None:
-        stmt = stmt.where(Risk.dco_id == dco_id)
-    return list(session.exec(stmt))
 
 
 def handle_expired_acceptances(

@@ -50,10 +50,10 @@ from dcoflow.models.meeting import (
     recommend,
 )
 from dcoflow.models.operation import DcoState, Operation, utcnow
+from dcoflow.models.repository.followup import get_risk, list_actions, list_incidents
 from dcoflow.models.repository.operation import get_operation, get_or_raise, list_operations, lock_row, record_event
-from dcoflow.tasks.follow_up.actions import list_actions, reassign_action, update_action_status
-from dcoflow.tasks.follow_up.escalation import list_incidents
-from dcoflow.tasks.follow_up.risks import get_risk, reassign_risk, record_decision, risks_needing_decision
+from dcoflow.tasks.follow_up.actions import reassign_action, update_action_status
+from dcoflow.tasks.follow_up.risks import reassign_risk, record_decision, risks_needing_decision
 from dcoflow.tasks.reporting.briefing import (
     ActionFacts,
     BriefingFacts,

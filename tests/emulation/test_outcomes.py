@@ -204,7 +204,8 @@ def test_ctid_import_keeps_unknown_techniques(emulation_dco: str, shared_dir: Pa
 
 def test_step_exposing_real_compromise_opens_one_incident(emulation_dco: str) -> None:
     """An operator who finds real adversary activity flags the outcome; follow-up escalates it once."""
-    from dcoflow.tasks.follow_up.escalation import findings_from_store, list_incidents, open_incidents
+    from dcoflow.models.repository.followup import list_incidents
+    from dcoflow.tasks.follow_up.escalation import findings_from_store, open_incidents
 
     with session_scope() as s:
         record_outcome(s, emulation_dco, f"{emulation_dco}-s3", {

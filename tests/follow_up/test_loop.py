@@ -33,9 +33,10 @@ from dcoflow.models.followup import (
     threat_levels,
 )
 from dcoflow.models.operation import Scope
+from dcoflow.models.repository.followup import list_actions, list_retests
 from dcoflow.models.repository.stix_store import latest_objects
-from dcoflow.tasks.follow_up.actions import list_actions, plan_actions, update_action_status
-from dcoflow.tasks.follow_up.retests import list_retests, run_due_retests, schedule_retest
+from dcoflow.tasks.follow_up.actions import plan_actions, update_action_status
+from dcoflow.tasks.follow_up.retests import run_due_retests, schedule_retest
 from dcoflow.tasks.follow_up.risks import (
     derive_risks,
     handle_expired_acceptances,

@@ -21,12 +21,10 @@ from dcoflow.flows.follow_up import escalate, expire_acceptances, follow_up, run
 from dcoflow.models.attack.catalog import Catalog
 from dcoflow.models.followup import GapInput, IncidentStatus, RiskStatus, Treatment
 from dcoflow.models.operation import DcoSpec
+from dcoflow.models.repository.followup import get_risk, list_actions, list_incidents, list_retests, list_risks
 from dcoflow.models.repository.operation import create_operation
 from dcoflow.tasks.assess.scoring import assess_dco, gaps_for_follow_up
-from dcoflow.tasks.follow_up.actions import list_actions
-from dcoflow.tasks.follow_up.escalation import list_incidents
-from dcoflow.tasks.follow_up.retests import list_retests
-from dcoflow.tasks.follow_up.risks import derive_risks, get_risk, list_risks, record_decision
+from dcoflow.tasks.follow_up.risks import derive_risks, record_decision
 
 from .conftest import SPEC
 from .helpers import hunt_hit, outcome, store, triage

@@ -15,8 +15,8 @@ from dcoflow.models.attack import Catalog
 from dcoflow.models.followup import is_overdue
 from dcoflow.models.hunt_run import HuntRun
 from dcoflow.models.repository.emulation import current_outcomes
+from dcoflow.models.repository.followup import list_actions
 from dcoflow.tasks.assess.scoring import latest_scores
-from dcoflow.tasks.follow_up.actions import list_actions
 from dcoflow.tasks.follow_up.risks import risks_needing_decision
 from dcoflow.tasks.reporting.briefing import (
     executive_brief,

@@ -9,7 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from dcoflow.core.db import session_scope
-from dcoflow.tasks.follow_up.risks import decisions_for, risks_needing_decision
+from dcoflow.models.repository.followup import decisions_for
+from dcoflow.tasks.follow_up.risks import risks_needing_decision
 
 from .conftest import Built
 

@@ -14,8 +14,8 @@ from dcoflow.core.errors import ValidationError
 from dcoflow.models.attack import Catalog
 from dcoflow.models.followup import ActionStatus, RiskStatus, Treatment
 from dcoflow.models.meeting import ItemKind, MeetingStatus, RefKind
-from dcoflow.tasks.follow_up.actions import list_actions
-from dcoflow.tasks.follow_up.risks import decisions_for, get_risk, risks_needing_decision
+from dcoflow.models.repository.followup import decisions_for, get_risk, list_actions
+from dcoflow.tasks.follow_up.risks import risks_needing_decision
 from dcoflow.tasks.reporting.meetings import build_pack, create_meeting, decide_item, meeting_items, write_pack
 
 from .conftest import NOW, Built

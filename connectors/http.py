@@ -4,7 +4,8 @@ Subclass :class:`HttpConnector`, set ``system`` (the name errors carry) and call
 :meth:`HttpConnector.request` (or :meth:`get_json` / :meth:`post_json`). It gives:
 
 - one ``httpx.Client`` per connector with a base URL, default headers and a timeout (timeout,
-  retries and backoff default to the ``DCO_HTTP_*`` settings);
+  retries and backoff are passed in — the connector registry passes the ``DCO_HTTP_*`` settings — and
+  fall back to those settings for a client built elsewhere);
   ``transport=`` swaps the network for ``httpx.MockTransport`` in tests; a request path that is
   an absolute ``http(s)://`` URL is sent as is (downloaders that hop between hosts);
 - retries for 5xx, 429, timeouts and transport errors, with exponential backoff and jitter
@@ -62,12 +63,12 @@ class HttpConnector:
     ) -> None:
         if not base_url:
             raise ConnectorError("no base URL configured", system=self.system, hint="set the system's URL setting")
-        # Unset timeout/retries/backoff come from DCO_HTTP_TIMEOUT_S / DCO_HTTP_RETRIES / DCO_HTTP_BACKOFF_S,
-        # so one setting governs every connector and callers need not copy it through.
+        # Unset timeout/retries/backoff come from DCO_HTTP_TIMEOUT_S / DCO_HTTP_RETRIES / DCO_HTTP_BACKOFF_S, as
+        # the registry passes them, so one setting governs every connector however it was built.
         if timeout is None or retries is None or backoff_s is None:
-            from dcoflow.core.settings import get_settings
+            from dcoflow.connectors.registry import configured
 
-            settings = get_settings()
+            settings = configured()
             timeout = settings.http_timeout_s if timeout is None else timeout
             retries = settings.http_retries if retries is None else retries
             backoff_s = settings.http_backoff_s if backoff_s is None else backoff_s

@@ -4,7 +4,10 @@ Use-case functions in ``dcoflow.tasks`` ask the registry for a client instead of
 SIEM or ticketing system is added here and in its own module, not in every flow and CLI command. The
 registry holds plain values taken from :class:`~dcoflow.core.settings.Settings` at the edge (CLI, flow
 entry) plus per-call overrides such as a Prefect Secret's key; it never reads settings itself after
-construction. Tests pass ``transport=`` (an ``httpx.MockTransport``) and every client built shares it.
+construction. It is also the one module in ``dcoflow.connectors`` that reads settings (:func:`configured`):
+a connector takes its values as arguments, and only when a caller passed none does it fall back to these.
+
+Tests pass ``transport=`` (an ``httpx.MockTransport``) and every client built shares it.
 
 Each ``*_client`` method returns a new client the caller closes (``with registry.caldera() as c:``);
 asking for a system that is not configured raises :class:`~dcoflow.core.errors.ConnectorError` naming the
@@ -33,6 +36,14 @@ if TYPE_CHECKING:  # the clients import httpx and their own parsers; loaded only
 SiemKind = Literal["elastic", "splunk"]
 
 
+def configured() -> Settings:
+    """The process's settings, for a connector whose caller passed no values (tests/test_layers.py checks no
+    other connector module calls get_settings)."""
+    from dcoflow.core.settings import get_settings
+
+    return get_settings()
+
+
 @dataclass(frozen=True)
 class ConnectorRegistry:
     """The configured external systems, as values; build with :meth:`from_settings`."""
@@ -48,11 +59,7 @@ class ConnectorRegistry:
     @classmethod
     def from_settings(cls, settings: Settings | None = None, *,
                       transport: httpx.BaseTransport | None = None) -> ConnectorRegistry:
-        if settings is None:
-            from dcoflow.core.settings import get_settings
-
-            settings = get_settings()
-        return cls(settings=settings, transport=transport)
+        return cls(settings=settings or configured(), transport=transport)
 
     def with_secrets(self, *, elastic_api_key: str | None = None, splunk_token: str | None = None,
                      caldera_api_key: str | None = None, taxii_password: str | None = None) -> ConnectorRegistry:

@@ -70,10 +70,11 @@ class WebhookClient(HttpConnector):
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ConnectorError("webhook URL must be http(s)://host/…", system=self.system, object=url)
         if not secret:
+            # The registry passes DCO_WEBHOOK_ALLOW_UNSIGNED; a client built elsewhere reads it here.
             if allow_unsigned is None:
-                from dcoflow.core.settings import get_settings
+                from dcoflow.connectors.registry import configured
 
-                allow_unsigned = get_settings().webhook_allow_unsigned
+                allow_unsigned = configured().webhook_allow_unsigned
             if not allow_unsigned:  # a receiver could not tell our notices from anyone's
                 raise ConfigError("no signing secret: notices would go out unsigned", object="DCO_WEBHOOK_SECRET",
                                   hint="set DCO_WEBHOOK_SECRET, or DCO_WEBHOOK_ALLOW_UNSIGNED=true to send unsigned")

@@ -1,7 +1,8 @@
 """Load the ATT&CK catalog: ``load_catalog(source=None, domain=None) -> Catalog``.
 
-The source defaults to ``get_settings().default_attack_source(domain)`` (``DCO_ATTACK_SOURCE``,
-else the newest bundle of the domain under ``DCO_CONTENT_DIR/attack``, else the official URL).
+The source defaults to ``settings.default_attack_source(domain)`` (``DCO_ATTACK_SOURCE``,
+else the newest bundle of the domain under ``DCO_CONTENT_DIR/attack``, else the official URL), where
+``settings`` is what the caller passes, else the configured settings.
 The built index is cached by content hash in ``DCO_CACHE_DIR/attack`` and memoised in the process.
 A remote source that cannot be reached falls back to the last cached copy of that source; with
 no copy it raises ``ConnectorError`` saying which setting to use.
@@ -18,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 from dcoflow.connectors.attack.cache import CatalogCache
 from dcoflow.connectors.attack.source import SETTING, SourceSpec, parse_source
 from dcoflow.core.errors import ConfigError, ConnectorError, ContentError
-from dcoflow.core.settings import get_settings
 from dcoflow.models.attack.catalog import DOMAINS, Catalog
 
 if TYPE_CHECKING:
     import httpx
 
+    from dcoflow.core.settings import Settings
     from dcoflow.models.attack.pyattck_api import Attck
 
 log = logging.getLogger(__name__)
@@ -47,13 +48,18 @@ def load_catalog(
     *,
     transport: httpx.BaseTransport | None = None,
     refresh: bool = False,
+    settings: Settings | None = None,
 ) -> Catalog:
     """The catalog of ``source`` (path, https URL or ``taxii+https://…/collections/<id>/``).
 
     ``domain`` picks the default bundle (enterprise, mobile, ics) and, when given, is checked
-    against the bundle. ``refresh`` re-reads a remote source even when recently checked.
+    against the bundle. ``refresh`` re-reads a remote source even when recently checked. ``settings``
+    (the edge's; default the configured) give the default source, the cache and the limits.
     """
-    settings = get_settings()
+    if settings is None:
+        from dcoflow.connectors.registry import configured
+
+        settings = configured()
     if domain is not None and domain not in DOMAINS:
         raise ConfigError(f"unknown ATT&CK domain {domain!r}", object="DCO_ATTACK_DOMAIN",
                           hint=f"one of {', '.join(DOMAINS)}")
@@ -65,9 +71,9 @@ def load_catalog(
     if not refresh and key in _memo:
         return _memo[key]
     spec = parse_source(src)
-    cache = CatalogCache(settings.cache_dir / "attack")
+    cache = CatalogCache(settings.cache_dir / "attack", key_dir=settings.data_dir)
     if spec.kind == "file":
-        catalog = _load_file(Path(spec.location), cache)
+        catalog = _load_file(Path(spec.location), cache, settings.max_bundle_bytes)
     else:
         catalog = _load_remote(spec, cache, transport=transport, refresh=refresh, settings=settings)
     if domain is not None and catalog.domain != domain:
@@ -93,8 +99,9 @@ def load_stix_objects(source: str | None = None, domain: str | None = None) -> l
     import orjson
 
     from dcoflow.connectors.attack.source import read_file
+    from dcoflow.connectors.registry import configured
 
-    src = source or get_settings().default_attack_source(domain)
+    src = source or configured().default_attack_source(domain)
     spec = parse_source(src)
     if spec.kind != "file":
         raise ConfigError("whole STIX objects are read from a bundle file, not a URL or TAXII collection",
@@ -145,7 +152,7 @@ def _build(data: bytes | list[dict[str, Any]], content_hash: str, where: str, ca
     return catalog
 
 
-def _load_file(path: Path, cache: CatalogCache) -> Catalog:
+def _load_file(path: Path, cache: CatalogCache, limit: int) -> Catalog:
     from dcoflow.connectors.attack.source import read_file
 
     resolved = path.expanduser().resolve()
@@ -160,7 +167,7 @@ def _load_file(path: Path, cache: CatalogCache) -> Catalog:
         hit = _from_cache(str(entry["hash"]), cache)
         if hit is not None:
             return hit
-    data = read_file(resolved)
+    data = read_file(resolved, limit)
     content_hash = hashlib.sha256(data).hexdigest()
     catalog = _from_cache(content_hash, cache) or _build(data, content_hash, str(resolved), cache)
     if stamp:
@@ -176,7 +183,7 @@ def _remember(cache: CatalogCache, key: str, **entry: Any) -> None:
 
 
 def _load_remote(spec: SourceSpec, cache: CatalogCache, *, transport: httpx.BaseTransport | None,
-                 refresh: bool, settings: Any) -> Catalog:
+                 refresh: bool, settings: Settings) -> Catalog:
     from dcoflow.connectors.attack.remote import AttackHttp
     from dcoflow.connectors.taxii import TaxiiClient
 
@@ -188,7 +195,9 @@ def _load_remote(spec: SourceSpec, cache: CatalogCache, *, transport: httpx.Base
             return hit
     try:
         if spec.kind == "url":
-            with AttackHttp(spec.location, transport=transport,
+            with AttackHttp(spec.location, transport=transport, timeout_s=settings.http_timeout_s,
+                            retries=settings.http_retries, backoff_s=settings.http_backoff_s,
+                            max_bytes=settings.max_bundle_bytes,
                             auth=(spec.username, spec.password or "") if spec.username else None) as http:
                 data, new_etag = http.fetch(entry.get("etag") if entry else None)
                 if data is None and entry:
@@ -204,7 +213,9 @@ def _load_remote(spec: SourceSpec, cache: CatalogCache, *, transport: httpx.Base
                 return catalog
         # TAXII 2.1: the location is <api-root>/collections/<id>/; one TAXII client for reading and publishing.
         api_root, _, rest = spec.location.partition("/collections/")
-        with TaxiiClient(api_root + "/", username=spec.username, password=spec.password, transport=transport) as taxii:
+        with TaxiiClient(api_root + "/", username=spec.username, password=spec.password, transport=transport,
+                         timeout=settings.http_timeout_s, retries=settings.http_retries,
+                         backoff_s=settings.http_backoff_s) as taxii:
             objects = list(taxii.get_objects(rest.strip("/")))
     except ConnectorError as exc:
         if exc.retryable and entry:

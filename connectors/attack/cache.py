@@ -86,20 +86,23 @@ def cache_key(data_dir: Path) -> bytes:
 
 
 def _default_key() -> bytes:
-    from dcoflow.core.settings import get_settings
+    from dcoflow.connectors.registry import configured
 
-    return cache_key(get_settings().data_dir)
+    return cache_key(configured().data_dir)
 
 
 class CatalogCache:
-    def __init__(self, root: Path, key: bytes | None = None) -> None:
+    """Catalogs under ``root``, signed with ``key`` (default: the install's key in ``key_dir``, DCO_DATA_DIR)."""
+
+    def __init__(self, root: Path, key: bytes | None = None, *, key_dir: Path | None = None) -> None:
         self.root = root
         self._key = key
+        self._key_dir = key_dir
 
     @property
     def key(self) -> bytes:
         if self._key is None:
-            self._key = _default_key()
+            self._key = cache_key(self._key_dir) if self._key_dir is not None else _default_key()
         return self._key
 
     def _seal(self, payload: bytes) -> bytes:

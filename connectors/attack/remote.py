@@ -25,10 +25,12 @@ class AttackHttp(HttpConnector):
         backoff_s: float | None = None,
         transport: httpx.BaseTransport | None = None,
         auth: tuple[str, str] | None = None,
+        max_bytes: int | None = None,
     ) -> None:
         super().__init__(location, headers={"User-Agent": "dcoflow-attack"}, auth=auth, transport=transport,
                          timeout=timeout_s, retries=retries, backoff_s=backoff_s, follow_redirects=True)
         self.location = location
+        self.max_bytes = max_bytes  # decompressed; None: DCO_MAX_BUNDLE_BYTES
 
     def fetch(self, etag: str | None = None) -> tuple[bytes | None, str | None]:
         """(bundle bytes, ETag); bytes are ``None`` when the server says the cached ``etag`` is current."""
@@ -36,4 +38,4 @@ class AttackHttp(HttpConnector):
         resp = self.request("GET", self.location, headers=headers)
         if resp.status_code == 304:
             return None, etag
-        return decompress_if_gzip(resp.content, self.location), resp.headers.get("ETag")
+        return decompress_if_gzip(resp.content, self.location, self.max_bytes), resp.headers.get("ETag")

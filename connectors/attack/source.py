@@ -66,9 +66,10 @@ def parse_source(source: str) -> SourceSpec:
 
 
 def max_bundle_bytes() -> int:
-    from dcoflow.core.settings import get_settings
+    """DCO_MAX_BUNDLE_BYTES, for a caller that passed no limit."""
+    from dcoflow.connectors.registry import configured
 
-    return get_settings().max_bundle_bytes
+    return configured().max_bundle_bytes
 
 
 def _too_large(where: str, limit: int) -> ContentError:
@@ -104,12 +105,12 @@ def decompress_if_gzip(data: bytes, where: str, limit: int | None = None) -> byt
     return bytes(out)
 
 
-def read_file(path: Path) -> bytes:
-    """The bundle's JSON bytes (decompressed when gzipped)."""
+def read_file(path: Path, limit: int | None = None) -> bytes:
+    """The bundle's JSON bytes (decompressed when gzipped, at most ``limit``: DCO_MAX_BUNDLE_BYTES)."""
     if not path.is_file():
         raise ConfigError(f"ATT&CK bundle {path} does not exist", object=str(path),
                           hint=f"set {SETTING} to a bundle file, URL or TAXII collection, or DCO_CONTENT_DIR")
-    limit = max_bundle_bytes()
+    limit = max_bundle_bytes() if limit is None else limit
     try:
         if path.stat().st_size > limit:
             raise _too_large(str(path), limit)

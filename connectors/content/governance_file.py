@@ -15,7 +15,6 @@ from pydantic import ValidationError as PydanticValidationError
 
 from dcoflow.connectors.content.operation_file import _field_path
 from dcoflow.core.errors import ContentError, ValidationError
-from dcoflow.core.settings import get_settings
 from dcoflow.models.governance import Governance
 
 DEFAULT_NAME = "governance.yaml"
@@ -27,8 +26,11 @@ def default_governance_path() -> Path:
 
 
 def governance_path() -> Path:
-    configured = get_settings().governance_file
-    return configured if configured is not None else default_governance_path()
+    """``DCO_GOVERNANCE_FILE``, else the shipped default (an edge that holds the file passes it to load_governance)."""
+    from dcoflow.connectors.registry import configured
+
+    chosen = configured().governance_file
+    return chosen if chosen is not None else default_governance_path()
 
 
 def governance_from_data(data: object, source: str) -> Governance:

@@ -117,6 +117,7 @@ def open_network(hosts: int) -> HostNet:
             _ip("-n", host.namespace, "addr", "add", f"{address}/{net.prefixlen}", "dev", inside)
             _ip("-n", host.namespace, "link", "set", inside, "up")
             _ip("-n", host.namespace, "link", "set", "lo", "up")
+            _ip("netns", "exec", host.namespace, "true")  # entering it works too (it remounts /sys)
     except BaseException:
         hostnet.close()
         raise

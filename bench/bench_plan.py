@@ -30,6 +30,7 @@ BUNDLE = SHARED / "attack" / "enterprise-attack-18.1.json.gz"
 def ours() -> dict[str, float]:
     from dcoflow.connectors.attack import clear_memo, load_catalog
     from dcoflow.connectors.content.operation_file import load_operation_file
+    from dcoflow.core.settings import get_settings
     from dcoflow.flows.demo import DEMO_OPERATION
     from dcoflow.tasks.plan.planning import load_content, make_plan
 
@@ -39,7 +40,7 @@ def ours() -> dict[str, float]:
     t0 = time.perf_counter()
     catalog = load_catalog(str(BUNDLE))
     t1 = time.perf_counter()
-    atomics, rules, warnings = load_content()
+    atomics, rules, warnings = load_content(get_settings())
     t2 = time.perf_counter()
     plan = make_plan(spec.slug, spec, catalog, atomics, rules)
     t3 = time.perf_counter()

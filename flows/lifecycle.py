@@ -17,7 +17,6 @@ from pydantic import Field
 
 from dcoflow.connectors.attack import load_catalog
 from dcoflow.connectors.content.operation_file import load_operation_file
-from dcoflow.core.db import session_scope
 from dcoflow.core.errors import ConfigError, NotFoundError
 from dcoflow.core.settings import get_settings
 from dcoflow.flows.assess import assess_dco
@@ -29,19 +28,13 @@ from dcoflow.flows.hunt import HuntParameters, hunt
 from dcoflow.flows.plan import plan_dco
 from dcoflow.flows.triage import triage_hunt
 from dcoflow.models.operation import DcoState
-from dcoflow.models.repository.operation import get_operation
 from dcoflow.tasks.conduct.emulation.exchange import export_vectr_task
-from dcoflow.tasks.lifecycle import change_state, operation_id
+from dcoflow.tasks.lifecycle import change_state, dco_state, decide_approval, operation_id
 from dcoflow.tasks.reporting.documents.products import write_documents_task
 from dcoflow.tasks.reporting.stix_export import export_dco_bundle_task
 
 PLANNABLE = (DcoState.DRAFT, DcoState.PLANNED)
 CONDUCTABLE = (DcoState.APPROVED, DcoState.CONDUCTING, DcoState.ASSESSING, DcoState.FOLLOW_UP)
-
-
-def _state(dco: str) -> DcoState:
-    with session_scope() as s:
-        return get_operation(s, dco).state
 
 
 def _telemetry() -> list[str]:
@@ -75,7 +68,7 @@ def dco_lifecycle(
     dco = operation_id(spec)
     result: dict[str, Any] = {"dco": dco, "output_dir": str(out)}
     try:
-        state = _state(dco)
+        state = dco_state(dco)
     except NotFoundError:  # a new DCO: the plan flow registers it
         state = DcoState.DRAFT
 
@@ -83,9 +76,9 @@ def dco_lifecycle(
     if state in PLANNABLE:
         result["plan"] = plan_dco(operation_file=operation_file, attack_source=attack_source, output_dir=str(out),
                                   actor=actor, wait_for_approval=approver is None)
-        state = _state(dco)
+        state = dco_state(dco)
     if state == DcoState.PLANNED and approver:
-        change_state(dco, DcoState.APPROVED, approver, "approved for the lifecycle run")
+        decide_approval(dco, approver, comment="approved for the lifecycle run")
         state = DcoState.APPROVED
     if state not in CONDUCTABLE:
         logger.warning("%s is %s: nothing to conduct", dco, state.value)
@@ -122,5 +115,5 @@ def dco_lifecycle(
     result["documents"] = write_documents_task(dco, str(out), attack_source)
     bundle = export_dco_bundle_task(dco, load_catalog(attack_source), out)
     result["stix_bundle"] = str(bundle)
-    result["state"] = _state(dco).value
+    result["state"] = dco_state(dco).value
     return result

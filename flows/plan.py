@@ -12,24 +12,14 @@ from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from pydantic import Field
 
-from dcoflow.connectors.attack import load_catalog
 from dcoflow.connectors.content.operation_file import load_operation_file
-from dcoflow.core.db import session_scope
 from dcoflow.core.errors import ValidationError
 from dcoflow.core.settings import get_settings
 from dcoflow.flows.forms import described
-from dcoflow.models.gates import require_approver
-from dcoflow.models.operation import DcoSpec, DcoState
-from dcoflow.tasks.lifecycle import change_state, emit_dco_event, operation_id, register_operation_task
-from dcoflow.tasks.plan.planning import (
-    export_plan_task,
-    load_content_task,
-    load_ctid_task,
-    make_plan_task,
-    plan_markdown,
-    store_plan,
-)
-from dcoflow.tasks.reporting.documents.products import write_documents_task
+from dcoflow.models.operation import DcoSpec
+from dcoflow.tasks.lifecycle import decide_approval
+from dcoflow.tasks.plan.planning import plan_markdown
+from dcoflow.tasks.plan.use_cases import plan_dco_task
 
 
 class Approval(RunInput):
@@ -67,34 +57,20 @@ def plan_dco(
     """
     logger = get_run_logger()
     spec = _spec(operation, operation_file)
-    catalog = load_catalog(attack_source)
-    ctid = load_ctid_task(spec)
-    atomics, rules, content_warnings = load_content_task()
-    # Plan before storing anything: a bad threat profile (unknown group…) fails here and leaves the
-    # stored DCO and its previous plan as they were.
-    try:
-        plan = make_plan_task(operation_id(spec), spec, catalog, atomics, rules, ctid)
-    except ValidationError as exc:  # name the operation file, as for any other bad field in it
-        raise ValidationError(exc.reason, object=operation_file or exc.object, field=exc.field,
-                              suggestions=exc.suggestions) from exc
-    plan.selection.warnings.extend(content_warnings)
-    dco_id = register_operation_task(spec, actor)
-    with session_scope() as session:
-        store_plan(session, plan, actor)
-    emit_dco_event(dco_id, "phase.planned", {"summary": plan.summary})
+    settings = get_settings()
+    out = Path(output_dir) if output_dir else settings.output_dir
+    planned = plan_dco_task(spec, actor, settings=settings, output_dir=out, attack_source=attack_source,
+                            source=operation_file)
+    plan, dco_id = planned.plan, planned.dco_id
     for warning in plan.warnings[:20]:
         logger.warning(warning)
-    out = Path(output_dir) if output_dir else get_settings().output_dir
-    paths = export_plan_task(plan, out)
-    # The plan document the approvers read and sign (it says "not yet approved" until they do).
-    paths += [Path(p) for p in write_documents_task(dco_id, str(out), attack_source, kinds=("plan",)).values()]
     create_markdown_artifact(plan_markdown(plan), key=f"plan-{dco_id}"[:100].lower(), description="DCO plan")
     create_table_artifact(
         [{"technique": t.attack_id, "name": t.name, "tactic": t.tactics[0], "why": "; ".join(t.reasons[:2])}
          for t in plan.selection.techniques.values()],
         key=f"plan-techniques-{dco_id}"[:100].lower(),
     )
-    result: dict[str, Any] = {"dco": dco_id, "summary": plan.summary, "exports": [str(p) for p in paths]}
+    result = planned.as_dict()
     if wait_for_approval:
         result["approval"] = _await_approval(dco_id, approval_timeout_s)
     return result
@@ -131,10 +107,8 @@ def _await_approval(dco_id: str, timeout_s: int) -> dict[str, Any]:
     logger.info("Waiting for approval of %s: resume this run in the UI or run `dco ops approve %s`", dco_id, dco_id)
     answer = pause_flow_run(wait_for_input=Approval.with_initial_data(approve=True, approver=""), timeout=timeout_s,
                             key=approval_key(dco_id))
-    approver = require_approver(answer.approver)  # a blank approver is refused, never recorded as someone
-    if answer.approve:
-        return change_state(dco_id, DcoState.APPROVED, approver, answer.comment)
-    return change_state(dco_id, DcoState.PLANNED, approver, answer.comment or "sent back")
+    # a blank approver is refused, never recorded as someone
+    return decide_approval(dco_id, answer.approver, approve=answer.approve, comment=answer.comment)
 
 
 @flow(name="approve-dco")
@@ -145,6 +119,5 @@ def approve_dco(
     comment: Annotated[str | None, Field(description="Conditions or reasons.")] = None,
     approve: Annotated[bool, Field(description="Approve; untick to send the plan back.")] = True,
 ) -> dict[str, Any]:
-    """Record an approval decision for a planned DCO (the CLI and automations use this)."""
-    target = DcoState.APPROVED if approve else DcoState.PLANNED
-    return change_state(dco, target, approver, comment or ("approved" if approve else "sent back"))
+    """Record an approval decision for a planned DCO (automations use this; `dco ops approve` records the same)."""
+    return decide_approval(dco, approver, approve=approve, comment=comment)

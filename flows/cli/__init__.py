@@ -64,14 +64,16 @@ def plan(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Every step and hypothesis, not a summary.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="The whole result as one JSON document.")] = False,
 ) -> None:
-    """Plan a DCO from an operation file (runs the plan-dco flow): a short summary, --verbose or --json for all."""
+    """Plan a DCO from an operation file (what the plan-dco flow does, without its approval pause): a short
+    summary, --verbose or --json for all."""
     from dcoflow.connectors.content.operation_file import load_operation_file
+    from dcoflow.core.settings import get_settings
     from dcoflow.flows.cli import ops
-    from dcoflow.flows.plan import plan_dco
+    from dcoflow.tasks.plan.use_cases import plan_dco
 
-    load_operation_file(file)  # fail fast, before Prefect starts, on a bad file
-    result = plan_dco(operation_file=str(file), attack_source=attack_source, output_dir=str(out) if out else None,
-                      actor=cli_user())
+    settings = get_settings()
+    result = plan_dco(load_operation_file(file), cli_user(), settings=settings, output_dir=out or settings.output_dir,
+                      attack_source=attack_source, source=str(file)).as_dict()
     if as_json:
         print_json(result)
         return

@@ -22,15 +22,13 @@ AttackOpt = Annotated[str | None, typer.Option("--attack", help="ATT&CK bundle f
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Folder (default: DCO_OUTPUT_DIR/<dco>).")]
 
 
-def _out(out: Path | None, dco: str) -> Path:
+def _root(out: Path | None) -> Path | None:
+    """The folder under which a DCO's own folder is made when --out is not given (DCO_OUTPUT_DIR)."""
     if out is not None:
-        return out
-    from dcoflow.core.db import session_scope
+        return None
     from dcoflow.core.settings import get_settings
-    from dcoflow.models.repository.operation import get_operation
 
-    with session_scope() as s:
-        return get_settings().output_dir / get_operation(s, dco).id
+    return get_settings().output_dir
 
 
 def _show(files: dict[str, str], as_json: bool) -> None:
@@ -52,7 +50,7 @@ def plan_doc(
     """Write the DCO plan as a five-paragraph operation order with annexes (DOCX and PDF)."""
     from dcoflow.tasks.reporting.documents.plan_order import write_plan_order
 
-    result = write_plan_order(dco, str(_out(out, dco)), attack_source)
+    result = write_plan_order(dco, out, attack_source, output_root=_root(out))
     if as_json:
         print_json(result)
         return
@@ -72,7 +70,7 @@ def brief_docs(
     """Write the executive deck (PPTX) and the executive and technical briefs as PDF, with charts."""
     from dcoflow.tasks.reporting.documents.products import write_documents
 
-    _show(write_documents(dco, str(_out(out, dco)), attack_source, kinds=("briefs",)), as_json)
+    _show(write_documents(dco, out, attack_source, kinds=("briefs",), output_root=_root(out)), as_json)
 
 
 @app.command("all")
@@ -86,4 +84,4 @@ def all_docs(
     """Write every decision document: the plan order, the executive deck and the PDF briefs."""
     from dcoflow.tasks.reporting.documents.products import write_documents
 
-    _show(write_documents(dco, str(_out(out, dco)), attack_source), as_json)
+    _show(write_documents(dco, out, attack_source, output_root=_root(out)), as_json)

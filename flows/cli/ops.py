@@ -7,12 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
-from dcoflow.connectors.content.operation_file import load_operation_file
-from dcoflow.core.db import session_scope
 from dcoflow.flows.cli.output import console, handle_errors, print_json, table, u
 from dcoflow.models.operation import DcoState
-from dcoflow.models.plan import EmulationStep, HuntHypothesis, PlanRecord
-from dcoflow.models.repository.operation import audit_trail, create_operation, get_operation, list_operations
 
 app = typer.Typer(help="Create, plan, approve and inspect Defensive Cyberspace Operations.", no_args_is_help=True)
 
@@ -32,22 +28,10 @@ def create(
 ) -> None:
     """Store a DCO from an operation file (YAML/JSON), in draft, after checking its threat profile against ATT&CK
     (an unknown group, campaign or software is refused here, with close matches, not later at planning)."""
-    from dcoflow.connectors.attack import load_catalog
-    from dcoflow.core.errors import ConfigError, ConnectorError, ContentError
-    from dcoflow.tasks.plan.planning import check_threat_profile
+    from dcoflow.tasks.plan.use_cases import create_dco
 
-    spec, cti = _spec_from_stix(file, from_stix) if from_stix else (load_operation_file(file), None)
-    try:
-        catalog = load_catalog(attack_source)
-    except (ConfigError, ConnectorError, ContentError) as exc:  # stored anyway; planning checks it again
-        catalog, warnings = None, [f"threat profile not checked: no ATT&CK catalog ({exc.message})"]
-    if catalog is not None:
-        warnings = check_threat_profile(spec, catalog)
-    with session_scope() as s:
-        op = create_operation(s, spec, actor)
-        out: dict[str, Any] = {"dco": op.id, "state": op.state.value, "version": op.version, "warnings": warnings}
-    if cti is not None:
-        out["cti"] = cti
+    out = create_dco(file, actor, attack_source=attack_source, from_stix=from_stix)
+    warnings, cti = out["warnings"], out.get("cti")
     if as_json:
         print_json(out)
         return
@@ -61,15 +45,6 @@ def create(
                       f"{u(item['reason'])}")
 
 
-def _spec_from_stix(file: Path, source: str) -> tuple[Any, dict[str, Any]]:
-    """The operation file with the CTI report's ATT&CK objects in its threat profile (issue 12)."""
-    from dcoflow.connectors.attack import load_catalog
-    from dcoflow.tasks.plan.cti_import import spec_from_cti
-
-    spec, profile = spec_from_cti(file, source, load_catalog())
-    return spec, profile.as_dict()
-
-
 @app.command("delete")
 @handle_errors
 def delete(
@@ -79,12 +54,9 @@ def delete(
     as_json: JsonOpt = False,
 ) -> None:
     """Delete a draft DCO (a mistake, never planned); anything later is closed with a reason instead."""
-    from dcoflow.models.repository.operation import delete_operation
+    from dcoflow.tasks.lifecycle import delete_dco
 
-    with session_scope() as s:
-        op = get_operation(s, dco)
-        dco_id = op.id
-        delete_operation(s, op, actor, expected_version=version)
+    dco_id = delete_dco(dco, actor, expected_version=version)
     print_json({"dco": dco_id, "deleted": True}) if as_json else console.print(f"DCO [bold]{dco_id}[/] deleted")
 
 
@@ -92,12 +64,9 @@ def delete(
 @handle_errors
 def list_(as_json: JsonOpt = False) -> None:
     """List DCOs with their state."""
-    with session_scope() as s:
-        rows = [
-            {"dco": o.id, "name": o.name, "type": o.type.value, "state": o.state.value,
-             "approved_by": o.approved_by, "updated": o.updated_at.isoformat()[:19]}
-            for o in list_operations(s)
-        ]
+    from dcoflow.tasks.plan.views import dco_list
+
+    rows = dco_list()
     if as_json:
         print_json(rows)
     else:
@@ -106,24 +75,9 @@ def list_(as_json: JsonOpt = False) -> None:
 
 
 def _plan_view(dco: str) -> dict[str, Any]:
-    from sqlmodel import col, select
+    from dcoflow.tasks.plan.views import plan_view
 
-    with session_scope() as s:
-        op = get_operation(s, dco)
-        rec = s.get(PlanRecord, op.id)
-        steps = s.exec(select(EmulationStep).where(EmulationStep.dco_id == op.id).order_by(col(EmulationStep.order)))
-        hyps = s.exec(select(HuntHypothesis).where(HuntHypothesis.dco_id == op.id))
-        return {
-            "dco": op.id, "name": op.name, "type": op.type.value, "state": op.state.value,
-            "approved_by": op.approved_by, "approved_at": op.approved_at,
-            "spec": op.spec,
-            "plan": None if rec is None else {
-                "attack": {"domain": rec.attack_domain, "version": rec.attack_version},
-                "summary": rec.summary, "warnings": rec.warnings,
-            },
-            "emulation_plan": [st.model_dump(mode="json") for st in steps],
-            "hunt_plan": [h.model_dump(mode="json") for h in hyps],
-        }
+    return plan_view(dco)
 
 
 @app.command("show")
@@ -188,18 +142,14 @@ def approve(
     """
     from dcoflow.flows.plan import resume_waiting_approval
     from dcoflow.tasks.events import events_reach_a_server
-    from dcoflow.tasks.lifecycle import change_state
+    from dcoflow.tasks.lifecycle import decide_approval
 
-    with session_scope() as s:
-        op = get_operation(s, dco)
-        dco_id, seen = op.id, op.version if version is None else version
-    run_id = resume_waiting_approval(dco_id, not reject, by, comment) if events_reach_a_server() else None
-    if run_id is not None:
-        out: dict[str, Any] = {"dco": dco_id, "resumed_flow_run": run_id, "approve": not reject, "by": by}
-        print_json(out) if as_json else console.print(f"{dco_id}: answered the paused plan run {run_id}")
+    out = decide_approval(dco, by, approve=not reject, comment=comment, expected_version=version,
+                          answer_paused_run=resume_waiting_approval if events_reach_a_server() else None)
+    if "resumed_flow_run" in out:
+        print_json(out) if as_json else console.print(f"{out['dco']}: answered the paused plan run "
+                                                      f"{out['resumed_flow_run']}")
         return
-    out = change_state(dco_id, DcoState.PLANNED if reject else DcoState.APPROVED, by, comment,
-                       expected_version=seen)
     if as_json:
         print_json(out)
     elif not out["changed"]:
@@ -230,9 +180,9 @@ def move(
 @handle_errors
 def audit(dco: str, as_json: JsonOpt = False) -> None:
     """The append-only audit trail of a DCO."""
-    with session_scope() as s:
-        op = get_operation(s, dco)
-        rows = [e.model_dump(mode="json") for e in audit_trail(s, op.id)]
+    from dcoflow.tasks.plan.views import audit_view
+
+    rows = audit_view(dco)
     if as_json:
         print_json(rows)
     else:

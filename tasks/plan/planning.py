@@ -1,32 +1,30 @@
 """Planning work: load the content a plan needs, make the plan, store it, export it.
 
-Plain functions (tests call them directly) with thin Prefect task wrappers below. Tasks
-take the catalog as an argument, so they opt out of input hashing (NO_CACHE): hashing a
-24k-object index per call would cost more than the work.
+The steps of the plan action (``tasks/plan/actions.py`` puts them together). Settings come in as a value
+from the edge (CLI command or flow entry); the SQL is in ``models/repository/plan.py``.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-from sqlmodel import Session, col, delete, select
+from sqlmodel import Session
 
 from dcoflow.connectors.content.atomics import AtomicsIndex, load_atomics
 from dcoflow.connectors.content.ctid import load_ctid_plan
 from dcoflow.connectors.content.revisions import content_revision
 from dcoflow.connectors.content.sigma_rules import RuleIndex, load_rule_index
 from dcoflow.core.errors import ConfigError
-from dcoflow.core.settings import Settings, get_settings
+from dcoflow.core.settings import Settings
 from dcoflow.models.attack.catalog import Catalog
 from dcoflow.models.marking import MarkingFacts, mark_json, mark_layer
 from dcoflow.models.navigator import planned_layer
 from dcoflow.models.operation import DcoSpec, DcoState, Operation
-from dcoflow.models.plan import EmulationStep, HuntHypothesis, PlanRecord, StepStatus
+from dcoflow.models.plan import EmulationStep, HuntHypothesis, PlanRecord
 from dcoflow.models.planning import (
     TechniqueSelection,
     emulation_steps,
@@ -36,6 +34,7 @@ from dcoflow.models.planning import (
 )
 from dcoflow.models.procedures import CtidPlan
 from dcoflow.models.repository.operation import record_event, transition
+from dcoflow.models.repository.plan import replace_plan
 
 SIGMA_RULE_FOLDERS = ("rules", "rules-threat-hunting", "rules-emerging-threats")
 
@@ -57,10 +56,9 @@ class Plan:
         return self.selection.warnings
 
 
-def load_content(settings: Settings | None = None) -> tuple[AtomicsIndex | None, RuleIndex | None, list[str]]:
+def load_content(settings: Settings) -> tuple[AtomicsIndex | None, RuleIndex | None, list[str]]:
     """The atomics and Sigma indexes for planning; a missing content part is a warning, not a failure,
     so a hunt-only cell without an atomics checkout can still plan."""
-    settings = settings or get_settings()
     warnings: list[str] = []
     atomics: AtomicsIndex | None = None
     rules: RuleIndex | None = None
@@ -78,7 +76,7 @@ def load_content(settings: Settings | None = None) -> tuple[AtomicsIndex | None,
     return atomics, rules, warnings
 
 
-def resolve_plan_path(spec: DcoSpec, settings: Settings | None = None) -> Path | None:
+def resolve_plan_path(spec: DcoSpec, settings: Settings) -> Path | None:
     """A CTID plan path as written, or relative to the emulation-library content folder."""
     ref = spec.threat_profile.emulation_plan
     if not ref:
@@ -86,9 +84,14 @@ def resolve_plan_path(spec: DcoSpec, settings: Settings | None = None) -> Path |
     path = Path(ref).expanduser()
     if path.exists():
         return path
-    settings = settings or get_settings()
     candidate = settings.content_path("emulation-library") / ref
     return candidate if candidate.exists() else path  # load_ctid_plan reports the missing file
+
+
+def load_ctid(spec: DcoSpec, settings: Settings) -> CtidPlan | None:
+    """The CTID emulation plan the threat profile names, if any."""
+    path = resolve_plan_path(spec, settings)
+    return load_ctid_plan(path) if path is not None else None
 
 
 def check_threat_profile(spec: DcoSpec, catalog: Catalog) -> list[str]:
@@ -120,46 +123,24 @@ def make_plan(
     )
 
 
-def store_plan(session: Session, plan: Plan, actor: str) -> PlanRecord:
-    """Upsert the plan and move the DCO to planned. Steps already run are kept as they are;
-    pending steps no longer in the plan are removed (a re-plan replaces what has not started)."""
-    op = session.get(Operation, plan.dco_id)
+def store_plan(session: Session, plan: Plan, actor: str, *, op: Operation | None = None,
+               content: Mapping[str, str] | None = None) -> PlanRecord:
+    """Upsert the plan (``replace_plan``: started steps kept) and move the DCO to planned.
+
+    ``op``: the DCO row when the caller has it already (else read by ``plan.dco_id``); ``content``: the Sigma and
+    atomics revisions the plan was made from (``content_revisions``), recorded for the plan document."""
+    op = op or session.get(Operation, plan.dco_id)
     if op is None:
         raise ConfigError("store the DCO before planning it", object=plan.dco_id)
-    step_ids = {s.id for s in plan.steps}
-    session.exec(
-        delete(EmulationStep).where(
-            col(EmulationStep.dco_id) == plan.dco_id,
-            col(EmulationStep.status) == StepStatus.PENDING,
-            col(EmulationStep.id).not_in(step_ids),
-        )
-    )
-    started = set(session.exec(
-        select(EmulationStep.id).where(
-            col(EmulationStep.dco_id) == plan.dco_id, col(EmulationStep.status) != StepStatus.PENDING
-        )
-    ))
-    for step in plan.steps:
-        if step.id not in started:
-            session.merge(step)
-    hyp_ids = {h.id for h in plan.hypotheses}
-    session.exec(
-        delete(HuntHypothesis).where(
-            col(HuntHypothesis.dco_id) == plan.dco_id, col(HuntHypothesis.id).not_in(hyp_ids)
-        )
-    )
-    for hyp in plan.hypotheses:
-        session.merge(hyp)
-    record = PlanRecord(
+    record = replace_plan(session, plan.dco_id, plan.steps, plan.hypotheses, PlanRecord(
         dco_id=plan.dco_id,
         attack_domain=plan.attack["domain"],
         attack_version=plan.attack["version"],
         attack_hash=plan.attack["hash"],
         techniques=sorted(plan.selection.techniques),
-        summary={**plan.summary, "content": content_revisions(get_settings())},
+        summary={**plan.summary, "content": dict(content or {})},
         warnings=plan.warnings,
-    )
-    record = session.merge(record)
+    ))
     record_event(session, plan.dco_id, actor, "plan", {"summary": plan.summary, "warnings": plan.warnings[:50]})
     if op.state in (DcoState.DRAFT, DcoState.PLANNED, DcoState.APPROVED):
         transition(session, op, DcoState.PLANNED, actor, "plan made" if op.state != DcoState.APPROVED else "re-planned")
@@ -251,14 +232,3 @@ def plan_markdown(plan: Plan, limit: int = 60) -> str:
     if plan.warnings:
         lines += ["", f"## Warnings ({len(plan.warnings)})", "", *[f"- {w}" for w in plan.warnings[:30]]]
     return "\n".join(lines)
-
-
-load_content_task = task(name="load-content", cache_policy=NO_CACHE)(load_content)
-make_plan_task = task(name="make-plan", cache_policy=NO_CACHE)(make_plan)
-export_plan_task = task(name="export-plan", cache_policy=NO_CACHE)(export_plan)
-
-
-@task(name="load-ctid-plan", cache_policy=NO_CACHE)
-def load_ctid_task(spec: DcoSpec) -> CtidPlan | None:
-    path = resolve_plan_path(spec)
-    return load_ctid_plan(path) if path is not None else None

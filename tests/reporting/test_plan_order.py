@@ -17,7 +17,7 @@ from dcoflow.core.errors import ConfigError
 from dcoflow.core.settings import Settings
 from dcoflow.models.attack import Catalog
 from dcoflow.models.operation import DcoSpec
-from dcoflow.models.repository.operation import create_operation
+from dcoflow.models.repository.operation import create_operation, get_operation
 from dcoflow.tasks.reporting.documents.blocks import to_html
 from dcoflow.tasks.reporting.documents.pdf import write_pdf
 from dcoflow.tasks.reporting.documents.plan_order import (
@@ -40,7 +40,7 @@ ANNEXES = ["Annex A — Emulation plan", "Annex B — Hunt plan", "Annex C — R
 
 def test_plan_order_reads_as_an_order(built: Built, catalog: Catalog, tmp_path: Path) -> None:
     with session_scope() as s:
-        order = gather_plan_order(s, built.dco_id, catalog)
+        order = gather_plan_order(s, get_operation(s, built.dco_id), catalog)
     files = write_plan_documents(order, tmp_path)
     pages = pdf_pages(files["plan-pdf"])
     text = "\n".join(p.text for p in pages)
@@ -77,7 +77,7 @@ def test_a_dco_not_planned_yet_gets_a_valid_order(settings: Settings, catalog: C
     with session_scope() as s:
         dco_id = create_operation(s, spec, "alice").id
     with session_scope() as s:
-        order = gather_plan_order(s, dco_id, catalog)
+        order = gather_plan_order(s, get_operation(s, dco_id), catalog)
     assert order.steps == [] and order.hypotheses == [] and order.record is None
     files = write_plan_documents(order, tmp_path)
     text = "\n".join(p.text for p in pdf_pages(files["plan-pdf"], render=False))

@@ -236,7 +236,7 @@ def _elevation(op: Operation, step: EmulationStep, atomics: AtomicsIndex | None)
             return True
     if step.source == ProcedureSource.CTID and step.procedure_ref:
         try:
-            path = resolve_plan_path(op.dco)
+            path = resolve_plan_path(op.dco, get_settings())
             plan = load_ctid_plan(path) if path is not None else None
         except DcoError:
             return True

@@ -23,15 +23,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
+from dcoflow.core.errors import ConfigError
 from dcoflow.models.assessment import threat_relevance
 from dcoflow.models.attack import Catalog
 from dcoflow.models.emulation import Deconfliction, dco_marker
 from dcoflow.models.marking import MarkingFacts
-from dcoflow.models.operation import DcoSpec, Role, as_utc
-from dcoflow.models.plan import EmulationStep, HuntHypothesis, PlanRecord
+from dcoflow.models.operation import DcoSpec, Operation, Role, as_utc
+from dcoflow.models.plan import EmulationStep, PlanRecord
 from dcoflow.models.repository.operation import audit_trail, get_operation
+from dcoflow.models.repository.plan import deconfliction_notices, list_hypotheses, list_steps, plan_record
 from dcoflow.tasks.reporting.documents.blocks import Bullets, Document, Heading, Para, Table
 
 #: How many steps and hypotheses the body lists before it refers to the annexes.
@@ -136,11 +138,10 @@ def _when(moment: datetime | None) -> str:
     return "—" if moment is None else as_utc(moment).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def gather_plan_order(session: Session, dco: str, catalog: Catalog, *, now: datetime | None = None) -> PlanOrder:
-    """Read one DCO's plan from the store (by id or name)."""
-    op = get_operation(session, dco)
+def gather_plan_order(session: Session, op: Operation, catalog: Catalog, *, now: datetime | None = None) -> PlanOrder:
+    """Read one DCO's plan from the store."""
     spec = op.dco
-    record = session.get(PlanRecord, op.id)
+    record = plan_record(session, op.id)
     box = timedelta(seconds=spec.rules_of_engagement.max_step_seconds)
     h_hour = as_utc(spec.window.start) if spec.window else None
 
@@ -179,8 +180,7 @@ def gather_plan_order(session: Session, dco: str, catalog: Catalog, *, now: date
 
     steps: list[StepLine] = []
     by_step: dict[str, EmulationStep] = {}
-    stmt = select(EmulationStep).where(EmulationStep.dco_id == op.id).order_by(col(EmulationStep.order))
-    for n, st in enumerate(session.exec(stmt)):
+    for n, st in enumerate(list_steps(session, op.id)):
         by_step[st.id] = st
         start = box * n
         when = f"{_offset(start)}" + (f" ({(h_hour + start):%d %b %H:%M:%S})" if h_hour else "")
@@ -188,7 +188,7 @@ def gather_plan_order(session: Session, dco: str, catalog: Catalog, *, now: date
         steps.append(StepLine(st.order, st.tactic, f"{st.technique_id} {st.technique_name}", st.procedure_name, how,
                               when, ", ".join(d.split("-")[-1] for d in st.depends_on) or "—", st.status.value))
 
-    hyps = sorted(session.exec(select(HuntHypothesis).where(HuntHypothesis.dco_id == op.id)),
+    hyps = sorted(list_hypotheses(session, op.id),
                   key=lambda h: (min((catalog.tactic_rank(t) for t in h.tactics), default=99), h.technique_id))
     hypotheses = [
         HypothesisLine(i + 1, f"{h.technique_id} {h.technique_name}", h.statement,
@@ -198,9 +198,8 @@ def gather_plan_order(session: Session, dco: str, catalog: Catalog, *, now: date
         for i, h in enumerate(hyps)
     ]
 
-    decon_rows = session.exec(select(Deconfliction).where(Deconfliction.dco_id == op.id)
-                              .order_by(col(Deconfliction.notified_at)))
-    done: dict[tuple[str, str], Deconfliction] = {(d.step_id, d.notified): d for d in decon_rows}
+    done: dict[tuple[str, str], Deconfliction] = {(d.step_id, d.notified): d
+                                                  for d in deconfliction_notices(session, op.id)}
     contacts = spec.rules_of_engagement.deconfliction_contacts
     deconfliction: list[tuple[str, str, str, str]] = []
     for st_line, st in zip(steps, by_step.values(), strict=True):
@@ -431,13 +430,24 @@ def write_plan_documents(order: PlanOrder, out_dir: Path) -> dict[str, Path]:
             "plan-pdf": write_pdf(to_html(doc), base.with_suffix(".pdf"))}
 
 
-def write_plan_order(dco: str, output_dir: str, attack_source: str | None = None) -> dict[str, Any]:
-    """The user action: read the DCO, write its plan document (DOCX and PDF)."""
+def output_folder(dco_id: str, output_dir: str | Path | None, output_root: Path | None) -> Path:
+    """Where a DCO's documents go: ``output_dir`` when given, else ``output_root/<dco id>``."""
+    if output_dir is not None:
+        return Path(output_dir)
+    if output_root is None:
+        raise ConfigError("no folder for the documents", object=dco_id, hint="give --out or set DCO_OUTPUT_DIR")
+    return output_root / dco_id
+
+
+def write_plan_order(dco: str, output_dir: str | Path | None = None, attack_source: str | None = None, *,
+                     output_root: Path | None = None) -> dict[str, Any]:
+    """The user action (`dco doc plan`): read the DCO once, write its plan order (DOCX and PDF) into
+    ``output_dir``, or ``output_root/<dco id>`` when none is given."""
     from dcoflow.connectors.attack import load_catalog
     from dcoflow.core.db import session_scope
 
     catalog = load_catalog(attack_source)
     with session_scope() as session:
-        order = gather_plan_order(session, dco, catalog)
-    files = write_plan_documents(order, Path(output_dir))
+        order = gather_plan_order(session, get_operation(session, dco), catalog)
+    files = write_plan_documents(order, output_folder(order.dco_id, output_dir, output_root))
     return {"dco": order.dco_id, "version": order.version, "files": {k: str(v) for k, v in files.items()}}

@@ -49,19 +49,22 @@ def write_brief_documents(docs: BriefDocuments, out_dir: Path) -> dict[str, Path
     }
 
 
-def write_documents(dco: str, output_dir: str, attack_source: str | None = None,
-                    kinds: tuple[str, ...] = ("plan", "briefs")) -> dict[str, str]:
-    """The user action: the plan order and/or the brief documents of one DCO."""
+def write_documents(dco: str, output_dir: str | Path | None = None, attack_source: str | None = None,
+                    kinds: tuple[str, ...] = ("plan", "briefs"), *, output_root: Path | None = None) -> dict[str, str]:
+    """The user action (`dco doc all|brief`): the plan order and/or the brief documents of one DCO, into
+    ``output_dir``, or ``output_root/<dco id>`` when none is given."""
     from dcoflow.connectors.attack import load_catalog
     from dcoflow.core.db import session_scope
-    from dcoflow.tasks.reporting.documents.plan_order import gather_plan_order, write_plan_documents
+    from dcoflow.models.repository.operation import get_operation
+    from dcoflow.tasks.reporting.documents.plan_order import gather_plan_order, output_folder, write_plan_documents
 
     catalog = load_catalog(attack_source)
-    out = Path(output_dir)
     files: dict[str, Any] = {}
     with session_scope() as session:
-        order = gather_plan_order(session, dco, catalog) if "plan" in kinds else None
-        briefs = gather_brief_documents(session, dco, catalog) if "briefs" in kinds else None
+        op = get_operation(session, dco)
+        order = gather_plan_order(session, op, catalog) if "plan" in kinds else None
+        briefs = gather_brief_documents(session, op.id, catalog) if "briefs" in kinds else None
+    out = output_folder(op.id, output_dir, output_root)
     if order is not None:
         files.update(write_plan_documents(order, out))
     if briefs is not None:

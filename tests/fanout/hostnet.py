@@ -11,6 +11,7 @@ Nothing outside the new links is touched: no routes off the bridge, no forwardin
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import ipaddress
 import itertools
@@ -18,6 +19,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,7 +127,8 @@ def open_network(hosts: int) -> HostNet:
 
 
 def remove_stale() -> None:
-    """Remove links and namespaces of ours whose creating process is gone (a run killed before its cleanup)."""
+    """Remove links and namespaces of ours whose creating process is gone (a run killed before its cleanup),
+    ending the processes still inside such a namespace (its workers, started in sessions of their own)."""
     names = [line.split()[0] for line in _ip("netns", "list", check=False).splitlines() if line.strip()]
     links = [m.group(1).split("@")[0] for m in re.finditer(r"^\d+: ([^:]+):", _ip("-o", "link", "show", check=False),
                                                           re.MULTILINE)]
@@ -134,6 +137,9 @@ def remove_stale() -> None:
         if owner is None or Path(f"/proc/{owner.group(1)}").exists():
             continue
         if name.startswith("dcoh"):
+            for pid in _ip("netns", "pids", name, check=False).split():  # workers orphaned with it
+                with contextlib.suppress(ProcessLookupError, ValueError):
+                    os.kill(int(pid), signal.SIGKILL)
             _ip("netns", "del", name, check=False)
         else:
             _ip("link", "del", name, check=False)

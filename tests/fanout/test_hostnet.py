@@ -1,10 +1,13 @@
 """The namespaces that stand for hosts in the fan-out test: a worker's namespace reaches PostgreSQL only
-through the relay on the bridge (its own 127.0.0.1 has no database), and nothing is left behind."""
+through the relay on the bridge (its own 127.0.0.1 has no database), and nothing is left behind, not even
+by a run killed before its cleanup."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -42,6 +45,11 @@ def _exists(kind: str, name: str) -> bool:
     return any(word.split("@")[0].rstrip(":") == name for word in listing.split())
 
 
+def _pids(namespace: str) -> list[str]:
+    done = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True, check=False)
+    return done.stdout.split()
+
+
 @pytest.mark.postgres
 def test_a_namespace_reaches_postgresql_only_through_the_relay(net: hostnet.HostNet) -> None:
     with TcpRelay(net.gateway, ("127.0.0.1", 5432)) as relay:
@@ -68,8 +76,14 @@ def test_the_network_is_removed_on_close_and_stale_ones_by_the_next_run() -> Non
     gone.wait()  # a process id that no longer exists: the owner of a run killed before its cleanup
     stale = f"dcoh{gone.pid}-0-0"
     subprocess.run(["ip", "netns", "add", stale], check=True)
+    orphan = subprocess.Popen(["ip", "netns", "exec", stale, "sleep", "300"])  # a worker left running inside
     try:
+        deadline = time.monotonic() + 20
+        while str(orphan.pid) not in _pids(stale) and time.monotonic() < deadline:
+            time.sleep(0.1)
         hostnet.remove_stale()
         assert not _exists("netns", stale)
+        assert orphan.wait(timeout=10) == -signal.SIGKILL
     finally:
+        orphan.kill()
         subprocess.run(["ip", "netns", "del", stale], capture_output=True, check=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -55,26 +56,49 @@ def create(
 def sweep(
     indicators: Annotated[str, typer.Option(
         "--indicators", help="STIX bundle file or taxii+https://server/api-root/collections/<id>/ of indicators.")],
-    data: Annotated[list[Path], typer.Option("--data", help="Telemetry file or folder (repeatable).")],
+    data: Annotated[list[Path] | None, typer.Option("--data", help="Telemetry file or folder (repeatable).")] = None,
     dco: Annotated[str | None, typer.Option("--dco", help="Record hits as sightings in this DCO.")] = None,
     sample: Annotated[int, typer.Option("--sample", help="Sample events kept per indicator.")] = 5,
+    source: Annotated[str, typer.Option(
+        "--source", help="local (the --data files), or elastic / splunk: push the patterns down to that SIEM.")
+    ] = "local",
+    index: Annotated[str | None, typer.Option("--index", help="SIEM index (default: the configured one).")] = None,
+    since: Annotated[datetime | None, typer.Option(
+        "--since", help="SIEM window start (default: the DCO incident's activity window).")] = None,
+    until: Annotated[datetime | None, typer.Option("--until", help="SIEM window end.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Sweep telemetry for indicators (STIX patterns and Sigma rules); per indicator: status, matches, samples."""
-    from dcoflow.core.db import session_scope
-    from dcoflow.tasks.conduct.ir_sweep import run_sweep
+    from contextlib import nullcontext
 
-    if dco is not None:
-        with session_scope() as s:
-            result = run_sweep(s, indicators, data, dco=dco, sample=sample)
-    else:
-        result = run_sweep(None, indicators, data, sample=sample)
+    from dcoflow.core.db import session_scope
+    from dcoflow.core.errors import ValidationError
+    from dcoflow.models.operation import as_utc
+
+    if source not in ("local", "elastic", "splunk"):
+        raise ValidationError(f"unknown --source {source!r}", field="source",
+                              suggestions=["local", "elastic", "splunk"])
+    if source == "local" and not data:
+        raise ValidationError("a local sweep needs --data", field="data", hint="or --source elastic|splunk")
+    with session_scope() if dco is not None else nullcontext() as s:
+        if source == "local":
+            from dcoflow.tasks.conduct.ir_sweep import run_sweep
+
+            result = run_sweep(s, indicators, data or [], dco=dco, sample=sample)
+        else:
+            from dcoflow.connectors.registry import ConnectorRegistry
+            from dcoflow.tasks.conduct.ir_siem_sweep import run_siem_sweep
+
+            result = run_siem_sweep(s, indicators, "elastic" if source == "elastic" else "splunk",
+                                    registry=ConnectorRegistry.from_settings(), index=index,
+                                    start=as_utc(since) if since else None, end=as_utc(until) if until else None,
+                                    dco=dco, sample=sample)
     if as_json:
         print_json(result.as_dict())
         return
     rows = [(r.id, r.status, r.matches, ", ".join(sorted(r.hosts)) or "", r.reason or r.pattern[:60])
             for r in result.indicators]
-    table(f"Sweep of {result.files} files, {result.events_read} events ({result.duration_s:.1f}s)",
+    table(f"Sweep of {result.source}: {result.files} files, {result.events_read} events ({result.duration_s:.1f}s)",
           ["indicator", "status", "matches", "hosts", "reason / pattern"], rows[:200])
     console.print(" ".join(f"{k}: {v}" for k, v in sorted(result.counts().items()))
                   + (f" — {result.sightings} sightings in {result.dco_id}" if result.dco_id else ""))

@@ -94,7 +94,7 @@ def load_indicators(source: str) -> list[dict[str, Any]]:
     return [o for o in read_stix(source, types=["indicator"]) if o.get("type") == "indicator"]
 
 
-def _skip_reason(ind: dict[str, Any], now: datetime) -> str | None:
+def skip_reason(ind: dict[str, Any], now: datetime) -> str | None:
     if ind.get("revoked") is True:
         return "revoked"
     until = parse_time(str(ind["valid_until"])) if ind.get("valid_until") else None
@@ -126,7 +126,7 @@ def sweep(indicators: Sequence[dict[str, Any]], data: Path | Sequence[Path], *, 
         kind = str(ind.get("pattern_type") or "")
         res = IndicatorResult(ind_id, str(ind.get("name") or ""), kind, str(ind.get("pattern") or ""), "not-found")
         results.append(res)
-        skip = _skip_reason(ind, now)
+        skip = skip_reason(ind, now)
         if skip:
             res.status, res.reason = "skipped", skip
             continue

@@ -65,6 +65,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from dcoflow.models.attack.catalog import PROFILE_VIA, Via
 from dcoflow.models.operation import as_utc
 
 if TYPE_CHECKING:
@@ -541,7 +542,7 @@ def threat_relevance(
     catalog: Catalog,
     groups: Iterable[str] = (),
     campaigns: Iterable[str] = (),
-    via: Sequence[str] = ("direct", "campaigns"),
+    via: Iterable[Via] = PROFILE_VIA,
     planned: Iterable[str] = (),
     *,
     software: Iterable[str] = (),
@@ -572,7 +573,7 @@ def threat_relevance(
     for ref in groups:
         group = catalog.group(ref)
         add_via = set(via)
-        for tid in group.technique_ids if "direct" in add_via else ():
+        for tid in group.technique_ids if Via.DIRECT in add_via else ():
             add(tid, 0, f"{group.name} ({group.attack_id})", use_date(tid, group.attack_id))
         # the group's campaigns and software are in the profile whatever ``via`` selected for the plan
         camp_refs.extend(group.campaign_ids)

@@ -16,7 +16,7 @@ from sqlmodel import Field as SqlField
 from sqlmodel import SQLModel
 from text_unidecode import unidecode  # type: ignore[import-untyped]
 
-from dcoflow.models.attack.catalog import TECHNIQUE_ID, Via
+from dcoflow.models.attack.catalog import PROFILE_VIA, TECHNIQUE_ID, Via
 from dcoflow.models.stix.markings import Tlp
 
 # Re-exported: many callers take the time helpers from here.
@@ -148,7 +148,7 @@ class ThreatProfile(BaseModel):
     techniques: list[str] = Field(default_factory=list, description="Extra technique ids (T1059.001).")
     emulation_plan: str | None = Field(None, description="Path to a CTID emulation plan YAML (format 1.0).")
     via: list[Via] = Field(
-        default_factory=lambda: [Via.DIRECT, Via.CAMPAIGNS],
+        default_factory=lambda: list(PROFILE_VIA),
         description="Which group attributions count: direct, campaigns, software.",
     )
 

@@ -110,14 +110,13 @@ def count_statement(group: Group, found: dict[str, frozenset[Via]]) -> str:
 @handle_errors
 def group(
     id_or_name: Annotated[str, typer.Argument(help="Group id, name or alias (G0016, APT29, 'Cozy Bear').")],
-    via: Annotated[list[str] | None, typer.Option("--via", help="Paths to count: direct, campaigns, software "
-                                                  "(repeat; default all).")] = None,
+    via: Annotated[list[Via] | None, typer.Option("--via", help="Paths to count (repeat; default all).")] = None,
     attack: SourceOpt = None, domain: DomainOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Show a group and the techniques it uses, saying what the count counts."""
     cat = _catalog(attack, domain)
     g = cat.group(id_or_name)
-    paths: tuple[Via | str, ...] = tuple(via) if via else ALL_VIA
+    paths: tuple[Via, ...] = tuple(via) if via else ALL_VIA
     found = cat.group_techniques(g.attack_id, via=paths)
     if as_json:
         print_json({**_as_dict(g), "via": list(paths), "statement": count_statement(g, found),

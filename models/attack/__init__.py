@@ -3,6 +3,7 @@
 from dcoflow.models.attack.catalog import (
     ALL_VIA,
     DOMAINS,
+    PROFILE_VIA,
     Catalog,
     Resolution,
     SearchHit,
@@ -25,7 +26,7 @@ from dcoflow.models.attack.objects import (
 )
 
 __all__ = [
-    "ALL_VIA", "DOMAINS", "Analytic", "AttackObject", "Campaign", "Catalog", "DataComponent",
+    "ALL_VIA", "DOMAINS", "PROFILE_VIA", "Analytic", "AttackObject", "Campaign", "Catalog", "DataComponent",
     "DetectionStrategy", "Group", "Kind", "LogSource", "Mitigation", "Resolution", "SearchHit",
     "Software", "Tactic", "Technique", "UnknownAttackIdWarning", "Via",
 ]

@@ -43,6 +43,7 @@ class Via(StrEnum):
 
 
 ALL_VIA: tuple[Via, ...] = tuple(Via)
+PROFILE_VIA: tuple[Via, ...] = (Via.DIRECT, Via.CAMPAIGNS)  # what a threat profile counts unless it says otherwise
 ResolutionStatus = Literal["current", "revoked", "deprecated", "newer-release", "unknown"]
 
 # The ATT&CK technique id syntax (Tnnnn, Tnnnn.nnn), upper case as ``normalize_technique_id`` gives it.

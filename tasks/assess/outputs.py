@@ -277,7 +277,7 @@ def _unmarked_layer(op: Operation, catalog: Catalog, kind: str, scores: Sequence
         return gap_layer(name, catalog.version, gaps, tactics=tactics)
     if kind == "threat":
         profile = op.dco.threat_profile
-        rel = threat_relevance(catalog, profile.groups, profile.campaigns, [str(v) for v in profile.via])
+        rel = threat_relevance(catalog, profile.groups, profile.campaigns, profile.via)
         users = {tid: list(r.users) for tid, r in rel.items() if r.users}
         return threat_layer(name, catalog.version, users, tactics=tactics_of(catalog, list(users)))
     if kind == "compare":

@@ -170,7 +170,7 @@ def _profile_relevance(
         if res.attack_id is None or res.status != "current":
             notes.append(IdNote(tid, res.status, res.attack_id, res.note))
         extra.append(res.attack_id or tid.upper())
-    relevance = threat_relevance(catalog, groups, campaigns, [str(v) for v in profile.via], [*planned, *extra],
+    relevance = threat_relevance(catalog, groups, campaigns, profile.via, [*planned, *extra],
                                  software=software, path=path, platforms=[str(p) for p in op.dco.scope.platforms],
                                  now=now)
     return relevance, notes

@@ -164,7 +164,7 @@ def gather_plan_order(session: Session, op: Operation, catalog: Catalog, *, now:
         actors.append((Path(profile.emulation_plan).name, "CTID adversary emulation plan"))
 
     planned = list(record.techniques) if record else []
-    rel = threat_relevance(catalog, profile.groups, profile.campaigns, [str(v) for v in profile.via], planned)
+    rel = threat_relevance(catalog, profile.groups, profile.campaigns, profile.via, planned)
     extra = {t.upper() for t in profile.techniques}
     threat: list[ThreatLine] = []
     for tid in planned:

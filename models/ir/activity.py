@@ -101,8 +101,9 @@ def ir_activity(dco_id: str, incident: IncidentLink | None, objects: Sequence[Ma
                                     "status": str(obj.get("x_dco_status") or "open"),
                                     "source": "by hand" if obj.get("x_dco_containment") else "incident"})
     out.sweeps.sort(key=lambda s: str(s["at"]))
-    out.hosts_swept = sorted(hosts)
     out.hosts_with_findings = sorted({h for f in out.findings for h in f["hosts"]})
+    # a SIEM sweep counts on the server and names no hosts but those of its hits, which were swept too
+    out.hosts_swept = sorted(hosts | {h for h in out.hosts_with_findings if h != "(unknown)"})
     out.findings.sort(key=lambda f: str(f["first_seen"] or ""))
     return out
 

@@ -191,3 +191,4 @@ def test_splunk_sweep_of_an_ir_dco_stores_sightings_from_the_sample(settings: Se
         "2026-11-18T21:14:02")
     (finding,) = activity.findings
     assert finding["count"] == 7 and activity.sweeps[0]["source"] == "splunk:https://splunk:8089/main"
+    assert activity.hosts_swept == ["wkst-01"] and "indicators on 1 of 1 hosts swept" in activity.status_line()

@@ -546,6 +546,6 @@ def _qualifier(node: ObsNode) -> str:
 def presence_query(fields: Sequence[str], dialect: Dialect) -> str:
     """A query for events carrying any of ``fields`` (is the indicator evaluable on this index at all?): SPL, or
     for Elastic a Lucene query string (``_exists_``), which Elasticsearch counts in one request."""
-    if dialect == "spl":
-        return "(" + " OR ".join(f"{f}=*" for f in fields) + ")"
+    if dialect == "spl":  # one event answers the question: the job stops there
+        return "(" + " OR ".join(f"{f}=*" for f in fields) + ") | head 1"
     return " OR ".join(f"_exists_:{f}" for f in fields)

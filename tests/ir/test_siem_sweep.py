@@ -177,6 +177,7 @@ def test_splunk_sweep_of_an_ir_dco_stores_sightings_from_the_sample(settings: Se
            in searches
     assert 'search index=main (CommandLine="*comsvcs.dll*MiniDump*" OR ParentCommandLine="*comsvcs.dll*MiniDump*")' \
            in searches
+    assert "search index=main (CommandLine=* OR ParentCommandLine=*) | head 1" in searches  # present: not-found
     with session_scope() as s:
         incident = get_operation(s, dco).dco.incident
         op_window = incident.activity_window if incident else None

@@ -17,14 +17,12 @@ from typing import Annotated, Any
 from prefect import flow, get_run_logger
 from pydantic import Field
 
-from dcoflow.core.db import session_scope
 from dcoflow.flows.forms import described
-from dcoflow.models.followup import FindingInput, GapInput, RetestStatus, as_utc
-from dcoflow.models.repository.followup import get_retest, list_actions
+from dcoflow.models.followup import FindingInput, GapInput, RetestStatus
 from dcoflow.tasks.events import emit
 from dcoflow.tasks.follow_up import events
-from dcoflow.tasks.follow_up.actions import action_row
 from dcoflow.tasks.follow_up.escalation import escalate_task
+from dcoflow.tasks.follow_up.register import retests_by_id
 from dcoflow.tasks.follow_up.retests import run_due_retests_task
 from dcoflow.tasks.follow_up.risks import expire_acceptances_task
 from dcoflow.tasks.follow_up.run import run_follow_up_task
@@ -61,9 +59,7 @@ def follow_up(
     announced = events.emit_findings(dco_id, result.findings)
     escalating = [f for f in result.findings if f.escalates]
     incidents = escalate_task(dco_id, escalating) if escalate_now and escalating else []
-
-    with session_scope() as session:
-        overdue = [action_row(a) for a in list_actions(session, dco_id=dco_id, overdue_only=True)]
+    overdue = result.overdue
     if overdue:
         emit(events.ACTIONS_OVERDUE, dco_id, {"actions": [a["id"] for a in overdue]})
     return {
@@ -82,13 +78,11 @@ def expire_acceptances(
     """Every risk acceptance whose expiry passed goes back for review and gets a re-test of its techniques
     (runs on a schedule, so an expiry acts by itself; each expiry is handled once)."""
     retests = expire_acceptances_task(retest_deployment)
-    with session_scope() as session:
-        for retest_id in retests:
-            r = get_retest(session, retest_id)
-            emit(events.RETEST_SCHEDULED, r.dco_id, {
-                "retest": r.id, "techniques": r.technique_ids, "scheduled_for": as_utc(r.scheduled_for).isoformat(),
-                "reason": r.reason,
-            })
+    for r in retests_by_id(retests):
+        emit(events.RETEST_SCHEDULED, r["dco"], {
+            "retest": r["id"], "techniques": r["techniques"], "scheduled_for": r["scheduled_for"],
+            "reason": r["reason"],
+        })
     return retests
 
 
@@ -118,11 +112,9 @@ def run_due_retests(
 ) -> list[dict[str, Any]]:
     """Evaluate due re-tests (or one) against evidence recorded since they were scheduled."""
     report = run_due_retests_task(retest_id, conduct_deployment)
-    with session_scope() as session:
-        for entry in report:
-            if entry["status"] in ("passed", "failed"):
-                r = get_retest(session, entry["retest"])
-                emit(events.RETEST_COMPLETED.format(status=entry["status"]), r.dco_id, {
-                    "retest": r.id, "results": r.results, **entry.get("changed", {}),
-                })
+    completed = [entry for entry in report if entry["status"] in ("passed", "failed")]
+    for entry, r in zip(completed, retests_by_id([e["retest"] for e in completed]), strict=True):
+        emit(events.RETEST_COMPLETED.format(status=entry["status"]), r["dco"], {
+            "retest": r["id"], "results": r["results"], **entry.get("changed", {}),
+        })
     return report

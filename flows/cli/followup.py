@@ -1,4 +1,7 @@
-"""`dco followup …` — actions, risks and decisions, incidents, re-tests."""
+"""`dco followup …` — actions, risks and decisions, incidents, re-tests.
+
+Each command runs one function of tasks/follow_up/register.py (or the follow-up flow, for `run`) and prints it.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +10,11 @@ from typing import Annotated
 
 import typer
 
-from dcoflow.core.db import session_scope
 from dcoflow.core.errors import ValidationError
 from dcoflow.flows.cli.output import console, handle_errors, print_json, table
 from dcoflow.models.followup import ActionStatus, Treatment
-from dcoflow.models.repository.followup import list_actions, list_incidents, list_retests, list_risks
-from dcoflow.tasks.follow_up.actions import action_row, update_action_status
+from dcoflow.tasks.follow_up import register
 from dcoflow.tasks.follow_up.escalation import escalate as escalate_findings
-from dcoflow.tasks.follow_up.escalation import incident_payload
-from dcoflow.tasks.follow_up.retests import retest_row
-from dcoflow.tasks.follow_up.risks import record_decision, risk_row, risks_needing_decision
 
 app = typer.Typer(help="Follow up a DCO: actions, risks and decisions, incidents, re-tests.", no_args_is_help=True)
 
@@ -29,8 +27,7 @@ DcoOpt = Annotated[str | None, typer.Option("--dco", help="Only this DCO (id).")
 def actions(dco: DcoOpt = None, overdue: Annotated[bool, typer.Option("--overdue")] = False,
             as_json: JsonOpt = False) -> None:
     """List actions with owner, due date, status and the overdue flag."""
-    with session_scope() as s:
-        rows = [action_row(a) for a in list_actions(s, dco_id=dco, overdue_only=overdue)]
+    rows = register.actions(dco, overdue_only=overdue)
     if as_json:
         print_json(rows)
         return
@@ -49,8 +46,7 @@ def action_update(
     as_json: JsonOpt = False,
 ) -> None:
     """Move an action (verification happens through a re-test)."""
-    with session_scope() as s:
-        row = action_row(update_action_status(s, action_id, status, actor, expected_version=version))
+    row = register.set_action_status(action_id, status, actor, expected_version=version)
     print_json(row) if as_json else console.print(f"action [bold]{row['id']}[/] is {row['status']}")
 
 
@@ -59,11 +55,7 @@ def action_update(
 def risks(dco: DcoOpt = None, needs_decision: Annotated[bool, typer.Option("--needs-decision")] = False,
           as_json: JsonOpt = False) -> None:
     """List risks (worst first), or only those awaiting a decision with the body that must decide."""
-    with session_scope() as s:
-        if needs_decision:
-            rows = [risk_row(r, body) for r, body in risks_needing_decision(s, dco_id=dco)]
-        else:
-            rows = [risk_row(r) for r in list_risks(s, dco_id=dco)]
+    rows = register.risks(dco, needs_decision=needs_decision)
     if as_json:
         print_json(rows)
         return
@@ -93,11 +85,8 @@ def decide(
             expires_at = datetime.combine(datetime.strptime(expires, "%Y-%m-%d").date(), time(23, 59), tzinfo=UTC)
         except ValueError:
             raise ValidationError(f"{expires!r} is not a date", field="expires", hint="YYYY-MM-DD") from None
-    with session_scope() as s:
-        row = record_decision(s, risk_id, decision, authority, rationale, actor, expires_at=expires_at,
-                              expected_version=version)
-        out = {"risk": row.risk_id, "decision": row.decision.value, "authority": row.authority,
-               "expires_at": row.expires_at.isoformat() if row.expires_at else None, "id": row.id}
+    out = register.decide_risk(risk_id, decision, authority, rationale, actor, expires_at=expires_at,
+                               expected_version=version)
     print_json(out) if as_json else console.print(
         f"risk [bold]{out['risk']}[/]: {out['decision']} by {out['authority']}"
         + (f" until {expires}" if expires else "")
@@ -108,8 +97,7 @@ def decide(
 @handle_errors
 def incidents(dco: DcoOpt = None, as_json: JsonOpt = False) -> None:
     """List incidents with their delivery status."""
-    with session_scope() as s:
-        rows = [incident_payload(i) for i in list_incidents(s, dco_id=dco)]
+    rows = register.incidents(dco)
     if as_json:
         print_json(rows)
         return
@@ -135,8 +123,7 @@ def escalate(dco: str, force: Annotated[bool, typer.Option("--force", help="Igno
 @handle_errors
 def retests(dco: DcoOpt = None, as_json: JsonOpt = False) -> None:
     """List re-tests: techniques, when, how (flow run or sweep), status and results."""
-    with session_scope() as s:
-        rows = [retest_row(r) for r in list_retests(s, dco_id=dco)]
+    rows = register.retests(dco)
     if as_json:
         print_json(rows)
         return
@@ -167,17 +154,7 @@ def reassign(
     as_json: JsonOpt = False,
 ) -> None:
     """Give an action or a risk another owner and/or date; the audit log records who, why, from and to."""
-    from dcoflow.tasks.follow_up.actions import reassign_action
-    from dcoflow.tasks.follow_up.risks import reassign_risk
-
-    when = _day(due, "due")
-    with session_scope() as s:
-        if ref.startswith("risk-"):
-            r = reassign_risk(s, ref, actor, reason, owner=owner, review_date=when)
-            out = {"risk": r.id, "owner": r.owner, "review_date": r.review_date.isoformat(), "version": r.version}
-        else:
-            a = reassign_action(s, ref, actor, reason, owner=owner, due=when, expected_version=version)
-            out = {"action": a.id, "owner": a.owner, "due": a.due_date.isoformat(), "version": a.version}
+    out = register.reassign(ref, actor, reason, owner=owner, due=_day(due, "due"), expected_version=version)
     if as_json:
         print_json(out)
     else:
@@ -212,11 +189,9 @@ def run(
     """Follow up a DCO now, as the follow-up deployment does (runs its flow): the latest assessment's ranked gaps
     and the confirmed findings become risks, owned actions and a scheduled re-test; findings escalate."""
     from dcoflow.flows.follow_up import follow_up
-    from dcoflow.models.repository.operation import get_operation
 
-    with session_scope() as s:
-        dco_id = get_operation(s, dco).id
-    result = follow_up(dco=dco_id, attack_source=attack_source)
+    result = follow_up(dco=dco, attack_source=attack_source)
+    dco_id = result["dco"]
     if as_json:
         print_json(result)
         return

@@ -19,6 +19,7 @@ from dcoflow.core.db import session_scope
 from dcoflow.models.attack import Catalog
 from dcoflow.models.followup import FindingInput, GapInput, Targets
 from dcoflow.models.governance import Governance
+from dcoflow.models.repository.followup import list_actions
 from dcoflow.models.repository.operation import get_operation
 from dcoflow.tasks.assess.scoring import latest_scores, runs
 from dcoflow.tasks.follow_up.actions import action_row, plan_actions
@@ -75,6 +76,7 @@ class FollowUpResult:
     report: str
     retest: dict[str, Any] | None
     expired_acceptance_retests: list[str] = field(default_factory=list)
+    overdue: list[dict[str, Any]] = field(default_factory=list)  # the DCO's actions past due, as rows
 
     def summary(self) -> dict[str, Any]:
         return {"dco": self.dco_id, "gaps": self.gaps, "risks": len(self.risks), "actions": len(self.actions),
@@ -114,6 +116,7 @@ def run_follow_up(
         dco_id=dco_id, gaps=len(gap_list), findings=all_findings, risks=[risk_row(r) for r in risks], actions=rows,
         report=report.summary(), retest=retest_row(retest) if retest is not None else None,
         expired_acceptance_retests=[r.id for r in expired],
+        overdue=[action_row(a) for a in list_actions(session, dco_id=dco_id, overdue_only=True)],
     )
 
 

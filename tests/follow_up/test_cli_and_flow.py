@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -84,3 +85,58 @@ def test_escalate_by_cli_and_flow(prefect_harness: None, settings: Settings, tmp
                             escalate, incidents)
     assert by_cli == by_flow and by_cli[0][2] == "acknowledged" and by_cli[0][4] == ["webhook"]
     assert len(endpoint.calls) == 2  # one delivery each
+
+
+def fixed_and_retested(dco: str) -> None:
+    """An LSASS gap, its actions done, a re-test due since yesterday and an alerted re-run after it was asked for."""
+    from dcoflow.connectors.attack import load_catalog
+    from dcoflow.models.followup import ActionStatus, GapInput
+    from dcoflow.models.operation import utcnow
+    from dcoflow.tasks.follow_up.actions import plan_actions, update_action_status
+    from dcoflow.tasks.follow_up.retests import schedule_retest
+    from dcoflow.tasks.follow_up.risks import derive_risks
+
+    from .helpers import outcome, store
+
+    gap = GapInput(technique_id="T1003.001", technique_name="LSASS Memory", visibility=0, detection=-1,
+                   relevance=1.0, rank=1)
+    asked = utcnow() - timedelta(days=2)
+    with session_scope() as s:
+        derive_risks(s, dco, [gap], [], today=asked.date())
+        actions, _ = plan_actions(s, dco, [gap], [], load_catalog(), today=asked.date())
+        for a in actions:
+            update_action_status(s, a.id, ActionStatus.DONE, "ncia", now=asked)
+        schedule_retest(s, dco, ["T1003.001"], "after-fix", asked + timedelta(days=1), now=asked)
+    store(dco, [outcome(dco, "retest-1", "T1003.001", "alerted", asked + timedelta(days=1))])
+
+
+def register_state() -> dict[str, Any]:
+    from dcoflow.models.followup import Action, Retest, Risk
+
+    with session_scope() as s:
+        return {
+            "actions": sorted((a.id, a.status.value, a.verified_by, a.version) for a in s.exec(select(Action))),
+            "risks": sorted((r.id, r.status.value, r.residual_score, r.version) for r in s.exec(select(Risk))),
+            "retests": sorted((r.id, r.status.value, tuple(sorted(r.results.items())))
+                              for r in s.exec(select(Retest))),
+        }
+
+
+@pytest.mark.prefect
+def test_retest_run_by_cli_and_flow(prefect_harness: None, settings: Settings, shared_dir: Path, tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """`dco retest run` and the ``run-due-retests`` flow verify the same actions and close the same risk."""
+    from dcoflow.flows.cli.retest import app as retest_app
+    from dcoflow.flows.follow_up import run_due_retests
+
+    monkeypatch.setenv("DCO_ATTACK_SOURCE", str(shared_dir / "attack/enterprise-attack-18.1.json.gz"))
+
+    def by_cli(_dco: str) -> None:
+        result = runner.invoke(retest_app, ["--json"])  # its only command: typer runs it directly
+        assert result.exit_code == 0, result.output
+
+    by_cli_state, by_flow_state = twice(monkeypatch, tmp_path, fixed_and_retested, by_cli,
+                                        lambda _dco: run_due_retests(), register_state)
+    assert by_cli_state == by_flow_state
+    assert {r[1] for r in by_cli_state["retests"]} == {"passed"} and {r[1] for r in by_cli_state["risks"]} == {"closed"}
+    assert {a[1] for a in by_cli_state["actions"]} == {"verified"}

@@ -27,7 +27,7 @@ import ahocorasick  # type: ignore[import-not-found]  # pyahocorasick ships no t
 
 from dcoflow.models.patterns.compile import BoolOp, Cmp, Node, Observation, ObsNode, ObsOp, Pattern, Qualified
 from dcoflow.models.patterns.telemetry import SUPPORTED, Candidate, observed_objects
-from dcoflow.models.sigma.compiler import required_literal
+from dcoflow.models.sigma.match import required_literal
 from dcoflow.models.stix.hunt_objects import EventView, event_host, event_time
 
 Anchor = tuple[str, str, str]

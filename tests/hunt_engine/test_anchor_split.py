@@ -11,7 +11,7 @@ from dcoflow.connectors.content.sigma_rules import load_rule_index
 from dcoflow.connectors.telemetry import iter_data_files, iter_file_records, match_view
 from dcoflow.core.errors import BatchReport
 from dcoflow.models.hunting import RuleInfo
-from dcoflow.models.sigma import compiler
+from dcoflow.models.sigma import compiler, group
 from dcoflow.models.sigma.compiler import RuleSet, anchors, compile_rule
 
 SYSMON = "Microsoft-Windows-Sysmon/Operational"
@@ -92,13 +92,13 @@ def test_split_group_matches_like_one_function(rules: list[compiler.CompiledRule
 def test_split_group_builds_only_the_names_it_sees(rules: list[compiler.CompiledRule],
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     generated: list[int] = []
-    real = compiler._generate
+    real = group._generate
 
     def spy(entries: Any) -> compiler.GroupFn:
         generated.append(len(entries))
         return real(entries)
 
-    monkeypatch.setattr(compiler, "_generate", spy)
+    monkeypatch.setattr(group, "_generate", spy)
     ruleset = RuleSet(rules, split_min=0)
     assert ruleset.match({"Channel": SYSMON, "EventID": 1, "Image": "C:\\Windows\\System32\\whoami.exe"}) == [4, 8]
     assert sum(generated) < len(rules)  # the unanchored rules and the whoami.exe ones only

@@ -516,6 +516,19 @@ class CountPlan:
         return 0 if self.op == "AND" and not all(values) else sum(values)
 
 
+def observation_query(obs: Observation, indicator: str, dialect: Dialect, mapping: FieldMapping) -> ObservationQuery:
+    pred = observation_predicate(obs, indicator)
+    return ObservationQuery(render(pred, dialect, mapping, indicator),
+                            frozenset(siem_field(f, mapping) for f in fields_of(pred)))
+
+
+def observation_queries(pattern: Pattern, indicator: str, dialect: Dialect,
+                        mapping: FieldMapping | str = FieldMapping.SYSMON) -> list[ObservationQuery]:
+    """One query per observation, whatever combines them: what a sweep fetches to evaluate a pattern whose
+    qualifiers or FOLLOWEDBY cannot be pushed down (every event the pattern can match matches one of them)."""
+    return [observation_query(o, indicator, dialect, FieldMapping(mapping)) for o in pattern.observations]
+
+
 def translate(pattern: Pattern, indicator: str, dialect: Dialect,
               mapping: FieldMapping | str = FieldMapping.SYSMON) -> CountPlan:
     """The pattern as SIEM queries and the rule combining their counts; raises :class:`NotExpressibleError`."""
@@ -523,9 +536,7 @@ def translate(pattern: Pattern, indicator: str, dialect: Dialect,
 
     def plan(node: ObsNode) -> ObservationQuery | CountPlan:
         if isinstance(node, Observation):
-            pred = observation_predicate(node, indicator)
-            return ObservationQuery(render(pred, dialect, fm, indicator),
-                                    frozenset(siem_field(f, fm) for f in fields_of(pred)))
+            return observation_query(node, indicator, dialect, fm)
         if isinstance(node, ObsOp) and node.op in ("OR", "AND"):
             return CountPlan(node.op, tuple(plan(o) for o in node.operands))  # type: ignore[arg-type]
         if isinstance(node, ObsOp):

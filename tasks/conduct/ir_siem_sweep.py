@@ -7,15 +7,21 @@ Per indicator the same statuses as the local sweep: ``found`` with the server's 
 from the sample, said so when the sample is not every hit), ``not-found``, ``not-evaluable`` — the pattern is not
 expressible in that language (named), or no event of the index in the window carries any field the query reads
 (one presence count per field set) — ``skipped``, ``refused`` (the SIEM rejected the query) or ``invalid``.
+
+A pattern whose observations translate but whose combination does not (WITHIN, REPEATS, START/STOP, FOLLOWEDBY)
+is evaluated here when the index keeps Sysmon's field names: its observations' events are counted, fetched when
+no more than ``fetch_limit``, and fed to the engine — bounded, and said so in the indicator's reason.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any, Literal
 
 import yaml
@@ -25,9 +31,19 @@ from dcoflow.connectors.content.sigma_rules import rule_info_from_mapping
 from dcoflow.connectors.registry import ConnectorRegistry
 from dcoflow.connectors.siem import CountedSample, SiemClient
 from dcoflow.connectors.siem.throttle import Throttle
+from dcoflow.connectors.telemetry import match_view, normalise_event
 from dcoflow.core.errors import AuthError, ConnectorError, ContentError, ValidationError
-from dcoflow.models.patterns.compile import PatternError, compile_pattern
-from dcoflow.models.patterns.siem_query import CountPlan, Dialect, NotExpressibleError, presence_query, translate
+from dcoflow.models.patterns.compile import Pattern, PatternError, compile_pattern
+from dcoflow.models.patterns.engine import PatternSweep
+from dcoflow.models.patterns.siem_query import (
+    CountPlan,
+    Dialect,
+    NotExpressibleError,
+    ObservationQuery,
+    observation_queries,
+    presence_query,
+    translate,
+)
 from dcoflow.models.repository.operation import get_operation
 from dcoflow.models.sigma.siem_convert import FieldMapping, SiemBackend, convert_rule
 from dcoflow.models.stix.hunt_objects import event_host, event_time
@@ -37,6 +53,19 @@ from dcoflow.tasks.conduct.ir_sweep import IndicatorResult, SweepResult, load_in
 SiemKind = Literal["elastic", "splunk"]
 DIALECT: dict[str, Dialect] = {"elastic": "eql", "splunk": "spl"}
 SIGMA_BACKEND: dict[str, SiemBackend] = {"elastic": "elastic-eql", "splunk": "splunk"}
+FETCH_LIMIT = 5000  # events fetched, at most, to evaluate a pattern whose qualifiers the SIEM cannot
+
+
+@dataclass(slots=True)
+class _Fetch:
+    """A pattern whose combination is not pushed down but whose observations are: their events are fetched (up
+    to ``fetch_limit``) and the pattern evaluated here by the engine, qualifiers and FOLLOWEDBY included."""
+
+    res: IndicatorResult
+    pattern: Pattern
+    queries: list[str]
+    why: str
+    fields: frozenset[str]
 
 
 @dataclass(slots=True)
@@ -63,6 +92,7 @@ def sweep_siem(
     mapping: FieldMapping | str = FieldMapping.SYSMON,
     sample: int = 5,
     now: datetime | None = None,
+    fetch_limit: int = FETCH_LIMIT,
     rate_limit_budget_s: float = 900.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> SweepResult:
@@ -76,6 +106,7 @@ def sweep_siem(
     dialect = DIALECT[kind]
     results: list[IndicatorResult] = []
     pending: list[_Pending] = []
+    fetch: list[_Fetch] = []
     for ind in indicators:
         ind_id = str(ind.get("id") or "indicator (no id)")
         ptype = str(ind.get("pattern_type") or "")
@@ -87,7 +118,16 @@ def sweep_siem(
             continue
         try:
             if ptype == "stix":
-                plan = translate(compile_pattern(res.pattern, ind_id), ind_id, dialect, fm)
+                pattern = compile_pattern(res.pattern, ind_id)
+                try:
+                    plan = translate(pattern, ind_id, dialect, fm)
+                except NotExpressibleError as exc:
+                    local = _fetchable(pattern, ind_id, dialect, fm, fetch_limit)
+                    if local is None:
+                        raise
+                    fetch.append(_Fetch(res, pattern, [q.query for q in local], exc.reason,
+                                        frozenset().union(*(q.fields for q in local))))
+                    continue
                 obs = plan.queries()
                 pending.append(_Pending(res, [q.query for q in obs], plan, frozenset().union(*(q.fields for q in obs))))
             elif ptype == "sigma":
@@ -121,6 +161,11 @@ def sweep_siem(
                 asked[query] = exc
         return asked[query]
 
+    def absent(fields: frozenset[str]) -> bool:
+        """No event in the window carries any of ``fields`` (Elastic: a Lucene _exists_ count, one request)."""
+        present = ask(presence_query(sorted(fields), dialect), 0, "lucene" if dialect == "eql" else "spl")
+        return isinstance(present, CountedSample) and not present.count
+
     out = SweepResult(source=f"{client.system}:{client.base_url}/{index}", indicators=results,
                       swept_at=stix_time(now))
     for p in pending:
@@ -135,15 +180,73 @@ def sweep_siem(
         if total:
             _found(p.res, total, [c for c in counted.values() if c.count], sample)
             out.events_read += len(p.res.samples)
-        elif p.fields:
-            # Elastic: a Lucene _exists_ count is one request however many events carry the fields
-            present = ask(presence_query(sorted(p.fields), dialect), 0, "lucene" if dialect == "eql" else "spl")
-            if isinstance(present, CountedSample) and not present.count:
-                p.res.status = "not-evaluable"
-                p.res.reason = (f"not evaluable on this data: no event in {index} carries "
-                                + ", ".join(sorted(p.fields)))
+        elif p.fields and absent(p.fields):
+            p.res.status = "not-evaluable"
+            p.res.reason = f"not evaluable on this data: no event in {index} carries " + ", ".join(sorted(p.fields))
+    for f in fetch:
+        fetched = _evaluate_here(f, ask, lambda q: throttle.call(lambda: list(islice(client.search(
+            index, _spl(q, index) if dialect == "spl" else q, language=dialect, start=start, end=end,
+            page_size=min(fetch_limit, 10_000)), fetch_limit + 1))), client.system, fetch_limit, sample)
+        out.events_read += fetched
+        if fetched == 0 and f.res.status == "not-found" and absent(f.fields):
+            f.res.status = "not-evaluable"
+            f.res.reason = f"not evaluable on this data: no event in {index} carries " + ", ".join(sorted(f.fields))
     out.duration_s = time.perf_counter() - began
     return out
+
+
+def _fetchable(pattern: Pattern, indicator: str, dialect: Dialect, mapping: FieldMapping,
+               fetch_limit: int) -> list[ObservationQuery] | None:
+    """The observations' queries, when their events can be evaluated here: the engine reads Sysmon's names, so
+    an ECS index's events cannot be (None, as when an observation itself is not expressible)."""
+    if fetch_limit <= 0 or mapping is not FieldMapping.SYSMON:
+        return None
+    try:
+        return list({q.query: q for q in observation_queries(pattern, indicator, dialect, mapping)}.values())
+    except NotExpressibleError:
+        return None
+
+
+def _event_key(event: dict[str, Any]) -> str:
+    """One event fetched by two observations' queries is fed once (Elastic ``_id``, Splunk ``_bkt``/``_cd``)."""
+    if event.get("_id"):
+        return f"{event.get('_index')}/{event['_id']}"
+    if event.get("_cd"):
+        return f"{event.get('_bkt')}/{event['_cd']}"
+    return json.dumps(event, sort_keys=True, default=str)
+
+
+def _evaluate_here(f: _Fetch, ask: Callable[[str, int], CountedSample | ConnectorError],
+                   search: Callable[[str], list[dict[str, Any]]], system: str, fetch_limit: int, sample: int) -> int:
+    """Count the observations' events, fetch them when few enough, evaluate the pattern; the events fetched."""
+    res = f.res
+    answers = [ask(q, 0) for q in f.queries]
+    failed = next((a for a in answers if isinstance(a, ConnectorError)), None)
+    if failed is not None:
+        res.status, res.reason = "refused", f"{system} refused the query: {failed.reason}"
+        return 0
+    counts = [a for a in answers if isinstance(a, CountedSample)]
+    total = sum(c.count for c in counts)
+    if total > fetch_limit or not all(c.exact for c in counts):
+        res.status = "not-evaluable"
+        res.reason = (f"not evaluable on {system}: {f.why}; its observations match {total} events, more than the "
+                      f"{fetch_limit} fetched to evaluate it here")
+        return 0
+    events: dict[str, dict[str, Any]] = {}
+    for q, c in zip(f.queries, counts, strict=True):
+        if c.count:
+            events.update((_event_key(e), e) for e in search(q))
+    engine = PatternSweep([f.pattern], sample=sample)
+    for e in events.values():
+        engine.feed(match_view(e), lambda e=e: normalise_event(e))  # type: ignore[misc]
+    (hits,) = engine.results()
+    note = f"evaluated here on the {len(events)} events its observations matched ({f.why.split(': ', 2)[-1]})"
+    if hits.matched:
+        res.status, res.matches, res.hosts, res.samples = "found", hits.count, hits.hosts, hits.samples
+        res.first_seen = stix_time(hits.first_seen) if hits.first_seen else None
+        res.last_seen = stix_time(hits.last_seen) if hits.last_seen else None
+    res.reason = note
+    return len(events)
 
 
 def _found(res: IndicatorResult, total: int, parts: list[CountedSample], sample: int) -> None:

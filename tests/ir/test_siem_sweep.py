@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 from dcoflow.connectors.registry import ConnectorRegistry
 from dcoflow.connectors.siem.elastic import ElasticClient
+from dcoflow.connectors.siem.splunk import SplunkClient
 from dcoflow.core.db import session_scope
 from dcoflow.core.settings import Settings, get_settings
 from dcoflow.models.patterns.compile import compile_pattern
@@ -193,3 +194,30 @@ def test_splunk_sweep_of_an_ir_dco_stores_sightings_from_the_sample(settings: Se
     (finding,) = activity.findings
     assert finding["count"] == 7 and activity.sweeps[0]["source"] == "splunk:https://splunk:8089/main"
     assert activity.hosts_swept == ["wkst-01"] and "indicators on 1 of 1 hosts swept" in activity.status_line()
+
+
+def test_qualifiers_are_evaluated_here_on_the_few_events_the_siem_fetches() -> None:
+    """WITHIN, REPEATS and FOLLOWEDBY cannot be counted by the SIEM; with a Sysmon-named index their observations'
+    events are fetched (when no more than the fetch limit) and the engine evaluates the pattern on them."""
+    splunk = Splunk()
+    client = SplunkClient("https://splunk:8089", "tok", transport=httpx.MockTransport(splunk), sleep=lambda s: None)
+    c2 = "[domain-name:value = 'update-check.example.net']"
+    indicators = [_ind("11", f"{c2} REPEATS 5 TIMES WITHIN 60 SECONDS"),
+                  _ind("12", f"{c2} REPEATS 10 TIMES"),
+                  _ind("13", f"[process:command_line LIKE '%whoami%'] FOLLOWEDBY {c2}"),
+                  _ind("14", f"{c2} REPEATS 2 TIMES")]
+    now = datetime(2026, 11, 21, tzinfo=UTC)
+    by = {r.name: r for r in sweep_siem(indicators, client, kind="splunk", index="main", start=START, end=END,
+                                        now=now).indicators}
+    assert (by["ioc 11"].status, by["ioc 11"].matches, by["ioc 11"].hosts) == ("found", 7, {"wkst-01": 7})
+    assert (by["ioc 11"].first_seen, by["ioc 11"].last_seen) == ("2026-11-18T21:14:00.000Z", "2026-11-18T21:14:06.000Z")
+    assert "evaluated here on the 7 events its observations matched" in (by["ioc 11"].reason or "")
+    assert "qualifier WITHIN is not pushed down" in (by["ioc 11"].reason or "")
+    assert by["ioc 12"].status == "not-found"  # 7 < 10
+    assert by["ioc 13"].status == "not-found"  # no whoami command line before the DNS queries
+    limited = sweep_siem(indicators[3:], client, kind="splunk", index="main", start=START, end=END, now=now,
+                         fetch_limit=5).indicators[0]
+    assert limited.status == "not-evaluable"
+    assert "its observations match 7 events, more than the 5 fetched to evaluate it here" in (limited.reason or "")
+    fetched = [j["search"] for j in splunk.jobs.values() if "update-check" in j["search"]]
+    assert len(fetched) >= 2  # a count, then the search whose results were evaluated

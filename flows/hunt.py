@@ -1,40 +1,25 @@
 """Hunt flows: ``hunt`` (ad hoc, or a DCO's hunt plan) and ``hunt_sweep`` (scheduled: every DCO in
-state conducting). Thin: parameters, then the order of tasks; the work is in ``dcoflow.tasks.conduct``."""
+state conducting). Thin: the parameter forms, Secret blocks, artifacts and the sweep's child runs; the hunt
+itself is ``dcoflow.tasks.conduct.hunt.run_hunt``, which ``dco hunt`` calls too."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field, field_validator, model_validator
-from sqlmodel import select
 
-from dcoflow.connectors.attack import load_catalog
-from dcoflow.connectors.content.sigma_rules import load_rule_index
-from dcoflow.core.db import session_scope
-from dcoflow.core.errors import ValidationError
+from dcoflow.connectors.registry import ConnectorRegistry
 from dcoflow.core.settings import get_settings
 from dcoflow.flows.forms import described
 from dcoflow.flows.secrets import load_secret
-from dcoflow.models.gates import require_conduct
-from dcoflow.models.hunt_run import derive_hunt_key
-from dcoflow.models.hunting import HuntOutcome, HuntSelection, RuleInfo, products_for
-from dcoflow.models.operation import DcoState
-from dcoflow.models.plan import HuntHypothesis
-from dcoflow.models.repository.operation import get_operation, list_operations
-from dcoflow.tasks.conduct.hunt_record import (
-    HuntSummary,
-    hunt_summary,
-    run_hunt_batches,
-    summarize_outcome,
-    summary_markdown,
-)
+from dcoflow.models.hunting import HuntSelection
+from dcoflow.tasks.conduct.hunt import conducting_hunt_dcos, run_hunt_task, sweep_window
+from dcoflow.tasks.conduct.hunt_record import HuntSummary, summary_markdown
 
 
 class DataSource(StrEnum):
@@ -102,92 +87,18 @@ class SweepParameters(HuntSource):
         return self  # empty data: DCO_TELEMETRY_DIR, checked when the sweep runs
 
 
-# -- tasks (thin wrappers over plain functions) ------------------------------------------------------------
+# -- Prefect concerns: secrets, artifacts -------------------------------------------------------------
 
 
-def plan_selection(dco_id: str) -> HuntSelection:
-    """A DCO's hunt plan as a selection: its planned Sigma rule ids, else its hypotheses' techniques, scoped to
-    the Sigma products of its platforms (a Windows-only DCO does not run Linux rules)."""
-    with session_scope() as s:
-        products = products_for(get_operation(s, dco_id).dco.scope.platforms)
-        rows = list(s.exec(select(HuntHypothesis).where(HuntHypothesis.dco_id == dco_id)))
-    rule_ids = list(dict.fromkeys(str(r["rule_id"]) for h in rows for r in h.sigma_rules if r.get("rule_id")))
-    if rule_ids:
-        return HuntSelection(rule_ids=rule_ids, products=products)
-    techniques = list(dict.fromkeys(h.technique_id for h in rows))
-    if not techniques:
-        raise ValidationError("the DCO has no hunt plan and no techniques or rule ids were given", object=dco_id,
-                              hint="plan the DCO first (`dco plan`) or pass techniques / rule ids")
-    return HuntSelection(techniques=techniques, products=products)
-
-
-@task(name="select-rules", cache_policy=NO_CACHE)
-def select_rules(rules_path: Sequence[str], selection: HuntSelection) -> list[RuleInfo]:
-    paths = [Path(p) for p in rules_path] or [get_settings().content_path("sigma") / "rules"]
-    rules = load_rule_index(paths).select(selection)
-    if not rules:
-        raise ValidationError("no Sigma rule matches the selection", object="hunt",
-                              details={"techniques": selection.techniques, "rule_ids": selection.rule_ids[:20]})
-    return rules
-
-
-def _secret(name: str | None) -> str | None:
-    return load_secret(name) if name else None
-
-
-def make_engine(params: HuntSource, start: datetime, end: datetime) -> tuple[Callable[[list[RuleInfo]], HuntOutcome],
-                                                                              str]:
-    """The hunt engine for the data source, as ``rules → outcome``, and a name of the source."""
-    settings = get_settings()
-    if params.source == DataSource.LOCAL:
-        from dcoflow.tasks.conduct.local_hunt import run_local_hunt
-
-        data = [Path(p) for p in params.data]
-        def local(batch: list[RuleInfo]) -> HuntOutcome:
-            return run_local_hunt([Path(r.path) for r in batch], data, sample=params.sample, workers=params.workers)
-
-        return local, ", ".join(params.data)
-    from dcoflow.tasks.conduct.siem_hunt import run_siem_hunt
-
-    client: Any
+def connector_registry(params: HuntSource) -> ConnectorRegistry:
+    """The connector registry from settings, with the SIEM credential of the named Secret block."""
+    registry = ConnectorRegistry.from_settings(get_settings())
+    if not params.secret_block:
+        return registry
+    secret = load_secret(params.secret_block)
     if params.source == DataSource.ELASTIC:
-        from dcoflow.connectors.siem.elastic import ElasticClient
-
-        client = ElasticClient.from_settings(settings, api_key=_secret(params.secret_block),
-                                             eql_max_requests=settings.elastic_eql_max_requests)
-        index = params.index or settings.elastic_index
-        mapping = settings.elastic_mapping_for(index)
-        backend: Literal["elastic-lucene", "elastic-eql", "splunk"] = (
-            "elastic-eql" if params.elastic_language == "eql" else "elastic-lucene")
-    else:
-        from dcoflow.connectors.siem.splunk import SplunkClient
-
-        client = SplunkClient.from_settings(settings, token=_secret(params.secret_block))
-        index = params.index or settings.splunk_index
-        backend = "splunk"
-        mapping = "sysmon"  # Splunk's Windows add-ons keep the raw event field names
-    name = f"{client.system}:{client.base_url}/{index}"
-    slice_s = settings.siem_slice_hours * 3600 or None
-    return (lambda batch: run_siem_hunt(batch, client, backend=backend, index=index, start=start, end=end,
-                                        sample=params.sample, mapping=mapping, concurrency=settings.siem_concurrency,
-                                        slice_s=slice_s, rate_limit_budget_s=settings.siem_rate_limit_budget_s)), name
-
-
-@task(name="hunt-and-record", cache_policy=NO_CACHE)
-def hunt_and_record(params: HuntParameters, dco_id: str | None, rules: list[RuleInfo], start: datetime,
-                    end: datetime) -> HuntSummary:
-    """Run the engine (in batches when recording) and record the evidence; returns the summary."""
-    engine, source = make_engine(params, start, end)
-    if dco_id is None:
-        return summarize_outcome(engine(rules))
-    catalog = load_catalog(params.attack_source)
-    key = params.hunt_key or derive_hunt_key([r.rule_id for r in rules], source,
-                                             start if params.source != DataSource.LOCAL else None,
-                                             end if params.source != DataSource.LOCAL else None)
-    batch = params.batch_size or (len(rules) if params.source == DataSource.LOCAL else 50)
-    run = run_hunt_batches(dco_id, rules, engine, hunt_key=key, source=source, catalog=catalog, batch_size=batch,
-                           start=start, end=end, actor=params.actor)
-    return hunt_summary(run)
+        return registry.with_secrets(elastic_api_key=secret)
+    return registry.with_secrets(splunk_token=secret)
 
 
 def publish_summary(summary: HuntSummary, key: str) -> None:
@@ -211,31 +122,17 @@ def _artifact_key(text: str) -> str:
 def hunt(params: Annotated[HuntParameters, Field(description="What to hunt with, where, and for which DCO.")]
          ) -> dict[str, Any]:
     """Hunt with Sigma rules over local telemetry or a SIEM; with a DCO, record the evidence and use its plan."""
-    logger = get_run_logger()
-    dco_id: str | None = None
-    start, end = params.start, params.end
-    if params.dco:
-        with session_scope() as s:
-            op = get_operation(s, params.dco)
-            require_conduct(op.id, op.state, op.dco.window, datetime.now(UTC), "hunt")  # before any query runs
-            dco_id, window = op.id, op.dco.window
-        if window is not None and start is None and end is None:
-            start, end = window.start, window.end
-    end = end or datetime.now(UTC)
-    start = start or end - timedelta(hours=24)
-    if params.techniques or params.rule_ids:
-        selection = HuntSelection(techniques=params.techniques, rule_ids=params.rule_ids)
-    elif dco_id is not None:
-        selection = plan_selection(dco_id)
-    else:
-        raise ValidationError("give techniques, rule ids or a DCO with a hunt plan", object="hunt")
-    rules = select_rules(params.rules_path, selection)
-    logger.info("hunting with %d rules over %s", len(rules), params.source)
-    summary = hunt_and_record(params, dco_id, rules, start, end)
-    publish_summary(summary, _artifact_key(f"hunt-{dco_id or 'adhoc'}"))
-    return {"dco": dco_id, "run_id": summary.run_id, "status": summary.status, "rules": summary.rules_run,
-            "hits": summary.hits, "by_technique": summary.by_technique, "gaps": len(summary.gaps),
-            "skipped": len(summary.skipped), "events_read": summary.events_read}
+    selection = (HuntSelection(techniques=params.techniques, rule_ids=params.rule_ids)
+                 if params.techniques or params.rule_ids else None)  # None: the DCO's hunt plan
+    get_run_logger().info("hunting over %s", params.source)
+    result = run_hunt_task(
+        selection=selection, dco=params.dco, source=params.source.value, data=[Path(p) for p in params.data],
+        rules_path=[Path(p) for p in params.rules_path], start=params.start, end=params.end, index=params.index,
+        elastic_language=params.elastic_language, sample=params.sample, workers=params.workers,
+        hunt_key=params.hunt_key, batch_size=params.batch_size, attack_source=params.attack_source,
+        actor=params.actor, registry=connector_registry(params))
+    publish_summary(result.summary, _artifact_key(f"hunt-{result.dco_id or 'adhoc'}"))
+    return result.as_dict()
 
 
 @flow(name="hunt-sweep")
@@ -249,12 +146,9 @@ def hunt_sweep(params: Annotated[SweepParameters, Field(description="Where the t
     logger = get_run_logger()
     if params.source == DataSource.LOCAL and not params.data:
         params = params.model_copy(update={"data": [str(p) for p in get_settings().telemetry_paths()]})
-    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    start = end - timedelta(hours=params.lookback_hours)
-    with session_scope() as s:
-        dcos = [op.id for op in list_operations(s, [DcoState.CONDUCTING]) if op.type.hunts]
+    start, end = sweep_window(params.lookback_hours)
     results = []
-    for dco_id in dcos:
+    for dco_id in conducting_hunt_dcos():
         try:
             hunt_params = HuntParameters(**params.model_dump(exclude={"lookback_hours"}), dco=dco_id, start=start,
                                          end=end)

@@ -135,7 +135,7 @@ def hunt_shard(params: Annotated[ShardParameters, Field(description="The shard t
     """Hunt one shard of a fanned-out hunt and record it into the hunt run."""
     return fanout.hunt_shard(params.dco_id, params.hunt_key, params.shard, params.files, params.rule_paths,
                              params.rule_ids, params.source, sample=params.sample, workers=params.workers,
-                             actor=params.actor)
+                             max_member_bytes=get_settings().max_archive_member_bytes, actor=params.actor)
 
 
 @flow(name="hunt-fanout")
@@ -145,19 +145,11 @@ def hunt_fanout(params: Annotated[FanoutParameters, Field(description="What to h
     """Hunt a DCO's telemetry in shards on every worker of the pool; one hunt run, merged in the database."""
     from prefect.client.orchestration import get_client
 
-    from dcoflow.flows.hunt import plan_selection
-
     logger = get_run_logger()
     ensure_zombie_automation(params.shard_deployment)
     rules_path = params.rules_path or [str(get_settings().content_path("sigma") / "rules")]
-    if params.techniques or params.rule_ids:
-        selection = HuntSelection(techniques=params.techniques, rule_ids=params.rule_ids)
-    else:
-        from dcoflow.core.db import session_scope
-        from dcoflow.models.repository.operation import get_operation
-
-        with session_scope() as s:
-            selection = plan_selection(get_operation(s, params.dco).id)
+    selection = (HuntSelection(techniques=params.techniques, rule_ids=params.rule_ids)
+                 if params.techniques or params.rule_ids else None)  # None: the DCO's hunt plan
     plan = fanout.plan_fanout(params.dco, params.data, rules_path, selection, shards=params.shards,
                               hunt_key=params.hunt_key)
     todo = {sh.key: sh for sh in plan.shards if sh.key not in plan.done}

@@ -18,13 +18,18 @@ from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from pydantic import BaseModel, Field
 
-from dcoflow.core.db import session_scope
 from dcoflow.flows.forms import described
 from dcoflow.models.hunt_run import Verdict
-from dcoflow.models.repository.operation import get_operation
-from dcoflow.tasks.conduct.triage import SKIP, TriageAnswer, hit_rows, triage_hits_task, untriaged_hits, verdicts_for
+from dcoflow.tasks.conduct.triage import (
+    SKIP,
+    TriageAnswer,
+    confirmed_findings,
+    hit_rows,
+    hits_to_triage,
+    triage_hits_task,
+    verdicts_for,
+)
 from dcoflow.tasks.follow_up import events
-from dcoflow.tasks.follow_up.escalation import findings_from_store
 
 
 class TriageChoice(StrEnum):
@@ -67,9 +72,7 @@ def triage_hunt(
     they stay untriaged (``dco hunt triage``).
     """
     log = get_run_logger()
-    with session_scope() as s:
-        dco_id = get_operation(s, dco).id
-        run, hits = untriaged_hits(s, dco_id, hunt_run)
+    dco_id, run, hits = hits_to_triage(dco, hunt_run)
     result: dict[str, Any] = {"dco": dco_id, "hunt_run": run.id if run else None, "hits": len(hits),
                               "recorded": {}, "untriaged": len(hits), "unmatched": [], "escalation_events": 0}
     if run is None or not hits:
@@ -100,9 +103,7 @@ def triage_hunt(
     if unmatched:
         log.warning("%s: verdicts for %s match no untriaged hit of %s", dco_id, ", ".join(unmatched), run.id)
     recorded = triage_hits_task(answers)
-    positives = {a.sighting_id for a in answers if a.verdict == Verdict.TRUE_POSITIVE}
-    with session_scope() as s:
-        findings = [f for f in findings_from_store(s, dco_id) if f.sighting_id in positives]
+    findings = confirmed_findings(dco_id, {a.sighting_id for a in answers if a.verdict == Verdict.TRUE_POSITIVE})
     result.update(recorded=recorded, untriaged=len(hits) - sum(recorded.values()), unmatched=unmatched,
                   escalation_events=events.emit_findings(dco_id, findings))
     return result

@@ -27,14 +27,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
 from dcoflow.connectors.http import HttpConnector
 from dcoflow.connectors.siem import CountedSample, iso
 from dcoflow.core.errors import ConnectorError, ValidationError
-from dcoflow.core.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from dcoflow.core.settings import Settings
 
 Language = Literal["lucene", "eql"]
 Flavor = Literal["elasticsearch", "opensearch"]
@@ -77,14 +79,15 @@ class ElasticClient(HttpConnector):
 
     @classmethod
     def from_settings(
-        cls, settings: Settings | None = None, *, api_key: str | None = None, **kwargs: Any
+        cls, settings: Settings, *, api_key: str | None = None, **kwargs: Any
     ) -> ElasticClient:
         """A client from ``DCO_ELASTIC_*`` settings; ``api_key`` (e.g. from a Prefect Secret) wins."""
-        s = settings or get_settings()
+        s = settings
         if not s.elastic_url:
             raise ConnectorError("no Elasticsearch URL configured", system=cls.system, hint="set DCO_ELASTIC_URL")
         key = api_key or (s.elastic_api_key.get_secret_value() if s.elastic_api_key else None)
         password = s.elastic_password.get_secret_value() if s.elastic_password else None
+        kwargs.setdefault("eql_max_requests", s.elastic_eql_max_requests)
         return cls(s.elastic_url, api_key=key, username=s.elastic_user, password=password, **kwargs)
 
     # -- count --------------------------------------------------------------------------------

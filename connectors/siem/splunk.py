@@ -20,14 +20,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
 from dcoflow.connectors.http import HttpConnector
 from dcoflow.connectors.siem import CountedSample, iso
 from dcoflow.core.errors import ConnectorError, ValidationError
-from dcoflow.core.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from dcoflow.core.settings import Settings
 
 JOBS = "/services/search/v2/jobs"
 FINAL_STATES = frozenset({"DONE", "FAILED"})
@@ -59,10 +61,10 @@ class SplunkClient(HttpConnector):
 
     @classmethod
     def from_settings(
-        cls, settings: Settings | None = None, *, token: str | None = None, **kwargs: Any
+        cls, settings: Settings, *, token: str | None = None, **kwargs: Any
     ) -> SplunkClient:
         """A client from ``DCO_SPLUNK_*`` settings; ``token`` (e.g. from a Prefect Secret) wins."""
-        s = settings or get_settings()
+        s = settings
         if not s.splunk_url:
             raise ConnectorError("no Splunk URL configured", system=cls.system, hint="set DCO_SPLUNK_URL")
         tok = token or (s.splunk_token.get_secret_value() if s.splunk_token else "")

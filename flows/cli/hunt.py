@@ -3,7 +3,7 @@
 Wiring: the ``hunt`` entry of ``AREAS`` in flows/cli/__init__.py (imported when `dco hunt` runs). The callback
 is the hunt itself (``dco hunt --rules … --data …``); ``dco hunt triage …`` and ``dco hunt runs``
 are its sub-commands. ``hunt_command`` can also be registered on its own with ``app.command("hunt")``.
-The hunt runs the engine directly (no Prefect server needed); the ``hunt`` flow does the same for the UI.
+The hunt is ``dcoflow.tasks.conduct.hunt.run_hunt`` (no Prefect server needed), which the ``hunt`` flow calls too.
 """
 
 from __future__ import annotations
@@ -60,71 +60,41 @@ def hunt_command(
     if not (rules or data or dco):
         console.print(ctx.get_help())
         raise typer.Exit(0)
-    from dcoflow.core.errors import ValidationError
-    from dcoflow.core.settings import get_settings
-    from dcoflow.models.hunting import HuntSelection
+    from functools import partial
 
-    plan_rules = bool(dco) and not rules
+    from dcoflow.core.errors import ValidationError
+    from dcoflow.models.hunting import HuntSelection
+    from dcoflow.tasks.conduct.hunt import run_hunt
+
     if not rules and not dco:
         raise ValidationError("name the Sigma rules to run (--rules), or a DCO whose hunt plan to run (--dco)",
                               field="rules")
-    if not data:
-        data = get_settings().telemetry_paths()  # an error when DCO_TELEMETRY_DIR is unset, never the current folder
-    if plan_rules:
-        rules = [get_settings().content_path("sigma") / "rules"]
-    assert rules is not None and data is not None
-    from dcoflow.tasks.conduct.hunt_record import summarize_outcome
-    from dcoflow.tasks.conduct.local_hunt import run_local_hunt
-
-    if dco:  # the conduct gate before any event is read
-        from datetime import UTC, datetime
-
-        from dcoflow.core.db import session_scope
-        from dcoflow.models.gates import require_conduct
-        from dcoflow.models.repository.operation import get_operation
-
-        with session_scope() as s:
-            op = get_operation(s, dco)
-            require_conduct(op.id, op.state, op.dco.window, datetime.now(UTC), "hunt")
-    selection = HuntSelection(techniques=technique or [], rule_ids=rule_id or [])
-    if plan_rules and not (technique or rule_id):
-        from dcoflow.flows.hunt import plan_selection
-
-        assert dco is not None
-        selection = plan_selection(dco)
+    # --technique/--rule-id select; else every rule of --rules; else (--dco alone) the DCO's hunt plan
+    selection = (HuntSelection(techniques=technique or [], rule_ids=rule_id or []) if technique or rule_id
+                 else HuntSelection() if rules else None)
+    hunt = partial(run_hunt, selection=selection, dco=dco, data=data or [], rules_path=rules or [], sample=sample,
+                   workers=workers, hunt_key=hunt_key, actor=cli_user())
     if as_json:
-        outcome = run_local_hunt(list(rules), list(data), selection, sample=sample, workers=workers)
+        result = hunt()
     else:
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed:,} events read"),
                       TimeElapsedColumn(), console=console, transient=True) as bar:
             job = bar.add_task("hunting", total=None)
-            outcome = run_local_hunt(list(rules), list(data), selection, sample=sample, workers=workers,
-                                     progress=lambda n: bar.update(job, completed=n))
-    run_id = None
-    if dco:
-        from dcoflow.connectors.attack import load_catalog
-        from dcoflow.core.db import session_scope
-        from dcoflow.models.hunt_run import derive_hunt_key
-        from dcoflow.tasks.conduct.hunt_record import record_hunt
-
-        ran = [r.rule_id for r in (*outcome.rules_run, *outcome.no_logsource)]
-        key = hunt_key or derive_hunt_key(ran + [s.rule_id or s.path for s in outcome.skipped], outcome.source)
-        with session_scope() as s:
-            run_id = record_hunt(s, dco, outcome, hunt_key=key, catalog=load_catalog(),
-                                 actor=cli_user()).id
+            result = hunt(progress=lambda n: bar.update(job, completed=n))
+    outcome, run_id = result.outcome, result.run_id
     if as_json:
         print_json({**_outcome_json(outcome), "dco": dco, "hunt_run": run_id})
         return
-    summary = summarize_outcome(outcome)
-    table(f"Hunt over {outcome.source}", ["rule", "title", "techniques", "hits"],
+    summary = result.summary
+    table(f"Hunt over {summary.source}", ["rule", "title", "techniques", "hits"],
           [(r["rule_id"], r["title"], ", ".join(r["technique_ids"]), r["hits"]) for r in summary.by_rule if r["hits"]])
-    console.print(f"{len(outcome.rules_run)} rules ran over {outcome.events_read:,} events in "
-                  f"{outcome.duration_s:.1f} s: {summary.hits:,} hits; {len(outcome.skipped)} rules skipped; "
-                  f"{len(outcome.no_logsource)} rules without matching telemetry; {summary.bad_records} bad records")
-    for skip in outcome.skipped[:10]:
-        console.print(f"  skipped {u(skip.rule_id or skip.path)}: {u(skip.reason)}")
+    console.print(f"{summary.rules_run} rules ran over {summary.events_read:,} events in "
+                  f"{outcome.duration_s:.1f} s: {summary.hits:,} hits; {len(summary.skipped)} rules skipped; "
+                  f"{len(summary.gaps)} rules without matching telemetry; {summary.bad_records} bad records")
+    for skip in summary.skipped[:10]:
+        console.print(f"  skipped {u(skip.get('rule_id') or skip['path'])}: {u(skip['reason'])}")
     if run_id:
         console.print(f"recorded as hunt run {run_id} of DCO {dco}")
 
@@ -139,13 +109,11 @@ def triage_command(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Record a verdict on a hunt hit (a new version of the analyst's opinion on re-triage)."""
-    from dcoflow.core.db import session_scope
-    from dcoflow.tasks.conduct.triage import triage_hit
+    from dcoflow.tasks.conduct.triage import TriageAnswer, record_verdicts
 
-    with session_scope() as s:
-        row = triage_hit(s, sighting_id, verdict, analyst or cli_user("analyst"), note)
-        out = {"sighting": row.sighting_id, "verdict": row.verdict.value, "analyst": row.analyst,
-               "version": row.version, "opinion": row.opinion_id, "at": row.at.isoformat()}
+    [row] = record_verdicts([TriageAnswer(sighting_id, verdict, analyst or cli_user("analyst"), note)]).rows
+    out = {"sighting": row.sighting_id, "verdict": row.verdict.value, "analyst": row.analyst,
+           "version": row.version, "opinion": row.opinion_id, "at": row.at.isoformat()}
     if as_json:
         print_json(out)
     else:
@@ -160,11 +128,9 @@ def hits_command(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Hits waiting for triage: the real (non-exercise) hits of the DCO's latest hunt run nobody has judged yet."""
-    from dcoflow.core.db import session_scope
-    from dcoflow.tasks.conduct.triage import hit_rows, untriaged_hits
+    from dcoflow.tasks.conduct.triage import hit_rows, hits_to_triage
 
-    with session_scope() as s:
-        run, hits = untriaged_hits(s, dco, hunt_run)
+    _dco_id, run, hits = hits_to_triage(dco, hunt_run)
     rows = hit_rows(hits)
     if as_json:
         print_json({"dco": dco, "hunt_run": run.id if run else None, "hits": rows})
@@ -185,13 +151,9 @@ def runs_command(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """List hunt runs: status, rules, hits, events read."""
-    from dcoflow.core.db import session_scope
-    from dcoflow.models.repository.operation import get_operation
-    from dcoflow.tasks.conduct.hunt_record import list_hunt_runs
+    from dcoflow.tasks.conduct.hunt import hunt_runs
 
-    with session_scope() as s:
-        dco_id = get_operation(s, dco).id if dco else None
-        runs = [r.model_dump(mode="json") for r in list_hunt_runs(s, dco_id)]
+    runs = [r.model_dump(mode="json") for r in hunt_runs(dco)]
     if as_json:
         print_json(runs)
         return

@@ -124,3 +124,29 @@ def count_objects(session: Session, dco_id: str | None = None) -> dict[str, int]
     if dco_id is not None:
         stmt = stmt.where(StixObjectRow.dco_id == dco_id)
     return {t: n for t, n in session.exec(stmt)}
+
+
+def newest_versions(session: Session, dco_id: str, object_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The newest stored version of each of ``object_ids`` in the DCO (ids never stored are absent)."""
+    stored: dict[str, dict[str, Any]] = {}
+    ids = list(object_ids)
+    for start in range(0, len(ids), 500):
+        newest = (
+            select(StixObjectRow.id, func.max(StixObjectRow.modified).label("m"))
+            .where(col(StixObjectRow.id).in_(ids[start:start + 500]), StixObjectRow.dco_id == dco_id)
+            .group_by(StixObjectRow.id)
+            .subquery()
+        )
+        stmt = select(StixObjectRow).join(
+            newest, (col(StixObjectRow.id) == newest.c.id) & (col(StixObjectRow.modified) == newest.c.m))
+        for row in session.exec(stmt):
+            stored[row.id] = row.object
+    return stored
+
+
+def newest_row(session: Session, object_id: str) -> StixObjectRow | None:
+    """The newest stored version of an object, whichever DCO holds it (with its ``dco_id``)."""
+    newest = select(func.max(StixObjectRow.modified)).where(StixObjectRow.id == object_id).scalar_subquery()
+    return session.exec(
+        select(StixObjectRow).where(StixObjectRow.id == object_id, StixObjectRow.modified == newest)
+    ).first()

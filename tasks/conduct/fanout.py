@@ -26,6 +26,7 @@ from dcoflow.models.hunt_run import derive_hunt_key
 from dcoflow.models.hunting import HuntSelection
 from dcoflow.models.repository.operation import get_operation
 from dcoflow.models.shards import Shard, plan_shards
+from dcoflow.tasks.conduct.hunt import plan_selection
 from dcoflow.tasks.conduct.hunt_record import (
     HuntSummary,
     complete_hunt_run,
@@ -34,7 +35,7 @@ from dcoflow.tasks.conduct.hunt_record import (
     record_hunt,
     start_hunt_run,
 )
-from dcoflow.tasks.conduct.local_hunt import run_local_hunt
+from dcoflow.tasks.conduct.local_hunt import DEFAULT_MAX_MEMBER_BYTES, run_local_hunt
 
 
 @dataclass(slots=True)
@@ -53,27 +54,28 @@ def plan_fanout(
     dco: str,
     data: list[str],
     rules_path: list[str],
-    selection: HuntSelection,
+    selection: HuntSelection | None,
     *,
     shards: int,
     hunt_key: str | None = None,
 ) -> FanoutPlan:
-    """The rules, the shards and the (new or resumed) hunt run of a fanned-out hunt."""
+    """The rules, the shards and the (new or resumed) hunt run of a fanned-out hunt; ``selection`` None:
+    the DCO's hunt plan."""
     if not data:
         raise ValidationError("a fanned-out hunt needs telemetry paths", field="data", object="hunt-fanout")
     files = [Path(f) for f in iter_data_files([Path(p) for p in data])]
     if not files:
         raise ValidationError("no telemetry files under the given paths", field="data", object=", ".join(data))
-    rules = load_rule_index([Path(p) for p in rules_path]).select(selection)
-    if not rules:
-        raise ValidationError("no Sigma rule matches the selection", field="rules", object="hunt-fanout")
     source = "fanout:" + ", ".join(data)
-    key = hunt_key or derive_hunt_key([r.rule_id for r in rules], source)
     cut = plan_shards([(str(f), f.stat().st_size) for f in files], shards)
     with session_scope() as s:
         op = get_operation(s, dco)
         dco_id = op.id
         require_conduct(op.id, op.state, op.dco.window, datetime.now(UTC), "hunt")  # before any shard starts
+        rules = load_rule_index([Path(p) for p in rules_path]).select(selection or plan_selection(s, op))
+        if not rules:
+            raise ValidationError("no Sigma rule matches the selection", field="rules", object="hunt-fanout")
+        key = hunt_key or derive_hunt_key([r.rule_id for r in rules], source)
         run = start_hunt_run(s, dco_id, hunt_key=key, source=source, rules=rules)
         done = [sh.key for sh in cut if sh.done_in(run.inputs)]
         run_id = run.id
@@ -92,13 +94,15 @@ def hunt_shard(
     *,
     sample: int = 20,
     workers: int | None = None,
+    max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES,
     actor: str = "dcoflow",
 ) -> dict[str, Any]:
     """Hunt one shard's files with the run's rules and record them into the run under ``shard``."""
     from dcoflow.connectors.attack import load_catalog
 
     outcome = run_local_hunt([Path(p) for p in rule_paths], [Path(f) for f in files],
-                             HuntSelection(rule_ids=rule_ids), sample=sample, workers=workers)
+                             HuntSelection(rule_ids=rule_ids), sample=sample, workers=workers,
+                             max_member_bytes=max_member_bytes)
     outcome.source = source  # one data source for the whole run, whichever shard saw the event
     catalog = load_catalog()
     with session_scope() as s:

@@ -24,10 +24,9 @@ from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import func
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from dcoflow.core.db import insert_if_absent, session_scope
+from dcoflow.core.db import session_scope
 from dcoflow.core.errors import NotFoundError
 from dcoflow.models.attack.catalog import Catalog
 from dcoflow.models.emulation import dco_marker
@@ -35,11 +34,12 @@ from dcoflow.models.gates import require_conduct
 from dcoflow.models.hunt_run import HuntRun, HuntStatus, hunt_run_id
 from dcoflow.models.hunting import HuntOutcome, RuleInfo
 from dcoflow.models.operation import as_utc
-from dcoflow.models.repository.operation import get_operation, lock_row, record_event
-from dcoflow.models.repository.stix_store import latest_objects, put_objects, resolve_random_ids
+from dcoflow.models.repository.hunt import get_hunt_run, open_hunt_run
+from dcoflow.models.repository.operation import get_operation, record_event
+from dcoflow.models.repository.stix_store import latest_objects, newest_versions, put_objects, resolve_random_ids
 from dcoflow.models.stix import hunt_objects as ho
 from dcoflow.models.stix.common import dcoflow_identity, marking_refs
-from dcoflow.models.stix.rows import StixObjectRow, stix_now, stix_time
+from dcoflow.models.stix.rows import stix_now, stix_time
 from dcoflow.tasks.conduct.deconfliction import DeconflictedWindow, deconflicted_windows
 from dcoflow.tasks.retry import retry_when_retryable
 
@@ -181,21 +181,7 @@ def settle_versions(session: Session, dco_id: str, objects: list[dict[str, Any]]
     """Give objects that already exist (for this DCO) their stored timestamps when nothing changed,
     else keep ``created`` (and ``valid_from``) and make a strictly newer ``modified``."""
     resolve_random_ids(session, dco_id, objects)  # final SCO ids first: refs to them are content
-    ids = [o["id"] for o in objects if "modified" in o]
-    stored: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
-        newest = (
-            select(StixObjectRow.id, func.max(StixObjectRow.modified).label("m"))
-            .where(col(StixObjectRow.id).in_(chunk), StixObjectRow.dco_id == dco_id)
-            .group_by(StixObjectRow.id)
-            .subquery()
-        )
-        stmt = select(StixObjectRow).join(
-            newest, (col(StixObjectRow.id) == newest.c.id) & (col(StixObjectRow.modified) == newest.c.m)
-        )
-        for row in session.exec(stmt):
-            stored[row.id] = row.object
+    stored = newest_versions(session, dco_id, [o["id"] for o in objects if "modified" in o])
     for obj in objects:
         prev = stored.get(obj["id"])
         if prev is None:
@@ -230,9 +216,8 @@ def start_hunt_run(
     run_id = hunt_run_id(dco_id, hunt_key)
     # Created once even when the same hunt is recorded from two places at once (insert-if-absent), then
     # locked: a concurrent recording of this run waits for ours and merges into what it finds.
-    is_new = insert_if_absent(session, HuntRun(id=run_id, dco_id=dco_id, hunt_key=hunt_key, source=source,
-                                                window_start=start, window_end=end)) is not None
-    run = lock_row(session, session.get_one(HuntRun, run_id))
+    run, is_new = open_hunt_run(session, HuntRun(id=run_id, dco_id=dco_id, hunt_key=hunt_key, source=source,
+                                                 window_start=start, window_end=end))
     changed = False
     new_ids = [r.rule_id for r in rules if r.rule_id not in run.rule_ids]
     if new_ids:
@@ -250,7 +235,7 @@ def start_hunt_run(
 
 
 def fail_hunt_run(session: Session, dco_id: str, hunt_key: str, error: str, *, actor: str = "dcoflow") -> HuntRun:
-    run = session.get(HuntRun, hunt_run_id(dco_id, hunt_key))
+    run = get_hunt_run(session, hunt_run_id(dco_id, hunt_key))
     if run is None:
         raise NotFoundError("no such hunt run", object=hunt_key)
     run.status, run.error = HuntStatus.FAILED, error[:2000]
@@ -410,7 +395,7 @@ def record_hunt(
 
 
 def complete_hunt_run(session: Session, dco_id: str, hunt_key: str, *, actor: str = "dcoflow") -> HuntRun:
-    run = session.get(HuntRun, hunt_run_id(dco_id, hunt_key))
+    run = get_hunt_run(session, hunt_run_id(dco_id, hunt_key))
     if run is None:
         raise NotFoundError("no such hunt run", object=hunt_key)
     if run.status != HuntStatus.COMPLETED:
@@ -570,13 +555,6 @@ def summary_markdown(summary: HuntSummary, *, top: int = 25) -> str:
         lines += ["", f"## Skipped rules ({len(summary.skipped)})", ""]
         lines += [f"- `{s.get('rule_id') or s['path']}`: {s['reason']}" for s in summary.skipped[:top]]
     return "\n".join(lines) + "\n"
-
-
-def list_hunt_runs(session: Session, dco_id: str | None = None) -> list[HuntRun]:
-    stmt = select(HuntRun).order_by(col(HuntRun.started_at))
-    if dco_id is not None:
-        stmt = stmt.where(HuntRun.dco_id == dco_id)
-    return list(session.exec(stmt))
 
 
 def _record_in_new_session(dco_id: str, outcome: HuntOutcome, hunt_key: str, catalog: Catalog | None,

@@ -37,14 +37,16 @@ from prefect.cache_policies import NO_CACHE
 from dcoflow.connectors.content.sigma_rules import load_rule_index
 from dcoflow.connectors.telemetry import iter_data_files, iter_file_records, match_view, normalise_event
 from dcoflow.core.errors import BatchReport
-from dcoflow.core.settings import get_settings
-from dcoflow.models.hunting import HuntOutcome, HuntSelection, RuleMatch, SkippedRule
+from dcoflow.core.settings import Settings
+from dcoflow.models.hunting import HuntOutcome, HuntSelection, RuleInfo, RuleMatch, SkippedRule
 from dcoflow.models.sigma.compiler import CompiledRule, GroupFn, RuleCompileError, RuleSet, compile_rule, dispatch_key
 from dcoflow.tasks.retry import retry_when_retryable
 
 _PROGRESS_EVERY = 10_000
 # Below this much input a forked pool costs more than it saves.
 _MIN_PARALLEL_BYTES = 256 * 1024
+# DCO_MAX_ARCHIVE_MEMBER_BYTES' default; use cases pass the configured value (settings are read at the edges)
+DEFAULT_MAX_MEMBER_BYTES: int = Settings.model_fields["max_archive_member_bytes"].default
 
 
 def _as_paths(value: Path | Sequence[Path]) -> list[Path]:
@@ -56,14 +58,21 @@ def compile_selection(
 ) -> tuple[list[CompiledRule], list[SkippedRule], BatchReport]:
     """Selected rules compiled for local evaluation, the ones skipped with reasons, and the index report."""
     index = load_rule_index(_as_paths(rules))
+    compiled, skipped = compile_rules(index.select(selection))
+    unreadable = [SkippedRule(path=b.location, rule_id=None, reason=b.reason) for b in index.report.bad]
+    return compiled, unreadable + skipped, index.report
+
+
+def compile_rules(rules: Sequence[RuleInfo]) -> tuple[list[CompiledRule], list[SkippedRule]]:
+    """Rules compiled for local evaluation, and the ones that cannot be with the reason."""
     compiled: list[CompiledRule] = []
-    skipped = [SkippedRule(path=b.location, rule_id=None, reason=b.reason) for b in index.report.bad]
-    for info in index.select(selection):
+    skipped: list[SkippedRule] = []
+    for info in rules:
         try:
             compiled.append(compile_rule(info))
         except RuleCompileError as exc:
             skipped.append(SkippedRule(path=info.path, rule_id=info.rule_id, reason=str(exc)))
-    return compiled, skipped, index.report
+    return compiled, skipped
 
 
 @dataclass(slots=True)
@@ -225,6 +234,7 @@ def run_local_hunt(
     sample: int = 20,
     progress: Callable[[int], None] | None = None,
     workers: int | None = None,
+    max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES,
 ) -> HuntOutcome:
     """Run the selected Sigma rules over every telemetry file below ``data``.
 
@@ -238,7 +248,29 @@ def run_local_hunt(
     data_paths = _as_paths(data)
     files = list(iter_data_files(data_paths))
     compiled, skipped, _ = compile_selection(rules, selection)
-    outcome = hunt_compiled(RuleSet(compiled), files, sample=sample, progress=progress, workers=workers)
+    outcome = hunt_compiled(RuleSet(compiled), files, sample=sample, progress=progress, workers=workers,
+                            max_member_bytes=max_member_bytes)
+    outcome.source = ", ".join(str(p) for p in data_paths)
+    outcome.skipped = skipped
+    outcome.duration_s = time.perf_counter() - started
+    return outcome
+
+
+def hunt_rules(
+    rules: Sequence[RuleInfo],
+    data: Path | Sequence[Path],
+    *,
+    sample: int = 20,
+    progress: Callable[[int], None] | None = None,
+    workers: int | None = None,
+    max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES,
+) -> HuntOutcome:
+    """``run_local_hunt`` for rules already read and selected (a hunt's batch of its selection)."""
+    started = time.perf_counter()
+    data_paths = _as_paths(data)
+    compiled, skipped = compile_rules(rules)
+    outcome = hunt_compiled(RuleSet(compiled), list(iter_data_files(data_paths)), sample=sample, progress=progress,
+                            workers=workers, max_member_bytes=max_member_bytes)
     outcome.source = ", ".join(str(p) for p in data_paths)
     outcome.skipped = skipped
     outcome.duration_s = time.perf_counter() - started
@@ -252,6 +284,7 @@ def hunt_compiled(
     sample: int = 20,
     progress: Callable[[int], None] | None = None,
     workers: int | None = None,
+    max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES,
 ) -> HuntOutcome:
     """Hunt already compiled rules over ``files`` (the read + match part of ``run_local_hunt``)."""
     started = time.perf_counter()
@@ -259,7 +292,7 @@ def hunt_compiled(
     n_workers = default_workers(files) if workers is None else max(1, min(workers, len(files)))
     if "fork" not in multiprocessing.get_all_start_methods():
         n_workers = 1
-    max_member = get_settings().max_archive_member_bytes
+    max_member = max_member_bytes
     counts = [0] * len(compiled)
     # rule → [(file position, events)], trimmed to ``sample`` events of the lowest positions, so
     # files finishing out of order keep the same samples as one in-order pass and memory stays capped

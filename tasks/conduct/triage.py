@@ -7,24 +7,33 @@ same verdict and note changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import func
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from dcoflow.core.db import insert_if_absent, session_scope
+from dcoflow.core.db import session_scope
 from dcoflow.core.errors import ConflictError, NotFoundError, ValidationError
 from dcoflow.models.hunt_run import HuntRun, TriageVerdict, Verdict
+from dcoflow.models.repository.hunt import (
+    add_verdict,
+    get_hunt_run,
+    latest_hunt_run,
+    latest_verdict,
+    triaged_sightings,
+)
 from dcoflow.models.repository.operation import get_operation, record_event
-from dcoflow.models.repository.stix_store import latest_objects, object_history, put_objects
+from dcoflow.models.repository.stix_store import latest_objects, newest_row, object_history, put_objects
 from dcoflow.models.stix import hunt_objects as ho
-from dcoflow.models.stix.rows import StixObjectRow, stix_time
+from dcoflow.models.stix.rows import stix_time
 from dcoflow.tasks.conduct.hunt_record import next_modified
+
+if TYPE_CHECKING:
+    from dcoflow.models.followup import FindingInput
 
 SKIP = "skip"  # a triage answer that leaves the hit untriaged
 
@@ -55,19 +64,17 @@ def untriaged_hits(
     """
     op = get_operation(session, dco)
     if hunt_run is not None:
-        run = session.get(HuntRun, hunt_run)
+        run = get_hunt_run(session, hunt_run)
         if run is None or run.dco_id != op.id:
             raise NotFoundError(f"no hunt run {hunt_run} in DCO {op.id}", object=hunt_run,
                                 hint="see `dco hunt runs`")
     else:
-        run = session.exec(select(HuntRun).where(HuntRun.dco_id == op.id)
-                           .order_by(col(HuntRun.started_at).desc())).first()
+        run = latest_hunt_run(session, op.id)
         if run is None:
             return None, []
     sightings = [o for o in latest_objects(session, op.id, ["sighting"])
                  if o.get("x_dco_hunt_run") == run.id and not o.get("x_dco_exercise")]
-    ids = [str(o["id"]) for o in sightings]
-    triaged = set(session.exec(select(TriageVerdict.sighting_id).where(col(TriageVerdict.sighting_id).in_(ids))))
+    triaged = triaged_sightings(session, [str(o["id"]) for o in sightings])
     hits = [
         UntriagedHit(str(o["id"]), str(o.get("x_dco_rule_id", "")), tuple(o.get("x_dco_technique_ids") or ()),
                      o.get("x_dco_host"), o.get("first_seen"))
@@ -104,28 +111,11 @@ def hit_rows(hits: list[UntriagedHit]) -> list[dict[str, Any]]:
 
 
 def _sighting(session: Session, sighting_id: str) -> tuple[dict[str, object], str | None]:
-    newest = select(func.max(StixObjectRow.modified)).where(StixObjectRow.id == sighting_id).scalar_subquery()
-    row = session.exec(
-        select(StixObjectRow).where(StixObjectRow.id == sighting_id, StixObjectRow.modified == newest)
-    ).first()
+    row = newest_row(session, sighting_id)
     if row is None or row.type != "sighting":
         raise NotFoundError("no such sighting in the evidence store", object=sighting_id,
                             hint="see the sighting ids with `dco hunt runs --json` or the hunt's grouping")
     return row.object, row.dco_id
-
-
-def triage_history(session: Session, sighting_id: str) -> list[TriageVerdict]:
-    stmt = select(TriageVerdict).where(TriageVerdict.sighting_id == sighting_id).order_by(
-        col(TriageVerdict.analyst), col(TriageVerdict.version))
-    return list(session.exec(stmt))
-
-
-def _latest_verdict(session: Session, sighting_id: str, analyst: str) -> TriageVerdict | None:
-    return session.exec(
-        select(TriageVerdict)
-        .where(TriageVerdict.sighting_id == sighting_id, TriageVerdict.analyst == analyst)
-        .order_by(col(TriageVerdict.version).desc())
-    ).first()
 
 
 def triage_hit(
@@ -146,7 +136,7 @@ def triage_hit(
     if not analyst.strip():
         raise ValidationError("the analyst must be named", field="analyst")
     sighting, dco_id = _sighting(session, sighting_id)
-    previous = _latest_verdict(session, sighting_id, analyst)
+    previous = latest_verdict(session, sighting_id, analyst)
     if previous is not None and previous.verdict == verdict and previous.note == note:
         return previous  # the same verdict again: nothing new to record
     moment = at or datetime.now(UTC)
@@ -158,13 +148,13 @@ def triage_hit(
             opinion_created = str(history[0]["created"])
             modified = next_modified(str(history[-1]["modified"]), modified)
     obj = ho.opinion(sighting, verdict.value, analyst, note, created=opinion_created, modified=modified)
-    key = insert_if_absent(session, TriageVerdict(
+    row = add_verdict(session, TriageVerdict(
         sighting_id=sighting_id, analyst=analyst, version=(previous.version + 1) if previous else 1,
         dco_id=dco_id or str(sighting.get("x_dco_id") or ""), verdict=verdict, note=note, at=moment,
         opinion_id=obj["id"],
     ))
-    if key is None:  # the same analyst's verdict was recorded meanwhile (another terminal): it stands
-        now = _latest_verdict(session, sighting_id, analyst)
+    if row is None:  # the same analyst's verdict was recorded meanwhile (another terminal): it stands
+        now = latest_verdict(session, sighting_id, analyst)
         if now is not None and now.verdict == verdict and now.note == note:
             return now
         raise ConflictError(
@@ -174,7 +164,6 @@ def triage_hit(
             details={"current": {"verdict": now.verdict.value, "note": now.note, "version": now.version}
                      if now else {}},
             hint="look again, then triage again to supersede it")
-    row = session.get_one(TriageVerdict, key)
     put_objects(session, [obj], row.dco_id or None)
     if row.dco_id:
         record_event(session, row.dco_id, analyst, "triage", {
@@ -192,27 +181,46 @@ class TriageAnswer:
     note: str | None = None
 
 
-def triage_hits(answers: list[TriageAnswer]) -> dict[str, int]:
-    """Record a batch of verdicts in one transaction (all or nothing); ``skip`` answers are left out.
+@dataclass(frozen=True, slots=True)
+class TriageRecorded:
+    """What one batch of answers recorded: the verdict rows (current versions) and counts per verdict."""
 
-    Returns the number recorded per verdict.
-    """
-    counts: dict[str, int] = {}
+    rows: list[TriageVerdict]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for row in self.rows:
+            counts[row.verdict.value] = counts.get(row.verdict.value, 0) + 1
+        return counts
+
+
+def record_verdicts(answers: Sequence[TriageAnswer]) -> TriageRecorded:
+    """Triage hunt hits (``dco hunt triage``, the ``triage-hunt`` flow): every answer's verdict in one
+    transaction, all or nothing; ``skip`` answers are left out."""
     with session_scope() as s:
-        for a in answers:
-            if a.verdict == SKIP:
-                continue
-            triage_hit(s, a.sighting_id, a.verdict, a.analyst, a.note)
-            counts[a.verdict] = counts.get(a.verdict, 0) + 1
-    return counts
+        return TriageRecorded([triage_hit(s, a.sighting_id, a.verdict, a.analyst, a.note)
+                               for a in answers if a.verdict != SKIP])
+
+
+def hits_to_triage(dco: str, hunt_run: str | None = None) -> tuple[str, HuntRun | None, list[UntriagedHit]]:
+    """The DCO's id, its hunt run (``hunt_run``, else its latest) and that run's real hits without a verdict."""
+    with session_scope() as s:
+        dco_id = get_operation(s, dco).id
+        return (dco_id, *untriaged_hits(s, dco_id, hunt_run))
+
+
+def confirmed_findings(dco_id: str, sighting_ids: Collection[str]) -> list[FindingInput]:
+    """The confirmed findings (escalation's view) among the given sightings, after their triage."""
+    from dcoflow.tasks.follow_up.escalation import findings_from_store
+
+    with session_scope() as s:
+        return [f for f in findings_from_store(s, dco_id) if f.sighting_id in sighting_ids]
+
+
+def triage_hits(answers: list[TriageAnswer]) -> dict[str, int]:
+    """``record_verdicts``, as the number recorded per verdict."""
+    return record_verdicts(answers).counts
 
 
 triage_hits_task = task(name="triage-hits", cache_policy=NO_CACHE)(triage_hits)
-
-
-def _triage_in_new_session(sighting_id: str, verdict: str, analyst: str, note: str | None = None) -> int:
-    with session_scope() as s:
-        return triage_hit(s, sighting_id, verdict, analyst, note).version
-
-
-triage_task = task(name="triage-hit", cache_policy=NO_CACHE)(_triage_in_new_session)

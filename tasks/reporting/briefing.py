@@ -49,9 +49,9 @@ from dcoflow.models.operation import DcoType
 from dcoflow.models.plan import PlanRecord
 from dcoflow.models.repository.emulation import current_outcomes, load_steps
 from dcoflow.models.repository.followup import list_actions, list_incidents, list_risks
+from dcoflow.models.repository.hunt import list_hunt_runs
 from dcoflow.models.repository.operation import get_operation
 from dcoflow.tasks.assess.scoring import latest_scores
-from dcoflow.tasks.conduct.hunt_record import list_hunt_runs
 from dcoflow.tasks.follow_up.risks import risks_needing_decision
 from dcoflow.tasks.reporting.ir_brief import ir_activity_of
 from dcoflow.tasks.retry import retry_when_retryable

@@ -6,7 +6,7 @@ import pytest
 from prefect.blocks.system import Secret
 
 from dcoflow.core.errors import ConfigError
-from dcoflow.flows.hunt import _secret
+from dcoflow.flows.hunt import DataSource, HuntSource, connector_registry
 from dcoflow.flows.publish import taxii_password
 from dcoflow.flows.secrets import load_secret
 
@@ -14,7 +14,10 @@ from dcoflow.flows.secrets import load_secret
 def test_secret_blocks_feed_the_connectors(prefect_harness: None) -> None:
     Secret(value="s3cr3t-token").save("dco-test-siem", overwrite=True)
     assert load_secret("dco-test-siem") == "s3cr3t-token"
-    assert _secret("dco-test-siem") == "s3cr3t-token" and _secret(None) is None
+    elastic = connector_registry(HuntSource(source=DataSource.ELASTIC, secret_block="dco-test-siem"))
+    splunk = connector_registry(HuntSource(source=DataSource.SPLUNK, secret_block="dco-test-siem"))
+    assert elastic.elastic_api_key == "s3cr3t-token" and splunk.splunk_token == "s3cr3t-token"
+    assert connector_registry(HuntSource(source=DataSource.SPLUNK)).splunk_token is None
     password = taxii_password("dco-test-siem")
     assert password is not None and password.get_secret_value() == "s3cr3t-token"
 

@@ -3,12 +3,13 @@ from the shared corpus (the Prefect test server is the root ``prefect_harness``)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from dcoflow.core.db import session_scope
-from dcoflow.core.settings import Settings
+from dcoflow.core.db import dispose_engines, session_scope
+from dcoflow.core.settings import Settings, get_settings
 from dcoflow.models.hunting import RuleInfo
 from dcoflow.models.operation import DcoSpec, DcoState
 from dcoflow.models.repository.operation import create_operation, transition
@@ -20,9 +21,8 @@ RULES = {
 }
 
 
-@pytest.fixture()
-def dco(settings: Settings) -> str:
-    """A purple-team DCO marked TLP:AMBER with a classification statement."""
+def make_dco() -> str:
+    """A purple-team DCO marked TLP:AMBER with a classification statement, approved, in the current database."""
     spec = DcoSpec.model_validate({
         "name": "Hunt Test Op",
         "objective": "find credential dumping",
@@ -35,6 +35,25 @@ def dco(settings: Settings) -> str:
         for state in (DcoState.PLANNED, DcoState.APPROVED):  # hunts recorded against a DCO need its approval
             transition(s, op, state, "tester", "approved for the hunt tests")
         return op.id
+
+
+@pytest.fixture()
+def dco(settings: Settings) -> str:
+    return make_dco()
+
+
+@pytest.fixture()
+def second_database(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[], str]:
+    """``switch()``: from now on a second, empty SQLite database, holding the same DCO (same id); returns its id.
+    For comparing what two ways of doing one action store."""
+
+    def switch() -> str:
+        monkeypatch.setenv("DCO_DATA_DIR", str(tmp_path / "second-data"))
+        get_settings.cache_clear()
+        dispose_engines()
+        return make_dco()
+
+    return switch
 
 
 @pytest.fixture(scope="session")

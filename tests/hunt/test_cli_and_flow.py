@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ from dcoflow.core.db import session_scope
 from dcoflow.models.hunt_run import HuntRun, HuntStatus
 from dcoflow.models.plan import HuntHypothesis
 from dcoflow.models.repository.stix_store import latest_objects
+
+from .helpers import stored_state
 
 LSASS_ZIP = "security-datasets/data/atomic/windows/credential_access/host/psh_lsass_memory_dump_comsvcs.zip"
 COMSVCS_RULE = "a49fa4d5-11db-418c-8473-1e014a8dd462"  # Lsass Memory Dump via Comsvcs DLL
@@ -104,3 +107,37 @@ def test_sweep_hunts_only_conducting_dcos(prefect_harness: None, shared_dir: Pat
     assert again["run_id"] == result["run_id"]
     with session_scope() as s:
         assert len(latest_objects(s, dco, ["sighting"])) == 2
+
+
+@pytest.mark.prefect
+def test_cli_and_flow_store_the_same_hunt_and_triage(prefect_harness: None, shared_dir: Path, dco: str,
+                                                      second_database: Callable[[], str]) -> None:
+    """`dco hunt --dco` and the hunt flow are one use case: the same run (batched, resumable), the same evidence
+    and audit events; `dco hunt triage` and the triage flow record the same verdict and opinion."""
+    from dcoflow.flows.cli.hunt import app
+    from dcoflow.flows.cli.output import cli_user
+    from dcoflow.flows.hunt import HuntParameters, hunt
+    from dcoflow.flows.triage import triage_hunt
+
+    rules, data = shared_dir / "sigma/rules/windows", shared_dir / LSASS_ZIP
+    runner = CliRunner()
+    res = runner.invoke(app, ["--rules", str(rules), "--data", str(data), "--technique", "T1003.001", "--dco", dco,
+                              "--json"])
+    assert res.exit_code == 0, res.output
+    with session_scope() as s:
+        sid = next(o["id"] for o in latest_objects(s, dco, ["sighting"]) if o["x_dco_rule_id"] == COMSVCS_RULE)
+    res = runner.invoke(app, ["triage", sid, "--verdict", "true-positive", "--analyst", "alice", "--json"])
+    assert res.exit_code == 0, res.output
+    by_cli = stored_state(dco)
+
+    assert second_database() == dco
+    result = hunt(HuntParameters(dco=dco, data=[str(data)], rules_path=[str(rules)], techniques=["T1003.001"],
+                                 actor=cli_user()))
+    assert result["status"] == "completed"
+    triaged = triage_hunt(dco=dco, verdicts={sid: "true-positive"}, pause_for_input=False, analyst="alice")
+    assert triaged["recorded"] == {"true-positive": 1}
+    by_flow = stored_state(dco)
+    # the flow also announces the finding as a Prefect event (audited); a CLI without a Prefect server cannot
+    by_flow["audit"] = [a for a in by_flow["audit"] if a[0] != "finding-announced"]
+    assert by_cli["hunt_runs"] and by_cli["verdicts"] and any(a[0] == "hunt-run" for a in by_cli["audit"])
+    assert by_cli == by_flow

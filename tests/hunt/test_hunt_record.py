@@ -17,6 +17,7 @@ from dcoflow.models.audit import AuditEvent
 from dcoflow.models.emulation import dco_marker
 from dcoflow.models.hunt_run import HuntRun, HuntStatus, TriageVerdict, Verdict, derive_hunt_key
 from dcoflow.models.hunting import HuntOutcome, RuleInfo, RuleMatch, SkippedRule
+from dcoflow.models.repository.hunt import triage_history
 from dcoflow.models.repository.stix_store import count_objects, latest_objects, object_history, put_objects
 from dcoflow.models.stix.common import DCOFLOW_IDENTITY_ID
 from dcoflow.models.stix.markings import TLP2_IDS, Tlp
@@ -30,7 +31,7 @@ from dcoflow.tasks.conduct.hunt_record import (
     run_hunt_batches,
     summary_markdown,
 )
-from dcoflow.tasks.conduct.triage import triage_history, triage_hit
+from dcoflow.tasks.conduct.triage import triage_hit
 
 from .helpers import sysmon_event
 

@@ -31,13 +31,11 @@ SESSIONS_MAY_LIVE = ("tasks/", "core/")
 STILL_QUERIES = {
     "tasks/assess/evidence.py": "evidence queries → models/repository (assessment)",
     "tasks/assess/scoring.py": "score queries → models/repository (assessment)",
-    "tasks/conduct/deconfliction.py": "deconfliction queries → models/repository (emulation)",
     "tasks/reporting/meetings.py": "meeting queries → models/repository (meeting)",
 }
 STILL_OPENS_SESSIONS = {
     "flows/brief.py": "opens sessions for the brief → one tasks/reporting use case",
     "flows/cli/brief.py": "dco brief → the tasks/reporting use case",
-    "flows/cli/deconflict.py": "dco deconflict → a tasks/conduct use case",
     "flows/cli/emulate.py": "dco emulate … → the tasks/conduct use cases",
     "flows/cli/export.py": "dco export → a tasks use case",
     "flows/cli/ir.py": "dco ir … → the tasks/follow_up use cases",

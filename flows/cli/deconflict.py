@@ -19,11 +19,9 @@ def inbox_cmd(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Deconfliction notices: which DCO, on which hosts, in which window, with which exercise marker."""
-    from dcoflow.core.db import session_scope
-    from dcoflow.tasks.conduct.deconfliction import inbox
+    from dcoflow.tasks.conduct.deconfliction import deconfliction_inbox
 
-    with session_scope() as session:
-        rows = inbox(session, include_acknowledged=all_)
+    rows = deconfliction_inbox(include_acknowledged=all_)
     if as_json:
         print_json(rows)
         return
@@ -43,10 +41,7 @@ def ack_cmd(
     note: Annotated[str | None, typer.Option(help="Conditions or remarks.")] = None,
 ) -> None:
     """Acknowledge a DCO's deconfliction notice (its live steps may start when the RoE wait for this)."""
-    from dcoflow.core.db import session_scope
-    from dcoflow.tasks.conduct.deconfliction import acknowledge
+    from dcoflow.tasks.conduct.deconfliction import acknowledge_window
 
-    with session_scope() as session:
-        rows = acknowledge(session, dco, by, contact=contact, note=note)
-        contacts = [r.notified for r in rows]
+    contacts = acknowledge_window(dco, by, contact=contact, note=note)
     console.print(f"{dco}: deconfliction acknowledged by {by.strip()} for {', '.join(contacts)}")

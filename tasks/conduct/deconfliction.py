@@ -19,14 +19,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from dcoflow.connectors.webhook import WebhookClient
+from dcoflow.core.db import session_scope
 from dcoflow.core.errors import ConnectorError, ExecutionError, GateError, NotFoundError
 from dcoflow.models.emulation import Deconfliction, dco_marker
 from dcoflow.models.gates import CONDUCT_STATES, overlapping_hosts, require_approver, windows_overlap
 from dcoflow.models.marking import MarkingFacts, marking_json
 from dcoflow.models.operation import Operation, as_utc, utcnow
+from dcoflow.models.repository.deconfliction import (
+    dcos_with_notice_status,
+    get_notice,
+    notices_for_step,
+    notices_of_step_kind,
+    operations_by_id,
+)
 from dcoflow.models.repository.operation import get_operation, list_operations, record_event
 from dcoflow.models.stix.ids import row_id
 
@@ -55,7 +63,7 @@ def notify_window(session: Session, op: Operation, *, webhook: WebhookClient | N
     rows: list[Deconfliction] = []
     for contact in roe.deconfliction_contacts or [MONITORING]:
         decon_id = row_id("x-dco-deconfliction", op.id, WINDOW_STEP, contact)
-        row = session.get(Deconfliction, decon_id)
+        row = get_notice(session, decon_id)
         if row is not None and row.status in ("sent", "recorded", ACKNOWLEDGED):
             rows.append(row)
             continue
@@ -94,8 +102,7 @@ def notify_window(session: Session, op: Operation, *, webhook: WebhookClient | N
 
 
 def window_notices(session: Session, dco_id: str) -> list[Deconfliction]:
-    stmt = select(Deconfliction).where(Deconfliction.dco_id == dco_id, Deconfliction.step_id == WINDOW_STEP)
-    return list(session.exec(stmt.order_by(col(Deconfliction.notified))))
+    return notices_for_step(session, dco_id, WINDOW_STEP)
 
 
 def acknowledge(session: Session, dco: str, by: str, *, contact: str | None = None,
@@ -147,21 +154,30 @@ def wait_for_acknowledgement(read: Callable[[], bool], timeout_s: float, *, poll
 
 def inbox(session: Session, *, include_acknowledged: bool = False) -> list[dict[str, Any]]:
     """Window notices for the monitoring side, newest first, with what each DCO will do and where."""
-    stmt = select(Deconfliction).where(Deconfliction.step_id == WINDOW_STEP)
-    if not include_acknowledged:
-        stmt = stmt.where(Deconfliction.status != ACKNOWLEDGED)
+    rows = notices_of_step_kind(session, WINDOW_STEP, except_status=None if include_acknowledged else ACKNOWLEDGED)
+    ops = operations_by_id(session, (r.dco_id for r in rows))
     out: list[dict[str, Any]] = []
-    ops: dict[str, Operation | None] = {}
-    for row in session.exec(stmt.order_by(col(Deconfliction.notified_at).desc())):
-        if row.dco_id not in ops:
-            ops[row.dco_id] = session.get(Operation, row.dco_id)
-        op = ops[row.dco_id]
+    for row in rows:
+        op = ops.get(row.dco_id)
         out.append({"dco": row.dco_id, "name": op.name if op else None, "state": op.state.value if op else None,
                     "hosts": emulation_hosts(op) if op else [], "window": _window(op) if op else None,
                     "marker": row.marker, "contact": row.notified, "channel": row.channel, "status": row.status,
                     "notified_at": as_utc(row.notified_at).isoformat(), "receipt": row.receipt,
                     "ack_required": op.dco.rules_of_engagement.deconfliction_ack_required if op else None})
     return out
+
+
+def deconfliction_inbox(*, include_acknowledged: bool = False) -> list[dict[str, Any]]:
+    """``dco deconflict inbox``: the window notices for the monitoring side (``inbox``)."""
+    with session_scope() as session:
+        return inbox(session, include_acknowledged=include_acknowledged)
+
+
+def acknowledge_window(dco: str, by: str, *, contact: str | None = None, note: str | None = None) -> list[str]:
+    """``dco deconflict ack``: the monitoring side acknowledges a DCO's window notice (``acknowledge``);
+    returns the contacts whose notices are now acknowledged."""
+    with session_scope() as session:
+        return [r.notified for r in acknowledge(session, dco, by, contact=contact, note=note)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,15 +193,9 @@ class DeconflictedWindow:
 
 
 def deconflicted_windows(session: Session, *, except_dco: str | None = None) -> list[DeconflictedWindow]:
-    stmt = select(Deconfliction.dco_id).where(Deconfliction.step_id == WINDOW_STEP,
-                                              Deconfliction.status == ACKNOWLEDGED).distinct()
+    ids = [d for d in dcos_with_notice_status(session, WINDOW_STEP, ACKNOWLEDGED) if d != except_dco]
     out: list[DeconflictedWindow] = []
-    for dco_id in session.exec(stmt):
-        if dco_id == except_dco:
-            continue
-        op = session.get(Operation, dco_id)
-        if op is None:
-            continue
+    for _, op in sorted(operations_by_id(session, ids).items()):
         w = op.dco.window
         out.append(DeconflictedWindow(op.id, dco_marker(op.id), tuple(emulation_hosts(op)),
                                       w.start if w else None, w.end if w else None))

@@ -38,7 +38,6 @@ STILL_OPENS_SESSIONS = {
     "flows/cli/brief.py": "dco brief → the tasks/reporting use case",
     "flows/cli/emulate.py": "dco emulate … → the tasks/conduct use cases",
     "flows/cli/export.py": "dco export → a tasks use case",
-    "flows/cli/ir.py": "dco ir … → the tasks/follow_up use cases",
     "flows/conduct_emulation.py": "operator decisions → the tasks/conduct use cases",
 }
 

@@ -27,19 +27,9 @@ def create(
 ) -> None:
     """Create an incident-response-support DCO from an incident: scope = affected hosts and the window around
     first activity, threat profile = its techniques; its indicators and observables are kept for sweeps."""
-    from dcoflow.connectors.thehive import TheHiveClient
-    from dcoflow.core.db import session_scope
-    from dcoflow.core.settings import get_settings
-    from dcoflow.tasks.plan.ir_incident import create_ir_dco, load_incident
+    from dcoflow.tasks.plan.ir_incident import create_ir_support_dco
 
-    settings = get_settings()
-    hive = None
-    if incident.startswith("thehive:") and settings.thehive_url and settings.thehive_api_key:
-        hive = TheHiveClient(settings.thehive_url, settings.thehive_api_key.get_secret_value(),
-                             organisation=settings.thehive_organisation)
-    imported = load_incident(incident, incident_id=incident_id, thehive=hive)
-    with session_scope() as s:
-        done = create_ir_dco(s, imported, name=name, actor=actor)
+    done = create_ir_support_dco(incident, incident_id=incident_id, name=name, actor=actor)
     if as_json:
         print_json(done.as_dict())
         return
@@ -69,30 +59,16 @@ def sweep(
     as_json: JsonOpt = False,
 ) -> None:
     """Sweep telemetry for indicators (STIX patterns and Sigma rules); per indicator: status, matches, samples."""
-    from contextlib import nullcontext
-
-    from dcoflow.core.db import session_scope
     from dcoflow.core.errors import ValidationError
     from dcoflow.models.operation import as_utc
+    from dcoflow.tasks.conduct.ir import SweepSource, sweep_indicators
 
-    if source not in ("local", "elastic", "splunk"):
-        raise ValidationError(f"unknown --source {source!r}", field="source",
-                              suggestions=["local", "elastic", "splunk"])
-    if source == "local" and not data:
-        raise ValidationError("a local sweep needs --data", field="data", hint="or --source elastic|splunk")
-    with session_scope() if dco is not None else nullcontext() as s:
-        if source == "local":
-            from dcoflow.tasks.conduct.ir_sweep import run_sweep
-
-            result = run_sweep(s, indicators, data or [], dco=dco, sample=sample)
-        else:
-            from dcoflow.connectors.registry import ConnectorRegistry
-            from dcoflow.tasks.conduct.ir_siem_sweep import run_siem_sweep
-
-            result = run_siem_sweep(s, indicators, "elastic" if source == "elastic" else "splunk",
-                                    registry=ConnectorRegistry.from_settings(), index=index,
-                                    start=as_utc(since) if since else None, end=as_utc(until) if until else None,
-                                    dco=dco, sample=sample)
+    kinds: dict[str, SweepSource] = {"local": "local", "elastic": "elastic", "splunk": "splunk"}
+    if source not in kinds:
+        raise ValidationError(f"unknown --source {source!r}", field="source", suggestions=list(kinds))
+    result = sweep_indicators(indicators, data or [], source=kinds[source], index=index,
+                              start=as_utc(since) if since else None, end=as_utc(until) if until else None,
+                              dco=dco, sample=sample)
     if as_json:
         print_json(result.as_dict())
         return
@@ -113,11 +89,9 @@ def contain(
     status: Annotated[str, typer.Option("--status", help="open, in-progress, done or cancelled.")] = "open",
 ) -> None:
     """Record a containment action (or change its status) for the DCO's incident."""
-    from dcoflow.core.db import session_scope
-    from dcoflow.tasks.reporting.ir_brief import add_containment
+    from dcoflow.tasks.conduct.ir import record_containment
 
-    with session_scope() as s:
-        coa = add_containment(s, dco, title, owner=owner, status=status)
+    coa = record_containment(dco, title, owner=owner, status=status)
     console.print(f"{coa['name']}: {coa['x_dco_status']} ({coa['x_dco_owner']})")
 
 
@@ -129,12 +103,10 @@ def status(
     as_json: JsonOpt = False,
 ) -> None:
     """The IR activity: hosts swept and when, indicators found where, first/last seen, dwell time, containment."""
-    from dcoflow.core.db import session_scope
     from dcoflow.core.settings import get_settings
-    from dcoflow.tasks.reporting.ir_brief import write_ir_brief
+    from dcoflow.tasks.conduct.ir import ir_status
 
-    with session_scope() as s:
-        activity, path = write_ir_brief(s, dco, out or get_settings().output_dir)
+    activity, path = ir_status(dco, out or get_settings().output_dir)
     if as_json:
         print_json({**activity.as_dict(), "brief": str(path)})
         return

@@ -27,7 +27,6 @@ from dcoflow.connectors.content.sigma_rules import rule_info_from_mapping
 from dcoflow.connectors.stix_source import read_stix
 from dcoflow.connectors.telemetry import iter_data_files, iter_file_records, match_view, normalise_event
 from dcoflow.core.errors import BatchReport, ContentError
-from dcoflow.core.settings import get_settings
 from dcoflow.models.gates import require_conduct
 from dcoflow.models.patterns.compile import Pattern, PatternError, compile_pattern
 from dcoflow.models.patterns.engine import PatternSweep
@@ -39,7 +38,7 @@ from dcoflow.models.stix.common import dcoflow_identity, marking_refs
 from dcoflow.models.stix.hunt_objects import event_host, event_time, parse_time
 from dcoflow.models.stix.ids import stix_id
 from dcoflow.models.stix.rows import stix_now, stix_time
-from dcoflow.tasks.conduct.local_hunt import hunt_compiled
+from dcoflow.tasks.conduct.local_hunt import DEFAULT_MAX_MEMBER_BYTES, hunt_compiled
 
 
 @dataclass(slots=True)
@@ -114,7 +113,8 @@ def _sigma_rule(ind: dict[str, Any]) -> CompiledRule:
 
 
 def sweep(indicators: Sequence[dict[str, Any]], data: Path | Sequence[Path], *, sample: int = 5,
-          now: datetime | None = None, source: str = "") -> SweepResult:
+          now: datetime | None = None, source: str = "",
+          max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES) -> SweepResult:
     """Evaluate every usable indicator over every telemetry file below ``data``; see the module doc."""
     started = time.perf_counter()
     now = now or datetime.now(UTC)
@@ -146,7 +146,7 @@ def sweep(indicators: Sequence[dict[str, Any]], data: Path | Sequence[Path], *, 
                       swept_at=stix_time(now))
     hosts: Counter[str] = Counter()
     engine = PatternSweep([p for _, p in stix_patterns], sample=sample)
-    limit = get_settings().max_archive_member_bytes
+    limit = max_member_bytes
     for path in files:  # one pass, also when only Sigma indicators came: it says which hosts were swept
         report = BatchReport(source=str(path))
         out.reports.append(report)
@@ -168,7 +168,8 @@ def sweep(indicators: Sequence[dict[str, Any]], data: Path | Sequence[Path], *, 
                 res.status = "not-evaluable"
                 res.reason = "not evaluable on this data: nothing in it carries " + ", ".join(hits.missing)
     if sigma:
-        hunted = hunt_compiled(RuleSet([r for _, r in sigma]), files, sample=sample, workers=1)
+        hunted = hunt_compiled(RuleSet([r for _, r in sigma]), files, sample=sample, workers=1,
+                               max_member_bytes=limit)
         out.events_read = max(out.events_read, hunted.events_read)
         by_rule = {m.rule.path: m for m in hunted.matches}
         silent = {r.path for r in hunted.no_logsource}
@@ -239,12 +240,13 @@ def record_sweep(session: Session, dco: str, result: SweepResult, indicators: Se
 
 
 def run_sweep(session: Session | None, indicators_source: str, data: Path | Sequence[Path], *,
-              dco: str | None = None, sample: int = 5) -> SweepResult:
-    """``dco ir sweep``: load, sweep, and (with a DCO) record."""
+              dco: str | None = None, sample: int = 5, max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES) -> SweepResult:
+    """Load, sweep, and (with a DCO and a session) record; ``dcoflow.tasks.conduct.ir.sweep_indicators`` is the
+    use case that opens the session."""
     indicators = load_indicators(indicators_source)
     if not indicators:
         raise ContentError(f"{indicators_source} holds no indicator", object=indicators_source)
-    result = sweep(indicators, data, sample=sample)
+    result = sweep(indicators, data, sample=sample, max_member_bytes=max_member_bytes)
     if dco is not None and session is not None:
         record_sweep(session, dco, result, indicators)
     return result

@@ -12,8 +12,10 @@ from typing import Any
 
 from sqlmodel import Session
 
+from dcoflow.connectors.registry import ConnectorRegistry
 from dcoflow.connectors.stix_source import read_stix
 from dcoflow.connectors.thehive import TheHiveClient
+from dcoflow.core.db import session_scope
 from dcoflow.core.errors import NotFoundError
 from dcoflow.models.ir.incident import IncidentImport, from_stix, from_thehive
 from dcoflow.models.operation import Operation
@@ -67,3 +69,16 @@ def create_ir_dco(session: Session, imported: IncidentImport, *, name: str | Non
     put_objects(session, kept, op.id)
     return IrDcoCreated(dco_id=op.id, incident=imported.link.model_dump(mode="json"), techniques=imported.techniques,
                         indicators=len(imported.indicators), objects_kept=len(kept), warnings=imported.warnings)
+
+
+def create_ir_support_dco(source: str, *, incident_id: str | None = None, name: str | None = None,
+                          actor: str = "cli", registry: ConnectorRegistry | None = None) -> IrDcoCreated:
+    """``dco ir create``: read the incident (a TheHive case through the registry's client) and store its DCO."""
+    registry = registry or ConnectorRegistry.from_settings()
+    if source.startswith(THEHIVE_PREFIX) and registry.thehive_configured:
+        with registry.thehive() as hive:
+            imported = load_incident(source, incident_id=incident_id, thehive=hive)
+    else:
+        imported = load_incident(source, incident_id=incident_id)
+    with session_scope() as s:
+        return create_ir_dco(s, imported, name=name, actor=actor)

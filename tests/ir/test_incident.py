@@ -12,12 +12,13 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from pydantic import ValidationError as PydanticValidationError
 from typer.testing import CliRunner
 
 from dcoflow.connectors.thehive import TheHiveClient
 from dcoflow.core.db import session_scope
-from dcoflow.core.errors import ContentError
+from dcoflow.core.errors import ConfigError, ContentError
 from dcoflow.core.settings import Settings
 from dcoflow.models.ir.incident import LOOKAHEAD, LOOKBACK
 from dcoflow.models.operation import DcoSpec, DcoType
@@ -140,6 +141,21 @@ def test_dco_from_a_thehive_case(settings: Settings) -> None:
         "[file:hashes.'MD5' = '0123456789abcdef0123456789abcdef']"]
     assert any("~o4" in w for w in done.warnings)  # no STIX equivalent: reported, not dropped silently
     assert done.indicators == 2
+
+
+def test_ir_create_reads_the_case_through_the_connector_registry(settings: Settings) -> None:
+    """`dco ir create thehive:…` gets its TheHive client from the registry (settings and transport in one place)."""
+    from dcoflow.connectors.registry import ConnectorRegistry
+    from dcoflow.tasks.plan.ir_incident import create_ir_support_dco
+
+    configured = settings.model_copy(update={"thehive_url": "http://thehive.local",
+                                             "thehive_api_key": SecretStr("key")})
+    registry = ConnectorRegistry.from_settings(configured, transport=thehive_transport())
+    done = create_ir_support_dco(f"thehive:{CASE_ID}", registry=registry)
+    assert done.incident["ref"] == CASE_ID and done.indicators == 2
+    assert create_ir_support_dco(f"thehive:{CASE_ID}", registry=registry).dco_id == done.dco_id  # idempotent
+    with pytest.raises(ConfigError, match="TheHive"):  # not configured: a clear error, no client built elsewhere
+        create_ir_support_dco(f"thehive:{CASE_ID}", registry=ConnectorRegistry.from_settings(settings))
 
 
 def test_thehive_procedures_are_added_once() -> None:

@@ -150,10 +150,10 @@ def demo(
 
 
 def _demo_summary(result: dict[str, Any], out: Path) -> None:
-    from dcoflow.flows.cli import ops
     from dcoflow.flows.cli.output import table
+    from dcoflow.tasks.plan.views import plan_view
 
-    plan = ops._plan_view(result["dco"])["plan"] or {}
+    plan = plan_view(result["dco"])["plan"] or {}
     summary = plan.get("summary", {})
     table("Plan", ["", ""], [
         ("ATT&CK", f"{plan.get('attack', {}).get('domain')} {plan.get('attack', {}).get('version')}"),

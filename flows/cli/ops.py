@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -74,17 +74,13 @@ def list_(as_json: JsonOpt = False) -> None:
               [(r["dco"], r["type"], r["state"], r["approved_by"], r["updated"]) for r in rows])
 
 
-def _plan_view(dco: str) -> dict[str, Any]:
-    from dcoflow.tasks.plan.views import plan_view
-
-    return plan_view(dco)
-
-
 @app.command("show")
 @handle_errors
 def show(dco: str, as_json: JsonOpt = False) -> None:
     """Show a DCO, its plan summary, emulation steps and hunt hypotheses."""
-    view = _plan_view(dco)
+    from dcoflow.tasks.plan.views import plan_view
+
+    view = plan_view(dco)
     if as_json:
         print_json(view)
         return
@@ -106,7 +102,9 @@ def show(dco: str, as_json: JsonOpt = False) -> None:
 
 def summary(dco: str) -> None:
     """A planned DCO in a few lines: state, counts, the busiest tactics, warnings, what to do next."""
-    view = _plan_view(dco)
+    from dcoflow.tasks.plan.views import plan_view
+
+    view = plan_view(dco)
     console.print(f"[bold]{u(view['name'])}[/] ({view['dco']}) — {view['type']}, state [bold]{view['state']}[/]")
     if not view["plan"]:
         console.print("not planned yet: `dco plan FILE`")

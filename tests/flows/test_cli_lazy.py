@@ -18,7 +18,9 @@ import pytest
 from dcoflow.flows.cli import AREAS, app
 from dcoflow.flows.cli.lazy import load_area
 
-HEAVY = ("prefect", "alembic", "pandas", "sqlmodel", "sigma")
+# Each costs a fresh `dco` tens of milliseconds or more (pydantic_settings ~0.1 s: core/settings.py reads the
+# environment itself); the attack commands need none of them.
+HEAVY = ("prefect", "alembic", "pandas", "sqlmodel", "sqlalchemy", "sigma", "httpx", "pydantic_settings")
 
 PROBE = """
 import json, sys

@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # the clients import httpx and their own parsers; loaded only
     import httpx
 
     from dcoflow.connectors.caldera import CalderaClient
+    from dcoflow.connectors.executor.local import LocalExecutor
     from dcoflow.connectors.siem import SiemClient
     from dcoflow.connectors.siem.elastic import ElasticClient
     from dcoflow.connectors.siem.splunk import SplunkClient
@@ -32,6 +33,7 @@ if TYPE_CHECKING:  # the clients import httpx and their own parsers; loaded only
     from dcoflow.connectors.thehive import TheHiveClient
     from dcoflow.connectors.webhook import WebhookClient
     from dcoflow.core.settings import Settings
+    from dcoflow.models.operation import RulesOfEngagement, Scope
 
 SiemKind = Literal["elastic", "splunk"]
 
@@ -110,6 +112,13 @@ class ConnectorRegistry:
     @property
     def caldera_configured(self) -> bool:
         return bool(self.settings.caldera_url and (self.caldera_api_key or self.settings.caldera_api_key))
+
+    def local_executor(self, dco_id: str, roe: RulesOfEngagement, scope: Scope) -> LocalExecutor:
+        """The lab-host executor for one DCO, sandboxed under DCO_SANDBOX_DIR, dropping to DCO_EXECUTOR_USER."""
+        from dcoflow.connectors.executor.local import LocalExecutor
+
+        s = self.settings
+        return LocalExecutor(dco_id, roe, scope, sandbox=s.sandbox_dir, run_as=s.executor_user)
 
     # -- incident management and notices --------------------------------------------------------
     def thehive(self) -> TheHiveClient:

@@ -19,30 +19,28 @@ from prefect.input import RunInput
 from pydantic import BaseModel, Field
 
 from dcoflow.connectors.attack import load_catalog
-from dcoflow.connectors.caldera import CalderaClient
 from dcoflow.connectors.content.atomics import AtomicsIndex, load_atomics
-from dcoflow.core.db import session_scope
+from dcoflow.connectors.registry import ConnectorRegistry
 from dcoflow.core.errors import ConfigError, DcoError
 from dcoflow.core.settings import get_settings
 from dcoflow.flows.forms import described
+from dcoflow.flows.secrets import load_secret
 from dcoflow.models.attack.catalog import Catalog
 from dcoflow.models.emulation import Outcome, OutcomeInput, Severity
 from dcoflow.models.plan import EmulationStep, StepStatus
-from dcoflow.models.repository.emulation import latest_execution, load_steps
-from dcoflow.models.repository.operation import get_operation
-from dcoflow.tasks.conduct.deconfliction import require_acknowledged, wait_for_acknowledgement
-from dcoflow.tasks.conduct.emulation.outcomes import record_outcome_task
-from dcoflow.tasks.conduct.emulation.steps import (
-    CONNECTORS,
-    acknowledged_in_session,
-    check_conduct,
-    deconflict_step_task,
-    execute_step_task,
-    normalise_connector,
-    notify_window_task,
-    preview_emulation,
-    ready,
+from dcoflow.tasks.conduct.deconfliction import wait_for_acknowledgement
+from dcoflow.tasks.conduct.emulation.actions import (
+    announce_window_task,
+    deconfliction_acknowledged,
+    preview_plan,
+    record_outcomes_task,
+    require_deconfliction_ack,
+    run_step_task,
+    skip_step_task,
+    start_live_run,
+    step_status,
 )
+from dcoflow.tasks.conduct.emulation.steps import CONNECTORS, normalise_connector, ready
 
 
 class ToolOutcome(BaseModel):
@@ -58,6 +56,7 @@ class ManualOutcomeForm(RunInput):
     operator: str = Field(description="Who performed/observed the step.")
     outcomes: list[ToolOutcome] = Field(description="One verdict per defensive tool.")
     skip: bool = Field(False, description="Tick to skip the step (it did not run).")
+    reason: str | None = Field(None, description="Why the step is skipped (kept in the audit log).")
 
 
 def _outcome_dicts(raw: Any, operator: str) -> list[dict[str, Any]]:
@@ -101,6 +100,8 @@ def conduct_emulation(
     ack_timeout_s: Annotated[int, Field(
         description="When the rules of engagement require it, how long to wait for the monitoring side to "
                     "acknowledge the deconfliction notice, in seconds (0: check once).")] = 0,
+    caldera_secret_block: Annotated[str | None, Field(
+        description="Prefect Secret block holding the Caldera API key; DCO_CALDERA_API_KEY when empty.")] = None,
 ) -> dict[str, Any]:
     """Run the plan's steps of DCO ``dco``.
 
@@ -118,6 +119,10 @@ def conduct_emulation(
         raise ConfigError(f"unknown connector {connector_default!r}", object="connector_default",
                           hint="one of " + ", ".join(CONNECTORS))
     settings = get_settings()
+    if webhook_url:  # the form's webhook wins over DCO_WEBHOOK_URL
+        settings = settings.model_copy(update={"webhook_url": webhook_url})
+    registry = ConnectorRegistry.from_settings(settings).with_secrets(
+        caldera_api_key=load_secret(caldera_secret_block) if caldera_secret_block else None)
     answers = manual_outcomes or {}
     catalog: Catalog | None = None
     try:
@@ -129,109 +134,71 @@ def conduct_emulation(
         atomics = load_atomics(settings.content_path("atomics"))
     except DcoError as exc:
         log.info("no atomics index (%s): atomic steps count as needing elevation", exc.message)
-    caldera = (CalderaClient(settings.caldera_url, settings.caldera_api_key.get_secret_value())
-               if settings.caldera_url and settings.caldera_api_key else None)
-    hook_url = webhook_url or settings.webhook_url
-    hook_secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
     if dry_run:  # any state, nothing recorded: the exact commands and the rules of engagement's verdict
-        with session_scope() as session:
-            dco_id = get_operation(session, dco).id
-            previews = [p.as_dict() for p in preview_emulation(session, dco_id, connector_default=default,
-                                                                atomics=atomics, catalog=catalog)]
-        if caldera is not None:
-            caldera.close()
-        verdicts: dict[str, int] = {}
-        for p in previews:
-            verdicts[p["verdict"]] = verdicts.get(p["verdict"], 0) + 1
-        return {"dco": dco_id, "dry_run": True, "steps": previews, "status_counts": verdicts}
-    try:
-        with session_scope() as session:
-            op = get_operation(session, dco)
-            check_conduct(op, "emulation")  # before any notice goes out or anything runs
-            dco_id = op.id
-            steps = load_steps(session, dco_id)
-        # the window notice (hosts, window, marker) goes out before any live step, and is waited on
-        # for a bounded time when the rules of engagement ask for an acknowledgement
-        notify_window_task(dco_id, hook_url, hook_secret, operator)
-        if not wait_for_acknowledgement(lambda: acknowledged_in_session(dco_id), ack_timeout_s):
-            with session_scope() as session:
-                require_acknowledged(session, get_operation(session, dco_id))
-        results: list[dict[str, Any]] = []
-        statuses = {s.id: s.status for s in steps}
-        for step in steps:
-            entry: dict[str, Any] = {"step": step.id, "order": step.order, "technique": step.technique_id}
-            if statuses[step.id] in (StepStatus.DONE, StepStatus.SKIPPED):
-                results.append({**entry, "status": statuses[step.id].value, "message": "already settled"})
+        preview = preview_plan(dco, connector_default=default, atomics=atomics, catalog=catalog, registry=registry)
+        return {k: preview[k] for k in ("dco", "dry_run", "steps", "status_counts")}
+    dco_id, steps = start_live_run(dco)  # the conduct gate, before any notice goes out or anything runs
+    # the window notice (hosts, window, marker) goes out before any live step, and is waited on
+    # for a bounded time when the rules of engagement ask for an acknowledgement
+    announce_window_task(dco_id, actor=operator, registry=registry)
+    if not wait_for_acknowledgement(lambda: deconfliction_acknowledged(dco_id), ack_timeout_s):
+        require_deconfliction_ack(dco_id)
+    results: list[dict[str, Any]] = []
+    statuses = {s.id: s.status for s in steps}
+    for step in steps:
+        entry: dict[str, Any] = {"step": step.id, "order": step.order, "technique": step.technique_id}
+        if statuses[step.id] in (StepStatus.DONE, StepStatus.SKIPPED):
+            results.append({**entry, "status": statuses[step.id].value, "message": "already settled"})
+            continue
+        if not ready(step, statuses):
+            results.append({**entry, "status": statuses[step.id].value, "message": "waiting for " +
+                            ", ".join(d for d in step.depends_on if statuses.get(d) != StepStatus.DONE)})
+            continue
+        connector = normalise_connector(step.connector) if step.connector not in ("", "manual") else default
+        try:
+            entry.update(run_step_task(dco_id, step.id, connector=connector, actor=operator, atomics=atomics,
+                                       catalog=catalog, registry=registry))
+        except DcoError as exc:
+            statuses[step.id] = step_status(dco_id, step.id)
+            results.append({**entry, "status": statuses[step.id].value, "error": exc.message})
+            log.warning("step %s: %s", step.order, exc.message)
+            continue
+        if entry.get("execution") in ("failed", "timed-out"):
+            statuses[step.id] = StepStatus.FAILED
+            results.append({**entry, "status": StepStatus.FAILED.value})
+            continue
+        answer = _answer_for(step, answers)
+        if answer is None and pause_for_input:
+            form = pause_flow_run(wait_for_input=ManualOutcomeForm.with_initial_data(
+                description=f"Step {step.order}: {step.technique_id} {step.procedure_name}", operator=operator,
+                outcomes=[]), timeout=pause_timeout_s, key=f"step-{step.id}")
+            if form.skip:
+                entry.update(skip_step_task(dco_id, step.id, by=form.operator, reason=form.reason))
+                statuses[step.id] = StepStatus.SKIPPED
+                results.append(entry)
                 continue
-            if not ready(step, statuses):
-                results.append({**entry, "status": statuses[step.id].value, "message": "waiting for " +
-                                ", ".join(d for d in step.depends_on if statuses.get(d) != StepStatus.DONE)})
-                continue
-            connector = normalise_connector(step.connector) if step.connector not in ("", "manual") else default
-            try:
-                with session_scope() as session:
-                    already_ran = latest_execution(session, dco_id, step.id) is not None
-                if statuses[step.id] == StepStatus.PENDING or not already_ran:
-                    deconflict_step_task(dco_id, step, hook_url, hook_secret)
-                    run = execute_step_task(dco_id, step, connector, False, atomics,
-                                            caldera=caldera if connector == "caldera" else None, catalog=catalog,
-                                            actor=operator)
-                    entry.update(run)
-                else:
-                    entry.update({"connector": connector, "message": "ran before; awaiting outcomes"})
-            except DcoError as exc:
-                with session_scope() as session:
-                    statuses[step.id] = _status(session, step.id)
-                results.append({**entry, "status": statuses[step.id].value, "error": exc.message})
-                log.warning("step %s: %s", step.order, exc.message)
-                continue
-            if entry.get("execution") in ("failed", "timed-out"):
-                statuses[step.id] = StepStatus.FAILED
-                results.append({**entry, "status": StepStatus.FAILED.value})
-                continue
-            answer = _answer_for(step, answers)
-            if answer is None and pause_for_input:
-                form = pause_flow_run(wait_for_input=ManualOutcomeForm.with_initial_data(
-                    description=f"Step {step.order}: {step.technique_id} {step.procedure_name}", operator=operator,
-                    outcomes=[]), timeout=pause_timeout_s, key=f"step-{step.id}")
-                if form.skip:
-                    with session_scope() as session:
-                        row = session.get(EmulationStep, step.id)
-                        if row is not None:
-                            row.status = StepStatus.SKIPPED
-                            session.add(row)
-                    statuses[step.id] = StepStatus.SKIPPED
-                    results.append({**entry, "status": "skipped", "message": f"skipped by {form.operator}"})
-                    continue
-                answer = [o.model_dump(mode="json") for o in form.outcomes]
-                op_name = form.operator
-            else:
-                op_name = operator
-            if answer is None:
-                statuses[step.id] = StepStatus.RUNNING
-                results.append({**entry, "status": "running", "message": "awaiting outcomes (dco emulate record)"})
-                continue
-            outcomes = _outcome_dicts(answer, op_name)
-            try:
-                for item in outcomes:
-                    OutcomeInput.parse(step.id, item)  # check every answer before anything is written
-            except DcoError as exc:
-                statuses[step.id] = StepStatus.RUNNING
-                results.append({**entry, "status": "running", "error": exc.message})
-                log.warning("step %s: %s", step.order, exc.message)
-                continue
-            recorded = record_outcome_task(dco_id, step, outcomes, catalog=catalog)
-            statuses[step.id] = StepStatus.DONE
-            results.append({**entry, "status": "done", "outcomes": recorded})
-    finally:  # any error, not only a DcoError, must not leak the Caldera connection
-        if caldera is not None:
-            caldera.close()
+            answer = [o.model_dump(mode="json") for o in form.outcomes]
+            op_name = form.operator
+        else:
+            op_name = operator
+        if answer is None:
+            statuses[step.id] = StepStatus.RUNNING
+            results.append({**entry, "status": "running", "message": "awaiting outcomes (dco emulate record)"})
+            continue
+        outcomes = _outcome_dicts(answer, op_name)
+        try:
+            for item in outcomes:
+                OutcomeInput.parse(step.id, item)  # a bad answer leaves the step open, not the task failed
+        except DcoError as exc:
+            statuses[step.id] = StepStatus.RUNNING
+            results.append({**entry, "status": "running", "error": exc.message})
+            log.warning("step %s: %s", step.order, exc.message)
+            continue
+        recorded = record_outcomes_task(dco_id, step.id, outcomes, catalog=catalog)
+        statuses[step.id] = StepStatus.DONE
+        results.append({**entry, "status": "done",
+                        "outcomes": [f"{r['tool']}={r['outcome']} v{r['version']}" for r in recorded]})
     counts: dict[str, int] = {}
     for s in statuses.values():
         counts[s.value] = counts.get(s.value, 0) + 1
     return {"dco": dco_id, "dry_run": dry_run, "steps": results, "status_counts": counts}
-
-
-def _status(session: Any, step_id: str) -> StepStatus:
-    row = session.get(EmulationStep, step_id)
-    return row.status if row is not None else StepStatus.FAILED

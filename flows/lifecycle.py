@@ -28,7 +28,7 @@ from dcoflow.flows.hunt import HuntParameters, hunt
 from dcoflow.flows.plan import plan_dco
 from dcoflow.flows.triage import triage_hunt
 from dcoflow.models.operation import DcoState
-from dcoflow.tasks.conduct.emulation.exchange import export_vectr_task
+from dcoflow.tasks.conduct.emulation.actions import export_vectr_task
 from dcoflow.tasks.lifecycle import change_state, dco_state, decide_approval, operation_id
 from dcoflow.tasks.reporting.documents.products import write_documents_task
 from dcoflow.tasks.reporting.stix_export import export_dco_bundle_task

@@ -36,9 +36,7 @@ STILL_QUERIES = {
 STILL_OPENS_SESSIONS = {
     "flows/brief.py": "opens sessions for the brief → one tasks/reporting use case",
     "flows/cli/brief.py": "dco brief → the tasks/reporting use case",
-    "flows/cli/emulate.py": "dco emulate … → the tasks/conduct use cases",
     "flows/cli/export.py": "dco export → a tasks use case",
-    "flows/conduct_emulation.py": "operator decisions → the tasks/conduct use cases",
 }
 
 
@@ -117,9 +115,7 @@ def test_sql_check_sees_queries_and_sessions() -> None:
 
 # Settings are read at the edges (CLI commands, flow entries) and passed down; in connectors only the registry, the
 # edge that builds clients, reads them. Known offenders, which only shrink (issue 10's moves are under way):
-STILL_READS_SETTINGS = {
-    "connectors/executor/local.py": "sandbox folder and executor user → passed in by the emulation use case",
-}
+STILL_READS_SETTINGS: dict[str, str] = {}
 
 
 def test_models_and_connectors_take_settings_as_values() -> None:

@@ -78,9 +78,8 @@ def host_platform() -> str:
 
 
 def default_sandbox() -> Path:
-    from dcoflow.core.settings import get_settings
-
-    return get_settings().sandbox_dir or Path(tempfile.gettempdir()) / "dcoflow-sandbox"
+    """Where steps run when the caller names no sandbox (DCO_SANDBOX_DIR's default)."""
+    return Path(tempfile.gettempdir()) / "dcoflow-sandbox"
 
 
 def argument_values(arguments: Mapping[str, Any]) -> dict[str, str]:
@@ -151,14 +150,16 @@ class LocalExecutor:
         self.dco_id = dco_id
         self.roe = roe
         self.scope = scope
+        if sandbox is None or run_as is None:  # values from the edge; else the configured ones
+            from dcoflow.connectors.registry import configured
+
+            settings = configured()
+            sandbox = sandbox or settings.sandbox_dir
+            run_as = run_as or settings.executor_user
         self.sandbox = sandbox or default_sandbox()
         self.host = host or socket.gethostname()
         self.platform = normalise_platform(platform or host_platform())
         self.marker = dco_marker(dco_id)
-        if run_as is None:
-            from dcoflow.core.settings import get_settings
-
-            run_as = get_settings().executor_user
         self.run_as_user = run_as
 
     # -- who runs it ----------------------------------------------------------------------------------

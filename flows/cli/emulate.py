@@ -14,7 +14,7 @@ import typer
 from dcoflow.flows.cli.output import cli_user, console, handle_errors, print_json, table, u
 
 if TYPE_CHECKING:
-    from dcoflow.connectors.caldera import CalderaClient
+    from dcoflow.connectors.registry import ConnectorRegistry
 
 app = typer.Typer(help="Adversary emulation: steps, runs, outcomes, VECTR/Caldera exchange.", no_args_is_help=True)
 
@@ -23,25 +23,13 @@ app = typer.Typer(help="Adversary emulation: steps, runs, outcomes, VECTR/Calder
 @handle_errors
 def steps(dco: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """The DCO's emulation steps in order, with status and current outcomes per tool."""
-    from dcoflow.core.db import session_scope
-    from dcoflow.models.repository.emulation import current_outcomes, last_refusals, load_steps
-    from dcoflow.models.repository.operation import get_operation
+    from dcoflow.tasks.conduct.emulation.actions import list_steps
 
-    with session_scope() as session:
-        op = get_operation(session, dco)
-        outcomes: dict[str, list[str]] = {}
-        for row in current_outcomes(session, op.id):
-            outcomes.setdefault(row.step_id, []).append(f"{row.tool}={row.outcome.value}")
-        refused = last_refusals(session, op.id)
-        rows: list[dict[str, Any]] = [{"id": s.id, "order": s.order, "tactic": s.tactic, "technique": s.technique_id,
-                 "procedure": s.procedure_name, "source": s.source.value, "executor": s.executor,
-                 "connector": s.connector, "status": s.status.value, "depends_on": s.depends_on,
-                 "outcomes": outcomes.get(s.id, []), "refused": refused.get(s.id) if s.status.value == "failed"
-                 else None} for s in load_steps(session, op.id)]
+    dco_id, rows = list_steps(dco)
     if as_json:
         print_json(rows)
         return
-    table(f"emulation steps of {dco}", ["#", "technique", "procedure", "executor", "status", "outcomes", "id"],
+    table(f"emulation steps of {dco_id}", ["#", "technique", "procedure", "executor", "status", "outcomes", "id"],
           [(r["order"], r["technique"], r["procedure"], r["executor"],
             r["status"] + (f" (refused: {r['refused']})" if r["refused"] else ""), ", ".join(r["outcomes"]),
             r["id"]) for r in rows])
@@ -58,15 +46,12 @@ def run(
 ) -> None:
     """Dry run (default, any state, records nothing): per step the exact command lines, executor, host and the
     rules of engagement's verdict. --execute runs the conduct-emulation flow (the DCO must be approved)."""
-    from dcoflow.core.db import session_scope
-    from dcoflow.models.repository.operation import get_operation
-    from dcoflow.tasks.conduct.emulation.steps import check_conduct
+    from dcoflow.tasks.conduct.emulation.actions import start_live_run
 
     if dry_run:
         _dry_run(dco, connector, as_json)
         return
-    with session_scope() as session:
-        check_conduct(get_operation(session, dco), "emulation")  # refused here, before a flow run starts
+    start_live_run(dco)  # the conduct gate refuses here, before a flow run starts
     from dcoflow.flows.conduct_emulation import conduct_emulation
 
     result = conduct_emulation(dco=dco, connector_default=connector, dry_run=False,
@@ -80,17 +65,13 @@ def run(
     console.print(result["status_counts"])
 
 
-def _dry_run(dco: str, connector: str, as_json: bool) -> None:
-    """The plan's steps as they would run, read-only (no Prefect run, nothing written)."""
-    from rich.markup import escape
-
+def _content() -> tuple[Any, Any]:
+    """The ATT&CK catalog and the atomics index, each None when it cannot be read (the rules then assume the
+    worst: atomic steps count as needing elevation)."""
     from dcoflow.connectors.attack import load_catalog
     from dcoflow.connectors.content.atomics import load_atomics
-    from dcoflow.core.db import session_scope
     from dcoflow.core.errors import DcoError
     from dcoflow.core.settings import get_settings
-    from dcoflow.models.repository.operation import get_operation
-    from dcoflow.tasks.conduct.emulation.steps import preview_emulation
 
     try:
         catalog = load_catalog()
@@ -100,27 +81,85 @@ def _dry_run(dco: str, connector: str, as_json: bool) -> None:
         atomics = load_atomics(get_settings().content_path("atomics"))
     except DcoError:
         atomics = None
-    with session_scope() as session:
-        op = get_operation(session, dco)
-        dco_id, state = op.id, op.state.value
-        previews = [p.as_dict() for p in preview_emulation(session, dco_id, connector_default=connector,
-                                                            atomics=atomics, catalog=catalog)]
+    return catalog, atomics
+
+
+def _dry_run(dco: str, connector: str, as_json: bool) -> None:
+    """The plan's steps as they would run, read-only (no Prefect run, nothing written)."""
+    from rich.markup import escape
+
+    from dcoflow.tasks.conduct.emulation.actions import preview_plan
+
+    catalog, atomics = _content()
+    plan = preview_plan(dco, connector_default=connector, atomics=atomics, catalog=catalog)
+    dco_id, state, previews = plan["dco"], plan["state"], plan["steps"]
     if as_json:
         print_json({"dco": dco_id, "state": state, "dry_run": True, "steps": previews})
         return
     console.print(f"[bold]dry run of {escape(dco_id)}[/] (state {state}; nothing runs, nothing is recorded)")
     for p in previews:
-        where = f"{p['connector']}/{p['executor'] or '-'} on {p['host'] or '-'}" + \
-            (f" as {p['run_as']}" if p["run_as"] else "")
-        verdict = "[green]allowed[/]" if p["verdict"] == "allowed" else "[red]refused[/]"
-        console.print(f"\n[bold]{p['order']}. {escape(p['technique'])}[/] {escape(where)} [{p['status']}]: {verdict}")
-        for reason in p["reasons"]:
-            console.print(f"   - {escape(reason)}")
-        for label, text in (("command", p["command"]), ("cleanup", p["cleanup_command"])):
-            if text:
-                console.print(f"   {label}:")
-                console.print("\n".join("     " + line for line in text.splitlines()), markup=False,
-                              highlight=False)
+        _print_preview(p)
+
+
+def _print_preview(p: dict[str, Any]) -> None:
+    from rich.markup import escape
+
+    where = f"{p['connector']}/{p['executor'] or '-'} on {p['host'] or '-'}" + \
+        (f" as {p['run_as']}" if p["run_as"] else "")
+    verdict = "[green]allowed[/]" if p["verdict"] == "allowed" else "[red]refused[/]"
+    console.print(f"\n[bold]{p['order']}. {escape(p['technique'])}[/] {escape(where)} [{p['status']}]: {verdict}")
+    for reason in p["reasons"]:
+        console.print(f"   - {escape(reason)}")
+    for label, text in (("command", p["command"]), ("cleanup", p["cleanup_command"])):
+        if text:
+            console.print(f"   {label}:")
+            console.print("\n".join("     " + line for line in text.splitlines()), markup=False,
+                          highlight=False)
+
+
+@app.command("run-step")
+@handle_errors
+def run_step_cmd(
+    dco: str,
+    step: Annotated[str, typer.Argument(help="Step id, order number or technique id.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run/--execute", help="Show the commands only (default).")] = True,
+    connector: Annotated[str | None, typer.Option(help="manual, local or caldera (default: the step's).")] = None,
+    operator: Annotated[str | None, typer.Option(help="Who runs it (default: you).")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Run one step as the conduct-emulation flow runs it: the conduct gate, the deconfliction notice, the rules
+    of engagement, then the step (a manual step waits for `dco emulate record`). A step that ran is not re-run."""
+    from dcoflow.tasks.conduct.emulation.actions import run_step
+    from dcoflow.tasks.conduct.emulation.steps import normalise_connector
+
+    catalog, atomics = _content()
+    out = run_step(dco, step, connector=normalise_connector(connector) if connector else None, dry_run=dry_run,
+                   actor=operator or cli_user(), atomics=atomics, catalog=catalog)
+    if as_json:
+        print_json(out)
+    elif dry_run:
+        _print_preview(out)
+    else:
+        console.print(f"step {out['order']} ({out['technique']}): {out['status']} — {out['message']}")
+
+
+@app.command("skip")
+@handle_errors
+def skip_cmd(
+    dco: str,
+    step: Annotated[str, typer.Argument(help="Step id, order number or technique id.")],
+    by: Annotated[str, typer.Option("--by", help="Who decides (recorded in the audit log).")],
+    reason: Annotated[str | None, typer.Option("--reason", help="Why (recorded in the audit log).")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Skip a step that will not run (steps after it may go on), audited with who and why."""
+    from dcoflow.tasks.conduct.emulation.actions import skip_step
+
+    out = skip_step(dco, step, by=by, reason=reason)
+    if as_json:
+        print_json(out)
+    else:
+        console.print(f"step {out['order']} ({out['technique']}): {out['message']}")
 
 
 @app.command("record")
@@ -140,22 +179,13 @@ def record(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Record one tool's outcome for one step (a correction is a new version; history is kept)."""
-    from dcoflow.connectors.attack import load_catalog
-    from dcoflow.core.db import session_scope
-    from dcoflow.core.errors import DcoError
-    from dcoflow.tasks.conduct.emulation.outcomes import record_outcome
+    from dcoflow.tasks.conduct.emulation.actions import record_outcomes
 
     data: dict[str, Any] = {"tool": tool, "outcome": outcome, "severity": severity, "notes": note,
                             "attack_start": start, "attack_stop": stop, "detected_at": detected,
                             "target_host": target, "operator": operator or cli_user()}
-    try:
-        catalog = load_catalog()
-    except DcoError:
-        catalog = None
-    with session_scope() as session:
-        row = record_outcome(session, dco, step, {k: v for k, v in data.items() if v is not None}, catalog=catalog)
-        out = {"step": row.step_id, "tool": row.tool, "outcome": row.outcome.value, "version": row.version,
-               "sighting": row.sighting_id}
+    catalog, _atomics = _content()
+    [out] = record_outcomes(dco, step, [{k: v for k, v in data.items() if v is not None}], catalog=catalog)
     if as_json:
         print_json(out)
     else:
@@ -174,12 +204,9 @@ def mark_destructive_cmd(
 ) -> None:
     """Decide whether one step is destructive, audited with who and why. --not-destructive overrules only what
     the command text suggests (e.g. an rm of a file the exercise made), never a destructive technique."""
-    from dcoflow.core.db import session_scope
-    from dcoflow.tasks.conduct.emulation.steps import mark_destructive
+    from dcoflow.tasks.conduct.emulation.actions import mark_step_destructive
 
-    with session_scope() as session:
-        ev = mark_destructive(session, dco, step, destructive, actor=by, reason=reason)
-        step_id = ev.details["step"]
+    step_id = mark_step_destructive(dco, step, destructive, by=by, reason=reason)["step"]
     console.print(f"step {step_id}: marked {'destructive' if destructive else 'not destructive'} by {by}")
 
 
@@ -187,11 +214,9 @@ def mark_destructive_cmd(
 @handle_errors
 def export_vectr_cmd(dco: str, path: Path) -> None:
     """Write the DCO's outcomes as a VECTR campaign CSV."""
-    from dcoflow.core.db import session_scope
-    from dcoflow.tasks.conduct.emulation.exchange import export_vectr
+    from dcoflow.tasks.conduct.emulation.actions import export_vectr
 
-    with session_scope() as session:
-        n = export_vectr(session, dco, path)
+    _dco_id, n = export_vectr(dco, path)
     console.print(f"wrote {n} test cases to {path}")
 
 
@@ -209,11 +234,9 @@ def _summary(result: Any, as_json: bool) -> None:
 @handle_errors
 def import_vectr_cmd(dco: str, path: Path, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Record outcomes from a VECTR CSV (rows are matched to steps; unmatched rows are reported)."""
-    from dcoflow.core.db import session_scope
-    from dcoflow.tasks.conduct.emulation.exchange import import_vectr
+    from dcoflow.tasks.conduct.emulation.actions import import_vectr
 
-    with session_scope() as session:
-        result = import_vectr(session, dco, path, actor=cli_user())
+    result = import_vectr(dco, path, actor=cli_user())
     _summary(result, as_json)
 
 
@@ -227,10 +250,9 @@ def import_caldera_cmd(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Import a Caldera operation report JSON (executions; outcomes when --tool/--outcome are given)."""
-    from dcoflow.core.db import session_scope
     from dcoflow.core.errors import ValidationError
     from dcoflow.models.emulation import OUTCOME_ALIASES, Outcome
-    from dcoflow.tasks.conduct.emulation.exchange import import_caldera_report
+    from dcoflow.tasks.conduct.emulation.actions import import_caldera_report
 
     verdict = None
     if outcome is not None:
@@ -240,8 +262,7 @@ def import_caldera_cmd(
                                   suggestions=[o.value for o in Outcome])
     if (tool is None) != (verdict is None):
         raise ValidationError("give --tool and --outcome together", field="tool")
-    with session_scope() as session:
-        result = import_caldera_report(session, dco, report, tool=tool, outcome=verdict, actor=cli_user())
+    result = import_caldera_report(dco, report, tool=tool, outcome=verdict, actor=cli_user())
     _summary(result, as_json)
 
 
@@ -267,9 +288,9 @@ def procedures(
             ", ".join(t.input_arguments)) for t in tests])
 
 
-def _caldera_client() -> CalderaClient:
-    """A Caldera client from DCO_CALDERA_URL / DCO_CALDERA_API_KEY (ConfigError naming what is unset)."""
-    from dcoflow.connectors.caldera import CalderaClient
+def _registry() -> ConnectorRegistry:
+    """The connector registry from settings, with Caldera configured (ConfigError naming what is unset)."""
+    from dcoflow.connectors.registry import ConnectorRegistry
     from dcoflow.core.errors import ConfigError
     from dcoflow.core.settings import get_settings
 
@@ -281,7 +302,7 @@ def _caldera_client() -> CalderaClient:
         raise ConfigError(f"Caldera is not configured: {' and '.join(missing)} not set", object="caldera",
                           hint="set DCO_CALDERA_URL (e.g. http://caldera:8888) and DCO_CALDERA_API_KEY "
                                "(the server's api_key_red)")
-    return CalderaClient(str(settings.caldera_url), key)
+    return ConnectorRegistry.from_settings(settings)
 
 
 @app.command("import-caldera-adversary")
@@ -293,18 +314,11 @@ def import_caldera_adversary_cmd(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Append a Caldera adversary profile's abilities to the DCO's plan, in its order (re-import is a no-op)."""
-    from dcoflow.connectors.attack import load_catalog
-    from dcoflow.core.db import session_scope
-    from dcoflow.core.errors import DcoError
-    from dcoflow.tasks.conduct.emulation.plan_import import import_caldera_adversary
+    from dcoflow.tasks.conduct.emulation.actions import import_caldera_adversary
 
-    try:
-        catalog = load_catalog()
-    except DcoError:
-        catalog = None
-    with _caldera_client() as client, session_scope() as session:
-        result = import_caldera_adversary(session, dco, client, adversary_id, platform=platform, catalog=catalog,
-                                          actor=cli_user())
+    catalog, _atomics = _content()
+    result = import_caldera_adversary(dco, adversary_id, platform=platform, catalog=catalog, actor=cli_user(),
+                                      registry=_registry())
     _summary(result, as_json)
 
 
@@ -317,9 +331,8 @@ def caldera_abilities_cmd(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Give pending steps without a procedure a matching Caldera ability (others become candidates)."""
-    from dcoflow.core.db import session_scope
-    from dcoflow.tasks.conduct.emulation.plan_import import import_caldera_abilities
+    from dcoflow.tasks.conduct.emulation.actions import import_caldera_abilities
 
-    with _caldera_client() as client, session_scope() as session:
-        result = import_caldera_abilities(session, dco, client, technique or None, platform=platform, actor=cli_user())
+    result = import_caldera_abilities(dco, technique or None, platform=platform, actor=cli_user(),
+                                      registry=_registry())
     _summary(result, as_json)

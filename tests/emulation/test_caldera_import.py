@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 import dcoflow.flows.cli.emulate as emulate_cli
 from dcoflow.connectors.caldera import CalderaClient
+from dcoflow.connectors.registry import ConnectorRegistry
 from dcoflow.core.db import session_scope
 from dcoflow.core.errors import AuthError, NotFoundError
 from dcoflow.core.settings import Settings, get_settings
@@ -251,7 +252,11 @@ def test_cli_imports_and_requires_configuration(server: CalderaServer, lab_dco: 
     assert unset.exit_code == 2
     assert "DCO_CALDERA_URL and DCO_CALDERA_API_KEY not set" in " ".join(unset.output.split())
 
-    monkeypatch.setattr(emulate_cli, "_caldera_client", server.client)
+    monkeypatch.setenv("DCO_CALDERA_URL", URL)
+    monkeypatch.setenv("DCO_CALDERA_API_KEY", KEY)
+    get_settings.cache_clear()
+    monkeypatch.setattr(emulate_cli, "_registry", lambda: ConnectorRegistry.from_settings(
+        transport=httpx.MockTransport(server)))
     out = runner.invoke(emulate_cli.app, ["import-caldera-adversary", lab_dco, CHECK, "--json"])
     assert out.exit_code == 0, out.output
     assert json.loads(out.output)["created"] == 7

@@ -10,6 +10,7 @@ import pytest
 
 from dcoflow.connectors.executor.local import LocalExecutor
 from dcoflow.core.errors import ExecutionError
+from dcoflow.core.settings import get_settings
 from dcoflow.models.emulation import ExecutionStatus
 from dcoflow.models.plan import EmulationStep, ProcedureSource
 
@@ -20,7 +21,8 @@ DCO = "lab-dco"
 
 def executor(tmp_path: Path, **roe: Any) -> LocalExecutor:
     s = spec(**roe)
-    return LocalExecutor(DCO, s.rules_of_engagement, s.scope, platform="linux")
+    # the sandbox comes from settings at the edge (DCO_SANDBOX_DIR, the sandbox fixture's folder)
+    return LocalExecutor(DCO, s.rules_of_engagement, s.scope, platform="linux", sandbox=get_settings().sandbox_dir)
 
 
 def custom(command: str, **extra: Any) -> EmulationStep:

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from dcoflow.connectors.executor.local import LocalExecutor, alive
 from dcoflow.core.db import session_scope
 from dcoflow.core.errors import ExecutionError
+from dcoflow.core.settings import get_settings
 from dcoflow.models.audit import AuditEvent
 from dcoflow.models.emulation import EmulationExecution, ExecutionStatus
 from dcoflow.models.plan import EmulationStep, ProcedureSource, StepStatus
@@ -34,7 +35,8 @@ CLEAR_HISTORY_RM = "a934276e-2be5-4a36-93fd-98adbb5bd4fc"  # T1070.003 Clear Bas
 
 def executor(**roe: Any) -> LocalExecutor:
     s = spec(**roe)
-    return LocalExecutor(DCO, s.rules_of_engagement, s.scope, platform="linux")
+    # the sandbox comes from settings at the edge (DCO_SANDBOX_DIR, the sandbox fixture's folder)
+    return LocalExecutor(DCO, s.rules_of_engagement, s.scope, platform="linux", sandbox=get_settings().sandbox_dir)
 
 
 def custom(command: str, cleanup: str | None = None, **extra: Any) -> EmulationStep:

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session
 
 from dcoflow.connectors.content.caldera_report import CalderaReport, load_caldera_report
@@ -37,7 +35,6 @@ from dcoflow.models.repository.emulation import (
 )
 from dcoflow.models.repository.operation import get_operation, record_event
 from dcoflow.tasks.conduct.emulation.outcomes import record_outcome
-from dcoflow.tasks.retry import retry_when_retryable
 
 SEVERITY_ORDER = list(Severity)
 
@@ -185,18 +182,3 @@ def import_caldera_report(
             }, source=OutcomeSource.CALDERA, catalog=catalog, actor=actor)
     record_event(session, op.id, actor, "emulation-caldera-imported", {"report": rep.name, **summary.as_dict()})
     return summary
-
-
-def _export_vectr_file(dco: str, output_dir: str) -> str:
-    """``<output_dir>/<dco>-vectr.csv``: the DCO's outcomes as a VECTR campaign (the lifecycle's export)."""
-    from dcoflow.core.db import session_scope
-
-    with session_scope() as session:
-        dco_id = get_operation(session, dco).id
-        path = Path(output_dir) / f"{dco_id}-vectr.csv"
-        export_vectr(session, dco_id, path)
-    return str(path)
-
-
-export_vectr_task = task(name="export-vectr",
-                         retry_condition_fn=retry_when_retryable, retries=1, cache_policy=NO_CACHE)(_export_vectr_file)

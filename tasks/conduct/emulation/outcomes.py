@@ -3,14 +3,12 @@ its STIX sighting/observed-data/note, and an audit event."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session
 
-from dcoflow.core.db import insert_if_absent, session_scope
+from dcoflow.core.db import insert_if_absent
 from dcoflow.core.errors import (
     ConflictError,
 )
@@ -22,7 +20,7 @@ from dcoflow.models.emulation import (
     attack_pattern_ref,
     aware,
 )
-from dcoflow.models.plan import EmulationStep, StepStatus
+from dcoflow.models.plan import StepStatus
 from dcoflow.models.repository.emulation import (
     get_step,
     latest_execution,
@@ -33,7 +31,6 @@ from dcoflow.models.repository.operation import get_operation, lock_row, record_
 from dcoflow.models.repository.stix_store import put_objects
 from dcoflow.models.stix.common import DcoContext
 from dcoflow.models.stix.emulation_objects import outcome_objects, sighting_id
-from dcoflow.tasks.retry import retry_when_retryable
 
 
 def record_outcome(
@@ -92,16 +89,3 @@ def record_outcome(
         "version": row.version, "source": source.value,
     })
     return row
-
-
-def _record_in_session(dco_id: str, step: EmulationStep, outcomes: Iterable[Mapping[str, Any]],
-                       source: OutcomeSource = OutcomeSource.MANUAL, catalog: Catalog | None = None) -> list[str]:
-    with session_scope() as session:
-        return [f"{r.tool}={r.outcome.value} v{r.version}"
-                for r in (record_outcome(session, dco_id, step.id, o, source=source, catalog=catalog)
-                          for o in outcomes)]
-
-
-record_outcome_task = task(name="record-outcome", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE,
-                           retry_condition_fn=retry_when_retryable,
-                           task_run_name="outcome-{step.order}-{step.technique_id}")(_record_in_session)

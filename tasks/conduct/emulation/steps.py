@@ -1,10 +1,10 @@
 """Conducting emulation steps: deconflict a step, preview it (a dry run), execute it on the local lab
 host or through Caldera under the rules of engagement, or hand it to the operator.
 
-Plain functions over a Session that tests call directly; the Prefect task wrappers at the bottom open
-their own session. The step's ``status`` in the database is the source of truth for resuming:
-pending → running (executed or handed to the operator, awaiting outcomes) → done (at least one outcome
-recorded); failed/skipped with the reason in an execution record.
+Plain functions over a caller's Session; the use cases in ``actions`` open it. The step's ``status``
+in the database is the source of truth for resuming: pending → running (executed or handed to the
+operator, awaiting outcomes) → done (at least one outcome recorded); failed/skipped with the reason in
+an execution record or the audit log.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session
 
 from dcoflow.connectors.caldera import CalderaClient
@@ -24,7 +22,6 @@ from dcoflow.connectors.content.atomics import AtomicsIndex, load_atomics
 from dcoflow.connectors.content.ctid import load_ctid_plan
 from dcoflow.connectors.executor.local import ExecutionResult, LocalExecutor, Override
 from dcoflow.connectors.webhook import WebhookClient
-from dcoflow.core.db import session_scope
 from dcoflow.core.errors import (
     ConnectorError,
     DcoError,
@@ -53,9 +50,8 @@ from dcoflow.models.repository.emulation import (
 from dcoflow.models.repository.operation import audit_trail, get_operation, record_event
 from dcoflow.models.roe import command_only, destructive_reasons, elevation_means
 from dcoflow.models.stix.ids import row_id
-from dcoflow.tasks.conduct.deconfliction import notify_window, require_acknowledged
+from dcoflow.tasks.conduct.deconfliction import require_acknowledged
 from dcoflow.tasks.plan.planning import resolve_plan_path
-from dcoflow.tasks.retry import retry_when_retryable
 
 CONNECTORS = ("manual", "local", "caldera")
 
@@ -440,74 +436,6 @@ def _run_caldera(
         details={"operation": operation["id"], "links": [{"id": lk.link_id, "status": int(lk.status),
                                                             "paw": lk.paw} for lk in links]},
     ))
-
-
-# -- Prefect task wrappers (own session each) ------------------------------------------------------------
-
-
-def _deconflict_in_session(dco_id: str, step: EmulationStep, webhook_url: str | None = None,
-                           webhook_secret: str | None = None) -> int:
-    with session_scope() as session:
-        op = get_operation(session, dco_id)
-        fresh = get_step(session, op.id, step.id)
-        hook = WebhookClient(webhook_url, secret=webhook_secret) if webhook_url else None
-        try:
-            return len(deconflict_step(session, op, fresh, webhook=hook))
-        finally:
-            if hook is not None:
-                hook.close()
-
-
-def _notify_window_in_session(dco_id: str, webhook_url: str | None = None, webhook_secret: str | None = None,
-                              actor: str = "dcoflow") -> list[dict[str, Any]]:
-    with session_scope() as session:
-        op = get_operation(session, dco_id)
-        hook = WebhookClient(webhook_url, secret=webhook_secret) if webhook_url else None
-        try:
-            return [{"contact": r.notified, "status": r.status, "channel": r.channel}
-                    for r in notify_window(session, op, webhook=hook, actor=actor)]
-        finally:
-            if hook is not None:
-                hook.close()
-
-
-def acknowledged_in_session(dco_id: str) -> bool:
-    """Whether the DCO may start live steps as far as deconfliction goes (own session; polled by the flow)."""
-    with session_scope() as session:
-        op = get_operation(session, dco_id)
-        try:
-            require_acknowledged(session, op)
-        except DcoError:
-            return False
-        return True
-
-
-def _execute_in_session(dco_id: str, step: EmulationStep, connector: str | None, dry_run: bool,
-                        atomics: AtomicsIndex | None = None, executor: LocalExecutor | None = None,
-                        caldera: CalderaClient | None = None, catalog: Catalog | None = None,
-                        actor: str = "dcoflow") -> dict[str, Any]:
-    with session_scope() as session:
-        op = get_operation(session, dco_id)
-        fresh = get_step(session, op.id, step.id)
-        done = execute_step(session, fresh, op, connector=connector, dry_run=dry_run, atomics=atomics,
-                            executor=executor, caldera=caldera, catalog=catalog, actor=actor)
-        if done.preview is not None:
-            return {**done.preview.as_dict(), "message": done.message, "execution": "dry-run"}
-        ex = done.execution
-        return {"step": done.step_id, "order": fresh.order, "technique": fresh.technique_id,
-                "connector": done.connector, "status": done.status.value, "message": done.message,
-                "command": ex.command if ex else None, "cleanup_command": ex.cleanup_command if ex else None,
-                "exit_code": ex.exit_code if ex else None,
-                "execution": ex.status.value if ex else None}
-
-
-deconflict_step_task = task(name="deconflict-step", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE,
-                            retry_condition_fn=retry_when_retryable,
-                            task_run_name="deconflict-{step.order}-{step.technique_id}")(_deconflict_in_session)
-notify_window_task = task(name="deconflict-window", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE,
-                          retry_condition_fn=retry_when_retryable)(_notify_window_in_session)
-execute_step_task = task(name="execute-step", cache_policy=NO_CACHE,
-                         task_run_name="step-{step.order}-{step.technique_id}")(_execute_in_session)
 
 
 def normalise_connector(name: str) -> str:

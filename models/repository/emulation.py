@@ -74,6 +74,16 @@ def latest_execution(session: Session, dco_id: str, step_id: str) -> EmulationEx
     return session.exec(stmt).first()
 
 
+def latest_executions(session: Session, dco_id: str) -> dict[str, EmulationExecution]:
+    """Step id → its latest execution that ran (as :func:`latest_execution`), for every step in one read."""
+    stmt = (select(EmulationExecution)
+            .where(EmulationExecution.dco_id == dco_id,
+                   col(EmulationExecution.status).in_([ExecutionStatus.SUCCEEDED, ExecutionStatus.FAILED,
+                                                       ExecutionStatus.TIMED_OUT]))
+            .order_by(col(EmulationExecution.id)))
+    return {row.step_id: row for row in session.exec(stmt)}  # later rows win
+
+
 def recorded_links(session: Session, dco_id: str) -> set[str]:
     """The Caldera links already recorded for the DCO (``caldera-link:<id>``), in one read."""
     return {str(d["link"]) for d in session.exec(

@@ -28,13 +28,14 @@ from dcoflow.models.operation import utcnow
 from dcoflow.models.plan import EmulationStep, StepStatus
 from dcoflow.models.repository.emulation import (
     current_outcomes,
+    latest_executions,
     load_steps,
     outcome_history,
     recorded_links,
     set_status,
 )
 from dcoflow.models.repository.operation import get_operation, record_event
-from dcoflow.tasks.conduct.emulation.outcomes import record_outcome
+from dcoflow.tasks.conduct.emulation.outcomes import Prior, record_outcome
 
 SEVERITY_ORDER = list(Severity)
 
@@ -86,13 +87,18 @@ def import_vectr(
     cases, report = read_vectr_csv(path)
     summary = ImportSummary(warnings=[f"{b.location}: {b.reason}" for b in report.bad])
     steps = load_steps(session, op.id)
+    # Every outcome version and every step's latest execution in two reads, not a few queries per row.
+    versions: dict[tuple[str, str], list[EmulationOutcome]] = {}
+    for row in outcome_history(session, op.id):
+        versions.setdefault((row.step_id, row.tool), []).append(row)
+    runs = latest_executions(session, op.id)
     for case in cases:
         step = _match_case(case, steps)
         if step is None:
             summary.warnings.append(f"test case {case.name!r} ({case.technique_id}) matches no step of {op.id}")
             continue
         for tool, outcome in sorted(case.tool_outcomes.items()):
-            history = outcome_history(session, op.id, step.id, tool)
+            history = versions.setdefault((step.id, tool), [])
             # A VECTR row is per test case, not per tool: only the tool's verdict is authoritative,
             # so re-importing our own export changes nothing.
             if history and history[-1].outcome == outcome:
@@ -104,8 +110,8 @@ def import_vectr(
                     "operator": case.operator or actor, "target_host": ",".join(case.target_assets) or None,
                     "notes": case.notes or None}
             try:
-                record_outcome(session, op.id, step.id, data, source=OutcomeSource.VECTR, catalog=catalog,
-                               actor=actor)
+                row = record_outcome(session, op.id, step.id, data, source=OutcomeSource.VECTR, catalog=catalog,
+                                     actor=actor, prior=Prior(history, runs.get(step.id)))
             except ValidationError as exc:
                 summary.warnings.append(f"test case {case.name!r}: {exc.message}")
                 continue
@@ -113,6 +119,8 @@ def import_vectr(
                 summary.updated += 1
             else:
                 summary.created += 1
+            if not history or history[-1].id != row.id:
+                history.append(row)  # a later row of the file for the same step and tool sees this one
     return summary
 
 

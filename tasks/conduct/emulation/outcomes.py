@@ -3,7 +3,8 @@ its STIX sighting/observed-data/note, and an audit event."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlmodel import Session
@@ -14,6 +15,7 @@ from dcoflow.core.errors import (
 )
 from dcoflow.models.attack.catalog import Catalog
 from dcoflow.models.emulation import (
+    EmulationExecution,
     EmulationOutcome,
     OutcomeInput,
     OutcomeSource,
@@ -33,6 +35,15 @@ from dcoflow.models.stix.common import DcoContext
 from dcoflow.models.stix.emulation_objects import outcome_objects, sighting_id
 
 
+@dataclass(frozen=True, slots=True)
+class Prior:
+    """What a batch caller already read for one (step, tool): its outcome versions, oldest first, and the
+    step's latest execution, so recording many outcomes does not query per row."""
+
+    history: Sequence[EmulationOutcome]
+    run: EmulationExecution | None
+
+
 def record_outcome(
     session: Session,
     dco_id: str,
@@ -42,21 +53,23 @@ def record_outcome(
     source: OutcomeSource = OutcomeSource.MANUAL,
     catalog: Catalog | None = None,
     actor: str | None = None,
+    prior: Prior | None = None,
 ) -> EmulationOutcome:
     """Record one tool's outcome for one step: a new version row (unless nothing changed), the
-    STIX sighting/observed-data/note, and an audit event. The step becomes done."""
+    STIX sighting/observed-data/note, and an audit event. The step becomes done. ``prior``: what the
+    caller already read for this step and tool (else it is read here)."""
     op = get_operation(session, dco_id)
     step = get_step(session, op.id, step_id)
     given = data if isinstance(data, OutcomeInput) else OutcomeInput.parse(step.id, dict(data))
     # Attack times and target default to what the executor recorded, so sightings line up with telemetry.
-    run = latest_execution(session, op.id, step.id)
+    run = prior.run if prior is not None else latest_execution(session, op.id, step.id)
     if run is not None:
         given = given.model_copy(update={
             "attack_start": given.attack_start or aware(run.started_at),
             "attack_stop": given.attack_stop or aware(run.finished_at),
             "target_host": given.target_host or run.host,
         })
-    history = outcome_history(session, op.id, step.id, given.tool)
+    history = list(prior.history) if prior is not None else outcome_history(session, op.id, step.id, given.tool)
     latest = history[-1] if history else None
     if latest is not None and latest.same_as(given):
         return latest

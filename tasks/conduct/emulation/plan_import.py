@@ -1,10 +1,13 @@
-"""Importing procedures into a DCO's plan: atomics for steps without one, CTID emulation plans, and Caldera
-adversary profiles and abilities (through the server's REST API)."""
+"""Importing procedures into a DCO's plan, from Atomic Red Team, CTID emulation plans and Caldera (its REST
+API). Two shapes, each built once: *filling* gives pending steps without a procedure the first fitting
+procedure (atomics, Caldera abilities), *appending* adds a source's ordered chain of steps, each depending
+on the one before (a CTID plan, a Caldera adversary profile). Writes are idempotent: step ids are
+``x-dco-step`` over the DCO, the source and its natural key."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlmodel import Session
@@ -12,23 +15,124 @@ from sqlmodel import Session
 from dcoflow.connectors.caldera import CalderaClient
 from dcoflow.connectors.content.atomics import AtomicsIndex
 from dcoflow.core.db import upsert
-from dcoflow.core.errors import (
-    ConnectorError,
-)
+from dcoflow.core.errors import ConnectorError
 from dcoflow.models.attack.catalog import TECHNIQUE_ID, Catalog
-from dcoflow.models.emulation import (
-    ImportSummary,
-    current_technique,
-)
+from dcoflow.models.emulation import ImportSummary, current_technique
 from dcoflow.models.operation import Operation
 from dcoflow.models.plan import EmulationStep, ProcedureSource, StepStatus
 from dcoflow.models.procedures import CtidPlan
-from dcoflow.models.repository.emulation import (
-    load_steps,
-    steps_without_procedure,
-)
+from dcoflow.models.repository.emulation import load_steps, steps_without_procedure
 from dcoflow.models.repository.operation import get_operation, record_event
 from dcoflow.models.stix.ids import row_id
+
+# -- the two builders ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Procedure:
+    """One procedure that can fill a step: what it runs, where, and how it is listed among candidates."""
+
+    source: ProcedureSource
+    ref: str
+    name: str
+    platform: str | None
+    executor: str
+    command: str | None
+    cleanup_command: str | None
+    listing: dict[str, Any]
+    input_arguments: dict[str, Any] = field(default_factory=dict)
+    connector: str | None = None  # None: the step keeps its connector
+
+
+def fill_steps(session: Session, steps: Iterable[EmulationStep], choices: Callable[[EmulationStep], list[Procedure]],
+               summary: ImportSummary, none_found: Callable[[EmulationStep], str]) -> None:
+    """Give each pending step the first of its ``choices`` (the next nine become its candidates). A step
+    that already ran, or that nothing fits (``none_found`` says why), is left alone and reported."""
+    for step in steps:
+        if step.status != StepStatus.PENDING:
+            summary.unchanged += 1
+            summary.warnings.append(f"step {step.order} {step.technique_id}: already {step.status.value}; "
+                                    "left untouched")
+            continue
+        procs = choices(step)
+        if not procs:
+            summary.unchanged += 1
+            summary.warnings.append(none_found(step))
+            continue
+        chosen = procs[0]
+        step.source, step.procedure_ref, step.procedure_name = chosen.source, chosen.ref, chosen.name
+        step.platform = chosen.platform or step.platform
+        step.executor, step.command, step.cleanup_command = chosen.executor, chosen.command, chosen.cleanup_command
+        step.input_arguments = dict(chosen.input_arguments)
+        step.connector = chosen.connector or step.connector
+        step.candidates = [p.listing for p in procs[1:10]]
+        step.version += 1
+        session.add(step)
+        summary.updated += 1
+
+
+@dataclass(frozen=True, slots=True)
+class ChainLink:
+    """One step of a chain a source appends: its id, what the source says the step is (``fields``, compared
+    and refreshed), what is set only when it is created, and a warning that matters only then."""
+
+    step_id: str
+    fields: dict[str, Any]
+    procedure_ref: str
+    input_arguments: dict[str, Any] = field(default_factory=dict)
+    warning_if_new: str | None = None
+
+
+def append_chain(session: Session, op: Operation, source: ProcedureSource, links: Iterable[ChainLink],
+                 summary: ImportSummary, *, refresh: bool) -> None:
+    """Append ``links`` after the plan's last step, in order, each depending on the one before. A link whose
+    step exists is unchanged, unless ``refresh`` and the step is still pending and differs: then it is
+    updated (a new version). So importing the same chain twice creates nothing."""
+    existing = {s.id: s for s in load_steps(session, op.id)}
+    next_order = max((s.order for s in existing.values()), default=0) + 1
+    previous: str | None = None
+    rows: list[dict[str, Any]] = []
+    for link in links:
+        step = existing.get(link.step_id)
+        previous_id, previous = previous, link.step_id
+        if step is not None:
+            if (not refresh or step.status != StepStatus.PENDING
+                    or all(getattr(step, k) == v for k, v in link.fields.items())):
+                summary.unchanged += 1
+                continue
+            for k, v in link.fields.items():
+                setattr(step, k, v)
+            step.version += 1
+            session.add(step)
+            summary.updated += 1
+            continue
+        if link.warning_if_new:
+            summary.warnings.append(link.warning_if_new)
+        rows.append({
+            "id": link.step_id, "dco_id": op.id, "order": next_order, **link.fields, "source": source,
+            "procedure_ref": link.procedure_ref, "input_arguments": link.input_arguments,
+            "depends_on": [previous_id] if previous_id else [], "status": StepStatus.PENDING, "candidates": [],
+            "version": 1,
+        })
+        next_order += 1
+        summary.created += 1
+    session.flush()
+    upsert(session, EmulationStep, rows, keys=("id",))
+
+
+def _resolved(tid: str, catalog: Catalog | None, label: str, warnings: list[str]) -> str:
+    """``tid`` as the catalog's current id (revoked ids follow their replacement); an id the catalog does not
+    know is kept and reported."""
+    if catalog is None:
+        return tid
+    tech = current_technique(catalog, tid)
+    if tech is not None:
+        return tech.attack_id
+    warnings.append(f"{label}: technique {tid} is not in ATT&CK {catalog.version} (kept)")
+    return tid
+
+
+# -- Atomic Red Team and CTID plans -------------------------------------------------------------------
 
 
 def import_atomics_into_plan(
@@ -37,29 +141,21 @@ def import_atomics_into_plan(
     """Give every pending step without a procedure the first atomic that fits the DCO's
     platforms and allowed executors (e.g. after updating the atomics checkout)."""
     op = get_operation(session, dco_id)
-    spec = op.dco
-    platforms = [p.value for p in spec.scope.platforms]
-    allowed = {e.lower() for e in spec.rules_of_engagement.allowed_executors}
+    platforms = [p.value for p in op.dco.scope.platforms]
+    allowed = {e.lower() for e in op.dco.rules_of_engagement.allowed_executors}
+
+    def choices(step: EmulationStep) -> list[Procedure]:
+        return [Procedure(
+            source=ProcedureSource.ATOMIC, ref=t.guid, name=t.name,
+            platform=next((p for p in platforms if t.supports(p)), None), executor=t.executor, command=t.command,
+            cleanup_command=t.cleanup_command, input_arguments={k: a.default for k, a in t.input_arguments.items()},
+            listing={"guid": t.guid, "name": t.name, "executor": t.executor},
+        ) for t in atomics.for_technique(step.technique_id, platforms) if t.executor in allowed and t.command]
+
     summary = ImportSummary()
-    for step in steps_without_procedure(session, op.id):
-        if step.status != StepStatus.PENDING:
-            continue
-        tests = [t for t in atomics.for_technique(step.technique_id, platforms)
-                 if t.executor in allowed and t.command]
-        if not tests:
-            summary.unchanged += 1
-            summary.warnings.append(f"step {step.order} {step.technique_id}: no atomic for "
-                                    f"{', '.join(platforms)} with an allowed executor")
-            continue
-        chosen = tests[0]
-        step.source, step.procedure_ref, step.procedure_name = ProcedureSource.ATOMIC, chosen.guid, chosen.name
-        step.platform = next((p for p in platforms if chosen.supports(p)), step.platform)
-        step.executor, step.command, step.cleanup_command = chosen.executor, chosen.command, chosen.cleanup_command
-        step.input_arguments = {k: a.default for k, a in chosen.input_arguments.items()}
-        step.candidates = [{"guid": t.guid, "name": t.name, "executor": t.executor} for t in tests[1:10]]
-        step.version += 1
-        session.add(step)
-        summary.updated += 1
+    fill_steps(session, steps_without_procedure(session, op.id), choices, summary,
+               lambda s: f"step {s.order} {s.technique_id}: no atomic for {', '.join(platforms)} "
+                         "with an allowed executor")
     record_event(session, op.id, actor, "emulation-atomics-imported", summary.as_dict())
     return summary
 
@@ -74,42 +170,22 @@ def import_ctid_plan(
     op = get_operation(session, dco_id)
     platforms = [p.value for p in op.dco.scope.platforms]
     allowed = [e.lower() for e in op.dco.rules_of_engagement.allowed_executors]
-    existing = {s.id: s for s in load_steps(session, op.id)}
-    next_order = max((s.order for s in existing.values()), default=0) + 1
     summary = ImportSummary(warnings=list(plan.warnings))
-    previous: str | None = None
-    rows: list[dict[str, Any]] = []
+    links: list[ChainLink] = []
     for cstep in plan.steps:
-        sid = row_id("x-dco-step", op.id, "ctid", cstep.id)
-        tid = cstep.technique_id
-        if cstep.is_technique and catalog is not None:
-            tech = current_technique(catalog, tid)
-            if tech is not None:
-                tid = tech.attack_id
-            else:
-                summary.warnings.append(f"{cstep.label}: technique {tid} is not in ATT&CK "
-                                        f"{catalog.version} (kept)")
-        if sid in existing:
-            summary.unchanged += 1
-            previous = sid
-            continue
+        tid = _resolved(cstep.technique_id, catalog, cstep.label, summary.warnings) if cstep.is_technique \
+            else cstep.technique_id
         platform, executor, command, cleanup = cstep.choose(platforms, allowed)
-        if platform is None:
-            summary.warnings.append(f"{cstep.label}: no command for the DCO's platforms "
-                                    f"({', '.join(platforms)}); kept as a manual step")
-        rows.append({
-            "id": sid, "dco_id": op.id, "order": next_order, "tactic": cstep.tactic or "unknown",
-            "technique_id": tid, "technique_name": cstep.technique_name, "source": ProcedureSource.CTID,
-            "procedure_ref": cstep.id, "procedure_name": cstep.name, "platform": platform,
-            "executor": executor or "manual", "command": command, "cleanup_command": cleanup,
-            "input_arguments": {k: a.default for k, a in cstep.input_arguments.items()},
-            "depends_on": [previous] if previous else [], "connector": "manual", "status": StepStatus.PENDING,
-            "candidates": [], "version": 1,
-        })
-        next_order += 1
-        previous = sid
-        summary.created += 1
-    upsert(session, EmulationStep, rows, keys=("id",))
+        links.append(ChainLink(
+            step_id=row_id("x-dco-step", op.id, "ctid", cstep.id), procedure_ref=cstep.id,
+            fields={"tactic": cstep.tactic or "unknown", "technique_id": tid, "technique_name": cstep.technique_name,
+                    "procedure_name": cstep.name, "platform": platform, "executor": executor or "manual",
+                    "command": command, "cleanup_command": cleanup, "connector": "manual"},
+            input_arguments={k: a.default for k, a in cstep.input_arguments.items()},
+            warning_if_new=None if platform is not None else
+            f"{cstep.label}: no command for the DCO's platforms ({', '.join(platforms)}); kept as a manual step",
+        ))
+    append_chain(session, op, ProcedureSource.CTID, links, summary, refresh=False)
     record_event(session, op.id, actor, "emulation-ctid-imported",
                  {"adversary": plan.adversary_name, "source": plan.source, **summary.as_dict()})
     return summary
@@ -174,12 +250,7 @@ def _caldera_technique(ability: Mapping[str, Any], catalog: Catalog | None, labe
     if not TECHNIQUE_ID.match(tid):
         warnings.append(f"{label}: technique {tid or '(none)'!r} is not an ATT&CK id (kept)")
         return tid or "unknown"
-    if catalog is not None:
-        tech = current_technique(catalog, tid)
-        if tech is not None:
-            return tech.attack_id
-        warnings.append(f"{label}: technique {tid} is not in ATT&CK {catalog.version} (kept)")
-    return tid
+    return _resolved(tid, catalog, label, warnings)
 
 
 def import_caldera_adversary(
@@ -212,14 +283,11 @@ def import_caldera_adversary(
         raise ConnectorError("adversary profile has no atomic_ordering list", system="caldera",
                              object=f"adversary {adv_id}")
     abilities = {str(a.get("ability_id")): a for a in client.abilities()}
-    existing = {s.id: s for s in load_steps(session, op.id)}
-    next_order = max((s.order for s in existing.values()), default=0) + 1
     summary = ImportSummary()
     if not ordering:
         summary.warnings.append(f"adversary {adv_name!r} ({adv_id}) has no abilities")
     occurrences: dict[str, int] = {}
-    previous: str | None = None
-    rows: list[dict[str, Any]] = []
+    links: list[ChainLink] = []
     for position, ref in enumerate(ordering, 1):
         aid = str(ref)
         occurrences[aid] = occurrences.get(aid, 0) + 1
@@ -230,40 +298,21 @@ def import_caldera_adversary(
             continue
         label = f"ability {position} {ability.get('name')!r} ({aid})"
         key: tuple[str, ...] = (adv_id, aid) if occurrences[aid] == 1 else (adv_id, aid, str(occurrences[aid]))
-        sid = row_id("x-dco-step", op.id, "caldera", *key)
         tid = _caldera_technique(ability, catalog, label, summary.warnings)
         proc = caldera_procedure(ability, platforms, allowed)
         if proc is None:
             summary.warnings.append(f"{label}: no executor for {', '.join(platforms)}; kept as a manual step")
-        fields: dict[str, Any] = {
-            "tactic": str(ability.get("tactic") or "unknown"), "technique_id": tid,
-            "technique_name": str(ability.get("technique_name") or tid),
-            "procedure_name": str(ability.get("name") or aid),
-            "platform": proc.platform if proc else None, "executor": proc.executor if proc else "manual",
-            "command": proc.command if proc else None, "cleanup_command": proc.cleanup_command if proc else None,
-            "connector": "caldera" if proc else "manual",
-        }
-        step = existing.get(sid)
-        previous_id, previous = previous, sid
-        if step is not None:
-            if step.status != StepStatus.PENDING or all(getattr(step, k) == v for k, v in fields.items()):
-                summary.unchanged += 1
-                continue
-            for k, v in fields.items():
-                setattr(step, k, v)
-            step.version += 1
-            session.add(step)
-            summary.updated += 1
-            continue
-        rows.append({
-            "id": sid, "dco_id": op.id, "order": next_order, **fields, "source": ProcedureSource.CALDERA,
-            "procedure_ref": aid, "input_arguments": {}, "depends_on": [previous_id] if previous_id else [],
-            "status": StepStatus.PENDING, "candidates": [], "version": 1,
-        })
-        next_order += 1
-        summary.created += 1
-    session.flush()
-    upsert(session, EmulationStep, rows, keys=("id",))
+        links.append(ChainLink(
+            step_id=row_id("x-dco-step", op.id, "caldera", *key), procedure_ref=aid,
+            fields={"tactic": str(ability.get("tactic") or "unknown"), "technique_id": tid,
+                    "technique_name": str(ability.get("technique_name") or tid),
+                    "procedure_name": str(ability.get("name") or aid),
+                    "platform": proc.platform if proc else None, "executor": proc.executor if proc else "manual",
+                    "command": proc.command if proc else None,
+                    "cleanup_command": proc.cleanup_command if proc else None,
+                    "connector": "caldera" if proc else "manual"},
+        ))
+    append_chain(session, op, ProcedureSource.CALDERA, links, summary, refresh=True)
     record_event(session, op.id, actor, "emulation-caldera-adversary-imported",
                  {"adversary": adv_id, "name": adv_name, "platforms": platforms, **summary.as_dict()})
     return summary
@@ -297,28 +346,18 @@ def import_caldera_abilities(
     by_technique: dict[str, list[Mapping[str, Any]]] = {}
     for ability in client.abilities():
         by_technique.setdefault(str(ability.get("technique_id") or "").strip().upper(), []).append(ability)
-    for step in steps:
-        if step.status != StepStatus.PENDING:
-            summary.unchanged += 1
-            summary.warnings.append(f"step {step.order} {step.technique_id}: already {step.status.value}; "
-                                    "left untouched")
-            continue
+
+    def choices(step: EmulationStep) -> list[Procedure]:
         procs = [p for p in (caldera_procedure(a, platforms, allowed)
                              for a in by_technique.get(step.technique_id.upper(), [])) if p is not None]
-        if not procs:
-            summary.unchanged += 1
-            summary.warnings.append(f"step {step.order} {step.technique_id}: no Caldera ability for "
-                                    f"{', '.join(platforms)}")
-            continue
-        chosen = procs[0]
-        step.source, step.procedure_ref, step.procedure_name = ProcedureSource.CALDERA, chosen.ability_id, chosen.name
-        step.platform, step.executor, step.command = chosen.platform, chosen.executor, chosen.command
-        step.cleanup_command, step.input_arguments, step.connector = chosen.cleanup_command, {}, "caldera"
-        step.candidates = [{"ability_id": p.ability_id, "name": p.name, "platform": p.platform,
-                            "executor": p.executor} for p in procs[1:10]]
-        step.version += 1
-        session.add(step)
-        summary.updated += 1
+        return [Procedure(source=ProcedureSource.CALDERA, ref=p.ability_id, name=p.name, platform=p.platform,
+                          executor=p.executor, command=p.command, cleanup_command=p.cleanup_command,
+                          connector="caldera", listing={"ability_id": p.ability_id, "name": p.name,
+                                                        "platform": p.platform, "executor": p.executor})
+                for p in procs]
+
+    fill_steps(session, steps, choices, summary,
+               lambda s: f"step {s.order} {s.technique_id}: no Caldera ability for {', '.join(platforms)}")
     session.flush()
     record_event(session, op.id, actor, "emulation-caldera-abilities-imported",
                  {"techniques": sorted(wanted) if wanted is not None else None, "platforms": platforms,

@@ -11,18 +11,19 @@ import httpx
 import pytest
 import stix2
 
+from dcoflow.connectors.content.atomics import load_atomics
 from dcoflow.connectors.content.ctid import load_ctid_plan
 from dcoflow.connectors.webhook import WebhookClient
 from dcoflow.core.db import session_scope
 from dcoflow.core.errors import ExecutionError, NotFoundError, ValidationError
 from dcoflow.models.emulation import Deconfliction, EmulationOutcome, Outcome, OutcomeInput
-from dcoflow.models.plan import EmulationStep, StepStatus
+from dcoflow.models.plan import EmulationStep, ProcedureSource, StepStatus
 from dcoflow.models.repository.emulation import current_outcomes, outcome_history, steps_without_procedure
 from dcoflow.models.repository.operation import audit_trail, get_operation
 from dcoflow.models.repository.stix_store import latest_objects, object_history
 from dcoflow.tasks.conduct.emulation.exchange import export_vectr, import_caldera_report, import_vectr
 from dcoflow.tasks.conduct.emulation.outcomes import record_outcome
-from dcoflow.tasks.conduct.emulation.plan_import import import_ctid_plan
+from dcoflow.tasks.conduct.emulation.plan_import import import_atomics_into_plan, import_ctid_plan
 from dcoflow.tasks.conduct.emulation.steps import deconflict_step
 
 T0 = "2026-11-28T10:00:00Z"
@@ -154,6 +155,44 @@ def test_vectr_round_trip(emulation_dco: str, tmp_path: Path) -> None:
     assert any("Sort of" in w for w in summary.warnings) and any("Kerberoast" in w for w in summary.warnings)
     assert current[("s1", "SIEM")] == Outcome.ALERTED
     assert current[("s3", "Sysmon")] == Outcome.ALERTED and current[("s3", "EDR")] == Outcome.NONE
+
+
+def test_vectr_rows_for_one_step_and_tool_become_versions(emulation_dco: str, tmp_path: Path) -> None:
+    """Two rows of one file for the same step and tool: the second supersedes the first (the import reads the
+    history once, so it must see what it wrote itself)."""
+    with session_scope() as s:
+        path = tmp_path / "vectr.csv"
+        export_vectr(s, emulation_dco, path)
+    first = next(csv.DictReader(path.open()))
+    rows = [first | {"DCO Tool Outcomes": "EDR=alerted"}, first | {"DCO Tool Outcomes": "EDR=prevented"}]
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(first))
+        writer.writeheader()
+        writer.writerows(rows)
+    with session_scope() as s:
+        summary = import_vectr(s, emulation_dco, path)
+        versions = [(r.version, r.outcome) for r in outcome_history(s, emulation_dco, f"{emulation_dco}-s1", "EDR")]
+    assert (summary.created, summary.updated, summary.unchanged) == (1, 1, 0)
+    assert versions == [(1, Outcome.ALERTED), (2, Outcome.PREVENTED)]
+
+
+def test_atomics_fill_pending_steps_without_procedure(emulation_dco: str, shared_dir: Path) -> None:
+    atomics = load_atomics(shared_dir / "atomics")
+    with session_scope() as s:
+        s.add(EmulationStep(id=f"{emulation_dco}-s5", dco_id=emulation_dco, order=5, tactic="execution",
+                            technique_id="T1059.004", technique_name="Unix Shell", source=ProcedureSource.MANUAL,
+                            procedure_name="by hand", status=StepStatus.RUNNING))
+    with session_scope() as s:
+        summary = import_atomics_into_plan(s, emulation_dco, atomics)
+    assert (summary.updated, summary.unchanged) == (1, 1)
+    assert any("step 5 T1059.004: already running" in w for w in summary.warnings)
+    with session_scope() as s:
+        step = s.get_one(EmulationStep, f"{emulation_dco}-s4")
+        assert step.source == ProcedureSource.ATOMIC and step.command and step.executor in ("sh", "bash")
+        assert step.version == 2 and 0 < len(step.candidates) <= 9 and step.connector == "manual"
+        assert step.procedure_ref not in {c["guid"] for c in step.candidates}
+    with session_scope() as s:
+        assert import_atomics_into_plan(s, emulation_dco, atomics).updated == 0  # step 4 has its procedure now
 
 
 def test_caldera_report_import(emulation_dco: str, tmp_path: Path) -> None:

@@ -126,7 +126,7 @@ def conduct_emulation(
     answers = manual_outcomes or {}
     catalog: Catalog | None = None
     try:
-        catalog = load_catalog(attack_source)
+        catalog = load_catalog(attack_source, settings=settings)
     except DcoError as exc:
         log.warning("no ATT&CK catalog (%s): outcomes reference fallback attack-patterns", exc.message)
     atomics: AtomicsIndex | None = None

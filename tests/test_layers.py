@@ -31,12 +31,8 @@ SESSIONS_MAY_LIVE = ("tasks/", "core/")
 STILL_QUERIES = {
     "tasks/assess/evidence.py": "evidence queries → models/repository (assessment)",
     "tasks/assess/scoring.py": "score queries → models/repository (assessment)",
-    "tasks/reporting/meetings.py": "meeting queries → models/repository (meeting)",
 }
 STILL_OPENS_SESSIONS = {
-    "flows/brief.py": "opens sessions for the brief → one tasks/reporting use case",
-    "flows/cli/brief.py": "dco brief → the tasks/reporting use case",
-    "flows/cli/export.py": "dco export → a tasks use case",
 }
 
 

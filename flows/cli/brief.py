@@ -12,7 +12,6 @@ from typing import Annotated, Literal
 
 import typer
 
-from dcoflow.core.db import session_scope
 from dcoflow.core.errors import ValidationError
 from dcoflow.core.settings import get_settings
 from dcoflow.flows.cli.output import cli_user, console, handle_errors, print_json, table, u
@@ -49,24 +48,17 @@ def brief(
     as_json: JsonOpt = False,
 ) -> None:
     """Write a DCO's technical and/or executive brief (Markdown and self-contained HTML)."""
-    from dcoflow.connectors.attack import load_catalog
-    from dcoflow.tasks.reporting.briefing import write_briefs
-    from dcoflow.tasks.reporting.documents.products import gather_brief_documents
+    from dcoflow.tasks.reporting.run import brief as write_brief
 
-    catalog = load_catalog(attack_source)
-    with session_scope() as s:
-        docs = gather_brief_documents(s, dco, catalog)
-    facts = docs.facts
-    files = write_briefs(facts, out or get_settings().output_dir / facts.dco_id, audience, docs.charts)
-    doc = {"dco": facts.dco_id, "rag": facts.rag.level, "reasons": list(facts.rag.reasons),
-           "decisions": len(facts.decisions), "overdue_actions": len(facts.overdue_actions),
-           "incidents": len(facts.incidents), "files": {k: str(v) for k, v in files.items()}}
+    result = write_brief(dco, output_root=get_settings().output_dir, output_dir=out, audience=audience,
+                         attack_source=attack_source)
+    label, marking = result.pop("label"), result.pop("marking")
+    result.pop("executive_md")
     if as_json:
-        print_json(doc)
+        print_json(result)
         return
-    console.print(f"[bold]{facts.dco_id}[/] {facts.marking.label}: status {facts.rag.label} — "
-                  + u("; ".join(facts.rag.reasons)))
-    for path in files.values():
+    console.print(f"[bold]{result['dco']}[/] {marking}: status {label} — " + u("; ".join(result["reasons"])))
+    for path in result["files"].values():
         console.print(f"  {path}")
 
 
@@ -81,7 +73,7 @@ def create(
     as_json: JsonOpt = False,
 ) -> None:
     """Schedule a body's meeting and build its agenda from the risk and action register."""
-    from dcoflow.tasks.reporting.meetings import create_meeting, item_row, meeting_items, meeting_row
+    from dcoflow.tasks.reporting.run import create_meeting
 
     if not body.strip():
         raise ValidationError("name the meeting's body", field="body", hint="--body CRMG")
@@ -89,11 +81,7 @@ def create(
         raise ValidationError("give a DCO or --all-dcos (not both)", field="dco")
     if not at:
         raise ValidationError("say when the meeting is", field="at", hint="--at 2026-12-15T10:00")
-    with session_scope() as s:
-        meeting = create_meeting(s, dco, body.strip(), _when(at, "at"), attendees=attendee or None,
-                                 actor=cli_user())
-        items = meeting_items(s, meeting.id)
-        doc = {**meeting_row(meeting, items), "agenda": [item_row(i) for i in items]}
+    doc = create_meeting(dco, body.strip(), _when(at, "at"), attendees=attendee or None, actor=cli_user())
     if as_json:
         print_json(doc)
         return
@@ -114,10 +102,9 @@ def list_(
     as_json: JsonOpt = False,
 ) -> None:
     """List meetings with their body, time, status and how many items were decided."""
-    from dcoflow.tasks.reporting.meetings import list_meetings, meeting_items, meeting_row
+    from dcoflow.tasks.reporting.run import list_meetings
 
-    with session_scope() as s:
-        rows = [meeting_row(m, meeting_items(s, m.id)) for m in list_meetings(s, dco_id=dco)]
+    rows = list_meetings(dco)
     if as_json:
         print_json(rows)
         return
@@ -130,10 +117,9 @@ def list_(
 @handle_errors
 def items(meeting_id: str, as_json: JsonOpt = False) -> None:
     """A meeting's agenda items (ids to decide on)."""
-    from dcoflow.tasks.reporting.meetings import get_meeting, item_row, meeting_items
+    from dcoflow.tasks.reporting.run import agenda
 
-    with session_scope() as s:
-        rows = [item_row(i) for i in meeting_items(s, get_meeting(s, meeting_id).id)]
+    rows = agenda(meeting_id)
     print_json(rows) if as_json else _items_table(rows)
 
 
@@ -146,13 +132,10 @@ def pack(
     as_json: JsonOpt = False,
 ) -> None:
     """Write the meeting pack (Markdown, HTML) and its XLSX action tracker."""
-    from dcoflow.connectors.attack import load_catalog
-    from dcoflow.tasks.reporting.meetings import build_pack, write_pack
+    from dcoflow.tasks.reporting.run import meeting_pack
 
-    catalog = load_catalog(attack_source)
-    with session_scope() as s:
-        files = write_pack(build_pack(s, meeting_id, catalog), out or get_settings().output_dir / "meetings")
-    doc = {"meeting": meeting_id, "files": {k: str(v) for k, v in files.items()}}
+    files = meeting_pack(meeting_id, out or get_settings().output_dir / "meetings", attack_source=attack_source)
+    doc = {"meeting": meeting_id, "files": files}
     if as_json:
         print_json(doc)
         return
@@ -182,27 +165,22 @@ def decide(
 ) -> None:
     """Record an item's outcome (or a grouped decision's, for each of its risks); a risk decision is written
     to the risk register by the meeting's body."""
-    from dcoflow.tasks.reporting.meetings import decide_group, decide_item, item_row
+    from dcoflow.tasks.reporting.run import decide_group, decide_item
 
     expires_at = _when(expires, "expires", end_of_day=True) if expires else None
     due_day = _when(due, "due").date() if due else None
     if item_id.startswith("grp-"):
-        from dcoflow.connectors.attack import load_catalog
-
         if meeting is None or decision is None:
             raise ValidationError("a grouped decision needs --meeting and --decision", field="meeting")
-        catalog = load_catalog(attack_source)
-        with session_scope() as s:
-            rows = [item_row(i) for i in decide_group(s, meeting, item_id, catalog, outcome, by, decision=decision,
-                                                       expires_at=expires_at)]
+        rows = decide_group(meeting, item_id, outcome, by, decision=decision, expires_at=expires_at,
+                            attack_source=attack_source)
         if as_json:
             print_json(rows)
         else:
             console.print(f"decision [bold]{item_id}[/]: {decision.value} for {len(rows)} risk(s)")
         return
-    with session_scope() as s:
-        row = item_row(decide_item(s, item_id, outcome, by, decision=decision, expires_at=expires_at,
-                                   action_status=action_status, owner=owner, due=due_day))
+    row = decide_item(item_id, outcome, by, decision=decision, expires_at=expires_at, action_status=action_status,
+                      owner=owner, due=due_day)
     if as_json:
         print_json(row)
         return

@@ -25,22 +25,13 @@ def stix(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """The DCO's STIX 2.1 bundle (a report over every result, with its markings), validated, as one file."""
-    import json
-
-    from dcoflow.connectors.attack import load_catalog
-    from dcoflow.core.db import session_scope
     from dcoflow.core.settings import get_settings
-    from dcoflow.tasks.reporting.stix_export import export_dco_bundle
+    from dcoflow.tasks.reporting.run import export_stix
 
-    catalog = load_catalog(attack_source)
-    with session_scope() as s:
-        path = export_dco_bundle(s, dco, catalog, out or get_settings().output_dir)
-    objects = json.loads(path.read_text(encoding="utf-8"))["objects"]
-    counts: dict[str, int] = {}
-    for o in objects:
-        counts[o["type"]] = counts.get(o["type"], 0) + 1
+    doc = export_stix(dco, out or get_settings().output_dir, attack_source=attack_source)
+    counts: dict[str, int] = doc["by_type"]
     if as_json:
-        print_json({"dco": dco, "bundle": str(path), "objects": len(objects), "by_type": counts})
+        print_json(doc)
         return
-    console.print(f"{len(objects)} STIX objects written to [bold]{path}[/]: "
+    console.print(f"{doc['objects']} STIX objects written to [bold]{doc['bundle']}[/]: "
                   + ", ".join(f"{n} {t}" for t, n in sorted(counts.items(), key=lambda kv: -kv[1])))

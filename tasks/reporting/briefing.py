@@ -21,8 +21,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import jinja2
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session
 
 from dcoflow.connectors.content.governance_file import load_governance
@@ -54,7 +52,6 @@ from dcoflow.models.repository.operation import get_operation
 from dcoflow.tasks.assess.scoring import latest_scores
 from dcoflow.tasks.follow_up.risks import risks_needing_decision
 from dcoflow.tasks.reporting.ir_brief import ir_activity_of
-from dcoflow.tasks.retry import retry_when_retryable
 
 Audience = Literal["technical", "executive", "both"]
 RagLevel = Literal["red", "amber", "green"]
@@ -815,29 +812,3 @@ def write_briefs(facts: BriefingFacts, out_dir: Path, audience: Audience = "both
             path.write_text(text, encoding="utf-8")
             written[f"{kind}-{fmt}"] = path
     return written
-
-
-# -- Prefect wrappers -----------------------------------------------------------------------------------------
-
-
-def _brief_in_session(
-    dco: str, output_dir: str, audience: Audience = "both", attack_source: str | None = None
-) -> dict[str, Any]:
-    """Gather, write the briefs, and hand back the paths and the executive Markdown (for the artifact)."""
-    from dcoflow.connectors.attack import load_catalog
-    from dcoflow.core.db import session_scope
-
-    catalog = load_catalog(attack_source)
-    from dcoflow.tasks.reporting.documents.products import gather_brief_documents
-
-    with session_scope() as session:
-        docs = gather_brief_documents(session, dco, catalog)
-    facts = docs.facts
-    files = write_briefs(facts, Path(output_dir), audience, docs.charts)
-    return {"dco": facts.dco_id, "rag": facts.rag.level, "files": {k: str(v) for k, v in files.items()},
-            "executive_md": executive_brief(facts, "md"), "decisions": len(facts.decisions),
-            "overdue_actions": len(facts.overdue_actions), "incidents": len(facts.incidents)}
-
-
-write_briefs_task = task(name="write-briefs",
-                         retry_condition_fn=retry_when_retryable, retries=1, cache_policy=NO_CACHE)(_brief_in_session)

@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from dcoflow.connectors.content.governance_file import load_governance
 from dcoflow.core.db import insert_if_absent
@@ -29,7 +29,6 @@ from dcoflow.models.followup import (
     ActionStatus,
     DecisionPolicy,
     Priority,
-    Risk,
     Treatment,
     as_utc,
     is_overdue,
@@ -50,8 +49,9 @@ from dcoflow.models.meeting import (
     recommend,
 )
 from dcoflow.models.operation import DcoState, Operation, utcnow
-from dcoflow.models.repository.followup import get_risk, list_actions, list_incidents
-from dcoflow.models.repository.operation import get_operation, get_or_raise, list_operations, lock_row, record_event
+from dcoflow.models.repository.followup import get_risk, list_actions, list_incidents, risks_by_id
+from dcoflow.models.repository.meeting import get_item, get_meeting, meeting_items
+from dcoflow.models.repository.operation import get_operation, list_operations, lock_row, record_event
 from dcoflow.tasks.follow_up.actions import reassign_action, update_action_status
 from dcoflow.tasks.follow_up.risks import reassign_risk, record_decision, risks_needing_decision
 from dcoflow.tasks.reporting.briefing import (
@@ -165,26 +165,6 @@ def create_meeting(
                 f"Incident ({inc.severity.value}, {inc.status.value}): {inc.summary}")
     session.flush()
     return meeting
-
-
-def get_meeting(session: Session, ref: str) -> Meeting:
-    return get_or_raise(session, Meeting, ref, "meeting", "see `dco meeting list`")
-
-
-def meeting_items(session: Session, meeting: str) -> list[MeetingItem]:
-    stmt = select(MeetingItem).where(MeetingItem.meeting_id == meeting).order_by(col(MeetingItem.order))
-    return list(session.exec(stmt))
-
-
-def get_item(session: Session, ref: str) -> MeetingItem:
-    return get_or_raise(session, MeetingItem, ref, "meeting item", "see `dco meeting pack MEETING`")
-
-
-def list_meetings(session: Session, *, dco_id: str | None = None) -> list[Meeting]:
-    stmt = select(Meeting).order_by(col(Meeting.scheduled_at), col(Meeting.id))
-    if dco_id is not None:
-        stmt = stmt.where(Meeting.dco_id == dco_id)
-    return list(session.exec(stmt))
 
 
 def hold_meeting(session: Session, meeting: Meeting, actor: str, now: datetime | None = None) -> Meeting:
@@ -348,6 +328,8 @@ def build_pack(session: Session, meeting_ref: str, catalog: Catalog, *, now: dat
     meeting = get_meeting(session, meeting_ref)
     items = meeting_items(session, meeting.id)
     dcos = [meeting.dco_id] if meeting.dco_id else list(dict.fromkeys(i.dco_id for i in items if i.dco_id))
+    # every risk the agenda asks a decision on, in one query
+    risks = risks_by_id(session, {i.ref_id for i in items if i.kind == ItemKind.DECISION_NEEDED})
     facts = [gather_facts(session, d, catalog, now=now, policy=policy) for d in dcos]
     risks_awaiting = {r.id: r for f in facts for r in f.decisions}
     actions = {a.id: a for f in facts for a in f.actions}
@@ -356,7 +338,7 @@ def build_pack(session: Session, meeting_ref: str, catalog: Catalog, *, now: dat
     reviews, info = [], []
     for item in items:
         if item.kind == ItemKind.DECISION_NEEDED:
-            risk: Risk = get_risk(session, item.ref_id)
+            risk = risks.get(item.ref_id) or get_risk(session, item.ref_id)  # a missing one: its NotFoundError
             facts_now = risks_awaiting.get(item.ref_id)
             entries[item.id] = DecisionEntry(item, facts_now, risk.treatment.value, risk.status.value)
             recommendation = item.decision or (facts_now.recommendation if facts_now else risk.treatment)

@@ -77,3 +77,45 @@ def test_brief_flow_publishes_the_executive_brief(prefect_harness: None, built: 
     text = str(artifact.data)
     assert text.startswith("**TLP:AMBER — NATO UNCLASSIFIED") and "## Bottom line up front" in text
     assert Path(result["files"]["executive-md"]).read_text(encoding="utf-8") == text
+
+
+@pytest.mark.prefect
+def test_cli_and_flow_write_the_same_brief_and_agenda(prefect_harness: None, built: Built, catalog: object,
+                                                      shared_dir: Path, tmp_path: Path) -> None:
+    """Both run tasks/reporting/run.py: the same briefs (but for the minute they were generated) and, for the
+    same body, a meeting with the same agenda."""
+    from datetime import UTC, datetime
+
+    from dcoflow.flows.brief import brief
+    from dcoflow.flows.cli.brief import app
+
+    attack = str(shared_dir / BUNDLE)
+    runner = CliRunner()
+    res = runner.invoke(app, ["brief", built.dco_id, "--out", str(tmp_path / "cli"), "--attack", attack, "--json"])
+    assert res.exit_code == 0, res.output
+    by_cli = json.loads(res.stdout)
+    at = datetime(2026, 12, 15, 10, 0, tzinfo=UTC)
+    res = runner.invoke(app, ["meeting", "create", built.dco_id, "--body", "BCISOA", "--at", f"{at:%Y-%m-%dT%H:%M}",
+                              "--json"])
+    assert res.exit_code == 0, res.output
+    cli_agenda = json.loads(res.stdout)["agenda"]
+
+    by_flow = brief(built.dco_id, meeting_body="BCISOA", output_dir=str(tmp_path / "flow"), attack_source=attack)
+    assert {k: by_cli[k] for k in ("dco", "rag", "decisions", "overdue_actions", "incidents")} == {
+        k: by_flow[k] for k in ("dco", "rag", "decisions", "overdue_actions", "incidents")}
+    assert sorted(by_cli["files"]) == sorted(by_flow["files"])
+
+    def text(path: str) -> list[str]:  # the generation time aside
+        return [line for line in Path(path).read_text(encoding="utf-8").splitlines() if "UTC" not in line]
+
+    for kind in by_cli["files"]:
+        assert text(by_cli["files"][kind]) == text(by_flow["files"][kind]), kind
+    from dcoflow.tasks.reporting.run import agenda
+
+    flow_agenda = agenda(by_flow["meeting"]["meeting"])
+    assert by_flow["meeting"]["meeting"] != json.loads(res.stdout)["id"]
+
+    def shape(items: list[dict[str, object]]) -> list[tuple[object, ...]]:
+        return sorted((i["kind"], i["ref"], i["authority"], i["title"]) for i in items)
+
+    assert shape(cli_agenda) == shape(flow_agenda) and cli_agenda

@@ -10,8 +10,8 @@ from dcoflow.connectors.content.dettect import ScoreRow, technique_administratio
 from dcoflow.core.errors import StateError
 from dcoflow.models.attack.catalog import Catalog
 from dcoflow.models.operation import as_utc
+from dcoflow.models.repository.assessment import latest_scores
 from dcoflow.models.repository.operation import get_operation
-from dcoflow.tasks.assess.scoring import latest_scores
 
 
 def export_dettect(session: Session, dco: str, catalog: Catalog, out: Path) -> Path:

@@ -26,15 +26,21 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from dcoflow.core.errors import BatchReport
 from dcoflow.models.assessment import Evidence, EvidenceKind
 from dcoflow.models.assessment_rows import ImportedEvidence
 from dcoflow.models.attack import Catalog
-from dcoflow.models.hunt_run import HuntRun
-from dcoflow.models.plan import EmulationStep, HuntHypothesis, PlanRecord
-from dcoflow.models.stix.rows import StixObjectRow
+from dcoflow.models.plan import HuntHypothesis
+from dcoflow.models.repository.assessment import (
+    emulated_techniques,
+    hunt_hypotheses,
+    hunt_rules_without_data,
+    imported_evidence,
+    plan_records,
+    stix_objects_of_types,
+)
 from dcoflow.models.timestamps import parse_utc
 
 K = EvidenceKind
@@ -370,24 +376,12 @@ def evidence_from_catalog(catalog: Catalog, technique_ids: Iterable[str], at: da
 
 
 def load_evidence(session: Session, dco_id: str | None, catalog: Catalog | None) -> EvidenceSet:
-    """All evidence of one DCO (or of every DCO when ``dco_id`` is None) in three queries."""
-    stmt = select(StixObjectRow.object).where(col(StixObjectRow.type).in_(READ_TYPES))
-    run_stmt = select(HuntRun.id, HuntRun.no_logsource)
-    step_stmt = select(EmulationStep.technique_id)
-    if dco_id is not None:
-        stmt = stmt.where(StixObjectRow.dco_id == dco_id)
-        run_stmt = run_stmt.where(HuntRun.dco_id == dco_id)
-        step_stmt = step_stmt.where(EmulationStep.dco_id == dco_id)
-    no_data = {run_id: list(rules or []) for run_id, rules in session.exec(run_stmt)}
-    out = evidence_from_stix(session.exec(stmt), catalog, dco_id, no_data)
-    out.path = sorted({t.upper() for t in session.exec(step_stmt)})
-    hyp_stmt = select(HuntHypothesis)
-    plan_stmt = select(PlanRecord)
-    if dco_id is not None:
-        hyp_stmt = hyp_stmt.where(HuntHypothesis.dco_id == dco_id)
-        plan_stmt = plan_stmt.where(PlanRecord.dco_id == dco_id)
-    plans = {p.dco_id: p for p in session.exec(plan_stmt)}
-    hypotheses = list(session.exec(hyp_stmt))
+    """All evidence of one DCO (or of every DCO when ``dco_id`` is None): one query per kind of record."""
+    no_data = hunt_rules_without_data(session, dco_id)
+    out = evidence_from_stix(stix_objects_of_types(session, dco_id, READ_TYPES), catalog, dco_id, no_data)
+    out.path = sorted({t.upper() for t in emulated_techniques(session, dco_id)})
+    plans = plan_records(session, dco_id)
+    hypotheses = hunt_hypotheses(session, dco_id)
     by_dco: dict[str, list[HuntHypothesis]] = {}
     for h in hypotheses:
         by_dco.setdefault(h.dco_id, []).append(h)
@@ -396,10 +390,7 @@ def load_evidence(session: Session, dco_id: str | None, catalog: Catalog | None)
         planned_at = plan.created_at if plan is not None else datetime.now(UTC)
         out.evidence.extend(evidence_from_plan(hyps, planned_at))
     out.planned = sorted({t.upper() for p in plans.values() for t in p.techniques})
-    imp_stmt = select(ImportedEvidence)
-    if dco_id is not None:
-        imp_stmt = imp_stmt.where(ImportedEvidence.dco_id == dco_id)
-    for row in session.exec(imp_stmt):
+    for row in imported_evidence(session, dco_id):
         at = row.observed_at if row.observed_at.tzinfo else row.observed_at.replace(tzinfo=UTC)  # SQLite: naive
         out.evidence.append(Evidence(row.technique_id, EvidenceKind(row.kind), at, row.source_ref, weight=row.weight,
                                      value=row.value, detail=row.detail, dco_id=row.dco_id))

@@ -23,7 +23,7 @@ import pandas as pd
 from dcoflow.models.assessment import DETECTION_MAX, DETECTION_MIN
 from dcoflow.models.assessment_rows import TechniqueScore
 from dcoflow.models.attack import Catalog
-from dcoflow.tasks.assess.scoring import TrendPoint
+from dcoflow.models.repository.assessment import TrendPoint
 
 #: The record every ``dco assess scores/gaps --json`` row has (as before the frames, plus the gap's reason and
 #: the hunt coverage).

@@ -46,6 +46,7 @@ from dcoflow.models.navigator import (
     threat_layer,
 )
 from dcoflow.models.operation import Operation
+from dcoflow.models.repository.assessment import latest_scores, trend
 from dcoflow.models.repository.operation import get_operation
 from dcoflow.tasks.assess.frames import (
     LEVELS,
@@ -56,7 +57,6 @@ from dcoflow.tasks.assess.frames import (
     trend_frame,
     trend_pivot,
 )
-from dcoflow.tasks.assess.scoring import latest_scores, trend
 
 VISIBILITY_COLORS = ["#f7fbff", "#2c7bb6"]
 #: Line colours of the trend chart, one per DCO (cycled); colour-blind safe (Okabe–Ito).

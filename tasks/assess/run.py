@@ -18,6 +18,7 @@ from dcoflow.core.db import session_scope
 from dcoflow.core.errors import NotFoundError
 from dcoflow.models.assessment import DEFAULT_HALF_LIFE_DAYS, Targets
 from dcoflow.models.attack import Catalog
+from dcoflow.models.repository import assessment as assessment_log
 from dcoflow.models.repository.operation import get_operation, list_operations
 from dcoflow.tasks.assess import outputs, scoring
 from dcoflow.tasks.retry import retry_when_retryable
@@ -80,7 +81,7 @@ def coverage(dco: str, *, attack_source: str | None = None, catalog: Catalog | N
     catalog = _catalog(catalog, attack_source)
     with session_scope() as session:
         op = get_operation(session, dco)
-        found = scoring.latest_scores(session, op.id)
+        found = assessment_log.latest_scores(session, op.id)
         if not found:
             raise NotFoundError("no assessment yet", object=op.id, hint=f"run `dco assess run {op.id}` first")
         return outputs.coverage_rows(found, catalog)
@@ -89,7 +90,7 @@ def coverage(dco: str, *, attack_source: str | None = None, catalog: Catalog | N
 def technique_history(dco: str, technique_id: str) -> list[dict[str, Any]]:
     """One technique's dated score log with its explanation: `dco assess scores --technique`."""
     with session_scope() as session:
-        history = scoring.score_history(session, get_operation(session, dco).id, technique_id.upper())
+        history = assessment_log.score_history(session, get_operation(session, dco).id, technique_id.upper())
         return [{"assessed_at": h.assessed_at.isoformat(), "visibility": h.visibility, "detection": h.detection,
                  "explanation": h.explanation} for h in history]
 
@@ -102,10 +103,10 @@ def layer(dco: str, kind: str, *, attack_source: str | None = None,
         return outputs.build_layer(session, dco, catalog, kind)
 
 
-def trend(svg: Path | None = None, csv: Path | None = None) -> list[scoring.TrendPoint]:
+def trend(svg: Path | None = None, csv: Path | None = None) -> list[assessment_log.TrendPoint]:
     """Every assessment run across DCOs; with ``svg``/``csv`` also the marked chart and table: `dco assess trend`."""
     with session_scope() as session:
-        points = scoring.trend(session)
+        points = assessment_log.trend(session)
         marking = outputs.trend_marking(session, {p.dco_id for p in points})
     if svg is not None or csv is not None:
         from dcoflow.models.marking import mark_svg

@@ -14,9 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import case
-from sqlalchemy import select as sa_select
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session
 
 from dcoflow.core.db import upsert
 from dcoflow.core.errors import DcoError
@@ -268,62 +266,6 @@ def write_scores(session: Session, result: AssessmentResult) -> int:
         "id_report": [dataclasses.asdict(n) for n in result.id_report],
     }], keys=("id",))
     return upsert(session, TechniqueScore, rows, keys=("id",))
-
-
-# -- reading the score log ------------------------------------------------------------------------
-
-def runs(session: Session, dco_id: str | None = None) -> list[AssessmentRun]:
-    stmt = select(AssessmentRun).order_by(col(AssessmentRun.assessed_at))
-    if dco_id is not None:
-        stmt = stmt.where(AssessmentRun.dco_id == dco_id)
-    return list(session.exec(stmt))
-
-
-def run_scores(session: Session, run_id: str) -> list[TechniqueScore]:
-    stmt = select(TechniqueScore).where(TechniqueScore.run_id == run_id).order_by(col(TechniqueScore.technique_id))
-    return list(session.exec(stmt))
-
-
-def latest_scores(session: Session, dco_id: str, back: int = 0) -> list[TechniqueScore]:
-    """The scores of the DCO's newest assessment (``back=1``: the one before it)."""
-    found = runs(session, dco_id)
-    if len(found) <= back:
-        return []
-    return run_scores(session, found[-1 - back].id)
-
-
-def score_history(session: Session, dco_id: str, technique_id: str) -> list[TechniqueScore]:
-    stmt = (select(TechniqueScore).where(TechniqueScore.dco_id == dco_id, TechniqueScore.technique_id == technique_id)
-            .order_by(col(TechniqueScore.assessed_at)))
-    return list(session.exec(stmt))
-
-
-@dataclass(slots=True, frozen=True)
-class TrendPoint:
-    dco_id: str
-    assessed_at: datetime
-    techniques: int
-    mean_visibility: float
-    mean_detection: float
-    detected: int
-
-
-def trend(session: Session, dco_ids: Sequence[str] | None = None) -> list[TrendPoint]:
-    """One point per assessment run, across DCOs, oldest first then by DCO (one aggregate query)."""
-    detected = func.sum(case((col(TechniqueScore.detection) >= 0.5, 1), else_=0))  # reaches(score, 1), in SQL
-    query = (
-        sa_select(col(TechniqueScore.dco_id), col(TechniqueScore.assessed_at), func.count(),
-               func.avg(col(TechniqueScore.visibility)), func.avg(col(TechniqueScore.detection)), detected)
-        .group_by(col(TechniqueScore.dco_id), col(TechniqueScore.assessed_at))
-        .order_by(col(TechniqueScore.assessed_at), col(TechniqueScore.dco_id))
-    )
-    if dco_ids:
-        query = query.where(col(TechniqueScore.dco_id).in_(list(dco_ids)))
-    return [
-        TrendPoint(d, at if at.tzinfo else at.replace(tzinfo=UTC), int(n), round(float(v or 0), 2),
-                   round(float(det or 0), 2), int(k or 0))
-        for d, at, n, v, det, k in session.execute(query).all()
-    ]
 
 
 def gaps_for_follow_up(result: AssessmentResult, catalog: Catalog, limit: int = 50) -> list[dict[str, Any]]:

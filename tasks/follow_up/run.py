@@ -19,9 +19,9 @@ from dcoflow.core.db import session_scope
 from dcoflow.models.attack import Catalog
 from dcoflow.models.followup import FindingInput, GapInput, Targets
 from dcoflow.models.governance import Governance
+from dcoflow.models.repository.assessment import latest_scores, runs
 from dcoflow.models.repository.followup import list_actions
 from dcoflow.models.repository.operation import get_operation
-from dcoflow.tasks.assess.scoring import latest_scores, runs
 from dcoflow.tasks.follow_up.actions import action_row, plan_actions
 from dcoflow.tasks.follow_up.escalation import findings_from_store
 from dcoflow.tasks.follow_up.retests import retest_open_actions, retest_row

@@ -45,11 +45,11 @@ from dcoflow.models.marking import MarkingFacts
 from dcoflow.models.meeting import DecisionCase, group_decisions, recommend
 from dcoflow.models.operation import DcoType
 from dcoflow.models.plan import PlanRecord
+from dcoflow.models.repository.assessment import latest_scores
 from dcoflow.models.repository.emulation import current_outcomes, load_steps
 from dcoflow.models.repository.followup import list_actions, list_incidents, list_risks
 from dcoflow.models.repository.hunt import list_hunt_runs
 from dcoflow.models.repository.operation import get_operation
-from dcoflow.tasks.assess.scoring import latest_scores
 from dcoflow.tasks.follow_up.risks import risks_needing_decision
 from dcoflow.tasks.reporting.ir_brief import ir_activity_of
 
@@ -531,7 +531,7 @@ def _numbers(f: BriefingFacts) -> BriefNumbers:
 
 
 def _trend(session: Session, dco_id: str) -> list[TrendPoint]:
-    from dcoflow.tasks.assess.scoring import trend
+    from dcoflow.models.repository.assessment import trend
 
     return [TrendPoint(p.assessed_at, p.techniques, p.detected) for p in trend(session, [dco_id])]
 

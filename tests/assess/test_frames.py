@@ -22,11 +22,12 @@ from dcoflow.models.assessment_rows import TechniqueScore
 from dcoflow.models.attack import Catalog
 from dcoflow.models.marking import mark_svg
 from dcoflow.models.operation import DcoSpec
+from dcoflow.models.repository.assessment import latest_scores, trend
 from dcoflow.models.repository.operation import create_operation
 from dcoflow.models.repository.stix_store import put_objects
 from dcoflow.tasks.assess.frames import LEVELS, TABLE_COLUMNS, coverage_frame, tactic_table, trend_frame
 from dcoflow.tasks.assess.outputs import publish, publish_trend, trend_marking, trend_svg
-from dcoflow.tasks.assess.scoring import assess_dco, gaps_for_follow_up, latest_scores, trend
+from dcoflow.tasks.assess.scoring import assess_dco, gaps_for_follow_up
 
 from .stixdata import hunt_hit, hunt_run, outcome, verdict
 

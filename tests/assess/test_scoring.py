@@ -16,10 +16,11 @@ from dcoflow.models.assessment_rows import AssessmentRun, TechniqueScore
 from dcoflow.models.attack import Catalog
 from dcoflow.models.operation import DcoSpec
 from dcoflow.models.plan import HuntHypothesis, PlanRecord
+from dcoflow.models.repository.assessment import latest_scores, score_history, trend
 from dcoflow.models.repository.operation import create_operation
 from dcoflow.models.repository.stix_store import put_objects
 from dcoflow.tasks.assess.evidence import load_evidence
-from dcoflow.tasks.assess.scoring import assess_dco, id_report_lines, latest_scores, score_history, trend
+from dcoflow.tasks.assess.scoring import assess_dco, id_report_lines
 
 from .stixdata import hunt_hit, hunt_run, outcome, verdict
 

@@ -14,9 +14,9 @@ from dcoflow.models.assessment import reaches
 from dcoflow.models.attack import Catalog
 from dcoflow.models.followup import is_overdue
 from dcoflow.models.hunt_run import HuntRun
+from dcoflow.models.repository.assessment import latest_scores
 from dcoflow.models.repository.emulation import current_outcomes
 from dcoflow.models.repository.followup import list_actions
-from dcoflow.tasks.assess.scoring import latest_scores
 from dcoflow.tasks.follow_up.risks import risks_needing_decision
 from dcoflow.tasks.reporting.briefing import (
     executive_brief,
@@ -156,7 +156,7 @@ def test_executive_brief_numbers_match_the_plan_and_assessment(built: Built, cat
     import re
 
     from dcoflow.models.plan import PlanRecord
-    from dcoflow.tasks.assess.scoring import runs
+    from dcoflow.models.repository.assessment import runs
 
     with session_scope() as s:
         facts = gather_facts(s, built.dco_id, catalog, now=NOW)

@@ -20,10 +20,11 @@ from dcoflow.core.settings import Settings
 from dcoflow.models.assessment import EvidenceKind
 from dcoflow.models.attack import Catalog
 from dcoflow.models.operation import DcoSpec
+from dcoflow.models.repository.assessment import latest_scores
 from dcoflow.models.repository.operation import create_operation
 from dcoflow.tasks.assess.dettect_export import export_dettect
 from dcoflow.tasks.assess.evidence import store_imported
-from dcoflow.tasks.assess.scoring import assess_dco, latest_scores
+from dcoflow.tasks.assess.scoring import assess_dco
 
 SEED = """\
 version: 1.2
@@ -88,10 +89,10 @@ def test_health_rules_catch_what_dettect_refuses() -> None:
 
 def test_cli_export_without_assessment_is_a_clear_error(settings: Settings, catalog: Catalog, tmp_path: Path,
                                                         monkeypatch: object) -> None:
-    import dcoflow.flows.cli.assess as assess_cli
+    import dcoflow.connectors.attack as attack_connector
     from dcoflow.flows.cli import app
 
-    monkeypatch.setattr(assess_cli, "_catalog", lambda: catalog)  # type: ignore[attr-defined]
+    monkeypatch.setattr(attack_connector, "load_catalog", lambda source=None: catalog)  # type: ignore[attr-defined]
     with session_scope() as s:
         spec = DcoSpec.model_validate({"name": "not assessed", "objective": "baseline", "type": "threat-hunt",
                                        "threat_profile": {"techniques": ["T1059.001"]}})

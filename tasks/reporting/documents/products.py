@@ -26,7 +26,7 @@ class BriefDocuments:
 
 def gather_brief_documents(session: Session, dco: str, catalog: Catalog) -> BriefDocuments:
     """The brief's facts and the charts drawn from them and from the DCO's assessment trend."""
-    from dcoflow.tasks.assess.scoring import trend
+    from dcoflow.models.repository.assessment import trend
 
     facts = gather_facts(session, dco, catalog)
     samples = [TrendSample(p.assessed_at, p.techniques, p.mean_detection, p.mean_visibility, p.detected)

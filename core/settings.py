@@ -1,11 +1,6 @@
 """The one settings object. Every knob is an environment variable with the ``DCO_`` prefix
 (``DCO_CONTENT_DIR``, ``DCO_DATABASE_URL`` …) or a ``.env`` entry.
 
-Read as pydantic-settings reads them (names case-insensitive; the environment over ``.env`` over the defaults;
-keyword arguments over both; a list or dict setting is JSON), by a few lines here instead of pydantic-settings:
-importing it costs every ``dco`` start about 0.1 s (its cloud and CLI sources), a third of the budget of
-``dco attack technique``. tests/test_settings.py checks the two agree.
-
 Content locations default to the parts of ``DCO_CONTENT_DIR`` (a folder laid out like
 ``../shared``: ``attack/``, ``sigma/``, ``atomics/``, ``emulation-library/``,
 ``security-datasets/``, ``evtx-samples/``); each can be pointed elsewhere on its own, so
@@ -14,14 +9,14 @@ a deployment can use its own Sigma or Atomic Red Team checkout.
 
 from __future__ import annotations
 
-import os
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Literal
 
 from platformdirs import user_cache_dir, user_data_dir
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dcoflow.core.errors import ConfigError
 
@@ -36,18 +31,10 @@ _PART_SETTINGS = {"sigma": "sigma_dir", "atomics": "atomics_dir", "emulation-lib
                   "security-datasets": "datasets_dir", "evtx-samples": "evtx_dir"}
 
 
-ENV_PREFIX = "DCO_"
-ENV_FILE = ".env"
-
-
-class Settings(BaseModel):
-    """``Settings()`` reads the environment and ``.env`` (``_env_file=None``: not the file); keyword arguments
-    win over both."""
-
-    model_config = ConfigDict(extra="ignore", validate_default=True)  # as pydantic-settings configures a model
-
-    def __init__(self, _env_file: str | Path | None = ENV_FILE, **values: Any) -> None:
-        super().__init__(**{**_from_environment(type(self), _env_file), **values})
+class Settings(BaseSettings):
+    # A variable set to "" is unset: a Prefect deployment renders an unset "{{ $DCO_X }}" as "", and an empty
+    # path would otherwise mean the worker's current folder.
+    model_config = SettingsConfigDict(env_prefix="DCO_", env_file=".env", extra="ignore", env_ignore_empty=True)
 
     # -- content ---------------------------------------------------------------------------
     content_dir: Path | None = Field(None, description="Folder laid out like ../shared (attack/, sigma/, …).")
@@ -192,48 +179,6 @@ class Settings(BaseModel):
             return self.database_url
         self.data_dir.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{self.data_dir / 'dcoflow.db'}"
-
-
-def _from_environment(model: type[BaseModel], env_file: str | Path | None) -> dict[str, Any]:
-    """The fields set by ``DCO_*`` variables, then by ``.env`` entries the environment does not set."""
-    found: dict[str, str | None] = {}
-    if env_file is not None and Path(env_file).is_file():
-        from dotenv import dotenv_values  # only when there is a file: importing it costs a CLI start 30 ms
-
-        found |= {k.lower(): v for k, v in dotenv_values(env_file).items()}
-    found |= {k.lower(): v for k, v in os.environ.items()}
-    values: dict[str, Any] = {}
-    for name, field in model.model_fields.items():
-        variable = f"{ENV_PREFIX}{name}".lower()
-        raw = found.get(variable)
-        # A variable set to "" is unset: a Prefect deployment renders an unset "{{ $DCO_X }}" as "", and an
-        # empty path would otherwise mean the worker's current folder.
-        if raw is None or raw == "":
-            continue
-        values[name] = _decode(raw, field.annotation, variable.upper()) if _is_complex(field.annotation) else raw
-    return values
-
-
-def _is_complex(annotation: Any) -> bool:
-    """Whether a setting's value is written as JSON: a list, set, tuple, dict or model, possibly optional."""
-    origin = get_origin(annotation)
-    if origin in (list, set, tuple, dict, frozenset):
-        return True
-    if isinstance(annotation, type) and issubclass(annotation, (BaseModel, list, set, tuple, dict, frozenset)):
-        return True
-    return origin is not None and origin is not Literal and any(_is_complex(a) for a in get_args(annotation)
-                                                                 if a is not type(None))
-
-
-def _decode(raw: str, annotation: Any, variable: str) -> Any:
-    import json
-
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{variable} is not JSON: {exc}", object=variable,
-                          hint=f"write it as JSON, e.g. {variable}='{{\"logs-*\": \"ecs\"}}'"
-                          if get_origin(annotation) is dict else "write it as JSON") from exc
 
 
 @lru_cache(maxsize=1)

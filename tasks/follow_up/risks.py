@@ -205,12 +205,14 @@ def record_decision(
 
 
 def risks_needing_decision(
-    session: Session, now: datetime | None = None, *, dco_id: str | None = None, policy: DecisionPolicy | None = None
+    session: Session, now: datetime | None = None, *, dco_id: str | None = None, policy: DecisionPolicy | None = None,
+    risks: Sequence[Risk] | None = None,
 ) -> list[tuple[Risk, str]]:
-    """Risks with no decision in force that need one, with the body that must decide, worst first."""
+    """Risks with no decision in force that need one, with the body that must decide, worst first
+    (of ``risks`` when the caller has read them already, as ``list_risks`` orders them)."""
     policy = policy or load_governance().policy
     now = now or utcnow()
-    risks = list_risks(session, dco_id=dco_id)
+    risks = list_risks(session, dco_id=dco_id) if risks is None else risks
     by_risk: dict[str, list[RiskDecision]] = {}
     for d in decisions_for(session, [r.id for r in risks]):
         by_risk.setdefault(d.risk_id, []).append(d)

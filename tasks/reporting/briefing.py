@@ -473,7 +473,7 @@ def gather_facts(
     all_risks = list_risks(session, dco_id=op.id)
     decisions = [
         _risk_facts(risk, body, actions, scores_by_tid, catalog, name)
-        for risk, body in risks_needing_decision(session, now, dco_id=op.id, policy=policy)
+        for risk, body in risks_needing_decision(session, now, dco_id=op.id, policy=policy, risks=all_risks)
     ]
     incidents = [_incident_facts(i, name(i.technique_id)) for i in list_incidents(session, dco_id=op.id)]
 

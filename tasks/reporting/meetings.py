@@ -28,7 +28,9 @@ from dcoflow.models.followup import (
     Action,
     ActionStatus,
     DecisionPolicy,
+    Incident,
     Priority,
+    Risk,
     Treatment,
     as_utc,
     is_overdue,
@@ -145,9 +147,20 @@ def create_meeting(
         session.add(item)
         existing[iid] = item
 
+    # The register is read once for all the meeting's DCOs (one DCO: filtered in SQL) and grouped here.
+    only = ops[0].id if dco is not None else None
+    actions_of: dict[str, list[Action]] = {}
+    for a in list_actions(session, dco_id=only, today=when.date()):
+        actions_of.setdefault(a.dco_id, []).append(a)
+    awaiting_of: dict[str, list[tuple[Risk, str]]] = {}
+    for risk, required in risks_needing_decision(session, now, dco_id=only, policy=policy):
+        awaiting_of.setdefault(risk.dco_id, []).append((risk, required))
+    incidents_of: dict[str, list[Incident]] = {}
+    for inc in list_incidents(session, dco_id=only):
+        incidents_of.setdefault(inc.dco_id, []).append(inc)
     for op in ops:
-        actions = list_actions(session, dco_id=op.id, today=when.date())
-        for risk, required in risks_needing_decision(session, now, dco_id=op.id, policy=policy):
+        actions = actions_of.get(op.id, [])
+        for risk, required in awaiting_of.get(op.id, []):
             decide_by = datetime.combine(risk.review_date, datetime.min.time(), tzinfo=UTC)
             if can_decide(policy, body, required):
                 related = [a for a in actions if a.risk_id == risk.id or a.technique_id in risk.technique_ids]
@@ -160,7 +173,7 @@ def create_meeting(
         for a in actions:
             if _needs_review(a, when, review_window_days):
                 add(ItemKind.ACTION_REVIEW, RefKind.ACTION, a.id, op.id, a.title)
-        for inc in list_incidents(session, dco_id=op.id):
+        for inc in incidents_of.get(op.id, []):
             add(ItemKind.INFORMATION, RefKind.INCIDENT, inc.id, op.id,
                 f"Incident ({inc.severity.value}, {inc.status.value}): {inc.summary}")
     session.flush()

@@ -186,3 +186,41 @@ def test_a_grouped_decision_and_a_reassignment_by_the_meeting(built: Built, cata
         decided = decisions_for(s, [c.risk_id for c in group.cases])
     assert sorted(d.risk_id for d in decided) == sorted(c.risk_id for c in group.cases)
     assert {d.decision for d in decided} == {Treatment.MITIGATE}
+
+
+def test_a_cross_dco_agenda_reads_the_register_once(built: Built) -> None:
+    """Building the agenda of all open DCOs costs the same reads for one DCO with items or for four."""
+    from sqlalchemy import event
+
+    from dcoflow.core.db import get_engine
+    from dcoflow.models.operation import DcoSpec
+    from dcoflow.models.repository.operation import create_operation
+
+    selects: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            selects.append(statement)
+
+    def agenda(at: datetime) -> tuple[int, list[tuple[str, str]]]:
+        selects.clear()
+        event.listen(get_engine(), "before_cursor_execute", count)
+        try:
+            with session_scope() as s:
+                meeting = create_meeting(s, None, "DCO coordination board", at, now=NOW)
+                items = [(i.kind.value, i.ref_id) for i in meeting_items(s, meeting.id)]
+        finally:
+            event.remove(get_engine(), "before_cursor_execute", count)
+        return len(selects), items
+
+    alone, items = agenda(AT)
+    with session_scope() as s:
+        for n in range(3):
+            create_operation(s, DcoSpec.model_validate({
+                "name": f"quiet hunt {n}", "objective": "hunt", "type": "threat-hunt",
+                "threat_profile": {"techniques": ["T1059.001"]}}), "coordinator")
+    with_more, items_again = agenda(AT + timedelta(days=1))
+    assert with_more == alone and items_again == items and items
+    with session_scope() as s:
+        one = create_meeting(s, built.dco_id, "DCO coordination board", AT, now=NOW)
+        assert sorted((i.kind.value, i.ref_id) for i in meeting_items(s, one.id)) == sorted(items)

@@ -1,4 +1,4 @@
-"""Hunts as stored rows: the hunt plan's hypotheses, hunt runs and triage verdicts.
+"""Hunts as stored rows: hunt runs and triage verdicts (the hunt plan's hypotheses are in ``plan``).
 
 Functions over a caller's Session; the evidence itself (indicators, sightings, opinions) is in the STIX
 store (``stix_store``).
@@ -12,14 +12,7 @@ from sqlmodel import Session, col, select
 
 from dcoflow.core.db import insert_if_absent
 from dcoflow.models.hunt_run import HuntRun, TriageVerdict
-from dcoflow.models.plan import HuntHypothesis
 from dcoflow.models.repository.operation import lock_row
-
-
-def hunt_hypotheses(session: Session, dco_id: str) -> list[HuntHypothesis]:
-    """The DCO's hunt plan: one hypothesis per technique, with its planned Sigma rules."""
-    return list(session.exec(select(HuntHypothesis).where(HuntHypothesis.dco_id == dco_id)))
-
 
 # -- hunt runs -------------------------------------------------------------------------------------
 

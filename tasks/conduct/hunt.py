@@ -10,6 +10,7 @@ key resumes. Without a DCO nothing is stored and the outcome is summarised.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,14 +28,22 @@ from dcoflow.models.gates import require_conduct
 from dcoflow.models.hunt_run import HuntRun, derive_hunt_key
 from dcoflow.models.hunting import HuntOutcome, HuntSelection, RuleInfo, SkippedRule, products_for
 from dcoflow.models.operation import DcoState, Operation
-from dcoflow.models.repository.hunt import hunt_hypotheses, list_hunt_runs
+from dcoflow.models.repository.hunt import list_hunt_runs
 from dcoflow.models.repository.operation import get_operation, list_operations
-from dcoflow.tasks.conduct.hunt_record import HuntSummary, hunt_summary, run_hunt_batches, summarize_outcome
+from dcoflow.models.repository.plan import list_hypotheses
+from dcoflow.tasks.conduct.hunt_record import (
+    HuntSummary,
+    hunt_summary,
+    open_hunt,
+    record_batches,
+    summarize_outcome,
+)
 
 if TYPE_CHECKING:
     from dcoflow.connectors.siem import SiemClient
 
 DataSourceKind = Literal["local", "elastic", "splunk"]
+Engine = Callable[[list[RuleInfo]], HuntOutcome]
 SIEM_BATCH = 50  # rules per recorded batch on a SIEM: a failure loses at most one batch of queries
 
 
@@ -62,7 +71,7 @@ def plan_selection(session: Session, op: Operation) -> HuntSelection:
     """A DCO's hunt plan as a selection: its planned Sigma rule ids, else its hypotheses' techniques, scoped to
     the Sigma products of its platforms (a Windows-only DCO does not run Linux rules)."""
     products = products_for(op.dco.scope.platforms)
-    rows = hunt_hypotheses(session, op.id)
+    rows = list_hypotheses(session, op.id)
     rule_ids = list(dict.fromkeys(str(r["rule_id"]) for h in rows for r in h.sigma_rules if r.get("rule_id")))
     if rule_ids:
         return HuntSelection(rule_ids=rule_ids, products=products)
@@ -100,7 +109,7 @@ def merge_outcomes(source: str, outcomes: Sequence[HuntOutcome]) -> HuntOutcome:
 
 def _siem_engine(registry: ConnectorRegistry, client: SiemClient, kind: Literal["elastic", "splunk"],
                  index: str | None, language: Literal["lucene", "eql"], start: datetime, end: datetime,
-                 sample: int) -> tuple[Callable[[list[RuleInfo]], HuntOutcome], str]:
+                 sample: int) -> tuple[Engine, str]:
     from dcoflow.tasks.conduct.siem_hunt import run_siem_hunt
 
     s = registry.settings
@@ -150,62 +159,68 @@ def run_hunt(
     """
     registry = registry or ConnectorRegistry.from_settings()
     settings = registry.settings
-    dco_id: str | None = None
-    if dco is not None or selection is None:
+    outcomes: list[HuntOutcome] = []
+    unreadable: list[SkippedRule] = []
+
+    def engine_for(start: datetime, end: datetime, stack: ExitStack) -> tuple[Engine, str]:
+        if source != "local":
+            client = registry.siem(source)
+            stack.callback(client.close)
+            engine, name = _siem_engine(registry, client, source, index, elastic_language, start, end, sample)
+        else:
+            from dcoflow.tasks.conduct.local_hunt import hunt_rules
+
+            files = list(data) or settings.telemetry_paths()  # an error when unset, never the current folder
+
+            def engine(batch: list[RuleInfo]) -> HuntOutcome:
+                return hunt_rules(batch, files, sample=sample, progress=progress, workers=workers,
+                                  max_member_bytes=settings.max_archive_member_bytes)
+
+            name = ", ".join(str(p) for p in files)
+
+        def recorded(batch: list[RuleInfo]) -> HuntOutcome:
+            outcome = engine(batch)
+            if not outcomes:  # unreadable rule files are reported once, with the first batch
+                outcome.skipped = [*unreadable, *outcome.skipped]
+            outcomes.append(outcome)
+            return outcome
+
+        return recorded, name
+
+    def rules_for(chosen: HuntSelection) -> list[RuleInfo]:
+        rules, bad = select_rules(list(rules_path) or [settings.content_path("sigma") / "rules"], chosen)
+        unreadable.extend(bad)
+        return rules
+
+    with ExitStack() as stack:
         if dco is None:
-            raise ValidationError("give techniques, rule ids or a DCO with a hunt plan", object="hunt")
-        with session_scope() as s:
+            if selection is None:
+                raise ValidationError("give techniques, rule ids or a DCO with a hunt plan", object="hunt")
+            end = end or datetime.now(UTC)
+            rules = rules_for(selection)
+            engine, _name = engine_for(start or end - timedelta(hours=24), end, stack)
+            outcome = engine(rules)
+            return HuntResult(outcome, summarize_outcome(outcome))
+        siem = source != "local"  # a local hunt reads whole files: no window limits it, none is stored
+        with session_scope() as s:  # the DCO, its gate and plan, and the run, read once
             op = get_operation(s, dco)
             require_conduct(op.id, op.state, op.dco.window, datetime.now(UTC), "hunt")  # before any query runs
-            dco_id, window = op.id, op.dco.window
-            selection = selection or plan_selection(s, op)
-        if window is not None and start is None and end is None:
-            start, end = window.start, window.end
-    end = end or datetime.now(UTC)
-    start = start or end - timedelta(hours=24)
-    rules, unreadable = select_rules(list(rules_path) or [settings.content_path("sigma") / "rules"], selection)
-
-    outcomes: list[HuntOutcome] = []
-    client: SiemClient | None = None
-    if source == "local":
-        from dcoflow.tasks.conduct.local_hunt import hunt_rules
-
-        files = list(data) or settings.telemetry_paths()  # an error when unset, never the current folder
-
-        def local(batch: list[RuleInfo]) -> HuntOutcome:
-            return hunt_rules(batch, files, sample=sample, progress=progress, workers=workers,
-                              max_member_bytes=settings.max_archive_member_bytes)
-
-        engine: Callable[[list[RuleInfo]], HuntOutcome] = local
-        source_name = ", ".join(str(p) for p in files)
-    else:
-        client = registry.siem(source)
-        engine, source_name = _siem_engine(registry, client, source, index, elastic_language, start, end, sample)
-
-    def recorded(batch: list[RuleInfo]) -> HuntOutcome:
-        outcome = engine(batch)
-        if not outcomes:  # unreadable rule files are reported once, with the first batch
-            outcome.skipped = [*unreadable, *outcome.skipped]
-        outcomes.append(outcome)
-        return outcome
-
-    try:
-        if dco_id is None:
-            outcome = recorded(rules)
-            return HuntResult(outcome, summarize_outcome(outcome))
+            if op.dco.window is not None and start is None and end is None:
+                start, end = op.dco.window.start, op.dco.window.end
+            end = end or datetime.now(UTC)
+            start = start or end - timedelta(hours=24)
+            rules = rules_for(selection or plan_selection(s, op))
+            engine, name = engine_for(start, end, stack)
+            key = hunt_key or derive_hunt_key([r.rule_id for r in rules], name, start if siem else None,
+                                              end if siem else None)
+            window: tuple[datetime | None, datetime | None] = (start, end) if siem else (None, None)
+            opened = open_hunt(s, op.id, rules, hunt_key=key, source=name, start=window[0], end=window[1])
         from dcoflow.connectors.attack import load_catalog
 
-        siem = source != "local"  # a local hunt reads whole files: no window limits it, none is stored
-        key = hunt_key or derive_hunt_key([r.rule_id for r in rules], source_name, start if siem else None,
-                                          end if siem else None)
-        batch = batch_size or (SIEM_BATCH if siem else len(rules))
-        run = run_hunt_batches(dco_id, rules, recorded, hunt_key=key, source=source_name,
-                               catalog=load_catalog(attack_source), batch_size=batch,
-                               start=start if siem else None, end=end if siem else None, actor=actor)
-        return HuntResult(merge_outcomes(source_name, outcomes), hunt_summary(run), dco_id)
-    finally:
-        if client is not None:
-            client.close()
+        run = record_batches(opened, engine, catalog=load_catalog(attack_source),
+                             batch_size=batch_size or (SIEM_BATCH if siem else len(rules)), start=window[0],
+                             end=window[1], actor=actor)
+        return HuntResult(merge_outcomes(name, outcomes), hunt_summary(run), op.id)
 
 
 def hunt_runs(dco: str | None = None) -> list[HuntRun]:

@@ -22,8 +22,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session
 
 from dcoflow.core.db import session_scope
@@ -41,7 +39,6 @@ from dcoflow.models.stix import hunt_objects as ho
 from dcoflow.models.stix.common import dcoflow_identity, marking_refs
 from dcoflow.models.stix.rows import stix_now, stix_time
 from dcoflow.tasks.conduct.deconfliction import DeconflictedWindow, deconflicted_windows
-from dcoflow.tasks.retry import retry_when_retryable
 
 # -- exercise separation ---------------------------------------------------------------------------
 
@@ -413,6 +410,69 @@ def complete_hunt_run(session: Session, dco_id: str, hunt_key: str, *, actor: st
 SessionFactory = Callable[[], AbstractContextManager[Session]]
 
 
+@dataclass(slots=True)
+class OpenedHunt:
+    """A hunt run opened for recording in batches: the rules still to run and the exercise markers to judge
+    hits by (read once, not per batch)."""
+
+    dco_id: str
+    hunt_key: str
+    todo: list[RuleInfo]
+    markers: list[ExerciseMarker]
+
+
+def open_hunt(
+    session: Session,
+    dco_id: str,
+    rules: Sequence[RuleInfo],
+    *,
+    hunt_key: str,
+    source: str,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    exercise_markers: Sequence[ExerciseMarker] | None = None,
+) -> OpenedHunt:
+    """Pass the conduct gate, open (or resume) the run and say which rules are not recorded yet."""
+    op = get_operation(session, dco_id)
+    require_conduct(op.id, op.state, op.dco.window, datetime.now(UTC), "hunt")
+    run = start_hunt_run(session, op.id, hunt_key=hunt_key, source=source, rules=rules, start=start, end=end)
+    done = set(run.recorded_rules)
+    markers = list(exercise_markers) if exercise_markers is not None else exercise_markers_for(session, op.id)
+    return OpenedHunt(op.id, hunt_key, [r for r in rules if r.rule_id not in done], markers)
+
+
+def record_batches(
+    opened: OpenedHunt,
+    engine: Callable[[list[RuleInfo]], HuntOutcome],
+    *,
+    catalog: Catalog | None,
+    batch_size: int = 50,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    session_factory: SessionFactory = session_scope,
+    actor: str = "dcoflow",
+) -> HuntRun:
+    """Run ``engine`` over the opened hunt's rules in batches, committing each batch's evidence as it comes.
+
+    A failing batch marks the run failed (the error names it) and re-raises; everything recorded
+    before stays. Opening the same key again skips the rules already recorded.
+    """
+    dco_id, hunt_key, todo = opened.dco_id, opened.hunt_key, opened.todo
+    for i in range(0, len(todo), max(1, batch_size)):
+        batch = todo[i:i + batch_size]
+        try:
+            outcome = engine(batch)
+        except Exception as exc:
+            with session_factory() as s:
+                fail_hunt_run(s, dco_id, hunt_key, f"{type(exc).__name__}: {exc}", actor=actor)
+            raise
+        with session_factory() as s:
+            record_hunt(s, dco_id, outcome, hunt_key=hunt_key, catalog=catalog, exercise_markers=opened.markers,
+                        start=start, end=end, complete=False, actor=actor)
+    with session_factory() as s:
+        return complete_hunt_run(s, dco_id, hunt_key, actor=actor)
+
+
 def run_hunt_batches(
     dco_id: str,
     rules: Sequence[RuleInfo],
@@ -428,32 +488,12 @@ def run_hunt_batches(
     session_factory: SessionFactory = session_scope,
     actor: str = "dcoflow",
 ) -> HuntRun:
-    """Run ``engine`` over the rules in batches, committing each batch's evidence as it comes.
-
-    A failing batch marks the run failed (the error names it) and re-raises; everything recorded
-    before stays. Calling again with the same key skips the rules already recorded.
-    """
+    """``open_hunt`` in its own session, then ``record_batches``."""
     with session_factory() as s:
-        op = get_operation(s, dco_id)
-        require_conduct(op.id, op.state, op.dco.window, datetime.now(UTC), "hunt")
-        run = start_hunt_run(s, dco_id, hunt_key=hunt_key, source=source, rules=rules, start=start, end=end)
-        done = set(run.recorded_rules)
-        if exercise_markers is None:
-            exercise_markers = exercise_markers_for(s, dco_id)
-    todo = [r for r in rules if r.rule_id not in done]
-    for i in range(0, len(todo), max(1, batch_size)):
-        batch = todo[i:i + batch_size]
-        try:
-            outcome = engine(batch)
-        except Exception as exc:
-            with session_factory() as s:
-                fail_hunt_run(s, dco_id, hunt_key, f"{type(exc).__name__}: {exc}", actor=actor)
-            raise
-        with session_factory() as s:
-            record_hunt(s, dco_id, outcome, hunt_key=hunt_key, catalog=catalog, exercise_markers=exercise_markers,
-                        start=start, end=end, complete=False, actor=actor)
-    with session_factory() as s:
-        return complete_hunt_run(s, dco_id, hunt_key, actor=actor)
+        opened = open_hunt(s, dco_id, rules, hunt_key=hunt_key, source=source, start=start, end=end,
+                           exercise_markers=exercise_markers)
+    return record_batches(opened, engine, catalog=catalog, batch_size=batch_size, start=start, end=end,
+                          session_factory=session_factory, actor=actor)
 
 
 # -- summaries ----------------------------------------------------------------------------------------
@@ -555,15 +595,3 @@ def summary_markdown(summary: HuntSummary, *, top: int = 25) -> str:
         lines += ["", f"## Skipped rules ({len(summary.skipped)})", ""]
         lines += [f"- `{s.get('rule_id') or s['path']}`: {s['reason']}" for s in summary.skipped[:top]]
     return "\n".join(lines) + "\n"
-
-
-def _record_in_new_session(dco_id: str, outcome: HuntOutcome, hunt_key: str, catalog: Catalog | None,
-                           start: datetime | None = None, end: datetime | None = None) -> HuntRun:
-    with session_scope() as s:
-        return record_hunt(s, dco_id, outcome, hunt_key=hunt_key, catalog=catalog, start=start, end=end)
-
-
-# Prefect wrappers: coarse (a whole hunt or batch run), retried for database hiccups only.
-record_hunt_task = task(name="record-hunt", cache_policy=NO_CACHE, retry_condition_fn=retry_when_retryable, retries=2,
-                        retry_delay_seconds=2)(_record_in_new_session)
-run_hunt_batches_task = task(name="hunt-batches", cache_policy=NO_CACHE)(run_hunt_batches)

@@ -31,16 +31,12 @@ from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import Any
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
 from dcoflow.connectors.content.sigma_rules import load_rule_index
 from dcoflow.connectors.telemetry import iter_data_files, iter_file_records, match_view, normalise_event
 from dcoflow.core.errors import BatchReport
 from dcoflow.core.settings import Settings
 from dcoflow.models.hunting import HuntOutcome, HuntSelection, RuleInfo, RuleMatch, SkippedRule
 from dcoflow.models.sigma.compiler import CompiledRule, GroupFn, RuleCompileError, RuleSet, compile_rule, dispatch_key
-from dcoflow.tasks.retry import retry_when_retryable
 
 _PROGRESS_EVERY = 10_000
 # Below this much input a forked pool costs more than it saves.
@@ -356,7 +352,3 @@ def hunt_compiled(
         reports=[r for r in reports if r is not None],
         duration_s=time.perf_counter() - started,
     )
-
-
-run_local_hunt_task = task(name="local-hunt", cache_policy=NO_CACHE,
-                           retry_condition_fn=retry_when_retryable, retries=1)(run_local_hunt)

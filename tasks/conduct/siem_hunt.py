@@ -19,9 +19,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
 from dcoflow.connectors.siem import CountedSample, SiemClient
 from dcoflow.connectors.siem.throttle import Throttle
 from dcoflow.core.errors import AuthError, ConnectorError, ContentError
@@ -110,6 +107,3 @@ def run_siem_hunt(
     outcome.rate_limited = throttle.rate_limited
     outcome.duration_s = time.perf_counter() - began
     return outcome
-
-
-run_siem_hunt_task = task(name="siem-hunt", cache_policy=NO_CACHE)(run_siem_hunt)

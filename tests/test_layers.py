@@ -109,9 +109,7 @@ def test_sql_check_sees_queries_and_sessions() -> None:
 
 # Settings are read at the edges (CLI commands, flow entries) and passed down; below flows only the registry, the
 # edge that builds clients, reads them. Known offenders, which only shrink (issue 10's moves are under way):
-STILL_READS_SETTINGS = {
-    "tasks/conduct/emulation/steps.py": "atomics folder and CTID plan path → from the registry or the caller",
-}
+STILL_READS_SETTINGS: dict[str, str] = {}
 
 
 def test_models_connectors_and_tasks_take_settings_as_values() -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from dcoflow.connectors.content.atomics import AtomicsIndex, load_atomics
 from dcoflow.core.db import session_scope
 from dcoflow.core.settings import Settings, get_settings
 from dcoflow.models.plan import EmulationStep, ProcedureSource
@@ -29,6 +30,12 @@ def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     yield root
     get_settings.cache_clear()
     shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture()
+def atomics(shared_dir: Path) -> AtomicsIndex:
+    """The shared atomics checkout: the index the use cases load once per run, for calls made directly."""
+    return load_atomics(shared_dir / "atomics")
 
 
 @pytest.fixture()

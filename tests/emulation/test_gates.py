@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from dcoflow.connectors.content.atomics import AtomicsIndex
 from dcoflow.core.db import session_scope
 from dcoflow.core.errors import GateError, ValidationError
 from dcoflow.models.gates import conduct_verdict, require_approver
@@ -116,7 +117,7 @@ def test_cli_execute_refuses_and_dry_run_lists_commands_recording_nothing(draft_
     assert row_counts() == before
 
 
-def test_dry_run_shows_refusals_without_recording_them(draft_emulation_dco: str) -> None:
+def test_dry_run_shows_refusals_without_recording_them(draft_emulation_dco: str, atomics: AtomicsIndex) -> None:
     dco = draft_emulation_dco
     with session_scope() as s:
         step = s.get(EmulationStep, f"{dco}-s3")
@@ -125,8 +126,9 @@ def test_dry_run_shows_refusals_without_recording_them(draft_emulation_dco: str)
         s.add(step)
     before = row_counts()
     with session_scope() as s:
-        previews = {p.order: p for p in preview_emulation(s, dco)}
-    assert previews[3].verdict == "refused" and "elevated privileges" in previews[3].reasons[0]
+        previews = {p.order: p for p in preview_emulation(s, dco, atomics=atomics)}
+    assert previews[3].verdict == "refused" and "elevated privileges (its command names sudo)" in previews[3].reasons[0]
+    assert previews[1].verdict == "allowed"
     assert previews[4].verdict == "allowed" and previews[4].connector == "manual"
     assert row_counts() == before
 

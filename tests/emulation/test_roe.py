@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from dcoflow.connectors.content.atomics import AtomicsIndex
 from dcoflow.connectors.executor.local import LocalExecutor, alive
 from dcoflow.core.db import session_scope
 from dcoflow.core.errors import ExecutionError
@@ -25,6 +26,7 @@ from dcoflow.models.emulation import EmulationExecution, ExecutionStatus
 from dcoflow.models.plan import EmulationStep, ProcedureSource, StepStatus
 from dcoflow.models.repository.operation import get_operation
 from dcoflow.models.roe import destructive_reasons, elevation_means, fill_quoted
+from dcoflow.tasks.conduct.emulation.actions import preview_plan
 from dcoflow.tasks.conduct.emulation.steps import execute_step, mark_destructive, preview_emulation
 
 from .helpers import atomic_step, spec
@@ -52,7 +54,8 @@ def custom(command: str, cleanup: str | None = None, **extra: Any) -> EmulationS
 
 
 def test_destructive_atomic_is_refused_and_the_file_stays(emulation_dco: str, shared_dir: Path, tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+                                                           monkeypatch: pytest.MonkeyPatch,
+                                                           atomics: AtomicsIndex) -> None:
     home = tmp_path / "home"  # a throw-away HOME holding the history the atomic would delete
     home.mkdir()
     history = home / ".bash_history"
@@ -66,7 +69,7 @@ def test_destructive_atomic_is_refused_and_the_file_stays(emulation_dco: str, sh
         op, step = get_operation(s, emulation_dco), s.get(EmulationStep, f"{emulation_dco}-s5")
         assert step is not None
         with pytest.raises(ExecutionError) as err:
-            execute_step(s, step, op, dry_run=False)
+            execute_step(s, step, op, dry_run=False, atomics=atomics)
     assert "destructive" in str(err.value) and "T1070.003" in str(err.value)
     assert history.read_text() == "ls\n"
     with session_scope() as s:
@@ -110,7 +113,7 @@ def test_own_files_in_the_sandbox_are_not_destructive() -> None:
                                                         "2>/dev/null", "rm out.txt"], sandbox="/sb/step") == []
 
 
-def test_operator_override_is_audited_and_never_clears_the_technique(emulation_dco: str) -> None:
+def test_operator_override_is_audited_and_never_clears_the_technique(emulation_dco: str, atomics: AtomicsIndex) -> None:
     with session_scope() as s:
         step = s.get(EmulationStep, f"{emulation_dco}-s3")
         assert step is not None
@@ -119,15 +122,16 @@ def test_operator_override_is_audited_and_never_clears_the_technique(emulation_d
         with pytest.raises(Exception, match="reason"):
             mark_destructive(s, emulation_dco, "3", False, actor="carol", reason=" ")
     with session_scope() as s:
-        assert next(p for p in preview_emulation(s, emulation_dco) if p.order == 3).verdict == "refused"
+        p3 = next(p for p in preview_emulation(s, emulation_dco, atomics=atomics) if p.order == 3)
+        assert p3.verdict == "refused" and "destructive" in p3.reasons[0]
         ev = mark_destructive(s, emulation_dco, "3", False, actor="carol", reason="the file is one our setup made")
         assert (ev.actor, ev.details["reason"]) == ("carol", "the file is one our setup made")
     with session_scope() as s:
-        p3 = next(p for p in preview_emulation(s, emulation_dco) if p.order == 3)
+        p3 = next(p for p in preview_emulation(s, emulation_dco, atomics=atomics) if p.order == 3)
         assert not any("destructive" in r for r in p3.reasons)
         mark_destructive(s, emulation_dco, "1", True, actor="carol", reason="touches a shared host")
     with session_scope() as s:
-        p1 = next(p for p in preview_emulation(s, emulation_dco) if p.order == 1)
+        p1 = next(p for p in preview_emulation(s, emulation_dco, atomics=atomics) if p.order == 1)
         assert p1.verdict == "refused" and "operator marked the step destructive" in p1.reasons[0]
     ex = executor()
     t1070 = custom("echo hi", technique_id="T1070.003")
@@ -168,13 +172,17 @@ def test_elevation_required_by_the_procedure(emulation_dco: str) -> None:
 
 def test_ctid_elevation_required_is_honoured(emulation_dco: str, tmp_path: Path) -> None:
     plan = tmp_path / "plan.yaml"
-    plan.write_text(
-        "- emulation_plan_details: {id: p1, adversary_name: Lab, attack_version: '18', format_version: 1.0}\n"
-        "- id: ctid-1\n  name: Read shadow\n  description: d\n  tactic: discovery\n  technique: {attack_id: T1082,"
-        " name: System Information Discovery}\n  procedure_group: g\n  procedure_step: '1.A.1'\n"
-        "  platforms:\n    linux:\n      sh:\n        command: id\n"
-        "  executors:\n    - name: sh\n      command: id\n      elevation_required: true\n"
-    )
+
+    def write(elevation: str) -> None:
+        plan.write_text(
+            "- emulation_plan_details: {id: p1, adversary_name: Lab, attack_version: '18', format_version: 1.0}\n"
+            "- id: ctid-1\n  name: Read shadow\n  description: d\n  tactic: discovery\n  technique: "
+            "{attack_id: T1082, name: System Information Discovery}\n  procedure_group: g\n  procedure_step: '1.A.1'\n"
+            "  platforms:\n    linux:\n      sh:\n        command: id\n"
+            f"  executors:\n    - name: sh\n      command: id\n      elevation_required: {elevation}\n"
+        )
+
+    write("true")
     with session_scope() as s:
         op = get_operation(s, emulation_dco)
         op.spec = {**op.spec, "threat_profile": {**op.spec["threat_profile"], "emulation_plan": str(plan)}}
@@ -183,9 +191,14 @@ def test_ctid_elevation_required_is_honoured(emulation_dco: str, tmp_path: Path)
                             technique_id="T1082", technique_name="System Information Discovery",
                             source=ProcedureSource.CTID, procedure_ref="ctid-1", procedure_name="Read shadow",
                             platform="linux", executor="sh", command="id", connector="local"))
-    with session_scope() as s:
-        c1 = next(p for p in preview_emulation(s, emulation_dco) if p.order == 7)
-    assert c1.verdict == "refused" and "requires elevation" in c1.reasons[0]
+    # the use case reads the DCO's plan (threat_profile.emulation_plan) once and takes the flag from it
+    c1 = next(p for p in preview_plan(emulation_dco)["steps"] if p["order"] == 7)
+    assert c1["verdict"] == "refused" and "requires elevation" in c1["reasons"][0]
+    write("false")
+    assert next(p for p in preview_plan(emulation_dco)["steps"] if p["order"] == 7)["verdict"] == "allowed"
+    plan.unlink()  # a plan that cannot be read: its steps count as needing elevation
+    c1 = next(p for p in preview_plan(emulation_dco)["steps"] if p["order"] == 7)
+    assert c1["verdict"] == "refused" and "requires elevation" in c1["reasons"][0]
 
 
 def test_steps_run_unprivileged_in_their_own_home(sandbox: Path) -> None:

@@ -20,7 +20,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session
 
-from dcoflow.connectors.content.atomics import AtomicsIndex
+from dcoflow.connectors.content.atomics import AtomicsIndex, load_atomics
 from dcoflow.connectors.content.ctid import load_ctid_plan
 from dcoflow.connectors.registry import ConnectorRegistry
 from dcoflow.core.db import session_scope
@@ -29,6 +29,7 @@ from dcoflow.models.attack.catalog import Catalog
 from dcoflow.models.emulation import ImportSummary, Outcome, OutcomeInput, OutcomeSource
 from dcoflow.models.operation import Operation
 from dcoflow.models.plan import EmulationStep, StepStatus
+from dcoflow.models.procedures import CtidPlan
 from dcoflow.models.repository.emulation import (
     current_outcomes,
     get_step,
@@ -54,6 +55,7 @@ from dcoflow.tasks.conduct.emulation.steps import (
     mark_destructive,
     preview_emulation,
 )
+from dcoflow.tasks.plan.planning import resolve_plan_path
 from dcoflow.tasks.retry import retry_when_retryable
 
 T = TypeVar("T")
@@ -61,6 +63,24 @@ T = TypeVar("T")
 
 def _registry(registry: ConnectorRegistry | None) -> ConnectorRegistry:
     return registry or ConnectorRegistry.from_settings()
+
+
+def _procedures(op: Operation, reg: ConnectorRegistry,
+                atomics: AtomicsIndex | None) -> tuple[AtomicsIndex | None, CtidPlan | None]:
+    """The atomics index (the edge's, else the configured checkout) and the DCO's CTID plan, read once for
+    a run: the steps' own elevation flags come from them. What cannot be read is None, and its steps then
+    count as needing elevation."""
+    if atomics is None:
+        try:
+            atomics = load_atomics(reg.settings.content_path("atomics"))
+        except DcoError:
+            atomics = None
+    try:
+        path = resolve_plan_path(op.dco, reg.settings)
+        ctid = load_ctid_plan(path) if path is not None else None
+    except DcoError:
+        ctid = None
+    return atomics, ctid
 
 
 # -- conducting -------------------------------------------------------------------------------------
@@ -91,8 +111,10 @@ def preview_plan(dco: str, *, connector_default: str = "manual", atomics: Atomic
     with session_scope() as session:
         op = get_operation(session, dco)
         executor = reg.local_executor(op.id, op.dco.rules_of_engagement, op.dco.scope)
+        index, ctid = _procedures(op, reg, atomics)
         steps = [p.as_dict() for p in preview_emulation(session, op.id, connector_default=connector_default,
-                                                         atomics=atomics, catalog=catalog, executor=executor)]
+                                                         atomics=index, ctid=ctid, catalog=catalog,
+                                                         executor=executor)]
         state = op.state.value
         dco_id = op.id
     verdicts: dict[str, int] = {}
@@ -180,9 +202,10 @@ def run_step(
                 session.commit()  # the notice went out: keep its record whatever happens next
             require_acknowledged(session, op)
             _committing(session, lambda: deconflict_step(session, op, row, webhook=hook, actor=actor))
+        index, ctid = _procedures(op, reg, atomics)
         done = _committing(session, lambda: execute_step(
             session, row, op, connector=chosen, dry_run=dry_run, executor=executor, caldera=caldera,
-            atomics=atomics, catalog=catalog, actor=actor))
+            atomics=index, ctid=ctid, catalog=catalog, actor=actor))
         if done.preview is not None:
             return {**done.preview.as_dict(), "message": done.message, "execution": "dry-run"}
         ex = done.execution

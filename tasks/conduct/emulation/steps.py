@@ -18,8 +18,7 @@ from typing import Any
 from sqlmodel import Session
 
 from dcoflow.connectors.caldera import CalderaClient
-from dcoflow.connectors.content.atomics import AtomicsIndex, load_atomics
-from dcoflow.connectors.content.ctid import load_ctid_plan
+from dcoflow.connectors.content.atomics import AtomicsIndex
 from dcoflow.connectors.executor.local import ExecutionResult, LocalExecutor, Override
 from dcoflow.connectors.webhook import WebhookClient
 from dcoflow.core.errors import (
@@ -28,7 +27,6 @@ from dcoflow.core.errors import (
     ExecutionError,
     ValidationError,
 )
-from dcoflow.core.settings import get_settings
 from dcoflow.models.attack.catalog import Catalog
 from dcoflow.models.audit import AuditEvent
 from dcoflow.models.emulation import (
@@ -42,6 +40,7 @@ from dcoflow.models.gates import require_approver, require_conduct
 from dcoflow.models.marking import MarkingFacts, marking_json
 from dcoflow.models.operation import Operation, utcnow
 from dcoflow.models.plan import EmulationStep, ProcedureSource, StepStatus
+from dcoflow.models.procedures import CtidPlan
 from dcoflow.models.repository.emulation import (
     get_step,
     load_steps,
@@ -51,7 +50,6 @@ from dcoflow.models.repository.operation import audit_trail, get_operation, reco
 from dcoflow.models.roe import command_only, destructive_reasons, elevation_means
 from dcoflow.models.stix.ids import row_id
 from dcoflow.tasks.conduct.deconfliction import require_acknowledged
-from dcoflow.tasks.plan.planning import resolve_plan_path
 
 CONNECTORS = ("manual", "local", "caldera")
 
@@ -221,24 +219,19 @@ def destructive_override(session: Session, dco_id: str, step_id: str) -> Overrid
     return latest
 
 
-def _elevation(op: Operation, step: EmulationStep, atomics: AtomicsIndex | None) -> bool:
+def _elevation(step: EmulationStep, atomics: AtomicsIndex | None, ctid: CtidPlan | None) -> bool:
     """The procedure's own elevation flag (atomic ``elevation_required``, CTID executor
-    ``elevation_required``). A procedure whose content cannot be read counts as needing elevation."""
+    ``elevation_required``), from the content the caller loaded once. A procedure whose content could
+    not be read (``None``), or that it does not hold, counts as needing elevation."""
     if step.source == ProcedureSource.ATOMIC and step.procedure_ref:
+        if atomics is None:
+            return True
         try:
-            index = atomics or load_atomics(get_settings().content_path("atomics"))
-            return index.get(step.procedure_ref).elevation_required
+            return atomics.get(step.procedure_ref).elevation_required
         except DcoError:
             return True
     if step.source == ProcedureSource.CTID and step.procedure_ref:
-        try:
-            path = resolve_plan_path(op.dco, get_settings())
-            plan = load_ctid_plan(path) if path is not None else None
-        except DcoError:
-            return True
-        if plan is None:
-            return True
-        cstep = next((c for c in plan.steps if c.id == step.procedure_ref), None)
+        cstep = next((c for c in ctid.steps if c.id == step.procedure_ref), None) if ctid is not None else None
         if cstep is None:
             return True
         named = [e for e in cstep.executors if e.name == step.executor] or cstep.executors
@@ -291,10 +284,12 @@ def preview_step(
     executor: LocalExecutor | None = None,
     caldera_group: str = "",
     atomics: AtomicsIndex | None = None,
+    ctid: CtidPlan | None = None,
     catalog: Catalog | None = None,
     args: Mapping[str, Any] | None = None,
 ) -> StepPreview:
-    """What ``execute_step`` would do for ``step``, read-only: nothing is run or written."""
+    """What ``execute_step`` would do for ``step``, read-only: nothing is run or written. ``atomics`` and
+    ``ctid`` (the DCO's CTID plan) hold the procedures' own elevation flags."""
     chosen = (connector or step.connector or "manual").lower()
     base = functools.partial(StepPreview, step.id, step.order, step.technique_id, chosen,
                              status=step.status.value)
@@ -318,8 +313,8 @@ def preview_step(
         return base(executor=step.executor, host=runner.host, command=step.command,
                            cleanup_command=step.cleanup_command, verdict="refused", reasons=[exc.reason],
                            run_as=runner.run_as())
-    broken = runner.refusals(step, prepared, elevation_required=_elevation(op, step, atomics), tactics=tactics,
-                             override=override)
+    broken = runner.refusals(step, prepared, elevation_required=_elevation(step, atomics, ctid),
+                             tactics=tactics, override=override)
     return base(executor=prepared.executor, host=prepared.host, command=prepared.command,
                        cleanup_command=prepared.cleanup_command, verdict="refused" if broken else "allowed",
                        reasons=[r for r, _ in broken], run_as=prepared.run_as, arguments=prepared.arguments)
@@ -327,7 +322,7 @@ def preview_step(
 
 def preview_emulation(
     session: Session, dco: str, *, connector_default: str = "manual", atomics: AtomicsIndex | None = None,
-    catalog: Catalog | None = None, executor: LocalExecutor | None = None,
+    ctid: CtidPlan | None = None, catalog: Catalog | None = None, executor: LocalExecutor | None = None,
 ) -> list[StepPreview]:
     """A dry run of the whole plan, in any state: per step the exact commands and the verdict. Read-only."""
     op = get_operation(session, dco)
@@ -335,8 +330,8 @@ def preview_emulation(
     for step in load_steps(session, op.id):
         connector = normalise_connector(step.connector) if step.connector not in ("", "manual") \
             else normalise_connector(connector_default)
-        out.append(preview_step(session, step, op, connector=connector, atomics=atomics, catalog=catalog,
-                                executor=executor))
+        out.append(preview_step(session, step, op, connector=connector, atomics=atomics, ctid=ctid,
+                                catalog=catalog, executor=executor))
     return out
 
 
@@ -352,6 +347,7 @@ def execute_step(
     caldera_group: str = "",
     caldera_timeout_s: float = 600.0,
     atomics: AtomicsIndex | None = None,
+    ctid: CtidPlan | None = None,
     catalog: Catalog | None = None,
     args: Mapping[str, Any] | None = None,
     actor: str = "dcoflow",
@@ -362,14 +358,15 @@ def execute_step(
     passes the conduct gate (GateError: the DCO is not approved or outside its window; nothing is
     recorded, nothing runs), then the rules of engagement: a refusal is recorded (execution status
     refused, step failed, audit event) and raised as ExecutionError. Manual steps run nothing: they
-    move to running and wait for the operator's outcomes."""
+    move to running and wait for the operator's outcomes. ``atomics`` and ``ctid`` (the DCO's CTID
+    plan) hold the procedures' own elevation flags; a procedure not found there counts as needing it."""
     chosen = (connector or step.connector or "manual").lower()
     if chosen not in CONNECTORS:
         raise ValidationError(f"unknown connector {chosen!r}", field="connector", suggestions=list(CONNECTORS),
                               object=f"step {step.id}")
     if dry_run:
         preview = preview_step(session, step, op, connector=chosen, executor=executor, caldera_group=caldera_group,
-                               atomics=atomics, catalog=catalog, args=args)
+                               atomics=atomics, ctid=ctid, catalog=catalog, args=args)
         return StepExecution(step.id, chosen, step.status, None, "dry run: nothing was executed or recorded",
                              preview)
     check_conduct(op, f"step {step.order} ({step.technique_id})")
@@ -383,7 +380,7 @@ def execute_step(
     if chosen == "local":
         runner = _local_executor(op, executor)
         try:
-            result = runner.run(step, args, elevation_required=_elevation(op, step, atomics), tactics=tactics,
+            result = runner.run(step, args, elevation_required=_elevation(step, atomics, ctid), tactics=tactics,
                                 override=override)
         except ExecutionError as exc:
             _refusal(session, op, step, chosen, exc, actor)

@@ -1,6 +1,7 @@
-"""`dco emulate …`: list steps, run the conduct-emulation flow, record outcomes by hand, move
-outcomes through VECTR CSV and Caldera reports, browse procedures for a technique, and import
-Caldera adversary profiles and abilities into a DCO's plan."""
+"""`dco emulate …`: list steps, run the conduct-emulation flow, run or skip one step, record outcomes by
+hand, move outcomes through VECTR CSV and Caldera reports, browse procedures for a technique, and import
+Caldera adversary profiles and abilities into a DCO's plan. Each command parses, calls the one use-case
+function the flow calls too (tasks/conduct/emulation/actions.py), and prints."""
 
 from __future__ import annotations
 

@@ -20,16 +20,7 @@ from pydantic import BaseModel, Field
 
 from dcoflow.flows.forms import described
 from dcoflow.models.hunt_run import Verdict
-from dcoflow.tasks.conduct.triage import (
-    SKIP,
-    TriageAnswer,
-    confirmed_findings,
-    hit_rows,
-    hits_to_triage,
-    triage_hits_task,
-    verdicts_for,
-)
-from dcoflow.tasks.follow_up import events
+from dcoflow.tasks.conduct.triage import SKIP, TriageAnswer, hit_rows, hits_to_triage, triage_task, verdicts_for
 
 
 class TriageChoice(StrEnum):
@@ -102,8 +93,7 @@ def triage_hunt(
                 unmatched.append(item.sighting_id)
     if unmatched:
         log.warning("%s: verdicts for %s match no untriaged hit of %s", dco_id, ", ".join(unmatched), run.id)
-    recorded = triage_hits_task(answers)
-    findings = confirmed_findings(dco_id, {a.sighting_id for a in answers if a.verdict == Verdict.TRUE_POSITIVE})
-    result.update(recorded=recorded, untriaged=len(hits) - sum(recorded.values()), unmatched=unmatched,
-                  escalation_events=events.emit_findings(dco_id, findings))
+    done = triage_task(answers)
+    result.update(recorded=done.counts, untriaged=len(hits) - len(done.rows), unmatched=unmatched,
+                  escalation_events=done.announced)
     return result

@@ -109,11 +109,13 @@ def triage_command(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Record a verdict on a hunt hit (a new version of the analyst's opinion on re-triage)."""
-    from dcoflow.tasks.conduct.triage import TriageAnswer, record_verdicts
+    from dcoflow.tasks.conduct.triage import TriageAnswer, triage
 
-    [row] = record_verdicts([TriageAnswer(sighting_id, verdict, analyst or cli_user("analyst"), note)]).rows
+    done = triage([TriageAnswer(sighting_id, verdict, analyst or cli_user("analyst"), note)])
+    [row] = done.rows
     out = {"sighting": row.sighting_id, "verdict": row.verdict.value, "analyst": row.analyst,
-           "version": row.version, "opinion": row.opinion_id, "at": row.at.isoformat()}
+           "version": row.version, "opinion": row.opinion_id, "at": row.at.isoformat(),
+           "escalation_events": done.announced}
     if as_json:
         print_json(out)
     else:

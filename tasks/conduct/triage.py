@@ -183,9 +183,11 @@ class TriageAnswer:
 
 @dataclass(frozen=True, slots=True)
 class TriageRecorded:
-    """What one batch of answers recorded: the verdict rows (current versions) and counts per verdict."""
+    """What one batch of answers recorded: the verdict rows (current versions) and counts per verdict, and how
+    many confirmed findings were announced to Prefect (the escalate deployment's trigger)."""
 
     rows: list[TriageVerdict]
+    announced: int = 0
 
     @property
     def counts(self) -> dict[str, int]:
@@ -218,9 +220,24 @@ def confirmed_findings(dco_id: str, sighting_ids: Collection[str]) -> list[Findi
         return [f for f in findings_from_store(s, dco_id) if f.sighting_id in sighting_ids]
 
 
-def triage_hits(answers: list[TriageAnswer]) -> dict[str, int]:
-    """``record_verdicts``, as the number recorded per verdict."""
-    return record_verdicts(answers).counts
+def triage(answers: Sequence[TriageAnswer]) -> TriageRecorded:
+    """Triage hunt hits (``dco hunt triage``, the ``triage-hunt`` flow): record the verdicts
+    (``record_verdicts``), then announce the true positives that became confirmed findings as Prefect events
+    when a Prefect server can hear them (inside a flow, or with PREFECT_API_URL set); elsewhere nothing is
+    marked announced, so a later follow-up run still announces them."""
+    from dcoflow.tasks.events import events_reach_a_server
+
+    recorded = record_verdicts(answers)
+    if not events_reach_a_server():
+        return recorded
+    from dcoflow.tasks.follow_up.events import emit_findings
+
+    positives: dict[str, set[str]] = {}
+    for row in recorded.rows:
+        if row.verdict == Verdict.TRUE_POSITIVE and row.dco_id:
+            positives.setdefault(row.dco_id, set()).add(row.sighting_id)
+    announced = sum(emit_findings(dco_id, confirmed_findings(dco_id, ids)) for dco_id, ids in positives.items())
+    return TriageRecorded(recorded.rows, announced)
 
 
-triage_hits_task = task(name="triage-hits", cache_policy=NO_CACHE)(triage_hits)
+triage_task = task(name="triage-hits", cache_policy=NO_CACHE)(triage)

@@ -128,6 +128,7 @@ def test_cli_and_flow_store_the_same_hunt_and_triage(prefect_harness: None, shar
         sid = next(o["id"] for o in latest_objects(s, dco, ["sighting"]) if o["x_dco_rule_id"] == COMSVCS_RULE)
     res = runner.invoke(app, ["triage", sid, "--verdict", "true-positive", "--analyst", "alice", "--json"])
     assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["escalation_events"] == 1
     by_cli = stored_state(dco)
 
     assert second_database() == dco
@@ -137,7 +138,29 @@ def test_cli_and_flow_store_the_same_hunt_and_triage(prefect_harness: None, shar
     triaged = triage_hunt(dco=dco, verdicts={sid: "true-positive"}, pause_for_input=False, analyst="alice")
     assert triaged["recorded"] == {"true-positive": 1}
     by_flow = stored_state(dco)
-    # the flow also announces the finding as a Prefect event (audited); a CLI without a Prefect server cannot
-    by_flow["audit"] = [a for a in by_flow["audit"] if a[0] != "finding-announced"]
+    # both announce the true positive to the Prefect server (the escalate trigger), audited once
+    assert [a[0] for a in by_cli["audit"]].count("finding-announced") == 1
     assert by_cli["hunt_runs"] and by_cli["verdicts"] and any(a[0] == "hunt-run" for a in by_cli["audit"])
     assert by_cli == by_flow
+
+
+def test_triage_with_no_prefect_server_leaves_the_finding_to_announce(shared_dir: Path, dco: str,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A workstation without a Prefect API: nobody could hear the event, so the finding is not marked announced
+    (the follow-up run announces it later) — never marked announced without an event."""
+    from dcoflow.flows.cli.hunt import app
+    from dcoflow.models.repository.operation import audit_trail
+
+    monkeypatch.setattr("dcoflow.tasks.events.events_reach_a_server", lambda: False)
+    runner = CliRunner()
+    res = runner.invoke(app, ["--rules", str(shared_dir / "sigma/rules/windows"), "--data", str(shared_dir / LSASS_ZIP),
+                              "--technique", "T1003.001", "--dco", dco, "--json"])
+    assert res.exit_code == 0, res.output
+    with session_scope() as s:
+        sid = next(o["id"] for o in latest_objects(s, dco, ["sighting"]) if o["x_dco_rule_id"] == COMSVCS_RULE)
+    res = runner.invoke(app, ["triage", sid, "--verdict", "true-positive", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["escalation_events"] == 0
+    with session_scope() as s:
+        actions = [e.action for e in audit_trail(s, dco)]
+    assert "triage" in actions and "finding-announced" not in actions

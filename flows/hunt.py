@@ -17,9 +17,9 @@ from dcoflow.connectors.registry import ConnectorRegistry
 from dcoflow.core.settings import get_settings
 from dcoflow.flows.forms import described
 from dcoflow.flows.secrets import load_secret
+from dcoflow.models.hunt_summary import HuntSummary, summary_markdown
 from dcoflow.models.hunting import HuntSelection
 from dcoflow.tasks.conduct.hunt import conducting_hunt_dcos, run_hunt_task, sweep_window
-from dcoflow.tasks.conduct.hunt_record import HuntSummary, summary_markdown
 
 
 class DataSource(StrEnum):

@@ -28,10 +28,10 @@ if TYPE_CHECKING:
 from dcoflow.core.errors import ConnectorError, StateError
 from dcoflow.core.settings import get_settings
 from dcoflow.flows.forms import described
+from dcoflow.models.hunt_summary import summary_markdown
 from dcoflow.models.hunting import HuntSelection
 from dcoflow.models.shards import Shard
 from dcoflow.tasks.conduct import fanout
-from dcoflow.tasks.conduct.hunt_record import summary_markdown
 
 ZOMBIE_AUTOMATION = "dcoflow: crash {deployment} runs whose heartbeats stopped"
 FLOW_RUN_END_EVENTS = ("Completed", "Failed", "Cancelled", "Crashed")

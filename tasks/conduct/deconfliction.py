@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session
@@ -25,6 +23,7 @@ from dcoflow.connectors.webhook import WebhookClient
 from dcoflow.core.db import session_scope
 from dcoflow.core.errors import ConnectorError, ExecutionError, GateError, NotFoundError
 from dcoflow.models.emulation import Deconfliction, dco_marker
+from dcoflow.models.exercise import DeconflictedWindow
 from dcoflow.models.gates import CONDUCT_STATES, overlapping_hosts, require_approver, windows_overlap
 from dcoflow.models.marking import MarkingFacts, marking_json
 from dcoflow.models.operation import Operation, as_utc, utcnow
@@ -178,18 +177,6 @@ def acknowledge_window(dco: str, by: str, *, contact: str | None = None, note: s
     returns the contacts whose notices are now acknowledged."""
     with session_scope() as session:
         return [r.notified for r in acknowledge(session, dco, by, contact=contact, note=note)]
-
-
-@dataclass(frozen=True, slots=True)
-class DeconflictedWindow:
-    """Another DCO's acknowledged live window: its hits (on its hosts, in its window, with its marker)
-    are exercise activity."""
-
-    dco_id: str
-    marker: str
-    hosts: tuple[str, ...]
-    start: datetime | None
-    end: datetime | None
 
 
 def deconflicted_windows(session: Session, *, except_dco: str | None = None) -> list[DeconflictedWindow]:

@@ -23,18 +23,12 @@ from dcoflow.core.db import session_scope
 from dcoflow.core.errors import ValidationError
 from dcoflow.models.gates import require_conduct
 from dcoflow.models.hunt_run import derive_hunt_key
+from dcoflow.models.hunt_summary import HuntSummary, hunt_summary
 from dcoflow.models.hunting import HuntSelection
 from dcoflow.models.repository.operation import get_operation
 from dcoflow.models.shards import Shard, plan_shards
 from dcoflow.tasks.conduct.hunt import plan_selection
-from dcoflow.tasks.conduct.hunt_record import (
-    HuntSummary,
-    complete_hunt_run,
-    fail_hunt_run,
-    hunt_summary,
-    record_hunt,
-    start_hunt_run,
-)
+from dcoflow.tasks.conduct.hunt_record import complete_hunt_run, fail_hunt_run, record_hunt, start_hunt_run
 from dcoflow.tasks.conduct.local_hunt import DEFAULT_MAX_MEMBER_BYTES, run_local_hunt
 
 

@@ -26,18 +26,13 @@ from dcoflow.core.db import session_scope
 from dcoflow.core.errors import ValidationError
 from dcoflow.models.gates import require_conduct
 from dcoflow.models.hunt_run import HuntRun, derive_hunt_key
+from dcoflow.models.hunt_summary import HuntSummary, hunt_summary, summarize_outcome
 from dcoflow.models.hunting import HuntOutcome, HuntSelection, RuleInfo, SkippedRule, products_for
 from dcoflow.models.operation import DcoState, Operation
 from dcoflow.models.repository.hunt import list_hunt_runs
 from dcoflow.models.repository.operation import get_operation, list_operations
 from dcoflow.models.repository.plan import list_hypotheses
-from dcoflow.tasks.conduct.hunt_record import (
-    HuntSummary,
-    hunt_summary,
-    open_hunt,
-    record_batches,
-    summarize_outcome,
-)
+from dcoflow.tasks.conduct.hunt_record import open_hunt, record_batches
 
 if TYPE_CHECKING:
     from dcoflow.connectors.siem import SiemClient

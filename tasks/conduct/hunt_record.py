@@ -1,4 +1,4 @@
-"""Recording a hunt: the HuntRun row, the STIX evidence, the audit event, and its summary.
+"""Recording a hunt: the HuntRun row, the STIX evidence and the audit event.
 
 Idempotent by construction: the run id is deterministic per (DCO, hunt key), STIX ids are
 deterministic per natural key, and ``settle_versions`` keeps the stored timestamps of an object
@@ -7,10 +7,9 @@ recorded in rule batches (``run_hunt_batches``) commits each batch; when a batch
 marked failed with everything before it kept, and a re-run with the same key skips the rules
 already recorded and completes it.
 
-Exercise separation: an event is activity of the DCO's own emulation when it carries the DCO's
-marker (``DCO-<dco_id>``, which the emulation side puts in its commands) or falls on a host and in
-the time window of a recorded emulation step. ``is_exercise`` is a pure function over one event
-and such markers/windows; ``exercise_markers_for`` reads them from the store.
+Exercise separation: an event is activity of the DCO's own emulation, or of another DCO's acknowledged
+live window, by the pure rules in ``dcoflow.models.exercise``; ``exercise_markers_for`` reads the
+markers and windows they need from the store. Summaries for people are ``dcoflow.models.hunt_summary``.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,98 +27,17 @@ from dcoflow.core.db import session_scope
 from dcoflow.core.errors import NotFoundError
 from dcoflow.models.attack.catalog import Catalog
 from dcoflow.models.emulation import dco_marker
+from dcoflow.models.exercise import ExerciseMarker, ExerciseWindow, exercise_of, is_exercise
 from dcoflow.models.gates import require_conduct
 from dcoflow.models.hunt_run import HuntRun, HuntStatus, hunt_run_id
 from dcoflow.models.hunting import HuntOutcome, RuleInfo
-from dcoflow.models.operation import as_utc
 from dcoflow.models.repository.hunt import get_hunt_run, open_hunt_run
 from dcoflow.models.repository.operation import get_operation, record_event
 from dcoflow.models.repository.stix_store import latest_objects, newest_versions, put_objects, resolve_random_ids
 from dcoflow.models.stix import hunt_objects as ho
 from dcoflow.models.stix.common import dcoflow_identity, marking_refs
 from dcoflow.models.stix.rows import stix_now, stix_time
-from dcoflow.tasks.conduct.deconfliction import DeconflictedWindow, deconflicted_windows
-
-# -- exercise separation ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ExerciseWindow:
-    """When (and optionally where) one emulation step ran; events inside it are exercise activity."""
-
-    start: datetime
-    end: datetime
-    host: str | None = None
-    step_id: str | None = None
-
-
-ExerciseMarker = str | ExerciseWindow | DeconflictedWindow
-
-
-def _strings(value: Any) -> Iterable[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, Mapping):
-        for v in value.values():
-            yield from _strings(v)
-    elif isinstance(value, list | tuple):
-        for v in value:
-            yield from _strings(v)
-
-
-def _short_host(name: str) -> str:
-    return name.lower().split(".", 1)[0]
-
-
-def exercise_of(event: Mapping[str, Any], markers: Sequence[ExerciseMarker]) -> str | None:
-    """The other DCO whose acknowledged live window holds the event: on one of its hosts, inside its
-    window, carrying its marker. None when no deconflicted window matches."""
-    windows = [m for m in markers if isinstance(m, DeconflictedWindow)]
-    if not windows:
-        return None
-    texts = [t.lower() for t in _strings(event)]
-    view = ho.EventView.of(event)
-    moment = ho.event_time(view)
-    host = ho.event_host(view)
-    for w in windows:
-        if not any(w.marker.lower() in t for t in texts):
-            continue
-        if w.hosts and (host is None or _short_host(host) not in {_short_host(h) for h in w.hosts}):
-            continue
-        if (w.start is not None or w.end is not None) and moment is None:
-            continue
-        if moment is not None and ((w.start is not None and moment < as_utc(w.start))
-                                   or (w.end is not None and moment > as_utc(w.end))):
-            continue
-        return w.dco_id
-    return None
-
-
-def is_exercise(event: Mapping[str, Any], markers: Sequence[ExerciseMarker]) -> bool:
-    """Whether an event is exercise activity: it carries the DCO's own marker string (case-insensitive,
-    anywhere in its values), falls inside one of its step windows (on the step's host when it names
-    one), or lies in another DCO's acknowledged live window (``exercise_of``)."""
-    if not markers:
-        return False
-    if exercise_of(event, markers) is not None:
-        return True
-    tags = [m.lower() for m in markers if isinstance(m, str) and m]
-    if tags and any(tag in text.lower() for text in _strings(event) for tag in tags):
-        return True
-    windows = [m for m in markers if isinstance(m, ExerciseWindow)]
-    if not windows:
-        return False
-    view = ho.EventView.of(event)
-    moment = ho.event_time(view)
-    if moment is None:
-        return False
-    host = ho.event_host(view)
-    for w in windows:
-        start, end = as_utc(w.start), as_utc(w.end)
-        on_host = w.host is None or (host is not None and _short_host(w.host) == _short_host(host))
-        if on_host and start <= moment <= end:
-            return True
-    return False
+from dcoflow.tasks.conduct.deconfliction import deconflicted_windows
 
 
 def exercise_markers_for(session: Session, dco_id: str) -> list[ExerciseMarker]:
@@ -494,104 +412,3 @@ def run_hunt_batches(
                            exercise_markers=exercise_markers)
     return record_batches(opened, engine, catalog=catalog, batch_size=batch_size, start=start, end=end,
                           session_factory=session_factory, actor=actor)
-
-
-# -- summaries ----------------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class HuntSummary:
-    """What a hunt found, for people: hits by technique, rule and host, and the visibility gaps."""
-
-    source: str
-    rules_run: int
-    events_read: int
-    bad_records: int
-    hits: int
-    exercise_hits: int = 0
-    by_technique: dict[str, int] = field(default_factory=dict)
-    by_rule: list[dict[str, Any]] = field(default_factory=list)
-    by_host: dict[str, int] = field(default_factory=dict)
-    gaps: list[dict[str, Any]] = field(default_factory=list)  # rules with no matching log source
-    skipped: list[dict[str, Any]] = field(default_factory=list)
-    unknown_techniques: list[str] = field(default_factory=list)
-    run_id: str | None = None
-    status: str | None = None
-
-
-def _by_technique(rules: Iterable[Mapping[str, Any]]) -> dict[str, int]:
-    counts: Counter[str] = Counter()
-    for r in rules:
-        for tid in r["technique_ids"] or ["(untagged)"]:
-            counts[tid] += int(r["hits"])
-    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
-
-
-def summarize_outcome(outcome: HuntOutcome, exercise_markers: Sequence[ExerciseMarker] = ()) -> HuntSummary:
-    """The summary of an unrecorded outcome (ad-hoc hunts from the CLI); hosts come from the sampled events."""
-    hits = {m.rule.rule_id: m for m in outcome.matches}
-    rules = [{"rule_id": r.rule_id, "title": r.title, "technique_ids": r.technique_ids, "tags": r.tags,
-              "hits": hits[r.rule_id].count if r.rule_id in hits else 0,
-              "exact": hits[r.rule_id].exact if r.rule_id in hits else True} for r in outcome.rules_run]
-    hosts: Counter[str] = Counter()
-    exercise = 0
-    for m in outcome.matches:
-        for ev in m.events:
-            hosts[ho.event_host(ev) or "(unknown)"] += 1
-            exercise += is_exercise(ev, exercise_markers)
-    return HuntSummary(
-        source=outcome.source, rules_run=len(outcome.rules_run), events_read=outcome.events_read,
-        bad_records=sum(r.skipped for r in outcome.reports), hits=sum(m.count for m in outcome.matches),
-        exercise_hits=exercise, by_technique=_by_technique(rules),
-        by_rule=sorted(rules, key=lambda r: (-int(r["hits"]), str(r["rule_id"]))),
-        by_host=dict(hosts.most_common()),
-        gaps=[{"rule_id": r.rule_id, "title": r.title, "logsource": r.logsource} for r in outcome.no_logsource],
-        skipped=[{"path": s.path, "rule_id": s.rule_id, "reason": s.reason} for s in outcome.skipped],
-    )
-
-
-def hunt_summary(run: HuntRun) -> HuntSummary:
-    """The summary of a recorded run (hosts counted over the sampled, recorded events)."""
-    stats = list(run.rule_stats.values())
-    hosts: Counter[str] = Counter()
-    for s in stats:
-        hosts.update({h: int(n) for h, n in s.get("hosts", {}).items()})
-    return HuntSummary(
-        source=run.source, rules_run=len(stats), events_read=run.events_read, bad_records=run.bad_records,
-        hits=run.hits, exercise_hits=run.exercise_hits, by_technique=_by_technique(stats),
-        by_rule=sorted(({k: s[k] for k in ("rule_id", "title", "technique_ids", "hits")} for s in stats),
-                       key=lambda r: (-int(r["hits"]), str(r["rule_id"]))),
-        by_host=dict(hosts.most_common()), gaps=[{"rule_id": r} for r in run.no_logsource],
-        skipped=list(run.skipped), unknown_techniques=list(run.unknown_techniques), run_id=run.id,
-        status=str(run.status),
-    )
-
-
-def summary_markdown(summary: HuntSummary, *, top: int = 25) -> str:
-    """The hunt summary as markdown (Prefect artifact, reports)."""
-    lines = [
-        f"# Hunt summary{f' — run `{summary.run_id}`' if summary.run_id else ''}",
-        "",
-        f"- source: `{summary.source}`",
-        f"- rules run: {summary.rules_run}; events read: {summary.events_read}; bad records: {summary.bad_records}",
-        f"- hits: {summary.hits} (of which exercise activity in the samples: {summary.exercise_hits})",
-    ]
-    if summary.status:
-        lines.append(f"- status: {summary.status}")
-    if summary.unknown_techniques:
-        lines.append(f"- technique ids unknown to the loaded ATT&CK release: {', '.join(summary.unknown_techniques)}")
-    lines += ["", "## Hits by technique", "", "| technique | hits |", "|---|---:|"]
-    lines += [f"| {t} | {n} |" for t, n in list(summary.by_technique.items())[:top]]
-    lines += ["", "## Hits by rule", "", "| rule | title | techniques | hits |", "|---|---|---|---:|"]
-    # ≥: a SIEM that could only bound the count (EQL past its request budget) — never shown as exact
-    lines += [f"| `{r['rule_id']}` | {r['title']} | {', '.join(r['technique_ids'])} | "
-              f"{'' if r.get('exact', True) else '≥'}{r['hits']} |"
-              for r in summary.by_rule[:top] if r["hits"]]
-    lines += ["", "## Hits by host (sampled events)", "", "| host | hits |", "|---|---:|"]
-    lines += [f"| {h} | {n} |" for h, n in list(summary.by_host.items())[:top]]
-    lines += ["", f"## Visibility gaps ({len(summary.gaps)} rules with no matching log source)", ""]
-    lines += [f"- `{g['rule_id']}` {g.get('title', '')} {g.get('logsource', '')}".rstrip() for g in summary.gaps[:top]]
-    if summary.skipped:
-        lines += ["", f"## Skipped rules ({len(summary.skipped)})", ""]
-        lines += [f"- `{s.get('rule_id') or s['path']}`: {s['reason']}" for s in summary.skipped[:top]]
-    return "\n".join(lines) + "\n"

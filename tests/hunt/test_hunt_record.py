@@ -15,22 +15,16 @@ from dcoflow.core.db import session_scope
 from dcoflow.core.errors import NotFoundError, ValidationError
 from dcoflow.models.audit import AuditEvent
 from dcoflow.models.emulation import dco_marker
+from dcoflow.models.exercise import ExerciseWindow, is_exercise
 from dcoflow.models.hunt_run import HuntRun, HuntStatus, TriageVerdict, Verdict, derive_hunt_key
+from dcoflow.models.hunt_summary import hunt_summary, summary_markdown
 from dcoflow.models.hunting import HuntOutcome, RuleInfo, RuleMatch, SkippedRule
 from dcoflow.models.repository.hunt import triage_history
 from dcoflow.models.repository.stix_store import count_objects, latest_objects, object_history, put_objects
 from dcoflow.models.stix.common import DCOFLOW_IDENTITY_ID
 from dcoflow.models.stix.markings import TLP2_IDS, Tlp
 from dcoflow.models.stix.rows import StixObjectRow
-from dcoflow.tasks.conduct.hunt_record import (
-    ExerciseWindow,
-    exercise_markers_for,
-    hunt_summary,
-    is_exercise,
-    record_hunt,
-    run_hunt_batches,
-    summary_markdown,
-)
+from dcoflow.tasks.conduct.hunt_record import exercise_markers_for, record_hunt, run_hunt_batches
 from dcoflow.tasks.conduct.triage import triage_hit
 
 from .helpers import sysmon_event

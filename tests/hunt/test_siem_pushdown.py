@@ -109,7 +109,7 @@ def test_eql_with_ten_million_hits_reports_a_lower_bound_within_its_budget(rules
     match = out.matches[0]
     assert server.requests <= 20
     assert not match.exact and 1000 <= match.count < TEN_MILLION  # "at least", never presented as exact
-    from dcoflow.tasks.conduct.hunt_record import summarize_outcome, summary_markdown
+    from dcoflow.models.hunt_summary import summarize_outcome, summary_markdown
 
     assert f"≥{match.count}" in summary_markdown(summarize_outcome(out))
 

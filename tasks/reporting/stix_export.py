@@ -66,7 +66,7 @@ def export_dco_bundle(session: Session, dco: str, catalog: Catalog, out_dir: Pat
 
 @task(name="export-stix-bundle", cache_policy=NO_CACHE)
 def export_dco_bundle_task(dco: str, catalog: Catalog, out_dir: Path) -> Path:
-    from dcoflow.core.db import session_scope
+    """The lifecycle flow's export step: the same function as `dco export stix` (tasks/reporting/run.py)."""
+    from dcoflow.tasks.reporting.run import export_stix
 
-    with session_scope() as session:
-        return export_dco_bundle(session, dco, catalog, out_dir)
+    return Path(export_stix(dco, out_dir, catalog=catalog)["bundle"])

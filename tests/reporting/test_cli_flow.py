@@ -119,3 +119,25 @@ def test_cli_and_flow_write_the_same_brief_and_agenda(prefect_harness: None, bui
         return sorted((i["kind"], i["ref"], i["authority"], i["title"]) for i in items)
 
     assert shape(cli_agenda) == shape(flow_agenda) and cli_agenda
+
+
+def test_cli_and_lifecycle_export_the_same_bundle(built: Built, catalog: object, shared_dir: Path,
+                                                  tmp_path: Path) -> None:
+    """`dco export stix` and the lifecycle flow's export step run one function: the same objects (the report's
+    publication time aside)."""
+    from dcoflow.flows.cli.export import app
+    from dcoflow.tasks.reporting.stix_export import export_dco_bundle_task
+
+    res = CliRunner().invoke(app, [built.dco_id, "--out", str(tmp_path / "cli"), "--attack",  # `stix`, its one command
+                                   str(shared_dir / BUNDLE), "--json"])
+    assert res.exit_code == 0, res.output
+    by_cli = json.loads(Path(json.loads(res.stdout)["bundle"]).read_text(encoding="utf-8"))["objects"]
+    by_flow_step = json.loads(export_dco_bundle_task.fn(built.dco_id, catalog, tmp_path / "flow")
+                              .read_text(encoding="utf-8"))["objects"]
+
+    def same(objects: list[dict[str, object]]) -> list[dict[str, object]]:
+        return sorted(({k: v for k, v in o.items() if not (o["type"] == "report" and k in ("published", "modified",
+                                                                                             "created"))}
+                       for o in objects), key=lambda o: json.dumps(o, sort_keys=True))
+
+    assert same(by_cli) == same(by_flow_step) and len(by_cli) > 10

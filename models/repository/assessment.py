@@ -41,6 +41,20 @@ def latest_scores(session: Session, dco_id: str, back: int = 0) -> list[Techniqu
     return run_scores(session, found[-1 - back].id)
 
 
+def newest_and_previous_scores(session: Session, dco_id: str) -> tuple[list[TechniqueScore], list[TechniqueScore]]:
+    """The scores of the DCO's newest assessment and of the one before it (empty when there is none), in two
+    queries: what ``latest_scores`` and ``latest_scores(back=1)`` give."""
+    found = runs(session, dco_id)[-2:]
+    if not found:
+        return [], []
+    stmt = (select(TechniqueScore).where(col(TechniqueScore.run_id).in_([r.id for r in found]))
+            .order_by(col(TechniqueScore.technique_id)))
+    by_run: dict[str, list[TechniqueScore]] = {r.id: [] for r in found}
+    for score in session.exec(stmt):
+        by_run[score.run_id].append(score)
+    return by_run[found[-1].id], by_run[found[0].id] if len(found) == 2 else []
+
+
 def score_history(session: Session, dco_id: str, technique_id: str) -> list[TechniqueScore]:
     stmt = (select(TechniqueScore).where(TechniqueScore.dco_id == dco_id, TechniqueScore.technique_id == technique_id)
             .order_by(col(TechniqueScore.assessed_at)))

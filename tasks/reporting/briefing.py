@@ -45,7 +45,7 @@ from dcoflow.models.marking import MarkingFacts
 from dcoflow.models.meeting import DecisionCase, group_decisions, recommend
 from dcoflow.models.operation import DcoType
 from dcoflow.models.plan import PlanRecord
-from dcoflow.models.repository.assessment import latest_scores
+from dcoflow.models.repository.assessment import newest_and_previous_scores
 from dcoflow.models.repository.emulation import current_outcomes, load_steps
 from dcoflow.models.repository.followup import list_actions, list_incidents, list_risks
 from dcoflow.models.repository.hunt import list_hunt_runs
@@ -460,8 +460,7 @@ def gather_facts(
             names[tid] = technique_name(catalog, tid)
         return names[tid]
 
-    now_scores = latest_scores(session, op.id)
-    before_scores = latest_scores(session, op.id, back=1)
+    now_scores, before_scores = newest_and_previous_scores(session, op.id)
     before_by_tid = {s.technique_id: s.detection for s in before_scores}
     techniques = [_technique_facts(s, catalog, name(s.technique_id), before_by_tid.get(s.technique_id))
                   for s in sorted(now_scores, key=_gap_order)]

@@ -182,3 +182,13 @@ def test_executive_brief_numbers_match_the_plan_and_assessment(built: Built, cat
     decisions = [line for line in md.splitlines() if line.startswith("- **") and "by **" in line]
     assert 1 <= len(decisions) <= 5
 
+
+
+def test_a_brief_reads_both_assessments_in_two_queries(built: Built) -> None:
+    from dcoflow.models.repository.assessment import newest_and_previous_scores
+
+    with session_scope() as s:
+        now, before = newest_and_previous_scores(s, built.dco_id)
+        assert [x.id for x in now] == [x.id for x in latest_scores(s, built.dco_id)] and now
+        assert [x.id for x in before] == [x.id for x in latest_scores(s, built.dco_id, back=1)] and before
+        assert newest_and_previous_scores(s, "no-such-dco") == ([], [])

@@ -13,8 +13,6 @@ import typer
 from dcoflow.core.errors import ValidationError
 from dcoflow.flows.cli.output import console, handle_errors, print_json, table
 from dcoflow.models.followup import ActionStatus, Treatment
-from dcoflow.tasks.follow_up import register
-from dcoflow.tasks.follow_up.escalation import escalate as escalate_findings
 
 app = typer.Typer(help="Follow up a DCO: actions, risks and decisions, incidents, re-tests.", no_args_is_help=True)
 
@@ -27,6 +25,8 @@ DcoOpt = Annotated[str | None, typer.Option("--dco", help="Only this DCO (id).")
 def actions(dco: DcoOpt = None, overdue: Annotated[bool, typer.Option("--overdue")] = False,
             as_json: JsonOpt = False) -> None:
     """List actions with owner, due date, status and the overdue flag."""
+    from dcoflow.tasks.follow_up import register
+
     rows = register.actions(dco, overdue_only=overdue)
     if as_json:
         print_json(rows)
@@ -46,6 +46,8 @@ def action_update(
     as_json: JsonOpt = False,
 ) -> None:
     """Move an action (verification happens through a re-test)."""
+    from dcoflow.tasks.follow_up import register
+
     row = register.set_action_status(action_id, status, actor, expected_version=version)
     print_json(row) if as_json else console.print(f"action [bold]{row['id']}[/] is {row['status']}")
 
@@ -55,6 +57,8 @@ def action_update(
 def risks(dco: DcoOpt = None, needs_decision: Annotated[bool, typer.Option("--needs-decision")] = False,
           as_json: JsonOpt = False) -> None:
     """List risks (worst first), or only those awaiting a decision with the body that must decide."""
+    from dcoflow.tasks.follow_up import register
+
     rows = register.risks(dco, needs_decision=needs_decision)
     if as_json:
         print_json(rows)
@@ -79,6 +83,8 @@ def decide(
     as_json: JsonOpt = False,
 ) -> None:
     """Record a decision on a risk (an acceptance needs an authority and an expiry)."""
+    from dcoflow.tasks.follow_up import register
+
     expires_at = None
     if expires:
         try:
@@ -97,6 +103,8 @@ def decide(
 @handle_errors
 def incidents(dco: DcoOpt = None, as_json: JsonOpt = False) -> None:
     """List incidents with their delivery status."""
+    from dcoflow.tasks.follow_up import register
+
     rows = register.incidents(dco)
     if as_json:
         print_json(rows)
@@ -111,6 +119,8 @@ def incidents(dco: DcoOpt = None, as_json: JsonOpt = False) -> None:
 def escalate(dco: str, force: Annotated[bool, typer.Option("--force", help="Ignore backoff.")] = False,
              as_json: JsonOpt = False) -> None:
     """Open incidents for a DCO's confirmed findings and deliver the pending ones now."""
+    from dcoflow.tasks.follow_up.escalation import escalate as escalate_findings
+
     rows = escalate_findings(dco, force=force)
     if as_json:
         print_json(rows)
@@ -123,6 +133,8 @@ def escalate(dco: str, force: Annotated[bool, typer.Option("--force", help="Igno
 @handle_errors
 def retests(dco: DcoOpt = None, as_json: JsonOpt = False) -> None:
     """List re-tests: techniques, when, how (flow run or sweep), status and results."""
+    from dcoflow.tasks.follow_up import register
+
     rows = register.retests(dco)
     if as_json:
         print_json(rows)
@@ -154,6 +166,8 @@ def reassign(
     as_json: JsonOpt = False,
 ) -> None:
     """Give an action or a risk another owner and/or date; the audit log records who, why, from and to."""
+    from dcoflow.tasks.follow_up import register
+
     out = register.reassign(ref, actor, reason, owner=owner, due=_day(due, "due"), expected_version=version)
     if as_json:
         print_json(out)

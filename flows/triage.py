@@ -3,8 +3,9 @@
 It lists the untriaged, non-exercise hits of the DCO's latest (or given) hunt run, applies verdicts
 given as a parameter (automation, the demo), and pauses for the rest with a typed form (one verdict
 and note per hit; resume in the UI or with ``prefect.flow_runs.resume_flow_run(id, run_input=…)``).
-The CLI equivalent is ``dco hunt triage``. Every true positive emits ``dco.finding.true-positive``,
-which the escalate deployment's trigger turns into an incident.
+Listing and recording are ``dcoflow.tasks.conduct.triage``'s ``hits_to_triage`` and ``triage``, which
+``dco hunt hits/triage`` call too. Every new true positive emits ``dco.finding.true-positive``, which the
+escalate deployment's trigger turns into an incident.
 """
 
 from __future__ import annotations

@@ -3,6 +3,10 @@
 The opinion's id is fixed per (sighting, analyst); a re-triage writes the next ``TriageVerdict``
 version and a new ``modified`` of the same opinion, so the history of both is kept. Repeating the
 same verdict and note changes nothing.
+
+User actions (each opens its session): ``hits_to_triage`` lists a run's untriaged hits and ``triage``
+records verdicts and announces the confirmed findings; ``dco hunt hits/triage`` and the ``triage-hunt``
+flow call the same two.
 """
 
 from __future__ import annotations

@@ -339,6 +339,18 @@ class BriefingFacts:
     ir: IrActivity | None = None  # incident-response support: the same facts as the IR brief
 
     @property
+    def decisions_by_body(self) -> list[tuple[str, int, int]]:
+        """(body, grouped decisions, risks) per deciding body, most risks first. Each body's meeting pack lists
+        only its own decisions, so a brief that gives one total must also say how it splits, or the pack a
+        reader opens shows a different number."""
+        by: dict[str, list[int]] = {}
+        for g in self.decision_groups:
+            counts = by.setdefault(g.authority, [0, 0])
+            counts[0] += 1
+            counts[1] += g.risks
+        return sorted(((b, n, r) for b, (n, r) in by.items()), key=lambda x: (-x[2], x[0]))
+
+    @property
     def held(self) -> list[TechniqueFacts]:
         """Tested techniques our defences stopped or alerted on, best first."""
         return [t for t in self.techniques if (t.outcomes.get("prevented", 0) or t.outcomes.get("alerted", 0)

@@ -192,3 +192,29 @@ def test_a_brief_reads_both_assessments_in_two_queries(built: Built) -> None:
         assert [x.id for x in now] == [x.id for x in latest_scores(s, built.dco_id)] and now
         assert [x.id for x in before] == [x.id for x in latest_scores(s, built.dco_id, back=1)] and before
         assert newest_and_previous_scores(s, "no-such-dco") == ([], [])
+
+
+def test_brief_decision_totals_split_by_body_as_each_pack_shows_them(built: Built, catalog: Catalog) -> None:
+    """The executive brief gave one total of grouped decisions (CRMG's and BCISOA's together) while the CRMG
+    pack a reader opens showed only CRMG's: the brief now says how the total splits, and each body's share
+    is the count that body's pack puts on its agenda."""
+    from datetime import timedelta
+
+    from dcoflow.tasks.reporting.meetings import build_pack, create_meeting
+
+    with session_scope() as s:
+        facts = gather_facts(s, built.dco_id, catalog, now=NOW)
+        split = facts.decisions_by_body
+        assert len(split) > 1, "the fixture should have risks for more than one body"
+        assert sum(n for _, n, _ in split) == len(facts.decision_groups)
+        assert sum(r for _, _, r in split) == len(facts.decisions)
+        at = NOW + timedelta(days=1)
+        for body, groups, risks in split:
+            pack = build_pack(s, create_meeting(s, built.dco_id, body, at, now=NOW).id, catalog, now=NOW,
+                              max_decisions=10**6)
+            own = [g for g in pack.decisions if all(pack.entries[c.item_id].item.authority == body for c in g.cases)]
+            assert (len(own), sum(g.size for g in own)) == (groups, risks), body
+    md = executive_brief(facts)
+    bluf = next(line for line in md.splitlines() if "grouped decision(s)" in line)
+    for body, groups, risks in split:
+        assert f"{body} {groups} covering {risks}" in bluf

@@ -94,7 +94,20 @@ def convert_rule(rule: RuleInfo, backend: SiemBackend, mapping: FieldMapping = F
 
     Not thread-safe (pySigma back ends keep the last pipeline on themselves): convert in one thread.
     """
+    return convert_rule_with_fields(rule, backend, mapping)[0]
+
+
+def convert_rule_with_fields(rule: RuleInfo, backend: SiemBackend,
+                             mapping: FieldMapping = FieldMapping.SYSMON) -> tuple[list[str], frozenset[str]]:
+    """The rule's queries (``convert_rule``) and the fields its own detection reads, named as the queries name
+    them (after the pipeline's mapping): what an index must carry for the rule to be evaluable on it at all.
+
+    The conditions the pipeline adds (EventID, Channel, ``event.category``) are left out: they say which events,
+    not whether the index keeps what the rule inspects. A rule with a keyword (any-field) search reads no field
+    in particular: empty, so nobody concludes from missing fields that it cannot match.
+    """
     from sigma.collection import SigmaCollection
+    from sigma.rule import SigmaRule
 
     if not rule.yaml:
         raise ContentError("rule text not loaded", object=rule.path)
@@ -102,12 +115,31 @@ def convert_rule(rule: RuleInfo, backend: SiemBackend, mapping: FieldMapping = F
     converter = siem_backend(backend, windows, FieldMapping(mapping))
     try:
         collection = SigmaCollection.from_yaml(rule.yaml)  # fresh parse: pipelines mutate rules in place
+        # each rule's own detections, before the pipeline adds its conditions (a correlation rule has none)
+        own = [set(r.detection.detections) if isinstance(r, SigmaRule) else None for r in collection.rules]
         queries = converter.convert(collection)
     except Exception as exc:  # pySigma raises many unrelated types for unsupported constructs
         raise ContentError(f"cannot convert to {backend}: {type(exc).__name__}: {exc}", object=rule.path) from exc
     out = [str(q) for q in queries if str(q).strip()]
     if not out:
         raise ContentError(f"conversion to {backend} produced no query", object=rule.path)
+    fields: set[str | None] = set()
+    for r, names in zip(collection.rules, own, strict=True):  # the rules as the pipeline left them
+        if names is None or not isinstance(r, SigmaRule):
+            fields.add(None)  # reads what the rules it correlates read: no field set of its own
+            continue
+        fields.update(f for name in names for f in _detection_fields(r.detection.detections[name]))
+    return out, frozenset() if None in fields else frozenset(f for f in fields if f)
+
+
+def _detection_fields(detection: Any) -> list[str | None]:
+    """The field of every item under ``detection`` (None for a keyword item); a field mapped to several
+    fields is a nested detection."""
+    from sigma.rule import SigmaDetection
+
+    out: list[str | None] = []
+    for item in detection.detection_items:
+        out.extend(_detection_fields(item) if isinstance(item, SigmaDetection) else [item.field])
     return out
 
 

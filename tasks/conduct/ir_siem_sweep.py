@@ -6,7 +6,8 @@ bounded sample (``count_and_sample``), never made to stream every hit back.
 Per indicator the same statuses as the local sweep: ``found`` with the server's count (hosts and first/last seen
 from the sample, said so when the sample is not every hit), ``not-found``, ``not-evaluable`` — the pattern is not
 expressible in that language (named), or no event of the index in the window carries any field the query reads
-(one presence count per field set) — ``skipped``, ``refused`` (the SIEM rejected the query) or ``invalid``.
+(one presence count per field set: a STIX pattern's object paths as translated, a Sigma rule's detection fields
+as its pipeline maps them) — ``skipped``, ``refused`` (the SIEM rejected the query) or ``invalid``.
 
 A pattern whose observations translate but whose combination does not (WITHIN, REPEATS, START/STOP, FOLLOWEDBY)
 is evaluated here when the index keeps Sysmon's field names: its observations' events are counted, fetched when
@@ -45,7 +46,7 @@ from dcoflow.models.patterns.siem_query import (
     translate,
 )
 from dcoflow.models.repository.operation import get_operation
-from dcoflow.models.sigma.siem_convert import FieldMapping, SiemBackend, convert_rule
+from dcoflow.models.sigma.siem_convert import FieldMapping, SiemBackend, convert_rule_with_fields
 from dcoflow.models.stix.hunt_objects import event_host, event_time
 from dcoflow.models.stix.rows import stix_time
 from dcoflow.tasks.conduct.ir_sweep import IndicatorResult, SweepResult, load_indicators, skip_reason
@@ -132,7 +133,8 @@ def sweep_siem(
                 pending.append(_Pending(res, [q.query for q in obs], plan, frozenset().union(*(q.fields for q in obs))))
             elif ptype == "sigma":
                 info = rule_info_from_mapping(yaml.safe_load(res.pattern), ind_id, res.pattern)
-                pending.append(_Pending(res, convert_rule(info, SIGMA_BACKEND[kind], fm)))
+                queries, fields = convert_rule_with_fields(info, SIGMA_BACKEND[kind], fm)
+                pending.append(_Pending(res, queries, fields=fields))
             else:
                 res.status, res.reason = "refused", f"pattern_type {ptype!r} is not evaluated (stix and sigma are)"
         except NotExpressibleError as exc:

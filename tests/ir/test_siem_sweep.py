@@ -221,3 +221,40 @@ def test_qualifiers_are_evaluated_here_on_the_few_events_the_siem_fetches() -> N
     assert "its observations match 7 events, more than the 5 fetched to evaluate it here" in (limited.reason or "")
     fetched = [j["search"] for j in splunk.jobs.values() if "update-check" in j["search"]]
     assert len(fetched) >= 2  # a count, then the search whose results were evaluated
+
+
+def _sigma(key: str, category: str, selection: str) -> dict[str, Any]:
+    return _ind(key, f"title: sigma {key}\nid: 5e2a1c8b-0d4f-4a57-9a49-d7b1d1d0f0{key}\nlogsource: {{product: windows, "
+                     f"category: {category}}}\ndetection:\n  sel:\n    {selection}\n  condition: sel\n", "sigma")
+
+
+SIGMA = [_sigma("21", "registry_set", "TargetObject|contains: '\\Software\\Evil'"),
+         _sigma("22", "process_creation", "CommandLine|contains: MiniDump"),
+         _sigma("23", "dns_query", "QueryName: update-check.example.net")]
+
+
+def test_a_sigma_indicator_whose_fields_no_event_carries_is_not_evaluable_not_absent() -> None:
+    """Issue 12: zero hits from a rule on fields the index lacks say nothing about the indicator; one presence
+    count for its detection's fields (as its pipeline maps them) tells that apart from a real non-match."""
+    splunk = Splunk()  # no TargetObject in the index; command lines present; the C2 domain queried 7 times
+    client = SplunkClient("https://splunk:8089", "tok", transport=httpx.MockTransport(splunk), sleep=lambda s: None)
+    now = datetime(2026, 11, 21, tzinfo=UTC)
+    by = {r.name: r for r in sweep_siem(SIGMA, client, kind="splunk", index="main", start=START, end=END, sample=3,
+                                        now=now).indicators}
+    assert by["ioc 21"].status == "not-evaluable"
+    assert by["ioc 21"].reason == "not evaluable on this data: no event in main carries TargetObject"
+    assert by["ioc 22"].status == "not-found" and by["ioc 22"].reason is None  # the index keeps command lines
+    found = by["ioc 23"]
+    assert (found.status, found.matches, found.hosts, len(found.samples)) == ("found", 7, {"wkst-01": 3}, 3)
+    searches = [j["search"] for j in splunk.jobs.values()]
+    assert "search index=main (TargetObject=*) | head 1" in searches
+    assert "search index=main (CommandLine=*) | head 1" in searches
+    assert not any("QueryName=*" in s for s in searches)  # hits: no presence count asked
+    assert not any("EventID=*" in s or "Channel=*" in s for s in searches)  # the pipeline's conditions: not read
+
+    es = Elastic()  # ECS names: the rule reads registry.path, which this index has no event with
+    ecs = sweep_siem(SIGMA[:1], ElasticClient("http://es:9200", transport=httpx.MockTransport(es)), kind="elastic",
+                     index="logs-win", start=START, end=END, mapping="ecs", now=now).indicators[0]
+    assert ecs.status == "not-evaluable"
+    assert ecs.reason == "not evaluable on this data: no event in logs-win carries registry.path"
+    assert [b["query"]["bool"]["must"][0]["query_string"]["query"] for b in es.search] == ["_exists_:registry.path"]

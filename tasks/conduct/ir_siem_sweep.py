@@ -49,7 +49,7 @@ from dcoflow.models.repository.operation import get_operation
 from dcoflow.models.sigma.siem_convert import FieldMapping, SiemBackend, convert_rule_with_fields
 from dcoflow.models.stix.hunt_objects import event_host, event_time
 from dcoflow.models.stix.rows import stix_time
-from dcoflow.tasks.conduct.ir_sweep import IndicatorResult, SweepResult, load_indicators, skip_reason
+from dcoflow.tasks.conduct.ir_sweep import IndicatorResult, SweepResult, indicator_results, load_indicators
 
 SiemKind = Literal["elastic", "splunk"]
 DIALECT: dict[str, Dialect] = {"elastic": "eql", "splunk": "spl"}
@@ -105,18 +105,11 @@ def sweep_siem(
         raise ValidationError("the ECS field mapping is for Elastic indices, not Splunk", field="field_mapping",
                               suggestions=[FieldMapping.SYSMON.value])
     dialect = DIALECT[kind]
-    results: list[IndicatorResult] = []
     pending: list[_Pending] = []
     fetch: list[_Fetch] = []
-    for ind in indicators:
-        ind_id = str(ind.get("id") or "indicator (no id)")
-        ptype = str(ind.get("pattern_type") or "")
-        res = IndicatorResult(ind_id, str(ind.get("name") or ""), ptype, str(ind.get("pattern") or ""), "not-found")
-        results.append(res)
-        skip = skip_reason(ind, now)
-        if skip:
-            res.status, res.reason = "skipped", skip
-            continue
+    results, usable = indicator_results(indicators, now)
+    for _ind, res in usable:
+        ind_id, ptype = res.id, res.pattern_type
         try:
             if ptype == "stix":
                 pattern = compile_pattern(res.pattern, ind_id)

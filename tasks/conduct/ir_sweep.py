@@ -93,7 +93,26 @@ def load_indicators(source: str) -> list[dict[str, Any]]:
     return [o for o in read_stix(source, types=["indicator"]) if o.get("type") == "indicator"]
 
 
-def skip_reason(ind: dict[str, Any], now: datetime) -> str | None:
+def indicator_results(
+    indicators: Sequence[dict[str, Any]], now: datetime
+) -> tuple[list[IndicatorResult], list[tuple[dict[str, Any], IndicatorResult]]]:
+    """One result per indicator in the given order (revoked and expired ones already marked skipped), and the
+    (indicator, result) pairs still to evaluate: the local and SIEM sweeps report the same way."""
+    results: list[IndicatorResult] = []
+    usable: list[tuple[dict[str, Any], IndicatorResult]] = []
+    for ind in indicators:
+        res = IndicatorResult(str(ind.get("id") or "indicator (no id)"), str(ind.get("name") or ""),
+                              str(ind.get("pattern_type") or ""), str(ind.get("pattern") or ""), "not-found")
+        results.append(res)
+        skip = _skip_reason(ind, now)
+        if skip:
+            res.status, res.reason = "skipped", skip
+        else:
+            usable.append((ind, res))
+    return results, usable
+
+
+def _skip_reason(ind: dict[str, Any], now: datetime) -> str | None:
     if ind.get("revoked") is True:
         return "revoked"
     until = parse_time(str(ind["valid_until"])) if ind.get("valid_until") else None
@@ -118,18 +137,11 @@ def sweep(indicators: Sequence[dict[str, Any]], data: Path | Sequence[Path], *, 
     """Evaluate every usable indicator over every telemetry file below ``data``; see the module doc."""
     started = time.perf_counter()
     now = now or datetime.now(UTC)
-    results: list[IndicatorResult] = []
     stix_patterns: list[tuple[IndicatorResult, Pattern]] = []
     sigma: list[tuple[IndicatorResult, CompiledRule]] = []
-    for ind in indicators:
-        ind_id = str(ind.get("id") or "indicator (no id)")
-        kind = str(ind.get("pattern_type") or "")
-        res = IndicatorResult(ind_id, str(ind.get("name") or ""), kind, str(ind.get("pattern") or ""), "not-found")
-        results.append(res)
-        skip = skip_reason(ind, now)
-        if skip:
-            res.status, res.reason = "skipped", skip
-            continue
+    results, usable = indicator_results(indicators, now)
+    for ind, res in usable:
+        ind_id, kind = res.id, res.pattern_type
         try:
             if kind == "stix":
                 stix_patterns.append((res, compile_pattern(res.pattern, ind_id)))

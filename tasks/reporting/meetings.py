@@ -35,7 +35,7 @@ from dcoflow.models.followup import (
     as_utc,
     is_overdue,
 )
-from dcoflow.models.marking import MarkingFacts, strictest
+from dcoflow.models.marking import MarkingFacts, strictest, xlsx_header
 from dcoflow.models.meeting import (
     MAX_DECISIONS_PER_PACK,
     DecisionCase,
@@ -408,18 +408,11 @@ def write_tracker(pack: MeetingPack, path: Path) -> Path:
     book = xlsxwriter.Workbook(str(path), XLSX_OPTIONS)  # text stays text: no formula, no link
     book.set_properties({"title": f"Action tracker — {pack.title}", "keywords": pack.marking.label,
                          "comments": pack.marking.banner})
-    sheet = book.add_worksheet("actions")
     banner = book.add_format({"bold": True, "font_color": "#FFFFFF", "bg_color": "#000000"})
     bold = book.add_format({"bold": True, "bg_color": "#F2F2F2", "border": 1})
     late = book.add_format({"bold": True, "font_color": "#B00020"})
     dated = book.add_format({"num_format": "yyyy-mm-dd"})
-    # Excel header/footer codes: &C centre section; ampersands in the text must be doubled.
-    marking = pack.marking.banner.replace("&", "&&")
-    sheet.set_header(f"&C{marking}")
-    sheet.set_footer(f"&C{marking} — page &P of &N")
-    sheet.merge_range(0, 0, 0, len(TRACKER_COLUMNS) - 1, pack.marking.banner, banner)
-    for c, name in enumerate(TRACKER_COLUMNS):
-        sheet.write(1, c, name, bold)
+    sheet = _marked_sheet(book, "actions", TRACKER_COLUMNS, pack.marking, banner, bold)
     row = 2
     for a in pack.tracker:
         values: list[Any] = [a.dco_id, a.id, a.title, a.kind, a.technique_id, a.owner, a.priority, None, a.status,
@@ -442,6 +435,19 @@ def write_tracker(pack: MeetingPack, path: Path) -> Path:
     return path
 
 
+def _marked_sheet(book: Any, name: str, columns: Sequence[str], marking: MarkingFacts, banner: Any,
+                  bold: Any) -> Any:
+    """A worksheet with the marking in its print header and footer and as a banner row above the column names."""
+    sheet = book.add_worksheet(name)
+    code = xlsx_header(marking)  # Excel header/footer codes: &C is the centre section
+    sheet.set_header(f"&C{code}")
+    sheet.set_footer(f"&C{code} — page &P of &N")
+    sheet.merge_range(0, 0, 0, len(columns) - 1, marking.banner, banner)
+    for c, column in enumerate(columns):
+        sheet.write(1, c, column, bold)
+    return sheet
+
+
 REGISTER_COLUMNS = ["decision", "on the agenda", "body", "recommended", "risk", "score", "likelihood", "impact",
                     "owner", "decide by", "statement", "outcome"]
 
@@ -449,13 +455,7 @@ REGISTER_COLUMNS = ["decision", "on the agenda", "body", "recommended", "risk", 
 def _register_sheet(book: Any, pack: MeetingPack, banner: Any, bold: Any) -> None:
     """The full register of risks awaiting this body's decision, each with the grouped decision it belongs to
     (those on the agenda and those in the annex)."""
-    sheet = book.add_worksheet("decisions")
-    marking = pack.marking.banner.replace("&", "&&")
-    sheet.set_header(f"&C{marking}")
-    sheet.set_footer(f"&C{marking} — page &P of &N")
-    sheet.merge_range(0, 0, 0, len(REGISTER_COLUMNS) - 1, pack.marking.banner, banner)
-    for c, name in enumerate(REGISTER_COLUMNS):
-        sheet.write(1, c, name, bold)
+    sheet = _marked_sheet(book, "decisions", REGISTER_COLUMNS, pack.marking, banner, bold)
     row = 2
     for n, g in enumerate([*pack.decisions, *pack.annex], start=1):
         for e in pack.cases(g):

@@ -42,6 +42,12 @@ def clear_memo() -> None:
     _by_hash.clear()
 
 
+def ensure_catalog(catalog: Catalog | None, source: str | None = None, *,
+                   settings: Settings | None = None) -> Catalog:
+    """``catalog`` when the caller already holds one (a flow passes it between tasks), else :func:`load_catalog`."""
+    return catalog if catalog is not None else load_catalog(source, settings=settings)
+
+
 def load_catalog(
     source: str | None = None,
     domain: str | None = None,

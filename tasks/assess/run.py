@@ -14,6 +14,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from dcoflow.connectors.attack import ensure_catalog
 from dcoflow.core.db import session_scope
 from dcoflow.core.errors import NotFoundError
 from dcoflow.models.assessment import DEFAULT_HALF_LIFE_DAYS, Targets
@@ -22,14 +23,6 @@ from dcoflow.models.repository import assessment as assessment_log
 from dcoflow.models.repository.operation import get_operation, list_operations
 from dcoflow.tasks.assess import outputs, scoring
 from dcoflow.tasks.retry import retry_when_retryable
-
-
-def _catalog(catalog: Catalog | None, attack_source: str | None) -> Catalog:
-    if catalog is not None:
-        return catalog
-    from dcoflow.connectors.attack import load_catalog
-
-    return load_catalog(attack_source)
 
 
 def assess(
@@ -44,7 +37,7 @@ def assess(
 ) -> dict[str, dict[str, Any]]:
     """Assess a DCO (or every DCO) now and, with ``output_dir``, publish its table, charts, layers and the
     trend across DCOs there. Returns per DCO id its summary, id report, follow-up gaps and files."""
-    catalog = _catalog(catalog, attack_source)
+    catalog = ensure_catalog(catalog, attack_source)
     results: dict[str, dict[str, Any]] = {}
     with session_scope() as session:
         if all_dcos:
@@ -78,7 +71,7 @@ assess_task = task(name="assess-dco", cache_policy=NO_CACHE, retry_condition_fn=
 
 def coverage(dco: str, *, attack_source: str | None = None, catalog: Catalog | None = None) -> list[dict[str, Any]]:
     """The newest assessment's coverage table (JSON records, gaps first by rank): `dco assess gaps|scores`."""
-    catalog = _catalog(catalog, attack_source)
+    catalog = ensure_catalog(catalog, attack_source)
     with session_scope() as session:
         op = get_operation(session, dco)
         found = assessment_log.latest_scores(session, op.id)
@@ -98,7 +91,7 @@ def technique_history(dco: str, technique_id: str) -> list[dict[str, Any]]:
 def layer(dco: str, kind: str, *, attack_source: str | None = None,
           catalog: Catalog | None = None) -> dict[str, Any]:
     """A Navigator layer of the newest assessment: `dco assess layer`."""
-    catalog = _catalog(catalog, attack_source)
+    catalog = ensure_catalog(catalog, attack_source)
     with session_scope() as session:
         return outputs.build_layer(session, dco, catalog, kind)
 
@@ -127,7 +120,7 @@ def import_dettect(file: Path, dco: str, *, attack_source: str | None = None,
     from dcoflow.connectors.content.dettect import read_dettect
     from dcoflow.tasks.assess.evidence import store_imported
 
-    catalog = _catalog(catalog, attack_source)
+    catalog = ensure_catalog(catalog, attack_source)
     with session_scope() as session:
         dco_id = get_operation(session, dco).id
         result = read_dettect(file, catalog=catalog, dco_id=dco_id)
@@ -140,7 +133,7 @@ def export_dettect(dco: str, out: Path, *, attack_source: str | None = None, cat
     """The DCO's scores as a DeTT&CT technique administration file: `dco assess export-dettect`."""
     from dcoflow.tasks.assess.dettect_export import export_dettect as write
 
-    catalog = _catalog(catalog, attack_source)
+    catalog = ensure_catalog(catalog, attack_source)
     with session_scope() as session:
         return write(session, dco, catalog, out)
 

@@ -13,20 +13,13 @@ from typing import Any, Literal
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from dcoflow.connectors.attack import ensure_catalog
 from dcoflow.core.db import session_scope
 from dcoflow.models.attack import Catalog
 from dcoflow.models.followup import ActionStatus, Treatment
 from dcoflow.tasks.retry import retry_when_retryable
 
 Audience = Literal["technical", "executive", "both"]
-
-
-def _catalog(catalog: Catalog | None, attack_source: str | None) -> Catalog:
-    if catalog is not None:
-        return catalog
-    from dcoflow.connectors.attack import load_catalog
-
-    return load_catalog(attack_source)
 
 
 def brief(
@@ -43,7 +36,7 @@ def brief(
     from dcoflow.tasks.reporting.briefing import executive_brief, write_briefs
     from dcoflow.tasks.reporting.documents.products import gather_brief_documents
 
-    catalog = _catalog(catalog, attack_source)
+    catalog = ensure_catalog(catalog, attack_source)
     with session_scope() as session:
         docs = gather_brief_documents(session, dco, catalog)
     facts = docs.facts
@@ -98,7 +91,7 @@ def meeting_pack(meeting: str, out_dir: Path, *, attack_source: str | None = Non
     """Write the meeting's pack (Markdown, HTML) and its XLSX action tracker into ``out_dir``."""
     from dcoflow.tasks.reporting.meetings import build_pack, write_pack
 
-    catalog = _catalog(catalog, attack_source)
+    catalog = ensure_catalog(catalog, attack_source)
     with session_scope() as session:
         files = write_pack(build_pack(session, meeting, catalog), out_dir)
     return {k: str(v) for k, v in files.items()}
@@ -110,7 +103,7 @@ def prepare_meeting(dco: str, body: str, out_dir: Path, *, attack_source: str | 
     """Build (or refresh) the body's meeting about the DCO now (to the minute) and write its pack."""
     from dcoflow.tasks.reporting.meetings import build_pack, create_meeting, write_pack
 
-    catalog = _catalog(catalog, attack_source)
+    catalog = ensure_catalog(catalog, attack_source)
     when = (now or datetime.now(UTC)).replace(second=0, microsecond=0)
     with session_scope() as session:
         meeting = create_meeting(session, dco, body, when, actor=actor)
@@ -140,7 +133,7 @@ def decide_group(meeting: str, group: str, outcome: str, by: str, *, decision: T
     """One decision for every risk of a grouped decision (``grp-…``) of the meeting."""
     from dcoflow.tasks.reporting import meetings
 
-    catalog = _catalog(catalog, attack_source)
+    catalog = ensure_catalog(catalog, attack_source)
     with session_scope() as session:
         return [meetings.item_row(i) for i in meetings.decide_group(session, meeting, group, catalog, outcome, by,
                                                                      decision=decision, expires_at=expires_at)]
@@ -153,7 +146,7 @@ def export_stix(dco: str, out_dir: Path, *, attack_source: str | None = None,
 
     from dcoflow.tasks.reporting.stix_export import export_dco_bundle
 
-    catalog = _catalog(catalog, attack_source)
+    catalog = ensure_catalog(catalog, attack_source)
     with session_scope() as session:
         path = export_dco_bundle(session, dco, catalog, out_dir)
     objects = json.loads(path.read_text(encoding="utf-8"))["objects"]

@@ -300,7 +300,7 @@ def publish_to_taxii(
 
     Server and collection default to DCO_TAXII_URL / DCO_TAXII_COLLECTION; the client and its credentials
     come from the registry (a caller's password: ``registry.with_secrets(taxii_password=…)``)."""
-    from dcoflow.connectors.attack import load_catalog
+    from dcoflow.connectors.attack import ensure_catalog
     from dcoflow.core.db import session_scope
 
     registry = registry or ConnectorRegistry.from_settings()
@@ -317,7 +317,7 @@ def publish_to_taxii(
         raise ConfigError(f"TAXII user {username} given but no password", object="DCO_TAXII_PASSWORD",
                           hint="set DCO_TAXII_PASSWORD, name a variable holding it with --password-env, "
                                "or a Prefect Secret block (flow: secret_block)")
-    catalog = catalog or load_catalog(attack_source)
+    catalog = ensure_catalog(catalog, attack_source, settings=settings)
     with registry.taxii(root, username=username) as client, session_scope() as session:
         return publish_dco(session, dco, catalog, client, collection, since=since,
                            allow_amber_strict=allow_amber_strict, policy=policy)

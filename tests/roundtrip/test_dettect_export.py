@@ -92,7 +92,7 @@ def test_cli_export_without_assessment_is_a_clear_error(settings: Settings, cata
     import dcoflow.connectors.attack as attack_connector
     from dcoflow.flows.cli import app
 
-    monkeypatch.setattr(attack_connector, "load_catalog", lambda source=None: catalog)  # type: ignore[attr-defined]
+    monkeypatch.setattr(attack_connector, "load_catalog", lambda source=None, **_: catalog)  # type: ignore[attr-defined]
     with session_scope() as s:
         spec = DcoSpec.model_validate({"name": "not assessed", "objective": "baseline", "type": "threat-hunt",
                                        "threat_profile": {"techniques": ["T1059.001"]}})

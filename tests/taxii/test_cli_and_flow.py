@@ -40,7 +40,7 @@ def test_cli_and_flow_publish_the_same_objects(hunted_dco: str, catalog: Catalog
         "status": [], "collections": [_collection(BY_CLI, "cli", read=True, write=True),
                                       _collection(BY_FLOW, "flow", read=True, write=True)]}}
     root = medallion(data, {USER: PASSWORD}) + "/dco/"
-    monkeypatch.setattr(attack_connector, "load_catalog", lambda source=None: catalog)
+    monkeypatch.setattr(attack_connector, "load_catalog", lambda source=None, **_: catalog)
     for name, value in {"DCO_TAXII_URL": root, "DCO_TAXII_USER": USER, "DCO_TAXII_PASSWORD": PASSWORD}.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()

@@ -154,7 +154,7 @@ def test_cli_publish_json(hunted_dco: str, catalog: Catalog, taxii_server: str,
     app.add_typer(publish_app)
     app.callback()(lambda: None)
 
-    monkeypatch.setattr(attack_connector, "load_catalog", lambda source=None: catalog)
+    monkeypatch.setattr(attack_connector, "load_catalog", lambda source=None, **_: catalog)
     monkeypatch.setenv("TAXII_PW", PASSWORD)
     args = ["publish", hunted_dco, "--taxii", taxii_server, "--collection", SCRATCH, "--user", USER,
             "--password-env", "TAXII_PW", "--releasable", DEMO_STATEMENT, "--json"]
@@ -175,7 +175,7 @@ def test_cli_publish_reads_the_settings(hunted_dco: str, catalog: Catalog, taxii
     import dcoflow.connectors.attack as attack_connector
     from dcoflow.flows.cli import app
 
-    monkeypatch.setattr(attack_connector, "load_catalog", lambda source=None: catalog)
+    monkeypatch.setattr(attack_connector, "load_catalog", lambda source=None, **_: catalog)
     runner = CliRunner()
     args = ["publish", hunted_dco, "--releasable", DEMO_STATEMENT, "--json"]
     missing = runner.invoke(app, args)
@@ -199,7 +199,7 @@ def test_flow_publishes_with_env_credentials(hunted_dco: str, catalog: Catalog, 
     import dcoflow.connectors.attack as attack_connector
     import dcoflow.flows.publish as publish_flow
 
-    monkeypatch.setattr(attack_connector, "load_catalog", lambda source=None: catalog)
+    monkeypatch.setattr(attack_connector, "load_catalog", lambda source=None, **_: catalog)
     monkeypatch.setenv("DCO_TAXII_USER", USER)
     monkeypatch.setenv("DCO_TAXII_PASSWORD", PASSWORD)
     monkeypatch.setenv("DCO_TAXII_URL", taxii_server)

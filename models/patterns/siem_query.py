@@ -380,7 +380,7 @@ def _eql(pred: Pred, indicator: str, numeric: bool) -> str:
             parts.append(f"{pred.field} : " + (_q(values[0]) if len(values) == 1 else
                                                  "(" + ", ".join(_q(v) for v in values) + ")"))
         parts += [f"{pred.field} regex~ {_q(_glob_lucene(g))}" for g in pred.globs if g not in plain]
-        return parts[0] if len(parts) == 1 else "(" + " or ".join(parts) + ")"
+        return _either(parts, "or")
     if isinstance(pred, Regex):
         lucene = lucene_regex(pred.pcre)
         if lucene is None:
@@ -406,6 +406,11 @@ def _eql(pred: Pred, indicator: str, numeric: bool) -> str:
     return "(" + joiner.join(_eql(o, indicator, numeric) for o in pred.operands) + ")"
 
 
+def _either(terms: list[str], word: str) -> str:
+    """One term as it is; several joined by ``word`` (the dialect's OR) in parentheses."""
+    return terms[0] if len(terms) == 1 else "(" + f" {word} ".join(terms) + ")"
+
+
 def _spl_search_ok(pred: Pred) -> bool:
     """SPL's search command can state it: no regex, no single-character wildcard, no literal ``*``."""
     if isinstance(pred, Match):
@@ -423,11 +428,11 @@ def _spl_search(pred: Pred) -> str:
     """Search-command terms: ``field="value"`` compares case-insensitively, ``*`` is the wildcard."""
     if isinstance(pred, Match):
         terms = [f"{pred.field}={_q(''.join('*' if t == ANY else t for t in g))}" for g in pred.globs]
-        return terms[0] if len(terms) == 1 else "(" + " OR ".join(terms) + ")"
+        return _either(terms, "OR")
     if isinstance(pred, Number):
         op = "=" if pred.op == "==" else pred.op
         terms = [f"{pred.field}{op}{v}" for v in pred.values]
-        return terms[0] if len(terms) == 1 else "(" + " OR ".join(terms) + ")"
+        return _either(terms, "OR")
     if isinstance(pred, Cidr):  # search terms match IP fields against a CIDR block
         return f"{pred.field}={_q(pred.network)}"
     if isinstance(pred, Present):
@@ -451,13 +456,13 @@ def _spl_where(pred: Pred) -> str:
             else:
                 regex = "(?is)^" + "".join(".*" if t == ANY else "." if t == ONE else re.escape(t) for t in g) + "$"
                 parts.append(f"match({pred.field}, {_q(regex)})")
-        return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
+        return _either(parts, "OR")
     if isinstance(pred, Regex):
         return f"match({pred.field}, {_q('(?i)' + pred.pcre)})"
     if isinstance(pred, Number):
         op = "=" if pred.op == "==" else pred.op
         terms = [f"tonumber({pred.field}){op}{v}" for v in pred.values]
-        return terms[0] if len(terms) == 1 else "(" + " OR ".join(terms) + ")"
+        return _either(terms, "OR")
     if isinstance(pred, Cidr):
         return f"cidrmatch({_q(pred.network)}, {pred.field})"
     if isinstance(pred, Present):

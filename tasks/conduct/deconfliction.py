@@ -52,6 +52,23 @@ def _window(op: Operation) -> dict[str, str | None]:
     return {"start": as_utc(w.start).isoformat() if w else None, "end": as_utc(w.end).isoformat() if w else None}
 
 
+def deliver_notice(session: Session, row: Deconfliction, webhook: WebhookClient, event: str,
+                   payload: dict[str, Any], *, subject: str, hint: str) -> dict[str, Any]:
+    """Post ``row``'s notice (idempotent by the row id) and mark it sent with the receiver's receipt. A failure
+    is recorded on the row, flushed and raised as ExecutionError naming ``subject``: nothing runs unannounced."""
+    try:
+        answer = webhook.post(event, payload, idempotency_key=row.id)
+    except ConnectorError as exc:
+        row.status, row.error = "failed", exc.message
+        session.add(row)
+        session.flush()
+        raise ExecutionError(f"deconfliction notice to {row.notified} failed: {exc.reason}", object=subject,
+                             retryable=exc.retryable, hint=hint) from exc
+    row.status, row.error = "sent", None
+    row.receipt = str(answer.get("id") or answer.get("receipt") or answer.get("status") or "accepted")
+    return answer
+
+
 def notify_window(session: Session, op: Operation, *, webhook: WebhookClient | None = None,
                   actor: str = "dcoflow") -> list[Deconfliction]:
     """Send (once) the DCO's window notice to every contact; a receiver may acknowledge in its answer
@@ -77,17 +94,8 @@ def notify_window(session: Session, op: Operation, *, webhook: WebhookClient | N
                                        "ack_required": roe.deconfliction_ack_required,
                                        "ack": f"dco deconflict ack {op.id} --by NAME",
                                        "marking": marking_json(MarkingFacts.of(op.dco.marking))}
-            try:
-                answer = webhook.post("emulation.deconfliction", payload, idempotency_key=decon_id)
-            except ConnectorError as exc:
-                row.status, row.error = "failed", exc.message
-                session.add(row)
-                session.flush()
-                raise ExecutionError(f"deconfliction notice to {contact} failed: {exc.reason}", object=f"DCO {op.id}",
-                                     retryable=exc.retryable,
-                                     hint="no step was run; retry once the receiver is reachable") from exc
-            row.status, row.error = "sent", None
-            row.receipt = str(answer.get("id") or answer.get("receipt") or answer.get("status") or "accepted")
+            answer = deliver_notice(session, row, webhook, "emulation.deconfliction", payload, subject=f"DCO {op.id}",
+                                    hint="no step was run; retry once the receiver is reachable")
             if answer.get("acknowledged") is True and str(answer.get("by") or "").strip():
                 row.status = ACKNOWLEDGED
                 row.receipt = f"acknowledged by {str(answer['by']).strip()[:200]} (webhook)"

@@ -22,7 +22,6 @@ from dcoflow.connectors.content.atomics import AtomicsIndex
 from dcoflow.connectors.executor.local import ExecutionResult, LocalExecutor, Override
 from dcoflow.connectors.webhook import WebhookClient
 from dcoflow.core.errors import (
-    ConnectorError,
     DcoError,
     ExecutionError,
     ValidationError,
@@ -41,6 +40,7 @@ from dcoflow.models.marking import MarkingFacts, marking_json
 from dcoflow.models.operation import Operation, utcnow
 from dcoflow.models.plan import EmulationStep, ProcedureSource, StepStatus
 from dcoflow.models.procedures import CtidPlan
+from dcoflow.models.repository.deconfliction import get_notice
 from dcoflow.models.repository.emulation import (
     get_step,
     load_steps,
@@ -49,7 +49,7 @@ from dcoflow.models.repository.emulation import (
 from dcoflow.models.repository.operation import audit_trail, get_operation, record_event
 from dcoflow.models.roe import command_only, destructive_reasons, elevation_means
 from dcoflow.models.stix.ids import row_id
-from dcoflow.tasks.conduct.deconfliction import require_acknowledged
+from dcoflow.tasks.conduct.deconfliction import deliver_notice, require_acknowledged
 
 CONNECTORS = ("manual", "local", "caldera")
 
@@ -82,7 +82,7 @@ def deconflict_step(
     rows: list[Deconfliction] = []
     for contact in contacts:
         decon_id = row_id("x-dco-deconfliction", op.id, step.id, contact)
-        existing = session.get(Deconfliction, decon_id)
+        existing = get_notice(session, decon_id)
         if existing is not None and existing.status in ("sent", "recorded"):
             rows.append(existing)
             continue
@@ -98,18 +98,8 @@ def deconflict_step(
                 "marker": marker, "hosts": op.dco.rules_of_engagement.allowed_hosts,
                 "marking": marking_json(MarkingFacts.of(op.dco.marking)),
             }
-            try:
-                answer = webhook.post("emulation.step.starting", payload, idempotency_key=decon_id)
-            except ConnectorError as exc:
-                row.status, row.error = "failed", exc.message
-                session.add(row)
-                session.flush()
-                raise ExecutionError(
-                    f"deconfliction notice to {contact} failed: {exc.reason}", object=f"step {step.id}",
-                    retryable=exc.retryable, hint="the step was not run; retry once the receiver is reachable",
-                ) from exc
-            row.status, row.error = "sent", None
-            row.receipt = str(answer.get("id") or answer.get("receipt") or answer.get("status") or "accepted")
+            deliver_notice(session, row, webhook, "emulation.step.starting", payload, subject=f"step {step.id}",
+                           hint="the step was not run; retry once the receiver is reachable")
         session.add(row)
         rows.append(row)
     if rows:

@@ -18,15 +18,25 @@ from dcoflow.flows.plan import plan_dco
 from dcoflow.models.repository.operation import audit_trail, get_operation
 
 
-def _flow_run_id(name_prefix: str, state: str, timeout: float = 60) -> Any:
+def _flow_run_id(name_prefix: str, state: str, timeout: float = 120) -> Any:
+    from prefect.client.schemas.filters import (
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    # Filtered by the server: the session's harness holds many runs by now, and an unfiltered first page of 50
+    # need not contain the one this test waits for.
+    runs = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType(state)])))
+    flows = FlowFilter(name=FlowFilterName(any_=[name_prefix]))
     deadline = time.monotonic() + timeout
     with get_client(sync_client=True) as client:
         while time.monotonic() < deadline:
-            for run in client.read_flow_runs(limit=50):
-                if run.state is not None and run.state.type.value == state and run.flow_id is not None:
-                    flow = client.read_flow(run.flow_id)
-                    if flow.name == name_prefix:
-                        return run.id
+            for run in client.read_flow_runs(flow_filter=flows, flow_run_filter=runs, limit=50):
+                return run.id
             time.sleep(0.5)
     raise AssertionError(f"no {name_prefix} run reached {state}")
 
